@@ -1,0 +1,157 @@
+"""`lerobot-keyframes`: a thin command line over the library. Each command parses flags and calls one function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+Command = Callable[[argparse.Namespace], int | None]
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _episodes_arg(value: str) -> list[int]:
+    """`0,3,5-8` -> [0, 3, 5, 6, 7, 8]."""
+    out: list[int] = []
+    for part in _csv(value):
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            out.extend(range(int(lo), int(hi) + 1))
+        else:
+            out.append(int(part))
+    return out
+
+
+# -- sample ------------------------------------------------------------------------------------------
+def _add_sample(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample", help="write a small procedurally rendered LeRobot v3 dataset")
+    p.add_argument("out", type=Path, help="output dataset root (must not exist unless --overwrite)")
+    p.add_argument("--episodes", type=int, default=4)
+    p.add_argument("--cameras", type=_csv, default=["front", "wrist"], help="comma-separated camera names")
+    p.add_argument("--fps", type=int, default=30)
+    p.add_argument("--codec", choices=["av1", "h264"], default="av1")
+    p.add_argument("--image-camera", default=None, help="add a camera stored as images inside the parquet")
+    p.add_argument("--max-video-file-mb", type=float, default=None, help="roll over to a new mp4 past this size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, default=320)
+    p.add_argument("--height", type=int, default=240)
+    p.add_argument("--episode-seconds", type=float, default=6.0)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_run_sample)
+
+
+def _run_sample(args: argparse.Namespace) -> int:
+    from .testing.sample import make_sample_dataset
+
+    root = make_sample_dataset(
+        args.out,
+        episodes=args.episodes,
+        cameras=args.cameras,
+        fps=args.fps,
+        codec=args.codec,
+        image_camera=args.image_camera,
+        max_video_file_mb=args.max_video_file_mb,
+        seed=args.seed,
+        width=args.width,
+        height=args.height,
+        episode_seconds=args.episode_seconds,
+        overwrite=args.overwrite,
+    )
+    print(root)
+    return 0
+
+
+# -- info --------------------------------------------------------------------------------------------
+def _add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="print a summary of a LeRobot v3 dataset (local root or Hub repo id)")
+    p.add_argument("source", help="dataset root or Hub repo id")
+    p.add_argument("--revision", default=None)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_run_info)
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from .dataset.summary import format_summary, summarize
+
+    summary = summarize(args.source, revision=args.revision)
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+# -- tiny-model --------------------------------------------------------------------------------------
+def _add_tiny_model(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tiny-model", help="build a random-weight tiny Qwen-VL model offline (smoke tests only: its text is meaningless)"
+    )
+    p.add_argument("out", type=Path)
+    p.add_argument("--family", choices=["qwen2_vl", "qwen2_5_vl", "qwen3_vl"], default="qwen2_5_vl")
+    p.add_argument("--head-dim", type=int, default=16, help="64 for models vLLM must run")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_run_tiny_model)
+
+
+def _run_tiny_model(args: argparse.Namespace) -> int:
+    from .testing.tiny_qwen import build_tiny_qwen
+
+    print(build_tiny_qwen(args.family, args.out, head_dim=args.head_dim, seed=args.seed))
+    return 0
+
+
+# -- demo --------------------------------------------------------------------------------------------
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the main job offline on the embedded sample dataset")
+    p.add_argument("--out", type=Path, default=Path("out/demo"), help="where the demo writes its results")
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.out)
+
+
+COMMANDS: Sequence[Callable[[argparse._SubParsersAction], None]] = (
+    _add_sample,
+    _add_info,
+    _add_tiny_model,
+    _add_demo,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="lerobot-keyframes",
+        description="Exact keyframes and grounded language for LeRobot v3 datasets.",
+    )
+    parser.add_argument("--version", action="version", version=f"lerobot_keyframes {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose + 1, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from .dataset.errors import DatasetFormatError
+
+    try:
+        return int(args.func(args) or 0)
+    except (DatasetFormatError, FileNotFoundError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,279 @@
+"""The episode table: one `datasets.Dataset` row per episode, built from a LeRobot v3 dataset.
+
+Every row is self-contained (absolute root, relative files, exact float32 frame timestamps, per-camera
+file and `from_timestamp`), so `Dataset.map` workers can decode frames without re-reading metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .errors import DatasetFormatError
+from .layout import TASKS_PATH, DatasetLayout
+
+logger = logging.getLogger(__name__)
+
+CAMERA_FIELDS = {
+    "key": "string",
+    "storage": "string",
+    "path": "string",
+    "from_timestamp": "float64",
+    "to_timestamp": "float64",
+    "codec": "string",
+    "width": "int64",
+    "height": "int64",
+    "fps": "float64",
+    "size_bytes": "int64",
+}
+
+
+def episode_features():
+    """The declared `datasets.Features` of the episode table."""
+    from datasets import Features, List, Value
+
+    return Features(
+        {
+            "episode_index": Value("int64"),
+            "task": Value("string"),
+            "tasks": List(Value("string")),
+            "length": Value("int64"),
+            "fps": Value("float64"),
+            "timestamps": List(Value("float32")),
+            "dataset_from_index": Value("int64"),
+            "dataset_to_index": Value("int64"),
+            "data_file": Value("string"),
+            "root": Value("string"),
+            "repo_id": Value("string"),
+            "revision": Value("string"),
+            "camera_keys": List(Value("string")),
+            "cameras": List({k: Value(v) for k, v in CAMERA_FIELDS.items()}),
+        }
+    )
+
+
+def read_tasks(layout: DatasetLayout) -> dict[int, str]:
+    path = layout.root / TASKS_PATH
+    if not path.is_file():
+        return {}
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DatasetFormatError(f"{path}: unreadable parquet ({exc})") from exc
+    if "task_index" not in table.column_names or "task" not in table.column_names:
+        raise DatasetFormatError(f"{path}: expected columns 'task_index' and 'task', got {table.column_names}")
+    return dict(zip(table["task_index"].to_pylist(), table["task"].to_pylist()))
+
+
+def read_episodes_meta(layout: DatasetLayout) -> pa.Table:
+    """All rows of meta/episodes/*/*.parquet, sorted by episode_index, with the columns we need checked."""
+    paths = layout.episodes_paths()
+    if not paths:
+        raise DatasetFormatError(f"{layout.root / 'meta/episodes'}: no chunk-*/file-*.parquet episode metadata")
+    tables = []
+    for path in paths:
+        try:
+            tables.append(pq.read_table(path))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DatasetFormatError(f"{path}: unreadable parquet ({exc})") from exc
+    # stats columns may differ between files; keep only the columns every file has
+    common = [c for c in tables[0].column_names if all(c in t.column_names for t in tables)]
+    table = pa.concat_tables([t.select(common) for t in tables], promote_options="permissive")
+    required = ["episode_index", "length", "data/chunk_index", "data/file_index",
+                "dataset_from_index", "dataset_to_index"]
+    missing = [c for c in required if c not in table.column_names]
+    if missing:
+        raise DatasetFormatError(f"{paths[0].parent.parent}: episodes metadata lacks columns {missing}")
+    for cam in layout.video_keys:
+        cols = [f"videos/{cam}/{c}" for c in ("chunk_index", "file_index", "from_timestamp", "to_timestamp")]
+        missing = [c for c in cols if c not in table.column_names]
+        if missing:
+            raise DatasetFormatError(
+                f"{paths[0].parent.parent}: episodes metadata lacks columns {missing} of camera {cam!r}"
+            )
+    table = table.sort_by("episode_index")
+    indices = table["episode_index"].to_numpy()
+    expected = np.arange(len(indices))
+    if len(indices) and not np.array_equal(indices, expected):
+        bad = int(np.nonzero(indices != expected)[0][0])
+        raise DatasetFormatError(
+            f"{layout.root / 'meta/episodes'}: episode indices are not contiguous from 0: "
+            f"position {bad} holds episode {int(indices[bad])} (expected {bad})"
+        )
+    return table
+
+
+def _frame_columns(path: Path, episode_indices: set[int]) -> dict[int, dict[str, np.ndarray]]:
+    """episode_index -> {timestamp, frame_index, index} arrays, read from one data file."""
+    if not path.is_file():
+        raise DatasetFormatError(f"{path}: data file is missing")
+    try:
+        table = pq.read_table(path, columns=["episode_index", "timestamp", "frame_index", "index"])
+    except (pa.ArrowInvalid, OSError, KeyError) as exc:
+        raise DatasetFormatError(f"{path}: unreadable data parquet ({exc})") from exc
+    if table.schema.field("timestamp").type != pa.float32():
+        raise DatasetFormatError(
+            f"{path}: column 'timestamp' is {table.schema.field('timestamp').type}, expected float32"
+        )
+    out: dict[int, dict[str, np.ndarray]] = {}
+    ep = table["episode_index"].to_numpy()
+    for e in episode_indices:
+        mask = pc.equal(table["episode_index"], e)
+        sub = table.filter(mask)
+        positions = np.nonzero(ep == e)[0]
+        if len(positions) and positions[-1] - positions[0] + 1 != len(positions):
+            raise DatasetFormatError(f"{path}: frames of episode {e} are not contiguous in the file")
+        out[e] = {
+            "timestamp": sub["timestamp"].to_numpy(),
+            "frame_index": sub["frame_index"].to_numpy(),
+            "index": sub["index"].to_numpy(),
+        }
+    return out
+
+
+def build_episode_rows(
+    layout: DatasetLayout,
+    *,
+    episodes: Iterable[int] | None = None,
+    repo_id: str | None = None,
+    revision: str | None = None,
+) -> list[dict[str, Any]]:
+    """Episode rows as plain dicts (the same rows `load_episodes` puts in a Dataset)."""
+    meta = read_episodes_meta(layout)
+    tasks_by_index = read_tasks(layout)
+    total = meta.num_rows
+    wanted = sorted(set(episodes)) if episodes is not None else list(range(total))
+    for e in wanted:
+        if not 0 <= e < total:
+            raise DatasetFormatError(f"{layout.root}: episode {e} does not exist (dataset has {total} episodes)")
+    cols = meta.to_pydict()
+    cameras = [c for c in layout.cameras if not c.is_depth]
+    sizes: dict[str, int] = {}
+
+    # group episodes by data file so each file is read once
+    by_file: dict[tuple[int, int], list[int]] = {}
+    for e in wanted:
+        by_file.setdefault((cols["data/chunk_index"][e], cols["data/file_index"][e]), []).append(e)
+    frames: dict[int, dict[str, np.ndarray]] = {}
+    data_file: dict[int, str] = {}
+    for (chunk, file), eps in sorted(by_file.items()):
+        path = layout.data_path(chunk, file)
+        frames.update(_frame_columns(path, set(eps)))
+        for e in eps:
+            data_file[e] = layout.relative(path)
+
+    rows = []
+    for e in wanted:
+        length = int(cols["length"][e])
+        fr = frames[e]
+        data_path = layout.root / data_file[e]
+        if len(fr["timestamp"]) != length:
+            raise DatasetFormatError(
+                f"{data_path}: episode {e} has {len(fr['timestamp'])} frames but meta/episodes says length={length}"
+            )
+        if length and not np.array_equal(fr["frame_index"], np.arange(length)):
+            raise DatasetFormatError(f"{data_path}: episode {e} frame_index is not 0..{length - 1} in order")
+        lo, hi = int(cols["dataset_from_index"][e]), int(cols["dataset_to_index"][e])
+        if length and (int(fr["index"][0]) != lo or int(fr["index"][-1]) != hi - 1):
+            raise DatasetFormatError(
+                f"{data_path}: episode {e} global index range [{int(fr['index'][0])}, {int(fr['index'][-1]) + 1}) "
+                f"disagrees with meta/episodes [{lo}, {hi})"
+            )
+        task_list = cols["tasks"][e] if "tasks" in cols and cols["tasks"][e] is not None else []
+        if not task_list and tasks_by_index:
+            task_list = [tasks_by_index[min(tasks_by_index)]]
+        cam_rows = []
+        duration = float(length) / float(layout.fps)
+        for cam in cameras:
+            if cam.storage == "image":
+                cam_rows.append(
+                    {"key": cam.key, "storage": "image", "path": data_file[e], "from_timestamp": 0.0,
+                     "to_timestamp": duration, "codec": None, "width": cam.width, "height": cam.height,
+                     "fps": float(layout.fps), "size_bytes": None}
+                )
+                continue
+            chunk = cols[f"videos/{cam.key}/chunk_index"][e]
+            file = cols[f"videos/{cam.key}/file_index"][e]
+            path = layout.video_path(cam.key, chunk, file)
+            rel = layout.relative(path)
+            if rel not in sizes:
+                sizes[rel] = path.stat().st_size if path.exists() else -1
+            cam_rows.append(
+                {
+                    "key": cam.key,
+                    "storage": "video",
+                    "path": rel,
+                    "from_timestamp": float(cols[f"videos/{cam.key}/from_timestamp"][e]),
+                    "to_timestamp": float(cols[f"videos/{cam.key}/to_timestamp"][e]),
+                    "codec": cam.codec,
+                    "width": cam.width,
+                    "height": cam.height,
+                    "fps": float(cam.fps) if cam.fps else float(layout.fps),
+                    "size_bytes": sizes[rel] if sizes[rel] >= 0 else None,
+                }
+            )
+        rows.append(
+            {
+                "episode_index": e,
+                "task": task_list[0] if task_list else "",
+                "tasks": list(task_list),
+                "length": length,
+                "fps": float(layout.fps),
+                "timestamps": fr["timestamp"],
+                "dataset_from_index": lo,
+                "dataset_to_index": hi,
+                "data_file": data_file[e],
+                "root": str(layout.root),
+                "repo_id": repo_id,
+                "revision": revision,
+                "camera_keys": [c.key for c in cameras],
+                "cameras": cam_rows,
+            }
+        )
+    return rows
+
+
+def load_episodes(
+    source: str | Path,
+    *,
+    revision: str | None = None,
+    episodes: Sequence[int] | None = None,
+    cameras: Sequence[str] | None = None,
+    download_videos: bool = False,
+):
+    """Read a LeRobot v3 dataset (local root or Hub repo id) into a `datasets.Dataset`, one row per episode.
+
+    A Hub dataset is fetched with `snapshot_download` (meta and data only; videos of `cameras` for the
+    selected episodes when `download_videos=True`), at the `v3.0` tag when the repo has one.
+    """
+    from datasets import Dataset
+
+    from .source import resolve_source
+
+    resolved = resolve_source(source, revision=revision)
+    layout = DatasetLayout.open(resolved.root)
+    rows = build_episode_rows(layout, episodes=episodes, repo_id=resolved.repo_id, revision=resolved.revision)
+    if cameras is not None:
+        unknown = sorted(set(cameras) - set(layout.camera_keys))
+        if unknown:
+            raise DatasetFormatError(
+                f"{layout.root}: unknown camera(s) {unknown}; the dataset has {layout.camera_keys}"
+            )
+        for row in rows:
+            row["cameras"] = [c for c in row["cameras"] if c["key"] in cameras]
+            row["camera_keys"] = [c["key"] for c in row["cameras"]]
+    if download_videos and resolved.repo_id is not None:
+        resolved.fetch_files(sorted({c["path"] for r in rows for c in r["cameras"] if c["storage"] == "video"}))
+        for row in rows:
+            for cam in row["cameras"]:
+                path = layout.root / cam["path"]
+                cam["size_bytes"] = path.stat().st_size if path.exists() else None
+    table = {k: [r[k] for r in rows] for k in episode_features()}
+    return Dataset.from_dict(table, features=episode_features())

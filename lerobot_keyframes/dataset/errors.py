@@ -1,0 +1,15 @@
+"""Errors raised while reading a LeRobot dataset: each names the file and, when known, the episode."""
+
+from __future__ import annotations
+
+
+class DatasetFormatError(ValueError):
+    """The dataset on disk does not follow the LeRobot v3 layout; the message names file and episode."""
+
+
+class UnsupportedVersionError(DatasetFormatError):
+    """The dataset's `codebase_version` is not v3.x."""
+
+
+class UnsafePathError(DatasetFormatError):
+    """A path built from info.json templates or indices would leave the dataset root."""
