@@ -1,0 +1,132 @@
+"""What a module needs to annotate one episode: its frames, its times, the model, a seeded RNG."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .config import AnnotateConfig
+
+logger = logging.getLogger(__name__)
+
+
+class AnnotationError(RuntimeError):
+    """A module could not annotate an episode; the message names episode, module, camera and time."""
+
+    def __init__(self, message: str, *, episode_index: int, module: str, raw: str | None = None) -> None:
+        super().__init__(f"episode {episode_index}, module {module}: {message}")
+        self.episode_index = episode_index
+        self.module = module
+        self.raw = raw
+
+
+@dataclass
+class CallStats:
+    calls: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class EpisodeContext:
+    """One episode, seen by the modules. Times always come from `timestamps` (exact float32 parquet values)."""
+
+    episode: dict[str, Any]
+    config: AnnotateConfig
+    provider: Any  # FrameProvider
+    backend: Any  # vlm backend with `agenerate(conversations, schemas)`
+    requests: asyncio.Semaphore
+    stats: CallStats = field(default_factory=CallStats)
+    model_family: str = "qwen2_5_vl"
+
+    @property
+    def index(self) -> int:
+        return int(self.episode["episode_index"])
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        return np.asarray(self.episode["timestamps"], dtype=np.float32)
+
+    @property
+    def fps(self) -> float:
+        return float(self.episode["fps"])
+
+    @property
+    def duration(self) -> float:
+        ts = self.timestamps
+        return float(ts[-1]) + 1.0 / self.fps if len(ts) else 0.0
+
+    @property
+    def task(self) -> str:
+        return str(self.episode.get("task") or "")
+
+    @property
+    def cameras(self) -> list[str]:
+        return list(self.episode["camera_keys"])
+
+    @property
+    def default_camera(self) -> str:
+        wanted = getattr(self.backend, "camera_key", None) or getattr(
+            getattr(self.backend, "config", None), "camera_key", None
+        )
+        if wanted and wanted in self.cameras:
+            return wanted
+        if not self.cameras:
+            raise AnnotationError("the dataset has no camera to annotate", episode_index=self.index, module="plan")
+        return self.cameras[0]
+
+    def rng(self, module: str) -> random.Random:
+        """A per-(seed, episode, module) RNG: the same choices on every run, whatever else runs."""
+        return random.Random(zlib.crc32(f"{self.config.seed}:{self.index}:{module}".encode()))
+
+    def frame_time(self, index: int) -> float:
+        """The exact parquet timestamp of frame `index`, as a Python float (float32 value)."""
+        return float(self.timestamps[index])
+
+    def frames_at_hz(self, hz: float) -> list[int]:
+        """Frame indices sampled at `hz` across the whole episode (by frame, last frame reachable)."""
+        n = len(self.timestamps)
+        step = max(1, int(round(self.fps / hz)))
+        return list(range(0, n, step))
+
+    async def decode(self, times: Sequence[float], camera: str, module: str):
+        """Frames at the given exact times (decoded in a worker thread), or an AnnotationError.
+
+        The provider's own error already names file, episode, camera and time; it is kept as the cause.
+        """
+        try:
+            return await asyncio.to_thread(self.provider.frames_at, self.episode, list(times), camera)
+        except Exception as exc:
+            raise AnnotationError(f"camera {camera}: {exc}", episode_index=self.index, module=module) from exc
+
+    async def ask(
+        self, module: str, conversations: list[list[dict[str, Any]]], schemas: list[dict[str, Any] | None]
+    ) -> list[dict[str, Any]]:
+        """Ask the model; every answer parsed against its schema or an AnnotationError with the raw text."""
+        async with self.requests:
+            results = await self.backend.agenerate(conversations, schemas)
+        answers = []
+        for result in results:
+            self.stats.calls += 1
+            self.stats.prompt_tokens += int(getattr(result, "prompt_tokens", 0) or 0)
+            self.stats.completion_tokens += int(getattr(result, "completion_tokens", 0) or 0)
+            parsed = getattr(result, "parsed", None)
+            if not isinstance(parsed, dict):
+                self.stats.failures += 1
+                error = getattr(result, "error", None) or "no valid JSON answer"
+                raise AnnotationError(
+                    f"model answer rejected ({error}); raw text: {str(getattr(result, 'text', ''))[:300]!r}",
+                    episode_index=self.index,
+                    module=module,
+                    raw=getattr(result, "text", None),
+                )
+            answers.append(parsed)
+        return answers

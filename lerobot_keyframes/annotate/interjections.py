@@ -1,0 +1,64 @@
+"""`interjections` module: a spoken acknowledgement at the first frame, then user cues on subtask boundaries.
+
+Each cue is an `interjection` event, a `say` speech atom with the reply, and a `plan` row at the same
+frame whose steps take the cue into account (it replaces the plan module's row at that time).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import schemas
+from .context import EpisodeContext
+from .plan import _user
+from .prompting import load_prompt
+from .rows import event_row, persistent_row, speech_row
+from .spans import format_plan
+
+MODULE = "interjections"
+PROMPTS = ["interjection_ack", "interjection_cue"]
+
+
+def choose_boundaries(ctx: EpisodeContext, spans: list[dict[str, Any]]) -> list[int]:
+    """Seeded choice of up to N span indices (not the first) whose start is late enough."""
+    cfg = ctx.config.interjections
+    eligible = [k for k, s in enumerate(spans) if k > 0 and s["start"] >= cfg.interjection_min_t]
+    rng = ctx.rng(MODULE)
+    chosen = rng.sample(eligible, min(cfg.max_interjections_per_episode, len(eligible)))
+    return sorted(chosen)
+
+
+async def run_interjections(ctx: EpisodeContext, plan_info: dict[str, Any]) -> list[dict[str, Any]]:
+    cfg = ctx.config.interjections
+    task = plan_info.get("task") or ctx.task
+    spans = plan_info["spans"]
+    camera = ctx.default_camera
+    rows: list[dict[str, Any]] = []
+
+    t0 = ctx.frame_time(0)
+    first = (await ctx.decode([t0], camera, MODULE)).to_pil()
+    text = load_prompt("interjection_ack").render(task=task)
+    (ack,) = await ctx.ask(MODULE, [_user([{"type": "image", "image": first[0]}], text)], [schemas.speech_schema()])
+    rows.append(speech_row(" ".join(ack["speech"].split()), t0))
+
+    chosen = choose_boundaries(ctx, spans)
+    conversations, boundary_times = [], []
+    for k in chosen:
+        start_index = int(spans[k]["start_index"])
+        lo = max(0, start_index - max(1, cfg.interjection_window_frames) + 1)
+        window = sorted({*range(lo, start_index + 1)})
+        frames = (await ctx.decode([ctx.frame_time(i) for i in window], camera, MODULE)).to_pil()
+        remaining = format_plan([s["text"] for s in spans[k:]])
+        text = load_prompt("interjection_cue").render(
+            task=task, time=spans[k]["start"], completed=spans[k - 1]["text"], remaining_plan=remaining
+        )
+        conversations.append(_user([{"type": "image", "image": im} for im in frames], text))
+        boundary_times.append(ctx.frame_time(start_index))
+    if conversations:
+        answers = await ctx.ask(MODULE, conversations, [schemas.interjection_schema(ctx.config.plan.plan_max_steps)] * len(conversations))
+        for t, answer in zip(boundary_times, answers):
+            rows.append(event_row("interjection", " ".join(answer["interjection"].split()), t, role="user"))
+            rows.append(speech_row(" ".join(answer["reply"].split()), t))
+            steps = [s for s in answer["plan"] if str(s).strip()] or [spans[-1]["text"]]
+            rows.append(persistent_row("plan", format_plan(steps), t))
+    return rows

@@ -1,0 +1,143 @@
+"""`plan` module: effective task, task rephrasings, subtasks (describe then segment, windowed), plan, memory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from . import schemas
+from .context import AnnotationError, EpisodeContext
+from .prompting import load_prompt
+from .rows import persistent_row
+from .spans import Span, clean_spans, format_plan, merge_windows, normalize_label
+
+logger = logging.getLogger(__name__)
+
+MODULE = "plan"
+PROMPTS = ["plan_describe", "plan_segment", "plan_task_from_video", "plan_task_aug", "plan_memory"]
+PLACEHOLDER_TASKS = {"", "task", "none", "null", "n/a", "todo", "default", "debug", "test"}
+
+
+def needs_video_task(task: str, mode: str, min_words: int) -> bool:
+    if mode == "always":
+        return True
+    if mode == "off":
+        return False
+    return task.strip().lower() in PLACEHOLDER_TASKS or len(task.split()) < min_words
+
+
+def _sheet_blocks(ctx: EpisodeContext, images: list[Any], times: list[float]) -> list[dict[str, Any]]:
+    from ..frames.blocks import contact_sheets
+
+    cfg = ctx.config.plan
+    sheets = contact_sheets(
+        images, times, columns=cfg.contact_sheet_columns, tile_width=cfg.contact_sheet_frame_width,
+        frames_per_sheet=cfg.contact_sheet_frames_per_sheet,
+    )
+    return [{"type": "image", "image": sheet} for sheet in sheets]
+
+
+def _user(blocks: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": [*blocks, {"type": "text", "text": text}]}]
+
+
+async def effective_task(ctx: EpisodeContext, images: list[Any], times: list[float]) -> str:
+    cfg = ctx.config.plan
+    if not needs_video_task(ctx.task, cfg.derive_task_from_video, cfg.derive_task_min_words):
+        return ctx.task
+    step = max(1, len(images) // 8)
+    blocks = _sheet_blocks(ctx, images[::step], times[::step])
+    text = load_prompt("plan_task_from_video").render(task=ctx.task or "(none)")
+    (answer,) = await ctx.ask(MODULE, [_user(blocks, text)], [schemas.task_schema()])
+    return normalize_label(answer["task"]) or ctx.task
+
+
+async def segment(ctx: EpisodeContext, task: str, images: list[Any], times: list[float]) -> list[Span]:
+    """Windows of at most `max_frames_per_prompt` frames; describe-then-segment per window; merged and cleaned."""
+    cfg = ctx.config.plan
+    size = max(2, cfg.max_frames_per_prompt)
+    windows = [(images[i : i + size], times[i : i + size]) for i in range(0, len(images), size)]
+    raw_windows = []
+    for k, (w_images, w_times) in enumerate(windows):
+        w_start = w_times[0]
+        w_end = windows[k + 1][1][0] if k + 1 < len(windows) else ctx.duration
+        blocks = _sheet_blocks(ctx, w_images, w_times)
+        description_block = ""
+        if cfg.subtask_describe_first:
+            text = load_prompt("plan_describe").render(task=task)
+            (desc,) = await ctx.ask(MODULE, [_user(blocks, text)], [schemas.describe_schema()])
+            description_block = f"\nWhat happens, as described by an observer:\n{desc['description']}\n"
+        text = load_prompt("plan_segment").render(
+            task=task, window_start=w_start, window_end=w_end, duration=ctx.duration,
+            description_block=description_block, min_subtask_seconds=cfg.min_subtask_seconds,
+            max_steps=cfg.plan_max_steps,
+        )
+        (answer,) = await ctx.ask(
+            MODULE, [_user(blocks, text)], [schemas.segment_schema(w_start, w_end, cfg.plan_max_steps)]
+        )
+        raw_windows.append(answer.get("subtasks", []))
+    return clean_spans(
+        merge_windows(raw_windows), ctx.timestamps, ctx.fps, min_seconds=cfg.min_subtask_seconds,
+        max_steps=cfg.plan_max_steps, fallback_text=task or "do the task",
+    )
+
+
+async def rephrasings(ctx: EpisodeContext, task: str) -> list[str]:
+    n = ctx.config.plan.n_task_rephrasings
+    if n <= 0 or not task:
+        return []
+    text = load_prompt("plan_task_aug").render(task=task, n=n)
+    (answer,) = await ctx.ask(MODULE, [_user([], text)], [schemas.rephrasings_schema(n)])
+    seen, out = {task.lower()}, []
+    for phrase in answer["rephrasings"]:
+        phrase = " ".join(str(phrase).split())
+        if phrase and phrase.lower() not in seen:
+            seen.add(phrase.lower())
+            out.append(phrase)
+    return out[:n]
+
+
+async def memories(ctx: EpisodeContext, task: str, spans: list[Span]) -> list[str]:
+    """Chained: memory k summarises memory k-1 plus the subtask completed at span k's start."""
+    out: list[str] = []
+    previous = "(nothing yet)"
+    for span in spans[:-1]:
+        text = load_prompt("plan_memory").render(task=task, previous_memory=previous, completed=span.text)
+        (answer,) = await ctx.ask(MODULE, [_user([], text)], [schemas.memory_schema()])
+        previous = " ".join(str(answer["memory"]).split())
+        out.append(previous)
+    return out
+
+
+async def run_plan(ctx: EpisodeContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows of the plan module and the info later modules need (spans, effective task)."""
+    cfg = ctx.config.plan
+    indices = ctx.frames_at_hz(cfg.frames_per_second)
+    if cfg.keyframe_policy == "motion+fps":
+        from ..frames.policies import motion
+
+        extra = motion().frame_indices(ctx.episode)
+        indices = sorted(set(indices) | {int(i) for i in extra})
+    times = [ctx.frame_time(i) for i in indices]
+    camera = ctx.default_camera
+    frames = await ctx.decode(times, camera, MODULE)
+    images = frames.to_pil()
+    if len(images) != len(times):
+        raise AnnotationError(f"camera {camera}: asked {len(times)} frames, got {len(images)}",
+                              episode_index=ctx.index, module=MODULE)
+    real_times = [float(t) for t in frames.timestamps]
+    task = await effective_task(ctx, images, real_times)
+    spans = await segment(ctx, task, images, real_times)
+    rows: list[dict[str, Any]] = []
+    t0 = ctx.frame_time(0)
+    for phrase in await rephrasings(ctx, task):
+        rows.append(persistent_row("task_aug", phrase, t0, role="user"))
+    mems = await memories(ctx, task, spans) if cfg.emit_memory else []
+    for k, span in enumerate(spans):
+        rows.append(persistent_row("subtask", span.text, span.start))
+        if cfg.emit_plan:
+            rows.append(persistent_row("plan", format_plan([s.text for s in spans[k:]]), span.start))
+        if cfg.emit_memory and k > 0:
+            rows.append(persistent_row("memory", mems[k - 1], span.start))
+    info = {"task": task, "spans": [s.as_dict() for s in spans], "camera": camera}
+    return rows, info

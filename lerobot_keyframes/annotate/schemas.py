@@ -1,0 +1,83 @@
+"""JSON schemas of every model answer. Bounded everywhere (strings, numbers, arrays) so a grammar-constrained
+decoder always terminates with valid JSON, even with a random-weight model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRINTABLE = "[ -!#-\\[\\]-~]"  # printable ASCII without '"' and '\\'
+
+
+def text(max_length: int = 120, min_length: int = 1) -> dict[str, Any]:
+    return {"type": "string", "minLength": min_length, "maxLength": max_length,
+            "pattern": f"^{PRINTABLE}{{{min_length},{max_length}}}$"}
+
+
+def number(lo: float, hi: float) -> dict[str, Any]:
+    return {"type": "number", "minimum": lo, "maximum": hi}
+
+
+def integer(lo: int, hi: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": lo, "maximum": hi}
+
+
+def obj(**props: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+
+def array(items: dict[str, Any], max_items: int, min_items: int = 1) -> dict[str, Any]:
+    return {"type": "array", "items": items, "minItems": min_items, "maxItems": max_items}
+
+
+def describe_schema() -> dict[str, Any]:
+    return obj(description=text(600))
+
+
+def segment_schema(window_start: float, window_end: float, max_steps: int) -> dict[str, Any]:
+    t = number(round(window_start, 2), round(window_end, 2) + 0.01)
+    return obj(subtasks=array(obj(text=text(80), start=t, end=t), max_items=max_steps))
+
+
+def task_schema() -> dict[str, Any]:
+    return obj(task=text(120))
+
+
+def rephrasings_schema(n: int) -> dict[str, Any]:
+    return obj(rephrasings=array(text(120), max_items=n, min_items=1))
+
+
+def memory_schema() -> dict[str, Any]:
+    return obj(memory=text(200))
+
+
+def speech_schema() -> dict[str, Any]:
+    return obj(speech=text(160))
+
+
+def interjection_schema(max_steps: int) -> dict[str, Any]:
+    return obj(interjection=text(160), reply=text(160), plan=array(text(80), max_items=max_steps))
+
+
+def vqa_answer_schema(question_type: str, x_max: float, y_max: float) -> dict[str, Any]:
+    """lerobot's five answer shapes; coordinates bounded by the convention's range."""
+    # one bound for both axes keeps the grammar simple; answers are clamped per axis afterwards
+    coord = number(0, max(x_max, y_max))
+    if question_type == "bbox":
+        det = obj(label=text(40), bbox_format={"type": "string", "enum": ["xyxy"]},
+                  bbox=array(coord, max_items=4, min_items=4))
+        return obj(detections=array(det, max_items=3))
+    if question_type == "keypoint":
+        return obj(label=text(40), point_format={"type": "string", "enum": ["xy"]},
+                   point=array(coord, max_items=2, min_items=2))
+    if question_type == "count":
+        return obj(label=text(40), count=integer(0, 50))
+    if question_type == "attribute":
+        return obj(label=text(40), attribute=text(30), value=text(40))
+    if question_type == "spatial":
+        relation = {"type": "string", "enum": ["left_of", "right_of", "on", "in", "above", "below", "near"]}
+        return obj(subject=text(40), relation=relation, object=text(40))
+    raise ValueError(f"unknown question type {question_type!r}")
+
+
+def vqa_schema(question_type: str, x_max: float, y_max: float) -> dict[str, Any]:
+    return obj(question=text(120), answer=vqa_answer_schema(question_type, x_max, y_max))

@@ -1,0 +1,152 @@
+"""`vqa` module: frame-grounded questions and answers at `vqa_emission_hz`, per camera or rotating.
+
+Answers follow lerobot's five shapes. Boxes and points carry their coordinate convention and the size
+of the image the model saw (`"coords": "pixel"` for Qwen2/2.5-VL, `"norm1000"` for Qwen3-VL), so users
+can convert them; lerobot's shape check accepts the extra keys.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from . import schemas
+from .context import EpisodeContext
+from .plan import _user
+from .prompting import load_prompt
+from .rows import event_row
+
+MODULE = "vqa"
+PROMPTS = ["vqa"]
+PATCH = {"qwen2_vl": 28, "qwen2_5_vl": 28, "qwen3_vl": 32}
+
+TYPE_INSTRUCTIONS = {
+    "bbox": "Give a box around each object you name as [x1, y1, x2, y2] (top-left and bottom-right) {unit}.",
+    "keypoint": "Give one point [x, y] on the object you name {unit}.",
+    "count": "Count the objects of one kind that are visible.",
+    "attribute": "Name an object, one of its attributes (colour, shape, state) and the observed value.",
+    "spatial": "Relate two visible objects with one of: left_of, right_of, on, in, above, below, near.",
+}
+ANSWER_SHAPES = {
+    "bbox": '{"detections": [{"label": "...", "bbox_format": "xyxy", "bbox": [x1, y1, x2, y2]}]}',
+    "keypoint": '{"label": "...", "point_format": "xy", "point": [x, y]}',
+    "count": '{"label": "...", "count": <int>}',
+    "attribute": '{"label": "...", "attribute": "...", "value": "..."}',
+    "spatial": '{"subject": "...", "relation": "...", "object": "..."}',
+}
+
+
+def detect_family(model_id: str | None) -> str:
+    """qwen2_vl | qwen2_5_vl | qwen3_vl, from a local config.json when there is one, else from the name."""
+    name = (model_id or "").lower()
+    if model_id and (Path(model_id) / "config.json").is_file():
+        try:
+            name = json.loads((Path(model_id) / "config.json").read_text()).get("model_type", name)
+        except (OSError, ValueError):
+            pass
+    if "qwen3" in name:
+        return "qwen3_vl"
+    if "2.5" in name or "2_5" in name:
+        return "qwen2_5_vl"
+    if "qwen2" in name:
+        return "qwen2_vl"
+    return "qwen2_5_vl"
+
+
+def coordinate_convention(family: str) -> str:
+    return "norm1000" if family == "qwen3_vl" else "pixel"
+
+
+def model_input_size(width: int, height: int, max_side: int, family: str) -> tuple[int, int]:
+    """Resize to fit `max_side`, rounded to the vision patch grid, so the processor keeps this exact size."""
+    patch = PATCH.get(family, 28)
+    scale = min(1.0, max_side / max(width, height))
+    w = max(patch, int(round(width * scale / patch)) * patch)
+    h = max(patch, int(round(height * scale / patch)) * patch)
+    return w, h
+
+
+def ticks(ctx: EpisodeContext) -> list[tuple[int, str]]:
+    """(frame index, camera) pairs: every camera per tick, or one camera per tick in rotation."""
+    cfg = ctx.config.vqa
+    cameras = [ctx.default_camera] if cfg.restrict_to_default_camera else ctx.cameras
+    out = []
+    for k, index in enumerate(ctx.frames_at_hz(cfg.vqa_emission_hz)):
+        if cfg.rotate_cameras:
+            out.append((index, cameras[k % len(cameras)]))
+        else:
+            out.extend((index, cam) for cam in cameras)
+    return out
+
+
+def finalize_answer(answer: dict[str, Any], qtype: str, convention: str, size: tuple[int, int]) -> dict[str, Any]:
+    """Clamp coordinates to the image (per axis) and record the convention and image size."""
+    w, h = size
+    x_max, y_max = (1000.0, 1000.0) if convention == "norm1000" else (float(w), float(h))
+
+    def clamp(values: list[Any]) -> list[float]:
+        out = []
+        for k, v in enumerate(values):
+            v = float(v) if isinstance(v, (int, float)) and math.isfinite(float(v)) else 0.0
+            out.append(round(min(max(v, 0.0), x_max if k % 2 == 0 else y_max), 2))
+        return out
+
+    answer = dict(answer)
+    if qtype == "bbox":
+        dets = []
+        for det in answer.get("detections", []):
+            x1, y1, x2, y2 = clamp(list(det.get("bbox", [0, 0, 0, 0]))[:4] + [0] * (4 - len(det.get("bbox", []))))
+            dets.append({**det, "bbox": [min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)], "bbox_format": "xyxy"})
+        answer["detections"] = dets
+    elif qtype == "keypoint":
+        answer["point"] = clamp(list(answer.get("point", [0, 0]))[:2])
+        answer["point_format"] = "xy"
+    if qtype in ("bbox", "keypoint"):
+        answer["coords"] = convention
+        answer["image_size"] = [w, h]
+    return answer
+
+
+async def run_vqa(ctx: EpisodeContext, plan_info: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    cfg = ctx.config.vqa
+    task = (plan_info or {}).get("task") or ctx.task
+    family = ctx.model_family
+    convention = coordinate_convention(family)
+    rng = ctx.rng(MODULE)
+    plan = ticks(ctx)
+    by_camera: dict[str, list[int]] = {}
+    for index, cam in plan:
+        by_camera.setdefault(cam, []).append(index)
+    images: dict[tuple[int, str], Any] = {}
+    for cam, indices in by_camera.items():
+        frames = (await ctx.decode([ctx.frame_time(i) for i in indices], cam, MODULE)).to_pil()
+        for i, im in zip(indices, frames):
+            images[(i, cam)] = im
+
+    conversations, metas, schema_list = [], [], []
+    for index, cam in plan:
+        qtype = rng.choice(list(cfg.question_types))
+        image = images[(index, cam)]
+        size = model_input_size(image.width, image.height, cfg.max_side, family)
+        image = image.resize(size) if image.size != size else image
+        x_max, y_max = (1000, 1000) if convention == "norm1000" else size
+        unit = "in 0-1000 units of the image width and height" if convention == "norm1000" else "in pixels"
+        text = load_prompt("vqa").render(
+            width=size[0], height=size[1], task=task, question_type=qtype,
+            type_instructions=TYPE_INSTRUCTIONS[qtype].format(unit=unit), answer_shape=ANSWER_SHAPES[qtype],
+        )
+        conversations.append(_user([{"type": "image", "image": image}], text))
+        schema_list.append(schemas.vqa_schema(qtype, x_max, y_max))
+        metas.append((index, cam, qtype, size))
+    rows: list[dict[str, Any]] = []
+    if not conversations:
+        return rows
+    answers = await ctx.ask(MODULE, conversations, schema_list)
+    for (index, cam, qtype, size), answer in zip(metas, answers):
+        t = ctx.frame_time(index)
+        final = finalize_answer(answer["answer"], qtype, convention, size)
+        rows.append(event_row("vqa", " ".join(answer["question"].split()), t, role="user", camera=cam))
+        rows.append(event_row("vqa", json.dumps(final, sort_keys=True), t, role="assistant", camera=cam))
+    return rows
