@@ -103,6 +103,67 @@ def _run_tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- annotate ----------------------------------------------------------------------------------------
+def _add_annotate(sub: argparse._SubParsersAction) -> None:
+    from .annotate.config import (
+        AnnotateConfig,
+        ExecutorConfig,
+        InterjectionsConfig,
+        MotionConfig,
+        PlanConfig,
+        VqaConfig,
+    )
+    from .cli_flags import add_dataclass_flags
+    from .vlm.config import VlmConfig
+
+    p = sub.add_parser(
+        "annotate",
+        help="annotate a dataset with a Qwen-VL model and write lerobot's language columns",
+        description="Annotate a LeRobot v3 dataset (subtasks, plans, memory, task rephrasings, interjections "
+        "with speech, VQA) and write language_persistent / language_events to a new root (or --in_place). "
+        "Re-runs resume from staging; --force recomputes.",
+    )
+    add_dataclass_flags(p, "", AnnotateConfig)
+    for prefix, cls in (("plan", PlanConfig), ("interjections", InterjectionsConfig), ("vqa", VqaConfig),
+                        ("motion", MotionConfig), ("executor", ExecutorConfig), ("vlm", VlmConfig)):
+        add_dataclass_flags(p, prefix, cls)
+    p.add_argument("--resume", action="store_true", help="reuse staged results (the default; see --force)")
+    p.set_defaults(func=_run_annotate)
+
+
+def annotate_configs_from_args(args: argparse.Namespace):
+    """(AnnotateConfig, VlmConfig) from parsed `annotate` flags."""
+    from .annotate.config import (
+        AnnotateConfig,
+        ExecutorConfig,
+        InterjectionsConfig,
+        MotionConfig,
+        PlanConfig,
+        VqaConfig,
+    )
+    from .cli_flags import dataclass_from_flags
+    from .vlm.config import VlmConfig
+
+    nested = {
+        "plan": dataclass_from_flags(args, "plan", PlanConfig),
+        "interjections": dataclass_from_flags(args, "interjections", InterjectionsConfig),
+        "vqa": dataclass_from_flags(args, "vqa", VqaConfig),
+        "motion": dataclass_from_flags(args, "motion", MotionConfig),
+        "executor": dataclass_from_flags(args, "executor", ExecutorConfig),
+    }
+    return dataclass_from_flags(args, "", AnnotateConfig, **nested), dataclass_from_flags(args, "vlm", VlmConfig)
+
+
+def _run_annotate(args: argparse.Namespace) -> int:
+    from .annotate.pipeline import run_annotation
+
+    config, vlm = annotate_configs_from_args(args)
+    result = run_annotation(config, vlm)
+    print(result.summary())
+    valid = getattr(result.validation, "ok", True)
+    return 0 if valid and not result.failures else 1
+
+
 # -- demo --------------------------------------------------------------------------------------------
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the main job offline on the embedded sample dataset")
@@ -120,6 +181,7 @@ COMMANDS: Sequence[Callable[[argparse._SubParsersAction], None]] = (
     _add_sample,
     _add_info,
     _add_tiny_model,
+    _add_annotate,
     _add_demo,
 )
 
