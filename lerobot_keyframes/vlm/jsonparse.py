@@ -1,0 +1,94 @@
+"""Reading JSON answers: strict parse for schema-enforced output, tolerant extraction as a fallback."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .types import Failure, FailureKind
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.S)
+_DECODER = json.JSONDecoder()
+
+
+def _candidates(text: str) -> Iterator[Any]:
+    stripped = text.strip()
+    try:
+        yield json.loads(stripped)
+    except ValueError:
+        pass
+    for match in _FENCE.finditer(text):
+        try:
+            yield json.loads(match.group(1).strip())
+        except ValueError:
+            pass
+    for i, ch in enumerate(text):
+        if ch in "{[":
+            try:
+                value, _ = _DECODER.raw_decode(text, i)
+            except ValueError:
+                continue
+            yield value
+
+
+def extract_json(text: str, schema: Mapping[str, Any] | None = None) -> Any:
+    """Find a JSON value in free text (whole text, ```json fences, then the first decodable {...}/[...]).
+
+    With a schema, the first candidate valid against it wins; without, the first that parses.
+    Raises ValueError when nothing qualifies. Only for servers that cannot enforce a schema.
+    """
+    first_error: str | None = None
+    for value in _candidates(text):
+        if schema is None:
+            return value
+        problem = validation_error(value, schema)
+        if problem is None:
+            return value
+        first_error = first_error or problem
+    raise ValueError(first_error or "no JSON value found in the text")
+
+
+def validation_error(value: Any, schema: Mapping[str, Any]) -> str | None:
+    """The first schema violation as a message, or None (jsonschema when installed, else none checked)."""
+    try:
+        import jsonschema
+    except ImportError:  # pragma: no cover - jsonschema ships with the dev/ci stack
+        return None
+    validator_cls = jsonschema.validators.validator_for(schema)
+    errors = sorted(validator_cls(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    err = errors[0]
+    where = "/".join(str(p) for p in err.absolute_path) or "$"
+    return f"at {where}: {err.message}"
+
+
+def parse_answer(
+    text: str, schema: Mapping[str, Any], *, enforced: bool, finish_reason: str
+) -> tuple[Any, Failure | None]:
+    """Turn an answer into (value, None) or (None, Failure)."""
+    value: Any = None
+    if enforced:
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            try:  # an enforcing backend may still wrap the answer (a thinking preamble, a fence)
+                value = extract_json(text, schema)
+            except ValueError:
+                kind = FailureKind.TRUNCATED if finish_reason == "length" else FailureKind.INVALID_JSON
+                return None, Failure(kind, f"answer is not JSON ({exc}); finish_reason={finish_reason}")
+    else:
+        try:
+            value = extract_json(text, schema)
+        except ValueError as exc:
+            kind = FailureKind.TRUNCATED if finish_reason == "length" else FailureKind.INVALID_JSON
+            if kind is FailureKind.INVALID_JSON and "at " in str(exc):
+                kind = FailureKind.SCHEMA_MISMATCH
+            return None, Failure(kind, f"no schema-valid JSON in the answer: {exc}")
+    problem = validation_error(value, schema)
+    if problem is not None:
+        kind = FailureKind.TRUNCATED if finish_reason == "length" else FailureKind.SCHEMA_MISMATCH
+        return None, Failure(kind, f"JSON does not match the schema {problem}")
+    return value, None

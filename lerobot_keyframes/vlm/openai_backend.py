@@ -1,0 +1,268 @@
+"""OpenAI-compatible server backend (vLLM's server, ``transformers serve``, hosted APIs).
+
+Async requests under one concurrency cap (``client_concurrency``, shared by every request of this backend,
+retries included), round-robin over several ``api_base``s, per-request timeout, retries with exponential
+backoff and jitter on 429 / 5xx / timeouts / connection errors / unreadable answers. Schemas go out as
+``response_format={"type": "json_schema", ...}``; in ``structured_output="auto"`` a server that rejects that
+is asked again without it and the answer is read with the tolerant JSON extractor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import random
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from .base import BaseBackend
+from .config import VlmConfig
+from .errors import MissingExtraError, VlmRequestError
+from .messages import to_openai_messages
+from .types import Conversation, JsonSchema, RawOutput
+
+logger = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class _Unsupported(Exception):
+    """The server rejected the structured-output request itself (HTTP 400 naming response_format)."""
+
+
+class OpenAIBackend(BaseBackend):
+    name = "openai"
+    is_async = True
+
+    def __init__(self, config: VlmConfig) -> None:
+        try:
+            import openai  # noqa: F401
+        except ImportError as exc:
+            raise MissingExtraError("openai", "openai", exc) from exc
+        super().__init__(config)
+        if not config.api_bases:
+            raise ValueError("--vlm.api_base is empty: give one or more comma-separated base URLs")
+        self._rr = itertools.count()
+        self._semaphores: dict[int, asyncio.Semaphore] = {}
+        self._sem_lock = threading.Lock()
+        self._schema_unsupported: set[str] = set()
+        self._server: Any = None
+        if config.auto_serve:
+            from .serve import VllmServer
+
+            self._server = VllmServer(config).start()
+
+    def close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config.replace(auto_serve=False)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["config"])  # type: ignore[misc]
+
+    # -- plumbing --------------------------------------------------------------------------------------
+    def _semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        with self._sem_lock:
+            sem = self._semaphores.get(id(loop))
+            if sem is None:
+                # one loop per sync generate() call: forget semaphores of finished loops
+                self._semaphores = {k: v for k, v in self._semaphores.items() if k == id(loop)}
+                sem = self._semaphores[id(loop)] = asyncio.Semaphore(self.config.client_concurrency)
+            return sem
+
+    def _clients(self) -> dict[str, Any]:
+        from openai import AsyncOpenAI
+
+        cfg = self.config
+        key = cfg.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        return {
+            base: AsyncOpenAI(base_url=base, api_key=key, max_retries=0, timeout=cfg.request_timeout)
+            for base in cfg.api_bases
+        }
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        cfg = self.config
+        ceiling = min(cfg.retry_backoff_max, cfg.retry_backoff * (2**attempt))
+        delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # exponential backoff, "equal jitter"
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, cfg.retry_backoff_max))
+        return delay
+
+    def _request_body(
+        self, messages: list[dict[str, Any]], schema: JsonSchema | None, budget: int, base: str
+    ) -> tuple[dict[str, Any], bool]:
+        cfg = self.config
+        body: dict[str, Any] = {
+            "model": cfg.model_id,
+            "messages": messages,
+            "max_tokens": budget,
+            "temperature": cfg.temperature,
+        }
+        if cfg.temperature > 0:
+            body["top_p"] = cfg.top_p
+        if cfg.seed is not None:
+            body["seed"] = cfg.seed
+        extra: dict[str, Any] = {}
+        if cfg.chat_template_kwargs:
+            extra["chat_template_kwargs"] = dict(cfg.chat_template_kwargs)
+        mm = dict(cfg.mm_processor_kwargs)
+        if cfg.min_pixels is not None:
+            mm.setdefault("min_pixels", cfg.min_pixels)
+        if cfg.max_pixels is not None:
+            mm.setdefault("max_pixels", cfg.max_pixels)
+        if mm:
+            extra["mm_processor_kwargs"] = mm
+        if extra:
+            body["extra_body"] = extra
+        enforced = False
+        mode = cfg.structured_output
+        if schema is not None and mode != "off" and base not in self._schema_unsupported:
+            if mode == "json_object":
+                body["response_format"] = {"type": "json_object"}
+            else:
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "answer", "schema": dict(schema), "strict": True},
+                }
+                enforced = True
+        return body, enforced
+
+    # -- one request with retries ------------------------------------------------------------------------
+    async def _one(
+        self,
+        clients: dict[str, Any],
+        index: int,
+        conversation: Conversation,
+        schema: JsonSchema | None,
+        budget: int,
+    ) -> RawOutput:
+        import openai
+
+        cfg = self.config
+        messages = to_openai_messages(conversation, jpeg_quality=cfg.jpeg_quality)
+        sem = self._semaphore()
+        bases = cfg.api_bases
+        last_error: str = "no attempt made"
+        last_status: int | None = None
+        attempts = 0
+        total = cfg.max_retries + 1
+        while attempts < total:
+            base = bases[next(self._rr) % len(bases)]
+            body, enforced = self._request_body(messages, schema, budget, base)
+            attempts += 1
+            retry_after: float | None = None
+            try:
+                async with sem:
+                    response = await clients[base].chat.completions.create(**body)
+                choice = response.choices[0]
+                text = choice.message.content or ""
+                usage = getattr(response, "usage", None)
+                return RawOutput(
+                    text=text,
+                    finish_reason="length" if choice.finish_reason == "length" else "stop",
+                    prompt_tokens=getattr(usage, "prompt_tokens", None),
+                    completion_tokens=getattr(usage, "completion_tokens", None),
+                    schema_enforced=enforced,
+                )
+            except openai.APIStatusError as exc:
+                status = exc.status_code
+                last_status = status
+                last_error = f"HTTP {status}: {_short(exc)}"
+                if (
+                    status == 400
+                    and "response_format" in body
+                    and cfg.structured_output == "auto"
+                    and _mentions_format(exc)
+                ):
+                    logger.warning(
+                        "%s rejected response_format (%s); asking it without a schema and extracting JSON from text",
+                        base,
+                        _short(exc),
+                    )
+                    self._schema_unsupported.add(base)
+                    attempts -= 1  # not the server's fault: does not use up a retry
+                    continue
+                if status not in RETRYABLE_STATUS:
+                    break
+                retry_after = _retry_after(exc)
+            except (openai.APITimeoutError, asyncio.TimeoutError):
+                last_status, last_error = (
+                    None,
+                    f"timed out after {cfg.request_timeout:.1f} s (--vlm.request_timeout)",
+                )
+            except openai.APIConnectionError as exc:
+                last_status, last_error = None, f"connection failed: {_short(exc)}"
+            except (
+                openai.APIResponseValidationError,
+                ValueError,
+                AttributeError,
+                IndexError,
+                TypeError,
+            ) as exc:
+                last_status, last_error = None, f"unreadable answer: {type(exc).__name__}: {_short(exc)}"
+            if attempts < total:
+                delay = self._backoff(attempts - 1, retry_after)
+                logger.info(
+                    "request %d to %s failed (%s); retry %d/%d in %.2f s",
+                    index,
+                    base,
+                    last_error,
+                    attempts,
+                    cfg.max_retries,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        error = VlmRequestError(
+            f"request {index} for model {cfg.model_id!r} failed after {attempts} attempt(s) "
+            f"(servers: {', '.join(bases)}): {last_error}",
+            status=last_status,
+            attempts=attempts,
+            url=bases[0],
+        )
+        return RawOutput(text="", finish_reason="error", error=error)
+
+    async def _agenerate_raw(
+        self, conversations: Sequence[Conversation], schemas: list[JsonSchema | None], budgets: list[int]
+    ) -> list[RawOutput]:
+        clients = self._clients()
+        try:
+            tasks = [
+                self._one(clients, i, conv, schema, budget)
+                for i, (conv, schema, budget) in enumerate(zip(conversations, schemas, budgets))
+            ]
+            return list(await asyncio.gather(*tasks))
+        finally:
+            for client in clients.values():
+                await client.close()
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = str(exc).replace("\n", " ")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _mentions_format(exc: Any) -> bool:
+    text = str(exc).lower()
+    return any(word in text for word in ("response_format", "json_schema", "structured", "guided"))
+
+
+def _retry_after(exc: Any) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    value = headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+__all__ = ["OpenAIBackend", "VlmConfig"]

@@ -1,0 +1,185 @@
+"""JSON schemas that grammar-constrained decoding can always finish, and their worst-case length.
+
+A schema with an unbounded string, number or array lets a constrained decoder run until the token limit
+(greedy decoding of a weak model happily emits digits or spaces forever). ``make_xgrammar_safe`` bounds
+every leaf so that any path through the grammar ends, and ``estimate_max_tokens`` sizes
+``max_new_tokens`` from the schema's worst case (see ../shared/ENVIRONMENT.md, xgrammar facts).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+# Printable ASCII without '"' and '\\': no escapes, no control characters, no surrogates.
+PRINTABLE_CLASS = "[ -!#-\\[\\]-~]"
+
+
+_PRINTABLE_RE = re.compile(r"^\^" + re.escape(PRINTABLE_CLASS) + r"\{\d+,(\d+)\}\$$")
+
+
+def printable_pattern(max_length: int, min_length: int = 0) -> str:
+    return f"^{PRINTABLE_CLASS}{{{min_length},{max_length}}}$"
+
+
+def make_xgrammar_safe(
+    schema: Mapping[str, Any],
+    *,
+    max_string_length: int = 200,
+    max_items: int = 16,
+    integer_range: tuple[int, int] = (0, 1_000_000),
+    number_range: tuple[float, float] = (-1_000_000.0, 1_000_000.0),
+    close_objects: bool = True,
+) -> dict[str, Any]:
+    """Return a copy of ``schema`` where every string, number and array is bounded.
+
+    - strings without ``enum``/``const``/``pattern``/``format`` get a printable pattern
+      ``^[ -!#-\\[\\]-~]{min,max}$`` that carries the length bounds (``maxLength`` kept if smaller, then
+      dropped: vLLM refuses pattern + maxLength with xgrammar); strings with a ``format`` get ``maxLength``;
+      strings with their own ``pattern`` are left alone (bound its repetitions yourself);
+    - integers/numbers get ``minimum``/``maximum`` when missing (exclusive bounds count as bounds);
+    - arrays get ``maxItems`` when missing;
+    - objects without ``additionalProperties`` get ``additionalProperties: false`` (``close_objects``).
+    ``anyOf``/``oneOf``/``allOf``, ``items``, ``prefixItems``, ``properties`` and ``$defs`` are walked.
+    """
+    out = copy.deepcopy(dict(schema))
+
+    def walk(node: Any) -> None:
+        if not isinstance(node, dict):
+            return
+        types = node.get("type")
+        type_set = set(types) if isinstance(types, list) else {types} if types else set()
+        fixed = "enum" in node or "const" in node
+        if "string" in type_set and not fixed:
+            limit = min(int(node.get("maxLength", max_string_length)), max_string_length)
+            if "pattern" not in node and "format" not in node:
+                # The pattern carries the length bounds: vLLM rejects pattern + maxLength for xgrammar.
+                node["pattern"] = printable_pattern(limit, min(limit, int(node.pop("minLength", 0))))
+                node.pop("maxLength", None)
+            elif "pattern" not in node:
+                node["maxLength"] = limit
+        if "integer" in type_set and not fixed:
+            if "minimum" not in node and "exclusiveMinimum" not in node:
+                node["minimum"] = integer_range[0]
+            if "maximum" not in node and "exclusiveMaximum" not in node:
+                node["maximum"] = integer_range[1]
+        if "number" in type_set and not fixed:
+            if "minimum" not in node and "exclusiveMinimum" not in node:
+                node["minimum"] = number_range[0]
+            if "maximum" not in node and "exclusiveMaximum" not in node:
+                node["maximum"] = number_range[1]
+        if "array" in type_set and "maxItems" not in node:
+            node["maxItems"] = max(max_items, int(node.get("minItems", 0)))
+        if ("object" in type_set or "properties" in node) and close_objects:
+            node.setdefault("additionalProperties", False)
+        for key in ("properties", "$defs", "definitions", "patternProperties"):
+            for child in (node.get(key) or {}).values():
+                walk(child)
+        for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+            for child in node.get(key) or []:
+                walk(child)
+        for key in ("items", "additionalProperties", "not"):
+            if isinstance(node.get(key), dict):
+                walk(node[key])
+
+    walk(out)
+    return out
+
+
+class UnboundedSchemaError(ValueError):
+    """The schema allows answers of unbounded length."""
+
+
+def estimate_max_chars(schema: Mapping[str, Any]) -> int:
+    """Worst-case length in characters of a compact JSON answer valid against ``schema``.
+
+    Raises UnboundedSchemaError naming the path of the first unbounded part (run ``make_xgrammar_safe``).
+    """
+    root = dict(schema)
+
+    def resolve(ref: str) -> Any:
+        if not ref.startswith("#/"):
+            raise UnboundedSchemaError(f"cannot size external $ref {ref!r}")
+        node: Any = root
+        for part in ref[2:].split("/"):
+            node = node[part]
+        return node
+
+    def size(node: Any, path: str, seen: tuple[str, ...]) -> int:
+        if node is True or node == {}:
+            raise UnboundedSchemaError(f"{path}: any value allowed")
+        if node is False:
+            return 0
+        if "$ref" in node:
+            ref = node["$ref"]
+            if ref in seen:
+                raise UnboundedSchemaError(f"{path}: recursive $ref {ref}")
+            return size(resolve(ref), path, (*seen, ref))
+        if "const" in node:
+            return len(json.dumps(node["const"], separators=(",", ":")))
+        if "enum" in node:
+            return max(len(json.dumps(v, separators=(",", ":"))) for v in node["enum"])
+        for key in ("anyOf", "oneOf"):
+            if key in node:
+                return max(size(c, f"{path}/{key}[{i}]", seen) for i, c in enumerate(node[key]))
+        if "allOf" in node:
+            return min(size(c, f"{path}/allOf[{i}]", seen) for i, c in enumerate(node["allOf"]))
+        types = node.get("type")
+        if isinstance(types, list):
+            return max(size({**node, "type": t}, path, seen) for t in types)
+        if types == "null":
+            return 4
+        if types == "boolean":
+            return 5
+        if types in ("integer", "number"):
+            lo = node.get("minimum", node.get("exclusiveMinimum"))
+            hi = node.get("maximum", node.get("exclusiveMaximum"))
+            if lo is None or hi is None:
+                raise UnboundedSchemaError(f"{path}: {types} without minimum and maximum")
+            digits = max(len(str(int(math.floor(lo)))), len(str(int(math.ceil(hi)))))
+            # a bounded number may still carry a long fraction and an exponent
+            return digits if types == "integer" else digits + 24
+        if types == "string":
+            printable = _PRINTABLE_RE.match(node.get("pattern", ""))
+            if printable:  # printable-pattern strings never need escapes: one char each
+                return 2 + min(int(printable.group(1)), int(node.get("maxLength", 1 << 30)))
+            if "maxLength" not in node:
+                raise UnboundedSchemaError(f"{path}: string without maxLength")
+            return 2 + 6 * int(node["maxLength"])  # worst case: every char escaped as \uXXXX
+        if types == "array":
+            prefix = node.get("prefixItems") or []
+            n_max = node.get("maxItems")
+            if n_max is None:
+                if prefix and node.get("items") is False:
+                    n_max = len(prefix)
+                else:
+                    raise UnboundedSchemaError(f"{path}: array without maxItems")
+            total = 2 + max(0, int(n_max) - 1)
+            for i in range(int(n_max)):
+                child = prefix[i] if i < len(prefix) else node.get("items", {})
+                total += size(child, f"{path}[{i}]", seen)
+            return total
+        if types == "object" or "properties" in node:
+            props = node.get("properties") or {}
+            if node.get("additionalProperties", True) is not False:
+                raise UnboundedSchemaError(f"{path}: object allows additional properties")
+            total = 2 + max(0, len(props) - 1)
+            for key, child in props.items():
+                total += len(json.dumps(key)) + 1 + size(child, f"{path}/{key}", seen)
+            return total
+        raise UnboundedSchemaError(f"{path}: cannot size schema node {node!r:.80}")
+
+    return size(root, "$", ())
+
+
+def estimate_max_tokens(schema: Mapping[str, Any], *, margin: float = 1.1, minimum: int = 16) -> int:
+    """Upper bound on the tokens of a schema-constrained compact answer, plus the end token.
+
+    Byte-level BPE tokens hold at least one byte, and safe schemas emit printable ASCII only, so the
+    worst case in tokens is the worst case in characters; ``margin`` covers whitespace the backend may add.
+    """
+    return max(minimum, int(math.ceil(estimate_max_chars(schema) * margin)) + 2)

@@ -1,0 +1,181 @@
+"""``auto_serve``: start a local vLLM OpenAI-compatible server for ``model_id`` and stop it on exit.
+
+Never reuses a server that serves another model: if the port answers with a different model list, it is an
+error. A server that already serves the requested model is reused (and left running).
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from .config import VlmConfig
+from .errors import MissingExtraError, VlmServeError
+
+logger = logging.getLogger(__name__)
+
+
+def served_models(api_base: str, api_key: str | None = None, timeout: float = 2.0) -> list[str] | None:
+    """Model ids listed by ``GET {api_base}/models``, or None when nothing answers there."""
+    req = urllib.request.Request(api_base.rstrip("/") + "/models")
+    if api_key:
+        req.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            body = json.loads(resp.read().decode("utf-8"))
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    return [str(m.get("id")) for m in body.get("data", []) if isinstance(m, dict)]
+
+
+def vllm_server_command(cfg: VlmConfig, host: str, port: int) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        cfg.model_id,
+        "--served-model-name",
+        cfg.model_id,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--tensor-parallel-size",
+        str(cfg.tensor_parallel_size),
+        "--limit-mm-per-prompt",
+        json.dumps(dict(cfg.limit_mm_per_prompt)),
+        "--structured-outputs-config",
+        json.dumps({"backend": "xgrammar", "disable_any_whitespace": True}),
+        "--uvicorn-log-level",
+        "warning",
+    ]
+    if cfg.revision:
+        cmd += ["--revision", cfg.revision]
+    if cfg.dtype != "auto":
+        cmd += ["--dtype", cfg.dtype]
+    if cfg.max_model_len is not None:
+        cmd += ["--max-model-len", str(cfg.max_model_len)]
+    if cfg.max_num_seqs is not None:
+        cmd += ["--max-num-seqs", str(cfg.max_num_seqs)]
+    if cfg.seed is not None:
+        cmd += ["--seed", str(cfg.seed)]
+    if cfg.enforce_eager:
+        cmd += ["--enforce-eager"]
+    if cfg.trust_remote_code:
+        cmd += ["--trust-remote-code"]
+    if cfg.api_key:
+        cmd += ["--api-key", cfg.api_key]
+    cmd += list(cfg.serve_args)
+    return cmd
+
+
+class VllmServer:
+    """A vLLM server process we started (or a reused one we did not)."""
+
+    def __init__(self, cfg: VlmConfig) -> None:
+        self.cfg = cfg
+        self.api_base = cfg.api_bases[0]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+
+    def start(self) -> VllmServer:
+        cfg = self.cfg
+        parsed = urlparse(self.api_base)
+        host = parsed.hostname or "127.0.0.1"
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        existing = served_models(self.api_base, cfg.api_key)
+        if existing is not None:
+            if cfg.model_id in existing:
+                logger.info(
+                    "auto_serve: reusing the server at %s, which serves %s", self.api_base, cfg.model_id
+                )
+                return self
+            raise VlmServeError(
+                f"auto_serve: {self.api_base} already serves {existing}, not {cfg.model_id!r}; "
+                "stop that server or point --vlm.api_base at a free port"
+            )
+        if importlib.util.find_spec("vllm") is None:
+            raise MissingExtraError("vllm", "vllm")
+        fd, log_name = tempfile.mkstemp(prefix="lerobot-keyframes-vllm-", suffix=".log")
+        os.close(fd)
+        self.log_path = Path(log_name)
+        cmd = vllm_server_command(cfg, host, port)
+        logger.info("auto_serve: starting %s (log: %s)", " ".join(cmd), self.log_path)
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        atexit.register(self.stop)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _log_tail(self, n: int = 30) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        lines = self.log_path.read_text(errors="replace").splitlines()[-n:]
+        return "\n".join(lines)
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.cfg.serve_timeout
+        while time.monotonic() < deadline:
+            code = self.process.poll()
+            if code is not None:
+                raise VlmServeError(
+                    f"auto_serve: the vLLM server for {self.cfg.model_id!r} exited with code {code} before it was "
+                    f"ready (log {self.log_path}):\n{self._log_tail()}"
+                )
+            models = served_models(self.api_base, self.cfg.api_key, timeout=1.0)
+            if models is not None:
+                if self.cfg.model_id not in models:
+                    raise VlmServeError(
+                        f"auto_serve: the server at {self.api_base} serves {models}, not {self.cfg.model_id!r}"
+                    )
+                logger.info("auto_serve: %s ready at %s", self.cfg.model_id, self.api_base)
+                return
+            time.sleep(0.5)
+        raise VlmServeError(
+            f"auto_serve: the vLLM server for {self.cfg.model_id!r} was not ready within "
+            f"{self.cfg.serve_timeout:.0f} s (--vlm.serve_timeout; log {self.log_path}):\n{self._log_tail()}"
+        )
+
+    def stop(self, timeout: float = 30.0) -> None:
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                proc.kill()
+            proc.wait(10)
+
+    def __enter__(self) -> VllmServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

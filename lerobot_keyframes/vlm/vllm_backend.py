@@ -1,0 +1,203 @@
+"""In-process vLLM backend: one ``vllm.LLM`` per process, ``LLM.chat`` with ``image_pil`` blocks + uuids.
+
+Schemas are enforced by vLLM's structured outputs (xgrammar, compact JSON: ``disable_any_whitespace``,
+without which greedy decoding may emit whitespace forever).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import re
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from .base import BaseBackend
+from .config import VlmConfig
+from .errors import MissingExtraError
+from .messages import to_vllm_messages
+from .types import Conversation, JsonSchema, RawOutput
+
+logger = logging.getLogger(__name__)
+
+_ENGINES: dict[tuple[Any, ...], Any] = {}
+_ENGINE_LOCK = threading.Lock()
+_MAIN_GUARD = re.compile(r"""if\s+__name__\s*==\s*['"]__main__['"]""")
+
+
+def _engine_key(cfg: VlmConfig) -> tuple[Any, ...]:
+    return (
+        cfg.model_id,
+        cfg.revision,
+        cfg.dtype,
+        cfg.tensor_parallel_size,
+        cfg.max_model_len,
+        cfg.gpu_memory_utilization,
+        cfg.max_num_seqs,
+        tuple(sorted(cfg.limit_mm_per_prompt.items())),
+        cfg.enforce_eager,
+        cfg.trust_remote_code,
+        cfg.seed,
+        cfg.min_pixels,
+        cfg.max_pixels,
+    )
+
+
+def main_module_is_guarded() -> bool:
+    """True when re-importing ``__main__`` in a spawned child is harmless (guarded script, -m, REPL)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or not os.path.isfile(path):
+        return True
+    if getattr(main, "__spec__", None) is not None:  # python -m pkg: the child imports it as a module
+        return True
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return bool(_MAIN_GUARD.search(fh.read()))
+    except OSError:
+        return True
+
+
+def apply_multiprocessing_guard() -> None:
+    """Run vLLM's engine core in this process when a spawned engine process would break.
+
+    vLLM starts its engine in a child process; with the ``spawn`` method the child re-imports the user's
+    script, which re-runs unguarded top-level code (``if __name__ == "__main__":`` missing), and daemonic
+    processes (``datasets.map(num_proc=...)`` workers) may not have children at all. In both cases we set
+    ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` unless the user chose a value.
+    """
+    if "VLLM_ENABLE_V1_MULTIPROCESSING" in os.environ:
+        return
+    reason = None
+    if multiprocessing.current_process().daemon:
+        reason = "this is a daemonic worker process"
+    elif not main_module_is_guarded():
+        reason = 'the main script has no `if __name__ == "__main__":` guard'
+    if reason:
+        logger.warning("vLLM engine runs in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0): %s", reason)
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+
+
+class VllmBackend(BaseBackend):
+    """``vllm.LLM(...).chat(...)`` with per-request structured outputs; the engine is built on first use."""
+
+    name = "vllm"
+
+    def __init__(self, config: VlmConfig) -> None:
+        try:
+            import vllm  # noqa: F401
+        except ImportError as exc:
+            raise MissingExtraError("vllm", "vllm", exc) from exc
+        super().__init__(config)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.config = state["config"]
+
+    @property
+    def engine(self) -> Any:
+        key = _engine_key(self.config)
+        with _ENGINE_LOCK:
+            if key not in _ENGINES:
+                if _ENGINES:
+                    raise RuntimeError(
+                        "a vLLM engine with another configuration already lives in this process; "
+                        "call close() on its backend first (one engine per process)"
+                    )
+                _ENGINES[key] = self._build_engine()
+            return _ENGINES[key]
+
+    def _build_engine(self) -> Any:
+        from vllm import LLM
+
+        cfg = self.config
+        apply_multiprocessing_guard()
+        kwargs: dict[str, Any] = {
+            "model": cfg.model_id,
+            "revision": cfg.revision,
+            "tensor_parallel_size": cfg.tensor_parallel_size,
+            "gpu_memory_utilization": cfg.gpu_memory_utilization,
+            "limit_mm_per_prompt": dict(cfg.limit_mm_per_prompt),
+            "enforce_eager": cfg.enforce_eager,
+            "trust_remote_code": cfg.trust_remote_code,
+            "seed": cfg.seed if cfg.seed is not None else 0,
+            "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True},
+        }
+        if cfg.dtype != "auto":
+            kwargs["dtype"] = cfg.dtype
+        if cfg.max_model_len is not None:
+            kwargs["max_model_len"] = cfg.max_model_len
+        if cfg.max_num_seqs is not None:
+            kwargs["max_num_seqs"] = cfg.max_num_seqs
+        mm_kwargs = dict(cfg.mm_processor_kwargs)
+        if cfg.min_pixels is not None:
+            mm_kwargs.setdefault("min_pixels", cfg.min_pixels)
+        if cfg.max_pixels is not None:
+            mm_kwargs.setdefault("max_pixels", cfg.max_pixels)
+        if mm_kwargs:
+            kwargs["mm_processor_kwargs"] = mm_kwargs
+        logger.info("starting vLLM engine for %s", cfg.model_id)
+        return LLM(**kwargs)
+
+    def close(self) -> None:
+        """Shut this process's engine down (the next call builds a new one)."""
+        with _ENGINE_LOCK:
+            engine = _ENGINES.pop(_engine_key(self.config), None)
+        if engine is not None:
+            shutdown = getattr(getattr(engine, "llm_engine", None), "shutdown", None) or getattr(
+                engine, "shutdown", None
+            )
+            if callable(shutdown):
+                try:
+                    shutdown()
+                except Exception:  # noqa: BLE001 - best effort at exit
+                    logger.debug("vLLM shutdown failed", exc_info=True)
+            del engine
+            import gc
+
+            gc.collect()
+
+    def sampling_params(self, schema: JsonSchema | None, budget: int) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        cfg = self.config
+        kwargs: dict[str, Any] = {"max_tokens": budget, "temperature": cfg.temperature, "seed": cfg.seed}
+        if cfg.temperature > 0:
+            kwargs["top_p"] = cfg.top_p
+        if schema is not None:
+            kwargs["structured_outputs"] = StructuredOutputsParams(json=dict(schema))
+        return SamplingParams(**kwargs)
+
+    def _generate_raw(
+        self, conversations: Sequence[Conversation], schemas: list[JsonSchema | None], budgets: list[int]
+    ) -> list[RawOutput]:
+        cfg = self.config
+        messages = [to_vllm_messages(c, jpeg_quality=cfg.jpeg_quality) for c in conversations]
+        params = [self.sampling_params(s, b) for s, b in zip(schemas, budgets)]
+        outputs = self.engine.chat(
+            messages,
+            params,
+            use_tqdm=False,
+            add_generation_prompt=True,
+            chat_template_kwargs=dict(cfg.chat_template_kwargs) or None,
+        )
+        results: list[RawOutput] = []
+        for out, schema in zip(outputs, schemas):
+            completion = out.outputs[0]
+            finish = "length" if completion.finish_reason == "length" else "stop"
+            results.append(
+                RawOutput(
+                    text=completion.text,
+                    finish_reason=finish,
+                    prompt_tokens=len(out.prompt_token_ids or []),
+                    completion_tokens=len(completion.token_ids),
+                    schema_enforced=schema is not None,
+                )
+            )
+        return results
