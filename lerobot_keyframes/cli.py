@@ -177,12 +177,36 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run_demo(args.out)
 
 
+# -- validate ----------------------------------------------------------------------------------------
+def _add_validate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="check the language columns of an annotated dataset (non-zero exit on errors)")
+    p.add_argument("root", type=Path, help="dataset root")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument("--episodes", type=_episodes_arg, default=None, help="only these episodes, e.g. 0,3,5-8")
+    p.add_argument("--single-camera-vqa", action="store_true",
+                   help="error (not warning) on VQA from several cameras on one frame (released lerobot 0.6.0/0.6.1)")
+    p.add_argument("--no-require-subtasks", action="store_true", help="allow annotated episodes without subtasks")
+    p.add_argument("--limit", type=int, default=50, help="issues to print (0: all)")
+    p.set_defaults(func=_run_validate)
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    from .language.validator import ValidatorConfig, validate_dataset
+
+    config = ValidatorConfig(single_camera_vqa_per_frame=args.single_camera_vqa,
+                             require_subtasks=not args.no_require_subtasks)
+    report = validate_dataset(args.root, config=config, episodes=args.episodes)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format(limit=args.limit or None))
+    return 0 if report.ok else 1
+
+
 COMMANDS: Sequence[Callable[[argparse._SubParsersAction], None]] = (
     _add_sample,
     _add_info,
     _add_tiny_model,
     _add_annotate,
     _add_demo,
+    _add_validate,
 )
 
 
