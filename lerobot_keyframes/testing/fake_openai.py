@@ -1,0 +1,195 @@
+"""A scriptable OpenAI-compatible chat server on 127.0.0.1 (stdlib asyncio), for tests and benchmarks.
+
+It answers ``POST /v1/chat/completions`` and ``GET /v1/models`` and *measures* what clients do: requests
+in flight (and the maximum), attempts per request key, arrival times, the request bodies. Behaviour is
+scripted per request by directives in the last user text, e.g. ``"id=7 fail429=2 delay=0.05"``:
+
+- ``id=K``: request key; the answer is ``{"id": K, "ok": true}`` (also used to count attempts per key);
+- ``fail429=N`` / ``fail500=N`` / ``fail400=N``: the first N attempts of this key get that status;
+- ``hang=N``: the first N attempts sleep ``hang_seconds`` before answering (client timeouts);
+- ``garbage=N``: the first N attempts get HTTP 200 with a body that is not JSON;
+- ``short=T``: ``finish_reason="length"`` while ``max_tokens < T``;
+- ``prose``: wrap the JSON answer in prose (for the tolerant extractor);
+- ``delay=S``: answer after S seconds (default ``latency``).
+``reject_response_format=True`` makes every request carrying ``response_format`` fail with HTTP 400.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+_DIRECTIVE = re.compile(r"(\w+)=([\w.]+)")
+
+
+@dataclass
+class FakeServerStats:
+    in_flight: int = 0
+    max_in_flight: int = 0
+    requests: int = 0
+    attempts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    arrivals: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+
+
+class FakeOpenAIServer:
+    """Run with ``with FakeOpenAIServer() as server: ... server.api_base ...``."""
+
+    def __init__(
+        self,
+        *,
+        model: str = "fake-model",
+        latency: float = 0.0,
+        hang_seconds: float = 5.0,
+        reject_response_format: bool = False,
+        keep_bodies: bool = True,
+    ) -> None:
+        self.model = model
+        self.latency = latency
+        self.hang_seconds = hang_seconds
+        self.reject_response_format = reject_response_format
+        self.keep_bodies = keep_bodies
+        self.stats = FakeServerStats()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> FakeOpenAIServer:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            self._server = loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+            self.port = self._server.sockets[0].getsockname()[1]
+            ready.set()
+            loop.run_forever()
+            self._server.close()
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(self._server.wait_closed())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-openai-server", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("fake OpenAI server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop = None
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- HTTP ------------------------------------------------------------------------------------------
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = lines[0].split(" ", 2)
+                headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
+                length = int(headers.get("content-length", "0"))
+                raw = await reader.readexactly(length) if length else b""
+                status, body, extra = await self._respond(method, path, raw)
+                payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+                ctype = "application/json" if not isinstance(body, bytes) else "application/json"
+                head_out = [f"HTTP/1.1 {status} {'OK' if status == 200 else 'ERR'}", f"Content-Type: {ctype}",
+                            f"Content-Length: {len(payload)}"]
+                head_out += [f"{k}: {v}" for k, v in extra.items()]
+                writer.write(("\r\n".join(head_out) + "\r\n\r\n").encode() + payload)
+                await writer.drain()
+                if headers.get("connection", "").lower() == "close":
+                    break
+        except (asyncio.IncompleteReadError, asyncio.CancelledError, ConnectionError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    async def _respond(self, method: str, path: str, raw: bytes) -> tuple[int, Any, dict[str, str]]:
+        if method == "GET" and path.rstrip("/").endswith("/models"):
+            return 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]}, {}
+        if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
+            return 404, {"error": {"message": f"no route {method} {path}"}}, {}
+        request = json.loads(raw or b"{}")
+        text = _last_user_text(request)
+        directives = dict(_DIRECTIVE.findall(text))
+        key = directives.get("id", text[:40])
+        with self._lock:
+            self.stats.requests += 1
+            self.stats.in_flight += 1
+            self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
+            self.stats.attempts[key] += 1
+            attempt = self.stats.attempts[key]
+            self.stats.arrivals[key].append(time.monotonic())
+            if self.keep_bodies:
+                self.stats.bodies.append(request)
+        try:
+            delay = float(directives.get("delay", self.latency))
+            if attempt <= int(directives.get("hang", 0)):
+                await asyncio.sleep(self.hang_seconds)
+            elif delay:
+                await asyncio.sleep(delay)
+            if self.reject_response_format and "response_format" in request:
+                return 400, {"error": {"message": "response_format is not supported by this server"}}, {}
+            for code in (429, 500, 400):
+                if attempt <= int(directives.get(f"fail{code}", 0)):
+                    extra = {"Retry-After": "0"} if code == 429 else {}
+                    return code, {"error": {"message": f"scripted {code} (attempt {attempt})"}}, extra
+            if attempt <= int(directives.get("garbage", 0)):
+                return 200, b"<html>this is not json", {}
+            answer = json.dumps({"id": int(key) if key.isdigit() else key, "ok": True})
+            if "prose" in text:
+                answer = f"Sure! Here is the answer:\n```json\n{answer}\n```\nHope it helps."
+            finish = "stop"
+            if "short" in directives and int(request.get("max_tokens") or 0) < int(directives["short"]):
+                finish, answer = "length", answer[: len(answer) // 2]
+            return 200, _completion(self.model, answer, finish), {}
+        finally:
+            with self._lock:
+                self.stats.in_flight -= 1
+
+
+def _last_user_text(request: dict[str, Any]) -> str:
+    for message in reversed(request.get("messages", [])):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        texts = [p.get("text", "") for p in content or [] if p.get("type") == "text"]
+        return " ".join(texts)
+    return ""
+
+
+def _completion(model: str, text: str, finish: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": max(1, len(text) // 4), "total_tokens": 10 + len(text) // 4},
+    }

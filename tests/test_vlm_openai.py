@@ -1,0 +1,253 @@
+"""openai backend against a real local HTTP server (127.0.0.1) that misbehaves on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+
+import pytest
+from PIL import Image
+
+from lerobot_keyframes.testing.fake_openai import FakeOpenAIServer
+from lerobot_keyframes.vlm import FailureKind, MissingExtraError, VlmConfig, VlmRequestError, VlmServeError, make_backend
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"id": {"type": "integer", "minimum": 0, "maximum": 100000}, "ok": {"type": "boolean"}},
+    "required": ["id", "ok"],
+    "additionalProperties": False,
+}
+
+
+def conv(text: str, image: bool = False) -> list[dict]:
+    content: list[dict] = [{"type": "text", "text": text}]
+    if image:
+        content.insert(0, {"type": "image", "image": Image.new("RGB", (32, 24), (10, 200, 30))})
+    return [{"role": "user", "content": content}]
+
+
+def backend_for(server: FakeOpenAIServer, **kw: object):
+    cfg = dict(
+        backend="openai",
+        model_id="fake-model",
+        api_base=server.api_base,
+        max_new_tokens=64,
+        client_concurrency=4,
+        request_timeout=5.0,
+        max_retries=3,
+        retry_backoff=0.02,
+        retry_backoff_max=0.2,
+    )
+    cfg.update(kw)
+    return make_backend(VlmConfig(**cfg))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_concurrency_cap_order_and_request_shape() -> None:
+    with FakeOpenAIServer(latency=0.03) as server:
+        backend = backend_for(
+            server,
+            client_concurrency=4,
+            chat_template_kwargs={"enable_thinking": False},
+            max_pixels=200704,
+            seed=3,
+        )
+        convs = [conv(f"id={i}", image=(i % 5 == 0)) for i in range(40)]
+        results = backend.generate(convs, SCHEMA)
+        assert [r.parsed for r in results] == [{"id": i, "ok": True} for i in range(40)]
+        assert all(r.ok and r.schema_enforced and r.finish_reason == "stop" for r in results)
+        assert server.stats.max_in_flight == 4  # the cap is reached and never exceeded
+        body = server.stats.bodies[0]
+        assert body["model"] == "fake-model" and body["max_tokens"] == 64 and body["seed"] == 3
+        assert body["response_format"]["type"] == "json_schema"
+        assert body["response_format"]["json_schema"]["schema"] == SCHEMA
+        assert body["chat_template_kwargs"] == {"enable_thinking": False}
+        assert body["mm_processor_kwargs"] == {"max_pixels": 200704}
+        with_image = next(b for b in server.stats.bodies if len(b["messages"][0]["content"]) == 2)
+        assert with_image["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+
+
+def test_cap_holds_across_concurrent_agenerate_calls() -> None:
+    with FakeOpenAIServer(latency=0.02) as server:
+        backend = backend_for(server, client_concurrency=3)
+
+        async def main() -> list:
+            batches = [[conv(f"id={b * 100 + i}") for i in range(10)] for b in range(4)]
+            return await asyncio.gather(*(backend.agenerate(b, SCHEMA) for b in batches))
+
+        out = asyncio.run(main())
+        assert [[r.parsed["id"] for r in batch] for batch in out] == [[b * 100 + i for i in range(10)] for b in range(4)]
+        assert server.stats.max_in_flight == 3
+
+
+def test_retries_429_and_500_with_exponential_backoff() -> None:
+    with FakeOpenAIServer() as server:
+        backend = backend_for(server, max_retries=3, retry_backoff=0.05, retry_backoff_max=1.0)
+        results = backend.generate([conv("id=1 fail429=2"), conv("id=2 fail500=3"), conv("id=3")], SCHEMA)
+        assert [r.parsed["id"] for r in results] == [1, 2, 3]
+        assert server.stats.attempts["1"] == 3 and server.stats.attempts["2"] == 4 and server.stats.attempts["3"] == 1
+        gaps = [b - a for a, b in zip(server.stats.arrivals["2"], server.stats.arrivals["2"][1:])]
+        # equal jitter: the k-th wait is at least half of retry_backoff * 2**k
+        assert all(gap >= 0.05 * 2**k / 2 for k, gap in enumerate(gaps)), gaps
+
+
+def test_persistent_errors_are_clear_final_errors() -> None:
+    with FakeOpenAIServer() as server:
+        backend = backend_for(server, max_retries=2)
+        with pytest.raises(VlmRequestError) as info:
+            backend.generate([conv("id=1"), conv("id=2 fail500=99")], SCHEMA)
+        err = info.value
+        assert err.status == 500 and err.attempts == 3
+        assert "request 1" in str(err) and "HTTP 500" in str(err) and "after 3 attempt(s)" in str(err)
+
+        results = backend.generate([conv("id=5"), conv("id=6 fail500=99")], SCHEMA, raise_errors=False)
+        assert results[0].ok and results[0].parsed == {"id": 5, "ok": True}
+        assert results[1].failure.kind is FailureKind.REQUEST_FAILED and results[1].finish_reason == "error"
+        assert isinstance(results[1].error, VlmRequestError)
+
+
+def test_non_retryable_status_fails_at_once() -> None:
+    with FakeOpenAIServer() as server:
+        backend = backend_for(server, max_retries=4)
+        with pytest.raises(VlmRequestError, match="HTTP 400"):
+            backend.generate([conv("id=9 fail400=99")], SCHEMA)
+        assert server.stats.attempts["9"] == 1
+
+
+def test_timeouts_are_retried_then_reported() -> None:
+    with FakeOpenAIServer(hang_seconds=3.0) as server:
+        backend = backend_for(server, request_timeout=0.3, max_retries=2)
+        ok = backend.generate([conv("id=1 hang=1")], SCHEMA)
+        assert ok[0].parsed == {"id": 1, "ok": True} and server.stats.attempts["1"] == 2
+        with pytest.raises(VlmRequestError, match="timed out after 0.3 s"):
+            backend.generate([conv("id=2 hang=99")], SCHEMA)
+        assert server.stats.attempts["2"] == 3
+
+
+def test_garbage_answers_are_retried_then_reported() -> None:
+    with FakeOpenAIServer() as server:
+        backend = backend_for(server, max_retries=2)
+        assert backend.generate([conv("id=4 garbage=2")], SCHEMA)[0].parsed == {"id": 4, "ok": True}
+        with pytest.raises(VlmRequestError, match="unreadable answer"):
+            backend.generate([conv("id=5 garbage=99")], SCHEMA)
+
+
+def test_connection_errors_are_retried_then_reported() -> None:
+    port = free_port()
+    backend = make_backend(
+        VlmConfig(backend="openai", model_id="m", api_base=f"http://127.0.0.1:{port}/v1", max_retries=2, retry_backoff=0.01)
+    )
+    with pytest.raises(VlmRequestError, match="connection failed") as info:
+        backend.generate([conv("hello")])
+    assert info.value.attempts == 3
+
+
+def test_round_robin_over_api_bases() -> None:
+    with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
+        backend = make_backend(
+            VlmConfig(backend="openai", model_id="fake-model", api_base=f"{a.api_base}, {b.api_base}", max_retries=0)
+        )
+        results = backend.generate([conv(f"id={i}") for i in range(10)], SCHEMA)
+        assert all(r.ok for r in results)
+        assert a.stats.requests == 5 and b.stats.requests == 5
+
+
+def test_retry_moves_to_the_next_server() -> None:
+    with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
+        backend = make_backend(
+            VlmConfig(backend="openai", model_id="fake-model", api_base=f"{a.api_base},{b.api_base}", retry_backoff=0.01)
+        )
+        # each server fails its first attempt of a key: a (fail), b (fail), a (ok)
+        assert backend.generate([conv("id=1 fail500=1")], SCHEMA)[0].ok
+        assert a.stats.requests == 2 and b.stats.requests == 1
+
+
+def test_schema_rejected_falls_back_to_tolerant_extraction() -> None:
+    with FakeOpenAIServer(reject_response_format=True) as server:
+        backend = backend_for(server)
+        results = backend.generate([conv("id=11 prose"), conv("id=12 prose")], SCHEMA)
+        assert [r.parsed for r in results] == [{"id": 11, "ok": True}, {"id": 12, "ok": True}]
+        assert not results[0].schema_enforced
+        assert "```json" in results[0].text  # raw text kept
+        strict = backend_for(server, structured_output="schema")
+        with pytest.raises(VlmRequestError, match="HTTP 400"):
+            strict.generate([conv("id=13")], SCHEMA)
+
+
+def test_truncation_is_retried_once_with_a_larger_budget() -> None:
+    with FakeOpenAIServer() as server:
+        backend = backend_for(server, max_new_tokens=50, truncation_retry_factor=2.0)
+        results = backend.generate([conv("id=1 short=80"), conv("id=2 short=1000"), conv("id=3")], SCHEMA)
+        assert results[0].ok and results[0].attempts == 2 and results[0].parsed == {"id": 1, "ok": True}
+        assert results[1].failure.kind is FailureKind.TRUNCATED and results[1].finish_reason == "length"
+        assert results[1].attempts == 2 and results[1].text  # the raw text is kept for the log
+        assert "max_new_tokens" in results[1].failure.message
+        assert results[2].attempts == 1
+        budgets = sorted(b["max_tokens"] for b in server.stats.bodies if "id=1" in json.dumps(b))
+        assert budgets == [50, 100]
+
+
+def test_structured_output_off_uses_the_extractor() -> None:
+    with FakeOpenAIServer() as server:
+        backend = backend_for(server, structured_output="off")
+        result = backend.generate([conv("id=21 prose")], SCHEMA)[0]
+        assert result.parsed == {"id": 21, "ok": True} and not result.schema_enforced
+        assert "response_format" not in server.stats.bodies[0]
+
+
+def test_sync_generate_inside_a_running_event_loop() -> None:
+    with FakeOpenAIServer() as server:
+        backend = backend_for(server)
+
+        async def main() -> list:
+            return backend.generate([conv("id=1")], SCHEMA)  # a sync call from async code must not deadlock
+
+        assert asyncio.run(main())[0].parsed == {"id": 1, "ok": True}
+
+
+def test_free_text_without_schema() -> None:
+    with FakeOpenAIServer() as server:
+        result = backend_for(server).generate([[{"role": "user", "content": "id=3"}]])[0]
+        assert result.ok and result.parsed is None and result.text == '{"id": 3, "ok": true}'
+        assert result.prompt_tokens == 10 and result.completion_tokens
+
+
+def test_auto_serve_never_reuses_a_server_of_another_model() -> None:
+    with FakeOpenAIServer(model="some-other-model") as server:
+        with pytest.raises(VlmServeError, match="not 'wanted-model'"):
+            make_backend(VlmConfig(backend="openai", model_id="wanted-model", api_base=server.api_base, auto_serve=True))
+
+
+def test_auto_serve_reuses_a_server_of_the_same_model() -> None:
+    with FakeOpenAIServer(model="wanted-model") as server:
+        backend = make_backend(VlmConfig(backend="openai", model_id="wanted-model", api_base=server.api_base, auto_serve=True))
+        assert backend.generate([conv("id=1")], SCHEMA)[0].ok
+        backend.close()  # a reused server is not ours: close() leaves it running
+        assert backend_for(server, model_id="wanted-model").generate([conv("id=2")], SCHEMA)[0].ok
+
+
+def test_missing_openai_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "openai", None)
+    with pytest.raises(MissingExtraError) as info:
+        make_backend(VlmConfig(backend="openai"))
+    assert "pip install 'lerobot_keyframes[openai]'" in str(info.value)
+    assert isinstance(info.value, ImportError)
+
+
+def test_missing_vllm_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'lerobot_keyframes\[vllm\]'"):
+        make_backend(VlmConfig(backend="vllm"))
+
+
+def test_missing_transformers_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "xgrammar", None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'lerobot_keyframes\[transformers\]'"):
+        make_backend(VlmConfig(backend="transformers"))
