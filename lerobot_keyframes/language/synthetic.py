@@ -136,10 +136,12 @@ def synthetic_episode(
 
     step = max(1, int(round(fps / vqa_hz)))
     image_sizes = image_sizes or {}
+    kinds = 0
     for k, frame in enumerate(range(0, n, step)):
-        qtype = VQA_QUESTION_TYPES[k % len(VQA_QUESTION_TYPES)]
         cams = [cameras[k % len(cameras)]] if rotate_cameras and cameras else list(cameras)
         for cam in cams:
+            qtype = VQA_QUESTION_TYPES[kinds % len(VQA_QUESTION_TYPES)]  # every shape, even in short episodes
+            kinds += 1
             size = image_sizes.get(cam) or (320, 240)
             question = _QUESTIONS[qtype].format(obj=object_name, target=target_name)
             answer = json.dumps(_vqa_answer(qtype, object_name, target_name, size, k), sort_keys=True)

@@ -376,6 +376,8 @@ def rewrite_shard(src: Path, dst: Path, schema: pa.Schema, anns: Mapping[int, Ep
     ts_all = table["timestamp"].to_numpy()
     written: list[int] = []
     kept: list[int] = []
+    for stale in dst.parent.glob(f".{dst.name}.tmp-*"):  # left by a crashed run; never a complete file
+        stale.unlink(missing_ok=True)
     tmp = _temp_path(dst)
     try:
         with pq.ParquetWriter(tmp, schema, compression="snappy") as writer:
