@@ -121,7 +121,7 @@ class EpisodeContext:
             parsed = getattr(result, "parsed", None)
             if not isinstance(parsed, dict):
                 self.stats.failures += 1
-                error = getattr(result, "error", None) or "no valid JSON answer"
+                error = getattr(result, "failure", None) or getattr(result, "error", None) or "no valid JSON answer"
                 raise AnnotationError(
                     f"model answer rejected ({error}); raw text: {str(getattr(result, 'text', ''))[:300]!r}",
                     episode_index=self.index,

@@ -34,7 +34,6 @@ from .vqa import detect_family, run_vqa
 logger = logging.getLogger(__name__)
 
 MODULES = ("plan", "interjections", "vqa", "motion")
-STAGING_DIRNAME = ".lerobot_keyframes/staging"
 
 
 @dataclass
@@ -197,6 +196,11 @@ def default_output_root(config: AnnotateConfig, source_root: Path) -> Path:
     return Path.cwd() / f"{name}_annotated"
 
 
+def default_staging_dir(out_root: Path) -> Path:
+    """Beside the output root (`<out>.staging`), so rewriting the output never touches staged work."""
+    return out_root.with_name(out_root.name + ".staging")
+
+
 def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, provider: Any = None) -> AnnotateResult:
     """Annotate a dataset end to end: read, decode, ask, stage, validate, write. Returns a summary."""
     from ..dataset import load_episodes
@@ -208,7 +212,7 @@ def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, pro
     if source.repo_id is not None:  # meta + data are local now; fetch only the videos of these episodes
         source.fetch_files(sorted({c["path"] for r in episodes for c in r["cameras"] if c["storage"] == "video"}))
     out_root = default_output_root(config, source.root)
-    staging_dir = Path(config.staging_dir) if config.staging_dir else out_root / STAGING_DIRNAME
+    staging_dir = Path(config.staging_dir) if config.staging_dir else default_staging_dir(out_root)
     staging = Staging(staging_dir)
     rows = episodes.to_list()
     result = AnnotateResult(output_root=out_root, staging_dir=staging_dir, episodes=[r["episode_index"] for r in rows])

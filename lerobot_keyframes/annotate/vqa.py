@@ -148,5 +148,7 @@ async def run_vqa(ctx: EpisodeContext, plan_info: dict[str, Any] | None = None) 
         t = ctx.frame_time(index)
         final = finalize_answer(answer["answer"], qtype, convention, size)
         rows.append(event_row("vqa", " ".join(answer["question"].split()), t, role="user", camera=cam))
-        rows.append(event_row("vqa", json.dumps(final, sort_keys=True), t, role="assistant", camera=cam))
+        answer_row = event_row("vqa", json.dumps(final, sort_keys=True), t, role="assistant", camera=cam)
+        answer_row["question_type"] = qtype  # checked by the validator, not stored in the parquet
+        rows.append(answer_row)
     return rows

@@ -1,0 +1,143 @@
+"""A scripted VLM backend for tests and benchmarks: answers come from a Python function, not a model.
+
+It speaks the same protocol as the real backends (`agenerate(conversations, schemas) -> [VlmResult]`),
+checks answers against the schema like a backend that enforces it would (an answer that does not fit
+becomes a typed failure), can add a fixed latency per call, and counts calls and busy time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Responder = Callable[[Sequence[dict[str, Any]], dict[str, Any] | None], Any]
+
+
+def schema_example(schema: dict[str, Any], rng: random.Random | None = None) -> Any:
+    """A valid instance of a (bounded) JSON schema: the smallest arrays, numbers inside their bounds."""
+    rng = rng or random.Random(0)
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        return {k: schema_example(v, rng) for k, v in schema.get("properties", {}).items()}
+    if kind == "array":
+        n = max(1, schema.get("minItems", 1))
+        return [schema_example(schema["items"], rng) for _ in range(n)]
+    if kind == "string":
+        return "x" * max(1, schema.get("minLength", 1))
+    if kind == "integer":
+        return int(schema.get("minimum", 0))
+    if kind == "number":
+        lo, hi = float(schema.get("minimum", 0.0)), float(schema.get("maximum", 1.0))
+        return round(rng.uniform(lo, hi), 2)
+    if kind == "boolean":
+        return False
+    return None
+
+
+def _check(schema: dict[str, Any] | None, value: Any) -> str | None:
+    if schema is None:
+        return None
+    try:
+        import jsonschema
+    except ImportError:  # pragma: no cover - dev extra
+        return None
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError as exc:
+        return exc.message
+    return None
+
+
+class ScriptedBackend:
+    """`responder(conversation, schema)` returns the answer (a JSON value, or a string to parse)."""
+
+    def __init__(self, responder: Responder | None = None, *, latency: float = 0.0, check_schema: bool = True,
+                 model_id: str = "scripted") -> None:
+        self.responder = responder or (lambda conversation, schema: schema_example(schema or {"type": "object"}))
+        self.latency = latency
+        self.check_schema = check_schema
+        self.model_id = model_id
+        self.calls = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.busy_seconds = 0.0
+        self._busy_since: float | None = None
+        self._lock = threading.Lock()
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.calls += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            if self.in_flight == 1:
+                self._busy_since = time.perf_counter()
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            if self.in_flight == 0 and self._busy_since is not None:
+                self.busy_seconds += time.perf_counter() - self._busy_since
+                self._busy_since = None
+
+    def _answer(self, conversation: Sequence[dict[str, Any]], schema: dict[str, Any] | None):
+        from ..vlm.types import Failure, FailureKind, VlmResult
+
+        value = self.responder(conversation, schema)
+        text = value if isinstance(value, str) else json.dumps(value)
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return VlmResult(text=text, failure=Failure(FailureKind.INVALID_JSON, "not JSON"))
+        problem = _check(schema, parsed) if self.check_schema else None
+        if problem is not None:
+            return VlmResult(text=text, failure=Failure(FailureKind.SCHEMA_MISMATCH, problem))
+        return VlmResult(text=text, parsed=parsed, prompt_tokens=10, completion_tokens=len(text) // 4,
+                         schema_enforced=schema is not None)
+
+    async def agenerate(self, conversations: Sequence[Sequence[dict[str, Any]]],
+                        schemas: Sequence[dict[str, Any] | None] | None = None) -> list[Any]:
+        schemas = list(schemas) if schemas is not None else [None] * len(conversations)
+
+        async def one(conversation, schema):
+            self._enter()
+            try:
+                if self.latency:
+                    await asyncio.sleep(self.latency)
+                return self._answer(conversation, schema)
+            finally:
+                self._leave()
+
+        return list(await asyncio.gather(*(one(c, s) for c, s in zip(conversations, schemas))))
+
+    def generate(self, conversations, schemas=None) -> list[Any]:
+        return asyncio.run(self.agenerate(conversations, schemas))
+
+
+def prompt_text(conversation: Sequence[dict[str, Any]]) -> str:
+    """All text blocks of a conversation, joined (for responders that route on the prompt)."""
+    parts = []
+    for message in conversation:
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        else:
+            parts.extend(b.get("text", "") for b in content or [] if b.get("type") == "text")
+    return "\n".join(parts)
+
+
+def count_images(conversation: Sequence[dict[str, Any]]) -> int:
+    return sum(1 for m in conversation for b in (m.get("content") or []) if isinstance(b, dict) and b.get("type") == "image")
+
+
+def window_of(prompt: str) -> tuple[float, float] | None:
+    """The `[start, end]` time window a segment prompt covers, read back from its text."""
+    m = re.search(r"cover ([0-9.]+) s to ([0-9.]+) s", prompt)
+    return (float(m.group(1)), float(m.group(2))) if m else None
