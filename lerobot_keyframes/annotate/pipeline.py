@@ -162,10 +162,7 @@ async def _run_all(contexts: list[EpisodeContext], staging: Staging, keys: dict[
                    config: AnnotateConfig) -> None:
     episodes_sem = asyncio.Semaphore(max(1, config.executor.episode_parallelism))
     enabled = [m for m in MODULES if getattr(config, m).enabled]
-    bars = {m: tqdm(total=len(contexts), desc=f"{m:<13}", unit="ep", leave=True) for m in MODULES}
-    for m in MODULES:
-        if m not in enabled:
-            bars[m].close()
+    bars = {m: tqdm(total=len(contexts), desc=f"{m:<13}", unit="ep", disable=m not in enabled) for m in MODULES}
 
     async def one(ctx: EpisodeContext) -> None:
         async with episodes_sem:

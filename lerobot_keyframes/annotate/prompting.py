@@ -27,7 +27,7 @@ class Prompt:
 
 @cache
 def load_prompt(name: str) -> Prompt:
-    text = resources.files("lerobot_keyframes.annotate").joinpath("prompts", f"{name}.txt").read_text()
+    text = resources.files("lerobot_keyframes.annotate").joinpath("prompts").joinpath(f"{name}.txt").read_text()
     return Prompt(name=name, template=text)
 
 

@@ -1,0 +1,127 @@
+"""The annotation pipeline end to end on the sample dataset, with a scripted backend (real decoding, real writer)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lerobot_keyframes.annotate.config import AnnotateConfig, InterjectionsConfig, PlanConfig, VqaConfig
+from lerobot_keyframes.annotate.pipeline import run_annotation
+from lerobot_keyframes.language import read_dataset_annotations as _read
+from lerobot_keyframes.language import validate_dataset
+from lerobot_keyframes.testing.scripted import ScriptedBackend, count_images, prompt_text, schema_example
+from lerobot_keyframes.vlm.config import VlmConfig
+
+
+def read_dataset_annotations(root: Path) -> dict:
+    return _read(root)[0]
+
+
+VLM = VlmConfig(backend="openai", model_id="scripted-qwen2.5-vl")
+
+
+def oracle(conversation: list[dict[str, Any]], schema: dict[str, Any] | None) -> Any:
+    """Plausible answers: spans from the prompt's time window, schema-shaped answers for the rest."""
+    text = prompt_text(conversation)
+    assert count_images(conversation) > 0 or "Write" in text  # every visual prompt goes out with its images
+    m = re.search(r"cover ([0-9.]+) s to ([0-9.]+) s", text)
+    if m and "subtasks" in (schema or {}).get("properties", {}):
+        lo, hi = float(m.group(1)), float(m.group(2))
+        mid = round((lo + hi) / 2, 2)
+        return {"subtasks": [{"text": "pick up the cube", "start": lo, "end": mid},
+                             {"text": "place the cube on the pad", "start": mid, "end": hi}]}
+    if "rephrasings" in (schema or {}).get("properties", {}):
+        return {"rephrasings": ["move the cube onto the pad", "put the cube on the pad"]}
+    return schema_example(schema or {"type": "object"})
+
+
+def _config(root: Path, out: Path, **kw: Any) -> AnnotateConfig:
+    return AnnotateConfig(root=root, out=out, plan=PlanConfig(n_task_rephrasings=2, min_subtask_seconds=0.3),
+                          interjections=InterjectionsConfig(interjection_min_t=0.1), **kw)
+
+
+def test_full_run_writes_valid_language_columns(sample_root: Path, tmp_path: Path) -> None:
+    backend = ScriptedBackend(oracle)
+    out = tmp_path / "out"
+    result = run_annotation(_config(sample_root, out), VLM, backend=backend)
+    assert result.failures == {}
+    assert result.validation.ok, result.validation.format()
+    report = validate_dataset(out)
+    assert report.ok, report.format()
+    anns = read_dataset_annotations(out)
+    assert sorted(anns) == [0, 1]
+    styles = {r.style for a in anns.values() for r in a.rows}
+    assert {"subtask", "plan", "memory", "task_aug", "interjection", "vqa", None} <= styles
+    assert result.rows_per_style["subtask"] >= 4
+    info = json.loads((out / "meta/info.json").read_text())
+    assert info["features"]["language_persistent"]["dtype"] == "language"
+    assert any(t["function"]["name"] == "say" for t in info["tools"])
+    provenance = json.loads((out / "meta/annotation_provenance.json").read_text())
+    assert provenance["model_id"] == VLM.model_id and provenance["episodes"] == 2
+    # the source dataset is untouched
+    assert "language_persistent" not in json.loads((sample_root / "meta/info.json").read_text())["features"]
+
+
+def test_resume_skips_finished_work_and_partial_rerun_keeps_other_episodes(sample_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = ScriptedBackend(oracle)
+    run_annotation(_config(sample_root, out), VLM, backend=first)
+    before = read_dataset_annotations(out)
+    assert first.calls > 0
+
+    again = ScriptedBackend(oracle)
+    result = run_annotation(_config(sample_root, out), VLM, backend=again)
+    assert again.calls == 0  # everything came from staging
+    assert sum(result.modules_reused.values()) == 6 and not result.modules_run
+    assert read_dataset_annotations(out) == before
+
+    # recompute episode 1 only, with different VQA settings: episode 0 keeps its rows untouched
+    partial = ScriptedBackend(oracle)
+    cfg = _config(sample_root, out, only_episodes=(1,), force=True)
+    run_annotation(cfg, VLM, backend=partial)
+    after = read_dataset_annotations(out)
+    assert partial.calls > 0
+    assert after[0] == before[0]
+    assert sorted(after) == [0, 1]
+
+
+def test_wrong_answers_are_cleaned_or_rejected(sample_root: Path, tmp_path: Path) -> None:
+    def sloppy(conversation: list[dict[str, Any]], schema: dict[str, Any] | None) -> Any:
+        props = (schema or {}).get("properties", {})
+        if "subtasks" in props:  # overlapping, unsorted, duplicated spans inside the window
+            return {"subtasks": [{"text": "place it", "start": 1.2, "end": 0.4},
+                                 {"text": "grab it", "start": 0.0, "end": 1.5},
+                                 {"text": "grab it", "start": 0.1, "end": 0.9}]}
+        return oracle(conversation, schema)
+
+    out = tmp_path / "out"
+    result = run_annotation(_config(sample_root, out), VLM, backend=ScriptedBackend(sloppy))
+    assert result.failures == {} and validate_dataset(out).ok
+    spans = [r for r in read_dataset_annotations(out)[0].persistent if r.style == "subtask"]
+    assert [r.content for r in spans] == ["grab it", "place it"]
+
+    def bad_vqa(conversation: list[dict[str, Any]], schema: dict[str, Any] | None) -> Any:
+        if "answer" in (schema or {}).get("properties", {}):
+            return {"question": "where?", "answer": {"bbox": "nope"}}  # wrong shape
+        return oracle(conversation, schema)
+
+    out2 = tmp_path / "out2"
+    result = run_annotation(_config(sample_root, out2), VLM, backend=ScriptedBackend(bad_vqa))
+    assert set(result.failures) == {0, 1}
+    assert all("module vqa" in reason and "schema_mismatch" in reason for reason in result.failures.values())
+    with pytest.raises(Exception, match="module vqa"):
+        run_annotation(_config(sample_root, tmp_path / "out3", on_error="stop"), VLM, backend=ScriptedBackend(bad_vqa))
+
+
+def test_missing_video_fails_that_episode_with_a_clear_error(sample_copy: Path, tmp_path: Path) -> None:
+    video = next((sample_copy / "videos/observation.images.wrist").rglob("*.mp4"))
+    video.unlink()
+    cfg = _config(sample_copy, tmp_path / "out", vqa=VqaConfig(rotate_cameras=False))
+    result = run_annotation(cfg, VLM, backend=ScriptedBackend(oracle))
+    assert set(result.failures) == {0, 1}
+    reason = result.failures[0]
+    assert "observation.images.wrist" in reason and video.name in reason and "episode 0" in reason
