@@ -48,7 +48,12 @@ if ! { [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$s
   build_venv
 fi
 # The editable install points at the checkout it was made from; re-point it when run from another clone.
-if ! "$venv/bin/python" -c 'import lerobot_keyframes, os, sys; sys.exit(os.path.dirname(os.path.dirname(os.path.abspath(lerobot_keyframes.__file__))) != sys.argv[1])' "$here" 2>/dev/null; then
+if ! "$venv/bin/python" - "$here" <<'PY' 2>/dev/null
+import os, sys
+import lerobot_keyframes.vlm as m
+sys.exit(0 if os.path.realpath(m.__file__).startswith(os.path.realpath(sys.argv[1]) + os.sep) else 1)
+PY
+then
   "$venv/bin/python" -m pip install -q --no-deps -e "$here"
 fi
 flock -u 9

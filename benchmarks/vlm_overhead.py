@@ -1,0 +1,170 @@
+"""VLM backend overhead: how much wall time our code adds around the engine, and openai-backend concurrency.
+
+1. transformers backend, tiny Qwen2.5-VL (random weights), schema-constrained output, batches of 1, 8 and
+   32 conversations with 2 images each: wall time of ``backend.generate`` split into ``model.generate``
+   (engine, including the xgrammar mask), the HF processor + chat template, and the rest (our code:
+   message conversion, grammar lookup, decoding, parsing, validation). Target: ours < 10 % of backend time
+   (engine + processor) at batch 32.
+2. openai backend against the local fake server with a fixed 50 ms latency: share of the configured
+   concurrency kept busy (ideal time N * latency / concurrency over the measured wall time). Target >= 90 %.
+
+Run: ``.venv/bin/python benchmarks/vlm_overhead.py`` (HF_HUB_OFFLINE=1; prints a markdown table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "label": {"type": "string", "maxLength": 24},
+        "start": {"type": "number", "minimum": 0, "maximum": 60},
+        "end": {"type": "number", "minimum": 0, "maximum": 60},
+        "success": {"type": "boolean"},
+    },
+    "required": ["label", "start", "end", "success"],
+}
+
+
+def transformers_overhead(batch_sizes: list[int], repeats: int) -> list[dict[str, Any]]:
+    from PIL import Image
+
+    from lerobot_keyframes.testing.tiny_qwen import tiny_qwen_cached
+    from lerobot_keyframes.vlm import VlmConfig, estimate_max_tokens, make_backend, make_xgrammar_safe
+
+    schema = make_xgrammar_safe(SCHEMA)
+    path = tiny_qwen_cached("qwen2_5_vl")
+    backend = make_backend(
+        VlmConfig(model_id=str(path), max_new_tokens=estimate_max_tokens(schema), batch_size=max(batch_sizes))
+    )
+    state = backend.loaded
+    timers = {"generate": 0.0, "processor": 0.0}
+    real_generate, real_processor = state.model.generate, state.processor.__class__.__call__
+
+    def timed_generate(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return real_generate(*args, **kwargs)
+        finally:
+            timers["generate"] += time.perf_counter() - t0
+
+    def timed_processor(self: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return real_processor(self, *args, **kwargs)
+        finally:
+            timers["processor"] += time.perf_counter() - t0
+
+    state.model.generate = timed_generate
+    state.processor.__class__.__call__ = timed_processor
+
+    def conversation(i: int) -> list[dict[str, Any]]:
+        images = [Image.new("RGB", (96, 72), ((37 * i) % 256, (91 * j) % 256, 128)) for j in range(2)]
+        content = [
+            {"type": "image", "image": im, "source": {"file": f"ep{i}.mp4", "pts": j * 0.5}}
+            for j, im in enumerate(images)
+        ]
+        content.append({"type": "text", "text": f"Episode {i}: name the subtask shown in the two views."})
+        return [{"role": "user", "content": content}]
+
+    backend.generate([conversation(0)], schema)  # warm-up (xgrammar + torch first-call costs)
+    rows = []
+    try:
+        for n in batch_sizes:
+            convs = [conversation(i) for i in range(n)]
+            walls, gens, procs = [], [], []
+            for _ in range(repeats):
+                timers.update(generate=0.0, processor=0.0)
+                t0 = time.perf_counter()
+                results = backend.generate(convs, schema)
+                walls.append(time.perf_counter() - t0)
+                gens.append(timers["generate"])
+                procs.append(timers["processor"])
+                assert all(r.ok for r in results), [r.failure for r in results if not r.ok]
+            wall, gen, proc = statistics.median(walls), statistics.median(gens), statistics.median(procs)
+            ours = max(0.0, wall - gen - proc)
+            rows.append(
+                {
+                    "batch": n,
+                    "wall_s": wall,
+                    "generate_s": gen,
+                    "processor_s": proc,
+                    "ours_s": ours,
+                    "ours_pct_of_backend": 100 * ours / (gen + proc),
+                }
+            )
+    finally:
+        state.processor.__class__.__call__ = real_processor
+        del state.model.generate
+    return rows
+
+
+def openai_concurrency(n_requests: int, concurrency: int, latency: float) -> dict[str, Any]:
+    from lerobot_keyframes.testing.fake_openai import FakeOpenAIServer
+    from lerobot_keyframes.vlm import VlmConfig, make_backend
+
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}, "ok": {"type": "boolean"}}}
+    with FakeOpenAIServer(latency=latency, keep_bodies=False) as server:
+        backend = make_backend(
+            VlmConfig(
+                backend="openai",
+                model_id="fake-model",
+                api_base=server.api_base,
+                client_concurrency=concurrency,
+            )
+        )
+        convs = [[{"role": "user", "content": f"id={i}"}] for i in range(n_requests)]
+        backend.generate(convs[:concurrency], schema)  # warm-up: connections, imports
+        server.stats.max_in_flight = 0
+        t0 = time.perf_counter()
+        results = backend.generate(convs, schema)
+        wall = time.perf_counter() - t0
+    assert all(r.ok for r in results)
+    ideal = n_requests * latency / concurrency
+    return {
+        "requests": n_requests,
+        "concurrency": concurrency,
+        "latency_s": latency,
+        "wall_s": wall,
+        "ideal_s": ideal,
+        "busy_pct": 100 * ideal / wall,
+        "max_in_flight": server.stats.max_in_flight,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", default="1,8,32")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    rows = transformers_overhead([int(b) for b in args.batches.split(",")], args.repeats)
+    print(
+        "| batch (2 images each) | backend.generate wall (s) | model.generate (s) | HF processor (s) | our code (s) | ours / backend |"
+    )
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['batch']} | {r['wall_s']:.3f} | {r['generate_s']:.3f} | {r['processor_s']:.3f} | {r['ours_s']:.3f} | {r['ours_pct_of_backend']:.1f} % |"
+        )
+    c = openai_concurrency(args.requests, args.concurrency, 0.05)
+    print()
+    print(
+        "| requests | client_concurrency | server latency | wall (s) | ideal (s) | concurrency kept busy | max in flight (server) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    print(
+        f"| {c['requests']} | {c['concurrency']} | {c['latency_s'] * 1000:.0f} ms | {c['wall_s']:.2f} | {c['ideal_s']:.2f} | {c['busy_pct']:.1f} % | {c['max_in_flight']} |"
+    )
+
+
+if __name__ == "__main__":
+    main()
