@@ -121,6 +121,12 @@ def test_persistent_rows_within_emitted_at_window_warn():
     report = check(with_rows(base(), persistent=[LanguageRow("assistant", "pause", "motion", t(26))]))
     assert report.ok
     assert "persistent_too_close" in report.rules("warning")
+    # 0.133 s apart: the frame between them is within lerobot's 0.1 s window of both
+    near = [LanguageRow("assistant", "lift", "motion", t(40)), LanguageRow("assistant", "stop", "motion", t(44))]
+    assert check(with_rows(base(), persistent=near)).rules("warning") == {"persistent_too_close"}
+    # 0.233 s apart: no frame is within 0.1 s of both
+    far = [near[0], LanguageRow("assistant", "stop", "motion", t(47))]
+    assert not check(with_rows(base(), persistent=far)).issues
 
 
 def test_subtask_coverage():

@@ -8,6 +8,7 @@ one, so a user sees every problem of a run at once.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 from collections import Counter, defaultdict
@@ -419,7 +420,8 @@ def _check_persistent(rows: list[LanguageRow], frames: list[float], config: Vali
             report.error("duplicate_persistent",
                          f"{n} {style!r} rows with role {role!r} at one timestamp; lerobot's active_at fails "
                          "with 'ambiguous' on this frame", episode_index=ep, timestamp=ts, style=style)
-    # emitted_at(style=...) on persistent styles matches rows within 0.1 s of the frame
+    # lerobot's emitted_at(t, style=...) on a persistent style matches every row within 0.1 s of the frame
+    # time t: two rows of one style are ambiguous on any frame within 0.1 s of both (same float arithmetic).
     by_key: dict[tuple[str | None, str], list[float]] = defaultdict(list)
     for r in rows:
         if r.style != "task_aug":
@@ -427,10 +429,14 @@ def _check_persistent(rows: list[LanguageRow], frames: list[float], config: Vali
     for (style, _role), times in by_key.items():
         times = sorted(set(times))
         for a, b in zip(times, times[1:]):
-            if b - a <= EMITTED_AT_TOLERANCE_S:
+            lo = bisect.bisect_left(frames, b - EMITTED_AT_TOLERANCE_S - 1e-6)
+            hi = bisect.bisect_right(frames, a + EMITTED_AT_TOLERANCE_S + 1e-6)
+            if any(abs(a - f) <= EMITTED_AT_TOLERANCE_S and abs(b - f) <= EMITTED_AT_TOLERANCE_S
+                   for f in frames[lo:hi]):
                 report.warning("persistent_too_close",
-                               f"two {style!r} rows {b - a:.3f} s apart (<= {EMITTED_AT_TOLERANCE_S} s): lerobot's "
-                               "emitted_at cannot tell them apart", episode_index=ep, timestamp=b, style=style)
+                               f"two {style!r} rows {b - a:.3f} s apart: lerobot's emitted_at (window "
+                               f"{EMITTED_AT_TOLERANCE_S} s) finds both on a frame between them and fails with "
+                               "'ambiguous' (active_at is unaffected)", episode_index=ep, timestamp=b, style=style)
     aug = [r for r in rows if r.style == "task_aug"]
     if aug:
         dup = [c for c, n in Counter(r.content for r in aug).items() if n > 1]
