@@ -321,3 +321,19 @@ def test_string_json_fallback_for_older_datasets(sample_root: Path, tmp_path: Pa
     ds = datasets.load_dataset("parquet", data_files=[str(p) for p in shards(out)], split="train",
                                cache_dir=str(tmp_path / "hf"))
     assert len(ds) == sum(pq.read_metadata(p).num_rows for p in shards(out))
+
+
+def test_image_camera_keeps_image_feature_without_hf_metadata(multifile_root: Path, tmp_path: Path):
+    """Shards written without `datasets` metadata: the image camera is still declared as an Image feature."""
+    import datasets
+
+    src = tmp_path / "src"
+    shutil.copytree(multifile_root, src)
+    for path in shards(src):
+        pq.write_table(pq.read_table(path).replace_schema_metadata(None), path)
+    out = tmp_path / "out"
+    write_language(src, synthetic_annotations(src), out=out)
+    ds = datasets.load_dataset("parquet", data_files=[str(p) for p in shards(out)], split="train",
+                               cache_dir=str(tmp_path / "hf"))
+    assert ds.features["observation.images.top"] == datasets.Image()
+    assert ds[0]["observation.images.top"].size == (320, 240)

@@ -283,7 +283,7 @@ class LanguageRow:
 
     def __post_init__(self) -> None:
         ts = self.timestamp
-        if isinstance(ts, (np.floating, np.integer)):
+        if isinstance(ts, (int, np.floating, np.integer)) and not isinstance(ts, bool):
             object.__setattr__(self, "timestamp", float(ts))
         if self.tool_calls is not None and not isinstance(self.tool_calls, tuple):
             object.__setattr__(self, "tool_calls", tuple(self.tool_calls))

@@ -281,7 +281,7 @@ def write_info(root: Path) -> None:
 
 
 # -- shards ------------------------------------------------------------------------------------------
-def _target_schema(first: pa.Schema) -> pa.Schema:
+def _target_schema(first: pa.Schema, image_keys: Iterable[str] = ()) -> pa.Schema:
     """The one schema every shard gets: the first shard's other columns (types, order) + declared language types.
 
     Language columns keep their position when the dataset already has them, else they are appended. The
@@ -300,6 +300,11 @@ def _target_schema(first: pa.Schema) -> pa.Schema:
             fields.append(pa.field(col, column_arrow_type(col)))
     base = pa.schema([f for f in first if f.name not in LANGUAGE_COLUMNS], metadata=first.metadata)
     features = Features.from_arrow_schema(base)
+    for key in image_keys:  # image cameras stored in the parquet decode as images, not {bytes, path} dicts
+        if key in features and isinstance(features[key], dict) and set(features[key]) == {"bytes", "path"}:
+            from datasets import Image
+
+            features[key] = Image()
     lang = language_features()
     feats = Features({f.name: (lang[f.name] if f.name in lang else features[f.name]) for f in fields})
     metadata = {k: v for k, v in (first.metadata or {}).items() if k not in (b"huggingface", b"ARROW:schema")}
@@ -419,7 +424,8 @@ def rewrite_shard(src: Path, dst: Path, schema: pa.Schema, anns: Mapping[int, Ep
 
 def _write(layout: DatasetLayout, dest_root: Path, anns: dict[int, EpisodeAnnotations], shards: list[Path],
            report: ValidationReport, *, copy_unchanged: bool) -> WriteResult:
-    schema = _target_schema(pq.read_schema(shards[0]))
+    image_keys = [k for k, f in layout.features.items() if f.get("dtype") == "image"]
+    schema = _target_schema(pq.read_schema(shards[0]), image_keys)
     by_shard: dict[Path, bool] = {}
     for path in shards:
         eps = set(np.unique(pq.read_table(path, columns=["episode_index"])["episode_index"].to_numpy()).tolist())
