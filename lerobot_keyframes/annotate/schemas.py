@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-PRINTABLE = "[ -!#-\\[\\]-~]"  # printable ASCII without '"' and '\\'
+from ..vlm.schema import printable_pattern
 
 
 def text(max_length: int = 120, min_length: int = 1) -> dict[str, Any]:
-    return {"type": "string", "minLength": min_length, "maxLength": max_length,
-            "pattern": f"^{PRINTABLE}{{{min_length},{max_length}}}$"}
+    """Printable ASCII, length-bounded by the pattern alone (xgrammar and vLLM reject pattern + maxLength)."""
+    return {"type": "string", "pattern": printable_pattern(max_length, min_length)}
 
 
 def number(lo: float, hi: float) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def array(items: dict[str, Any], max_items: int, min_items: int = 1) -> dict[str
 
 
 def describe_schema() -> dict[str, Any]:
-    return obj(description=text(600))
+    return obj(description=text(400))
 
 
 def segment_schema(window_start: float, window_end: float, max_steps: int) -> dict[str, Any]:

@@ -46,7 +46,9 @@ class GrammarCache:
         import xgrammar as xgr
 
         self.tokenizer_info = tokenizer_info
-        self._compiler = xgr.GrammarCompiler(tokenizer_info, max_threads=2)
+        # xgrammar 0.2.8's own compile cache fails on printable-string patterns longer than ~128 characters
+        # ("per_rule_fsm_hashes ... has_value()"); compiled grammars are cached per schema here instead.
+        self._compiler = xgr.GrammarCompiler(tokenizer_info, max_threads=2, cache_enabled=False)
         self._cache: dict[str, Any] = {}
         self._lock = threading.Lock()
 
