@@ -1,25 +1,70 @@
-"""The README's main job: everything the package does, offline, on the embedded sample dataset."""
+"""The README's main job: the whole pipeline, offline, on the embedded sample dataset with a tiny model.
+
+1. generate (or reuse) the sample dataset; 2. read it into the episode table; 3. decode exact
+keyframes with `KeyframeTransform` through `datasets.map`; 4. annotate every episode with a tiny
+random-weight Qwen2.5-VL through the transformers backend, structured output enforced; 5. validate
+and write lerobot's language columns into a new root; 6. validate that root again from disk.
+"""
 
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+REAL_MODEL_COMMAND = (
+    "lerobot-keyframes annotate --root {root} --out {out_real} \\\n"
+    "    --vlm.backend=vllm --vlm.model_id=Qwen/Qwen2.5-VL-7B-Instruct --vlm.max_new_tokens=1024"
+)
 
-def run_demo(out: Path) -> int:
-    """Generate (or reuse) the sample dataset, read it, and run every stage that exists so far."""
+
+def run_demo(out: Path, *, episodes: int = 4) -> int:
+    from .annotate import AnnotateConfig, InterjectionsConfig, PlanConfig, VqaConfig, run_annotation
     from .dataset import load_episodes
     from .dataset.summary import format_summary, summarize
+    from .language import validate_dataset
     from .testing.sample import default_sample_dataset
+    from .testing.tiny_qwen import tiny_qwen_cached
+    from .transform import KeyframeTransform
+    from .vlm import VlmConfig
 
-    root = default_sample_dataset()
-    print(f"[1] sample dataset: {root}")
+    out = Path(out).absolute()
+    root = default_sample_dataset(episodes=episodes)
+    print(f"[1/6] sample dataset: {root}")
     print(format_summary(summarize(root)))
-    episodes = load_episodes(root)
-    print(f"[2] episode table: {episodes.num_rows} episodes, columns {episodes.column_names}")
+
+    table = load_episodes(root)
+    print(f"[2/6] episode table: {table.num_rows} episodes, {sum(table['length'])} frames")
+
+    keyframes = table.map(KeyframeTransform.for_dataset(table, policy="motion+uniform:4"), batched=True, batch_size=2)
+    cams = [c for c in keyframes.column_names if c.startswith("keyframe_timestamps.")]
+    counts = {c.split(".", 1)[1]: sum(len(v) for v in keyframes[c]) for c in cams}
+    print(f"[3/6] keyframes decoded per camera: {counts}")
     out.mkdir(parents=True, exist_ok=True)
-    episodes.to_parquet(str(out / "episodes.parquet"))
-    print(f"    written to {out / 'episodes.parquet'}")
-    return 0
+    keyframes.to_parquet(str(out / "keyframes.parquet"))
+
+    model = tiny_qwen_cached("qwen2_5_vl")
+    print(f"[4/6] annotating with a tiny random-weight Qwen2.5-VL ({model}); its text is meaningless,")
+    print("      but structured output keeps every answer valid JSON of the right shape")
+    annotated = out / "annotated"
+    for stale in (annotated, annotated.with_name(annotated.name + ".staging")):
+        shutil.rmtree(stale, ignore_errors=True)
+    config = AnnotateConfig(
+        root=root, out=annotated, seed=0,
+        plan=PlanConfig(n_task_rephrasings=2, frames_per_second=2.0, min_subtask_seconds=1.0),
+        interjections=InterjectionsConfig(max_interjections_per_episode=1),
+        vqa=VqaConfig(vqa_emission_hz=1.0),
+    )
+    vlm = VlmConfig(backend="transformers", model_id=str(model), max_new_tokens=512, temperature=0.0)
+    result = run_annotation(config, vlm)
+    print(result.summary())
+
+    report = validate_dataset(annotated)
+    print(f"[5/6] validation of the written dataset: {report.summary()}")
+    print(f"[6/6] annotated dataset: {annotated}")
+    print(f"      keyframes: {out / 'keyframes.parquet'}")
+    print("\nReal annotations need a real Qwen-VL model (a GPU helps), for example:\n")
+    print(REAL_MODEL_COMMAND.format(root=root, out_real=out / "annotated-real"))
+    return 0 if report.ok and not result.failures else 1
