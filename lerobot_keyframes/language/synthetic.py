@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from .schema import VQA_QUESTION_TYPES, LanguageRow, speech_atom
+from .schema import EMITTED_AT_TOLERANCE_S, VQA_QUESTION_TYPES, LanguageRow, speech_atom
 from .validator import EpisodeAnnotations
 
 GROUND_TRUTH_FILE = "ground_truth.json"
 PHASES = ("approach", "grasp", "carry", "release", "retreat")
+MIN_GAP_S = 2 * EMITTED_AT_TOLERANCE_S + 1e-3
 
 
 def _phrases(obj: str, target: str) -> dict[str, tuple[str, str]]:
@@ -103,6 +104,13 @@ def synthetic_episode(
     if not spans:
         spans = [(0, PHASES[0])]
     spans[0] = (0, spans[0][1])  # the first subtask is active from the first frame
+    # lerobot's emitted_at matches persistent rows within 0.1 s of a frame: keep rows of one style more
+    # than 0.2 s apart so no frame sees two (a phase shorter than that merges into the previous span)
+    kept = [spans[0]]
+    for start, phase in spans[1:]:
+        if float(ts[start]) - float(ts[kept[-1][0]]) > MIN_GAP_S:
+            kept.append((start, phase))
+    spans = kept
 
     def t(frame: int) -> float:
         return float(ts[min(max(frame, 0), n - 1)])
@@ -127,10 +135,9 @@ def synthetic_episode(
         persistent.append(LanguageRow("user", text, "task_aug", t(0)))
     events.append(speech_atom(f"OK, I will {task}.", t(0)))
     motion_frames = {0: f"move the gripper toward the {object_name}"}
-    if grasp_frame is not None and 0 < grasp_frame < n:
-        motion_frames[grasp_frame] = "close the gripper"
-    if release_frame is not None and 0 < release_frame < n:
-        motion_frames[release_frame] = "open the gripper"
+    for frame, text in ((grasp_frame, "close the gripper"), (release_frame, "open the gripper")):
+        if frame is not None and 0 < frame < n and float(ts[frame]) - t(max(motion_frames)) > MIN_GAP_S:
+            motion_frames[frame] = text
     for frame, text in sorted(motion_frames.items()):
         persistent.append(LanguageRow("assistant", text, "motion", t(frame)))
 

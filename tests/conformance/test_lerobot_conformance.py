@@ -145,6 +145,7 @@ def test_language_render_resolves_every_frame(annotated: Annotated):
     cameras = _camera_keys(annotated.root)
     report = validate_dataset(annotated.root, config=ValidatorConfig(single_camera_vqa_per_frame=annotated.rotate_cameras))
     assert report.ok, report.format()
+    assert report.rules("warning") <= {"vqa_multi_camera"}, report.format()
     close = {i.episode_index for i in report.warnings if i.rule == "persistent_too_close"}
     ambiguous_default_vqa = 0
     seen = {"vqa": 0, "speech": 0, "interjection": 0}
@@ -302,3 +303,28 @@ def test_written_with_the_main_stack_loads_in_lerobot(tmp_path: Path):
         assert item[LANGUAGE_PERSISTENT]
     assert validate_dataset(tmp_path / "out", config=ValidatorConfig(single_camera_vqa_per_frame=True)).ok
     print(f"written with datasets {proc.stdout.strip()} in {python}", file=sys.stderr)
+
+
+@pytest.mark.parametrize("fps", [10, 30, 50])
+def test_too_close_warning_predicts_emitted_at_ambiguity(fps: int):
+    """Our `persistent_too_close` warning fires exactly when lerobot's emitted_at fails on some frame."""
+    from lerobot.datasets import language_render as lr
+
+    from lerobot_keyframes.language import LanguageRow, validate_episode
+
+    ts = (np.arange(3 * fps) / fps).astype(np.float32)
+    for gap in range(1, fps // 2):
+        a, b = fps, fps + gap
+        rows = (LanguageRow("assistant", "first", "subtask", float(ts[0])),
+                LanguageRow("assistant", "one", "motion", float(ts[a])),
+                LanguageRow("assistant", "two", "motion", float(ts[b])))
+        report = validate_episode(EpisodeAnnotations(0, rows), ts)
+        warned = "persistent_too_close" in report.rules("warning")
+        stored = [r.to_persistent() for r in rows]
+        ambiguous = False
+        for t in ts:
+            try:
+                lr.emitted_at(float(t), persistent=stored, events=[], style="motion")
+            except ValueError:
+                ambiguous = True
+        assert warned == ambiguous, (fps, gap, report.format())
