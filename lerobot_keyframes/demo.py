@@ -38,7 +38,8 @@ def run_demo(out: Path, *, episodes: int = 4) -> int:
     table = load_episodes(root)
     print(f"[2/6] episode table: {table.num_rows} episodes, {sum(table['length'])} frames")
 
-    keyframes = table.map(KeyframeTransform.for_dataset(table, policy="motion+uniform:4"), batched=True, batch_size=2)
+    transform = KeyframeTransform.for_dataset(table, policy="motion+uniform:4")
+    keyframes = table.map(transform, batched=True, batch_size=2, features=transform.features(table.features))
     cams = [c for c in keyframes.column_names if c.startswith("keyframe_timestamps.")]
     counts = {c.split(".", 1)[1]: sum(len(v) for v in keyframes[c]) for c in cams}
     print(f"[3/6] keyframes decoded per camera: {counts}")
