@@ -9,8 +9,10 @@ Caches live under the test's tmp_path, so nothing from the user's real Hugging F
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +45,7 @@ def patch_hub_endpoint(monkeypatch: pytest.MonkeyPatch, url: str, token: str | N
 
     monkeypatch.setattr(hf_constants, "ENDPOINT", url)
     monkeypatch.setattr(hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(hf_constants, "DATASETS_SERVER_ENDPOINT", url + "/_datasets-server")
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(hf_constants, "HF_HUB_DISABLE_XET", True)
     monkeypatch.setattr(hf_constants, "HF_HUB_DISABLE_TELEMETRY", True)
@@ -61,9 +64,38 @@ def patch_hub_endpoint(monkeypatch: pytest.MonkeyPatch, url: str, token: str | N
     return env
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def forbid_remote_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any name lookup other than loopback fail loudly: a test must never reach the public Hub."""
+    real = socket.getaddrinfo
+
+    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if name not in LOOPBACK:
+            raise OSError(f"test tried to reach {name!r}; only the local Hub on 127.0.0.1 is allowed")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+
+
+def no_backoff_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """huggingface_hub's http_backoff sleeps 1, 2, 4, 8 s between retries; make those sleeps instant (only there)."""
+    import time
+    import types
+
+    import huggingface_hub.utils._http as http
+
+    fake = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("_")})
+    fake.sleep = lambda seconds: None
+    monkeypatch.setattr(http, "time", fake)
+
+
 @pytest.fixture
 def local_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[LocalHub]:
     """A running local Hub; HF_TOKEN is `LocalHub.TOKEN` (user `tester`, write access)."""
+    forbid_remote_hosts(monkeypatch)
     hub = LocalHub()
     with hub as url:
         hub.env = patch_hub_endpoint(monkeypatch, url, LocalHub.TOKEN, tmp_path / "hf-cache")  # type: ignore[attr-defined]

@@ -351,6 +351,14 @@ def push_dataset(
         )
     tag = (revision == "main") if tag is None else tag
     codebase_version = layout.version
+    if provenance is not None:
+        provenance = dict(provenance)
+        if source_repo_id is not None and source_repo_id != repo_id:
+            provenance.setdefault("source_repo_id", source_repo_id)
+            if source_revision is not None:
+                provenance.setdefault("source_revision", source_revision)
+        if os.environ.get("LEROBOT_KEYFRAMES_RUN_ID"):  # set by jobs.py inside an HF Job
+            provenance.setdefault("job_run_id", os.environ["LEROBOT_KEYFRAMES_RUN_ID"])
 
     # completeness: never push (or delete remote files) from a root that lacks files its metadata references
     missing = [p for p in referenced_files(layout) if not (root / p).is_file()]

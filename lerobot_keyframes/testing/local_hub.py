@@ -146,6 +146,7 @@ class Fault:
     drop: bool = False
     after_bytes: int = 0
     remaining: int = 1
+    match: str | None = None  # only requests whose path contains this (e.g. one LFS oid, one file name)
 
 
 @dataclass(frozen=True)
@@ -252,17 +253,20 @@ class LocalHub:
         self.stop()
 
     # -- fault injection ------------------------------------------------------------------------
-    def fail_next(self, route: str, *, status: int = 500, times: int = 1, message: str = "injected fault") -> None:
-        """Answer the next `times` requests of `route` (see ROUTES, or "*") with `status`."""
+    def fail_next(self, route: str, *, status: int = 500, times: int = 1, message: str = "injected fault",
+                  match: str | None = None) -> None:
+        """Answer the next `times` requests of `route` (see ROUTES, or "*") with `status`; with `match`, only
+        requests whose path contains it."""
         self._check_route(route)
         with self._lock:
-            self._faults.append(Fault(route=route, status=status, message=message, remaining=times))
+            self._faults.append(Fault(route=route, status=status, message=message, remaining=times, match=match))
 
-    def drop_next(self, route: str, *, times: int = 1, after_bytes: int = 1024) -> None:
-        """Read at most `after_bytes` of the next `times` request bodies of `route`, then close the connection."""
+    def drop_next(self, route: str, *, times: int = 1, after_bytes: int = 1024, match: str | None = None) -> None:
+        """Read at most `after_bytes` of the next `times` request bodies of `route` (whose path contains `match`,
+        if given), then close the connection without answering: an upload interrupted mid-way."""
         self._check_route(route)
         with self._lock:
-            self._faults.append(Fault(route=route, drop=True, after_bytes=after_bytes, remaining=times))
+            self._faults.append(Fault(route=route, drop=True, after_bytes=after_bytes, remaining=times, match=match))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -273,9 +277,11 @@ class LocalHub:
         if route != "*" and route not in ROUTES:
             raise ValueError(f"unknown route {route!r}; one of {ROUTES} or '*'")
 
-    def _take_fault(self, route: str) -> Fault | None:
+    def _take_fault(self, route: str, path: str) -> Fault | None:
         with self._lock:
             for fault in self._faults:
+                if fault.match is not None and fault.match not in path:
+                    continue
                 if fault.route in (route, "*") and fault.remaining > 0:
                     fault.remaining -= 1
                     if fault.remaining == 0:
@@ -431,7 +437,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._query = parse_qs(split.query)
             route, handler, args = self._route(method, split.path)
             self._user, self._role = self._authenticate()
-            fault = self.hub._take_fault(route)
+            fault = self.hub._take_fault(route, self.path)
             if fault is not None and fault.drop:
                 self._read_partial(fault.after_bytes)
                 raise _Dropped
