@@ -107,25 +107,39 @@ def transformers_overhead(batch_sizes: list[int], repeats: int) -> list[dict[str
 
 
 def openai_concurrency(n_requests: int, concurrency: int, latency: float) -> dict[str, Any]:
-    from lerobot_keyframes.testing.fake_openai import FakeOpenAIServer
+    """The fake server runs in its own process, so its work does not compete with the client for the GIL."""
+    import json
+    import subprocess
+    import sys
+    import urllib.request
+
     from lerobot_keyframes.vlm import VlmConfig, make_backend
 
     schema = {"type": "object", "properties": {"id": {"type": "integer"}, "ok": {"type": "boolean"}}}
-    with FakeOpenAIServer(latency=latency, keep_bodies=False) as server:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lerobot_keyframes.testing.fake_openai", "--latency", str(latency)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = int(server.stdout.readline())
+        api_base = f"http://127.0.0.1:{port}/v1"
         backend = make_backend(
             VlmConfig(
-                backend="openai",
-                model_id="fake-model",
-                api_base=server.api_base,
-                client_concurrency=concurrency,
+                backend="openai", model_id="fake-model", api_base=api_base, client_concurrency=concurrency
             )
         )
         convs = [[{"role": "user", "content": f"id={i}"}] for i in range(n_requests)]
-        backend.generate(convs[:concurrency], schema)  # warm-up: connections, imports
-        server.stats.max_in_flight = 0
-        t0 = time.perf_counter()
+        backend.generate(convs[:concurrency], schema)  # warm-up: imports, first connections
+        urllib.request.urlopen(urllib.request.Request(api_base + "/stats/reset", method="POST")).read()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         results = backend.generate(convs, schema)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        stats = json.loads(urllib.request.urlopen(api_base + "/stats").read())
+    finally:
+        server.stdin.close()
+        server.wait(10)
     assert all(r.ok for r in results)
     ideal = n_requests * latency / concurrency
     return {
@@ -135,7 +149,9 @@ def openai_concurrency(n_requests: int, concurrency: int, latency: float) -> dic
         "wall_s": wall,
         "ideal_s": ideal,
         "busy_pct": 100 * ideal / wall,
-        "max_in_flight": server.stats.max_in_flight,
+        "max_in_flight": stats["max_in_flight"],
+        "client_cpu_ms": 1000 * cpu / n_requests,
+        "cpu_budget_ms": 1000 * latency / concurrency,
     }
 
 
@@ -158,12 +174,15 @@ def main() -> None:
     c = openai_concurrency(args.requests, args.concurrency, 0.05)
     print()
     print(
-        "| requests | client_concurrency | server latency | wall (s) | ideal (s) | concurrency kept busy | max in flight (server) |"
+        "| requests | client_concurrency | server latency | wall (s) | ideal (s) | concurrency kept busy "
+        "| max in flight (server) | client CPU per request | CPU budget per request |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     print(
-        f"| {c['requests']} | {c['concurrency']} | {c['latency_s'] * 1000:.0f} ms | {c['wall_s']:.2f} | {c['ideal_s']:.2f} | {c['busy_pct']:.1f} % | {c['max_in_flight']} |"
+        f"| {c['requests']} | {c['concurrency']} | {c['latency_s'] * 1000:.0f} ms | {c['wall_s']:.2f} | {c['ideal_s']:.2f} "
+        f"| {c['busy_pct']:.1f} % | {c['max_in_flight']} | {c['client_cpu_ms']:.2f} ms | {c['cpu_budget_ms']:.2f} ms |"
     )
+    print(f"\nload average after the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ scripted per request by directives in the last user text, e.g. ``"id=7 fail429=2
 - ``prose``: wrap the JSON answer in prose (for the tolerant extractor);
 - ``delay=S``: answer after S seconds (default ``latency``).
 ``reject_response_format=True`` makes every request carrying ``response_format`` fail with HTTP 400.
+``GET /v1/stats`` (and ``POST /v1/stats/reset``) expose the counters to a client in another process;
+``python -m lerobot_keyframes.testing.fake_openai --latency 0.05`` serves until killed and prints its port.
 """
 
 from __future__ import annotations
@@ -110,14 +112,20 @@ class FakeOpenAIServer:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = lines[0].split(" ", 2)
-                headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)
+                }
                 length = int(headers.get("content-length", "0"))
                 raw = await reader.readexactly(length) if length else b""
                 status, body, extra = await self._respond(method, path, raw)
                 payload = body if isinstance(body, bytes) else json.dumps(body).encode()
                 ctype = "application/json" if not isinstance(body, bytes) else "application/json"
-                head_out = [f"HTTP/1.1 {status} {'OK' if status == 200 else 'ERR'}", f"Content-Type: {ctype}",
-                            f"Content-Length: {len(payload)}"]
+                head_out = [
+                    f"HTTP/1.1 {status} {'OK' if status == 200 else 'ERR'}",
+                    f"Content-Type: {ctype}",
+                    f"Content-Length: {len(payload)}",
+                ]
                 head_out += [f"{k}: {v}" for k, v in extra.items()]
                 writer.write(("\r\n".join(head_out) + "\r\n\r\n").encode() + payload)
                 await writer.drain()
@@ -129,6 +137,23 @@ class FakeOpenAIServer:
             writer.close()
 
     async def _respond(self, method: str, path: str, raw: bytes) -> tuple[int, Any, dict[str, str]]:
+        if method == "GET" and path.rstrip("/").endswith("/stats"):
+            with self._lock:
+                stats = self.stats
+                return (
+                    200,
+                    {
+                        "requests": stats.requests,
+                        "max_in_flight": stats.max_in_flight,
+                        "in_flight": stats.in_flight,
+                    },
+                    {},
+                )
+        if method == "POST" and path.rstrip("/").endswith("/stats/reset"):
+            with self._lock:
+                self.stats.max_in_flight = self.stats.in_flight
+                self.stats.requests = 0
+            return 200, {"reset": True}, {}
         if method == "GET" and path.rstrip("/").endswith("/models"):
             return 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]}, {}
         if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
@@ -191,5 +216,29 @@ def _completion(model: str, text: str, finish: str) -> dict[str, Any]:
         "created": int(time.time()),
         "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": max(1, len(text) // 4), "total_tokens": 10 + len(text) // 4},
+        "usage": {
+            "prompt_tokens": 10,
+            "completion_tokens": max(1, len(text) // 4),
+            "total_tokens": 10 + len(text) // 4,
+        },
     }
+
+
+def main() -> None:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="scriptable fake OpenAI chat server on 127.0.0.1")
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--model", default="fake-model")
+    args = parser.parse_args()
+    server = FakeOpenAIServer(model=args.model, latency=args.latency, keep_bodies=False).start()
+    print(server.port, flush=True)
+    try:
+        sys.stdin.read()  # serve until stdin closes (the parent exits or closes the pipe)
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

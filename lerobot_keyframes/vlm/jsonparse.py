@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -50,14 +51,22 @@ def extract_json(text: str, schema: Mapping[str, Any] | None = None) -> Any:
     raise ValueError(first_error or "no JSON value found in the text")
 
 
-def validation_error(value: Any, schema: Mapping[str, Any]) -> str | None:
-    """The first schema violation as a message, or None (jsonschema when installed, else none checked)."""
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Any:
     try:
         import jsonschema
     except ImportError:  # pragma: no cover - jsonschema ships with the dev/ci stack
         return None
-    validator_cls = jsonschema.validators.validator_for(schema)
-    errors = sorted(validator_cls(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
+    schema = json.loads(schema_json)
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def validation_error(value: Any, schema: Mapping[str, Any]) -> str | None:
+    """The first schema violation as a message, or None (jsonschema when installed, else none checked)."""
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    if validator is None:
+        return None
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
     if not errors:
         return None
     err = errors[0]
