@@ -125,3 +125,18 @@ def test_missing_video_fails_that_episode_with_a_clear_error(sample_copy: Path, 
     assert set(result.failures) == {0, 1}
     reason = result.failures[0]
     assert "observation.images.wrist" in reason and video.name in reason and "episode 0" in reason
+
+
+def test_invalid_rows_are_reported_and_nothing_is_written(sample_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_annotation(_config(sample_root, out), VLM, backend=ScriptedBackend(oracle))
+    before = {p: p.read_bytes() for p in (out / "data").rglob("*.parquet")}
+    staged = out.with_name("out.staging") / "episode-000001" / "plan.jsonl"
+    lines = staged.read_text().splitlines()
+    row = json.loads(lines[1])
+    row["timestamp"] = 0.0123  # not a frame time of the episode
+    staged.write_text("\n".join([lines[0], json.dumps(row), *lines[2:]]) + "\n")
+    result = run_annotation(_config(sample_root, out), VLM, backend=ScriptedBackend(oracle))
+    assert not result.validation.ok
+    assert any(i.episode_index == 1 for i in result.validation.errors)
+    assert {p: p.read_bytes() for p in (out / "data").rglob("*.parquet")} == before

@@ -21,17 +21,25 @@ def validate_and_write(
     A first run builds `out_root` from the source (videos hard-linked). A later run into the same
     `out_root` rewrites it in place, so episodes not annotated this time keep the rows they have.
     """
-    from ..language import EpisodeAnnotations, write_language
+    from ..language import EpisodeAnnotations, LanguageValidationError, ValidatorConfig, write_language
 
     annotations = {e: EpisodeAnnotations.from_rows(e, rows) for e, rows in per_episode.items()}
-    validate = not config.skip_validation
-    if config.in_place:
-        result = write_language(source_root, annotations, in_place=True, validate=validate)
-    elif (out_root / INFO_PATH).is_file():
-        logger.info("updating the annotated dataset already at %s", out_root)
-        result = write_language(out_root, annotations, in_place=True, validate=validate)
-    else:
-        result = write_language(source_root, annotations, out=out_root, validate=validate)
+    options = {
+        "validate": not config.skip_validation,
+        # released lerobot 0.6.x fails on VQA of two cameras on one frame: enforce it when rotating
+        "validator_config": ValidatorConfig(single_camera_vqa_per_frame=config.vqa.rotate_cameras),
+    }
+    try:
+        if config.in_place:
+            result = write_language(source_root, annotations, in_place=True, **options)
+        elif (out_root / INFO_PATH).is_file():
+            logger.info("updating the annotated dataset already at %s", out_root)
+            result = write_language(out_root, annotations, in_place=True, **options)
+        else:
+            result = write_language(source_root, annotations, out=out_root, **options)
+    except LanguageValidationError as exc:
+        logger.error("validation failed, nothing was written (staged rows are kept):\n%s", exc.report.format())
+        return exc.report
     _write_provenance(result.root, provenance)
     return result.report
 
