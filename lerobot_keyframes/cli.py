@@ -200,6 +200,95 @@ def _run_validate(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+# -- push --------------------------------------------------------------------------------------------
+def _add_push(sub: argparse._SubParsersAction) -> None:
+    from .cli_flags import add_dataclass_flags
+    from .hub.push import PushConfig
+
+    p = sub.add_parser(
+        "push",
+        help="push a dataset root to the Hub (first push uploads it, later pushes only what changed)",
+        description="Push a LeRobot v3 dataset root to --new_repo_id: the first push uploads the folder (staging "
+        "and caches skipped), later pushes upload only changed files in one commit; the v3.0 tag moves to the new "
+        "commit and README.md gets the dataset card with the annotation provenance. New repos are private unless "
+        "--private=false and the source (--repo_id) is public. Re-run an interrupted push to complete it.",
+    )
+    add_dataclass_flags(p, "", PushConfig)
+    p.set_defaults(func=_run_push)
+
+
+def _run_push(args: argparse.Namespace) -> int:
+    from .cli_flags import dataclass_from_flags
+    from .hub.errors import HubError
+    from .hub.push import PushConfig, run_push
+
+    try:
+        result = run_push(dataclass_from_flags(args, "", PushConfig))
+    except (HubError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    return 0
+
+
+# -- job ---------------------------------------------------------------------------------------------
+def _add_job(sub: argparse._SubParsersAction) -> None:
+    from .cli_flags import add_dataclass_flags
+    from .hub.jobs import JobConfig
+
+    p = sub.add_parser(
+        "job",
+        help="run `annotate` on Hugging Face Jobs (vLLM image); --shards N splits the episodes by frames",
+        usage="lerobot-keyframes job [--job.* flags] [--shards N] -- <annotate flags>",
+        description="Submit `lerobot-keyframes annotate <annotate flags>` to Hugging Face Jobs in the vLLM image "
+        "(HF_TOKEN goes as a secret; a timeout is always set). The annotate flags must include --repo_id=<Hub "
+        "dataset> and --push_to_hub=true. Prints the job URL and follows its logs unless --job.detach=true. With "
+        "--shards N, N jobs each annotate a frame-balanced share of the episodes and push their staging to their "
+        "own branch; --resubmit_failed RUN_FILE submits again only the shards that did not finish.",
+    )
+    add_dataclass_flags(p, "job", JobConfig)
+    p.add_argument("--shards", type=int, default=None, help="split into N frame-balanced shard jobs (= --job.shards)")
+    p.add_argument("--run_file", type=Path, default=Path("lerobot-keyframes-run-{run_id}.json"),
+                   help="where a sharded run is recorded (default: %(default)s)")
+    p.add_argument("--resubmit_failed", type=Path, default=None, metavar="RUN_FILE",
+                   help="resubmit the unfinished shards of a recorded sharded run")
+    p.add_argument("annotate_args", nargs=argparse.REMAINDER, help="after --: the flags of `annotate`")
+    p.set_defaults(func=_run_job)
+
+
+def _run_job(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .cli_flags import dataclass_from_flags
+    from .hub.errors import HubError
+    from .hub.jobs import (
+        JobConfig,
+        ShardedRun,
+        resubmit_failed_shards,
+        submit_annotation_job,
+        submit_sharded_annotation,
+    )
+
+    annotate_args = [a for a in args.annotate_args if a != "--"]
+    try:
+        config = dataclass_from_flags(args, "job", JobConfig)
+        if args.shards is not None:
+            config = dataclasses.replace(config, shards=args.shards)
+        if args.resubmit_failed is not None:
+            run = ShardedRun.load(args.resubmit_failed)
+            resubmit_failed_shards(run, run_file=args.resubmit_failed)
+        elif config.shards > 1:
+            submit_sharded_annotation(config, annotate_args, run_file=args.run_file)
+        else:
+            handle = submit_annotation_job(config, annotate_args)
+            if handle.stage in ("ERROR", "CANCELED"):
+                return 1
+    except (HubError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 COMMANDS: Sequence[Callable[[argparse._SubParsersAction], None]] = (
     _add_sample,
     _add_info,
@@ -207,6 +296,8 @@ COMMANDS: Sequence[Callable[[argparse._SubParsersAction], None]] = (
     _add_annotate,
     _add_demo,
     _add_validate,
+    _add_push,
+    _add_job,
 )
 
 

@@ -1,0 +1,296 @@
+"""Merge sharded annotation runs: each shard's staging comes from its own branch, the union is checked and
+handed to a writer callback that writes, validates and (through push_dataset) pushes the final dataset once.
+
+Data contract (what a shard job pushes, with `push_shard_staging`):
+
+- branch `<shard branch>` of the work repo holds `staging/episode-XXXXXX/<module>.jsonl` files, the layout
+  of `lerobot_keyframes.annotate.staging.Staging` (first line a header with `episode_index`, then one JSON
+  row per line), and `staging/episode-XXXXXX/<module>.error.json` for modules that failed;
+- `staging/_shard.json` (SHARD_MARKER) is written in the same commit, last: its presence means the shard
+  finished. It records `run_id`, `shard`, `num_shards`, `episodes` (planned), `staged` and `failed`.
+
+`collect_shards` downloads the staging of every shard and builds the union in `work_dir/staging`, checking
+that every file parses, that each shard staged only its own episodes, that no episode comes from two shards
+with different content, and (by default) that every planned episode is there without errors.
+`merge_shards` then calls `write(staging_dir, episodes)` — the pipeline's writer — and returns its result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from .errors import hub_errors
+
+logger = logging.getLogger(__name__)
+
+REPO_TYPE = "dataset"
+STAGING_PREFIX = "staging/"
+SHARD_MARKER = "staging/_shard.json"
+_STAGED = re.compile(r"^episode-(\d+)/([A-Za-z0-9_.-]+?)(\.jsonl|\.error\.json)$")
+T = TypeVar("T")
+
+
+class MergeError(ValueError):
+    """The shards cannot be merged as they are; the message names the shard branch, file and episode."""
+
+
+@dataclass(frozen=True)
+class ShardSource:
+    """One shard to merge: its branch, and the episodes it was planned to annotate (None: trust its marker)."""
+
+    branch: str
+    episodes: tuple[int, ...] | None = None
+    repo_id: str | None = None  # defaults to the repo given to collect_shards
+
+
+@dataclass
+class CollectedStaging:
+    staging_dir: Path
+    episodes: list[int]
+    by_shard: dict[str, list[int]]
+    files: int
+    failed: dict[int, list[str]] = field(default_factory=dict)
+    missing: list[int] = field(default_factory=list)
+
+
+@dataclass
+class MergeResult(Generic[T]):
+    collected: CollectedStaging
+    written: T
+
+
+def _api(api: Any, token: str | None) -> Any:
+    if api is not None:
+        return api
+    from huggingface_hub import HfApi
+
+    return HfApi(token=token)
+
+
+def staged_files(staging_dir: Path) -> dict[str, Path]:
+    """relative path (`episode-XXXXXX/<module>.jsonl|.error.json`) -> file, for a local staging dir."""
+    out = {}
+    for path in sorted(staging_dir.glob("episode-*/*")):
+        rel = path.relative_to(staging_dir).as_posix()
+        if path.is_file() and _STAGED.match(rel):
+            out[rel] = path
+    return out
+
+
+def _check_jsonl(text: str, where: str, episode: int) -> None:
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MergeError(f"{where}:{number}: not JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise MergeError(f"{where}:{number}: expected a JSON object, got {type(row).__name__}")
+        if number == 1 and "episode_index" in row and row["episode_index"] != episode:
+            raise MergeError(f"{where}:1: header says episode {row['episode_index']} but the file is under "
+                             f"episode-{episode:06d}")
+
+
+def push_shard_staging(
+    staging_dir: str | Path,
+    repo_id: str,
+    *,
+    branch: str,
+    episodes: Sequence[int],
+    run_id: str | None = None,
+    shard: int | None = None,
+    num_shards: int | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    api: Any = None,
+) -> str:
+    """Push a shard's staging to `repo_id@branch` in one commit, completion marker included; returns the commit.
+
+    Creates the repo (private unless `private=False`) and the branch when missing. Refuses staging of episodes
+    outside `episodes`. Re-running after an interruption is safe: unchanged files are skipped by the Hub.
+    """
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+    from huggingface_hub.errors import RepositoryNotFoundError
+    from huggingface_hub.hf_api import RepoFile
+
+    staging_dir = Path(staging_dir)
+    api = _api(api, token)
+    planned = sorted(set(int(e) for e in episodes))
+    files = staged_files(staging_dir)
+    staged, failed = set(), set()
+    for rel in files:
+        match = _STAGED.match(rel)
+        assert match is not None
+        episode = int(match.group(1))
+        if episode not in planned:
+            raise MergeError(f"{staging_dir / rel}: episode {episode} is not one of this shard's episodes {planned}")
+        (failed if match.group(3) == ".error.json" else staged).add(episode)
+    with hub_errors("preparing the shard branch", repo_id=repo_id, revision=branch, token=token):
+        try:
+            api.repo_info(repo_id, repo_type=REPO_TYPE, token=token)
+        except RepositoryNotFoundError:
+            api.create_repo(repo_id, repo_type=REPO_TYPE, private=True if private is None else private,
+                            exist_ok=True, token=token)
+        refs = api.list_repo_refs(repo_id, repo_type=REPO_TYPE, token=token)
+        if branch not in {b.name for b in refs.branches}:
+            api.create_branch(repo_id, branch=branch, repo_type=REPO_TYPE, exist_ok=True, token=token)
+        remote = [f.path for f in api.list_repo_tree(repo_id, recursive=True, revision=branch, repo_type=REPO_TYPE,
+                                                      token=token) if isinstance(f, RepoFile)]
+    marker = {"run_id": run_id, "shard": shard, "num_shards": num_shards, "episodes": planned,
+              "staged": sorted(staged), "failed": sorted(failed)}
+    ops: list[Any] = [CommitOperationAdd(STAGING_PREFIX + rel, str(path)) for rel, path in files.items()]
+    ops += [CommitOperationDelete(p) for p in remote
+            if p.startswith(STAGING_PREFIX) and p != SHARD_MARKER and p[len(STAGING_PREFIX):] not in files]
+    ops.append(CommitOperationAdd(SHARD_MARKER, json.dumps(marker, indent=2, sort_keys=True).encode()))
+    with hub_errors("pushing the shard staging", repo_id=repo_id, revision=branch, token=token):
+        info = api.create_commit(repo_id, operations=ops, repo_type=REPO_TYPE, revision=branch, token=token,
+                                 commit_message=f"Shard {shard if shard is not None else '?'} staging "
+                                                f"({len(staged)} episodes)")
+    return info.oid
+
+
+def collect_shards(
+    repo_id: str,
+    shards: Sequence[ShardSource | str],
+    *,
+    work_dir: str | Path,
+    token: str | None = None,
+    api: Any = None,
+    require_complete: bool = True,
+) -> CollectedStaging:
+    """Download every shard's staging and build their union in `work_dir/staging` (see the module docstring)."""
+    from huggingface_hub.errors import (
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+    from huggingface_hub.hf_api import RepoFile
+
+    api = _api(api, token)
+    out = Path(work_dir) / "staging"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    owner_of_file: dict[str, tuple[str, bytes]] = {}
+    owner_of_episode: dict[int, str] = {}
+    by_shard: dict[str, list[int]] = {}
+    failed: dict[int, list[str]] = {}
+    planned_all: set[int] = set()
+    for item in shards:
+        src = ShardSource(item) if isinstance(item, str) else item
+        repo = src.repo_id or repo_id
+        where = f"{repo}@{src.branch}"
+        with hub_errors("reading a shard branch", repo_id=repo, revision=src.branch, token=token):
+            try:
+                head = api.repo_info(repo, repo_type=REPO_TYPE, revision=src.branch, token=token).sha
+                try:
+                    listing = [f for f in api.list_repo_tree(repo, path_in_repo="staging", recursive=True, revision=head,
+                                                             repo_type=REPO_TYPE, token=token) if isinstance(f, RepoFile)]
+                except RemoteEntryNotFoundError:
+                    listing = []
+            except (RevisionNotFoundError, RepositoryNotFoundError):
+                raise MergeError(f"{where}: the shard branch does not exist; its job did not push. Resubmit the "
+                                 "failed shards (lerobot-keyframes job --resubmit_failed RUN_FILE).") from None
+        paths = {f.path for f in listing}
+        if SHARD_MARKER not in paths:
+            raise MergeError(f"{where}: no {SHARD_MARKER}; the shard did not finish. Resubmit the failed shards.")
+
+        def fetch(path: str, *, _repo: str = repo, _head: str = head) -> bytes:
+            with hub_errors(f"downloading {path}", repo_id=_repo, revision=_head, token=token):
+                return Path(api.hf_hub_download(_repo, path, repo_type=REPO_TYPE, revision=_head, token=token)).read_bytes()
+
+        marker = json.loads(fetch(SHARD_MARKER))
+        planned = set(src.episodes) if src.episodes is not None else set(marker.get("episodes") or [])
+        if src.episodes is not None and sorted(marker.get("episodes") or []) != sorted(src.episodes):
+            raise MergeError(f"{where}: {SHARD_MARKER} lists episodes {marker.get('episodes')} but the run planned "
+                             f"{sorted(src.episodes)} for this shard")
+        overlap = planned & planned_all
+        if overlap:
+            raise MergeError(f"{where}: episodes {sorted(overlap)} are planned in two shards")
+        planned_all |= planned
+        mine: set[int] = set()
+        for path in sorted(paths - {SHARD_MARKER}):
+            rel = path[len(STAGING_PREFIX):]
+            match = _STAGED.match(rel)
+            if match is None:
+                logger.warning("%s: ignoring %s (not episode-XXXXXX/<module>.jsonl)", where, path)
+                continue
+            episode = int(match.group(1))
+            if episode not in planned:
+                raise MergeError(f"{where}: {path} is episode {episode}, outside this shard's episodes {sorted(planned)}")
+            other = owner_of_episode.get(episode)
+            if other is not None and other != src.branch:
+                raise MergeError(f"episode {episode} is staged by two shards ({other} and {src.branch}); "
+                                 "the shard plans overlap")
+            content = fetch(path)
+            if rel in owner_of_file and owner_of_file[rel][1] != content:
+                raise MergeError(f"{path} differs between {owner_of_file[rel][0]} and {src.branch}")
+            if match.group(3) == ".jsonl":
+                _check_jsonl(content.decode("utf-8"), f"{where}:{path}", episode)
+                mine.add(episode)
+            else:
+                failed.setdefault(episode, []).append(f"{where}:{path}: {content.decode('utf-8', 'replace')[:300]}")
+            owner_of_file[rel] = (src.branch, content)
+            owner_of_episode[episode] = src.branch
+            target = out / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        by_shard[src.branch] = sorted(mine)
+    staged = sorted({e for eps in by_shard.values() for e in eps} - set(failed))
+    missing = sorted(planned_all - set(staged) - set(failed))
+    collected = CollectedStaging(staging_dir=out, episodes=staged, by_shard=by_shard, files=len(owner_of_file),
+                                 failed=failed, missing=missing)
+    if require_complete and (missing or failed):
+        parts = []
+        if missing:
+            parts.append(f"episodes {missing} have no staged annotations")
+        if failed:
+            parts.append(f"episodes {sorted(failed)} failed ({next(iter(failed.values()))[0]})")
+        raise MergeError("; ".join(parts) + ". Resubmit the failed shards, or merge with require_complete=False.")
+    return collected
+
+
+def merge_shards(
+    repo_id: str,
+    shards: Sequence[ShardSource | str],
+    *,
+    write: Callable[[Path, list[int]], T],
+    work_dir: str | Path,
+    token: str | None = None,
+    api: Any = None,
+    require_complete: bool = True,
+) -> MergeResult[T]:
+    """Collect the shards' staging (checked union) and call `write(staging_dir, episodes)` once with it.
+
+    `write` is supplied by the annotation pipeline: it reads the staging dir (Staging layout), validates the
+    rows, writes the dataset and usually ends with `push_dataset` — one push for the whole run.
+    """
+    collected = collect_shards(repo_id, shards, work_dir=work_dir, token=token, api=api,
+                               require_complete=require_complete)
+    logger.info("merging %d episodes from %d shards (%d files)", len(collected.episodes), len(collected.by_shard),
+                collected.files)
+    return MergeResult(collected=collected, written=write(collected.staging_dir, collected.episodes))
+
+
+def shard_sources(run: Any) -> list[ShardSource]:
+    """`ShardSource`s of a `jobs.ShardedRun` (branch and planned episodes of each shard)."""
+    return [ShardSource(branch=h.branch, episodes=tuple(h.episodes) if h.episodes is not None else None)
+            for h in run.shards if h.branch]
+
+
+def delete_shard_branches(repo_id: str, branches: Sequence[str], *, token: str | None = None, api: Any = None) -> None:
+    """Remove the shard branches after a successful merge (their content is in the final dataset)."""
+    api = _api(api, token)
+    for branch in branches:
+        with hub_errors("deleting a shard branch", repo_id=repo_id, revision=branch, token=token):
+            api.delete_branch(repo_id, branch=branch, repo_type=REPO_TYPE, token=token)
+
+

@@ -1,0 +1,224 @@
+"""HF Jobs submission: the exact run_job/run_uv_job call, refusals, frame-balanced shards, resubmitting failures."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from huggingface_hub import HfApi
+from huggingface_hub._jobs_api import JobInfo
+
+from lerobot_keyframes.annotate.staging import Staging
+from lerobot_keyframes.cli import main as cli_main
+from lerobot_keyframes.dataset import load_episodes
+from lerobot_keyframes.hub.errors import HubError
+from lerobot_keyframes.hub.jobs import (
+    BOOTSTRAP,
+    PACKAGE_ENV,
+    RUN_ID_ENV,
+    SHARD_ENV,
+    JobConfig,
+    ShardedRun,
+    episode_lengths,
+    plan_shards,
+    resubmit_failed_shards,
+    submit_annotation_job,
+    submit_sharded_annotation,
+)
+from lerobot_keyframes.hub.merge import push_shard_staging
+from lerobot_keyframes.hub.push import push_dataset
+from lerobot_keyframes.testing.local_hub import LocalHub
+
+pytest_plugins = ("hub_fixtures",)  # the local_hub fixture
+
+ARGS = ["--repo_id=tester/src", "--push_to_hub=true", "--new_repo_id=tester/annotated",
+        "--vlm.model_id=Qwen/Qwen2.5-VL-7B-Instruct"]
+
+
+class CapturingApi(HfApi):
+    """A real HfApi on the local Hub (repo checks go over HTTP) whose job calls are captured, not run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.stages: dict[str, str] = {}
+
+    def _info(self, job_id: str, stage: str) -> JobInfo:
+        return JobInfo(id=job_id, owner={"id": "u1", "name": "tester", "type": "user"}, status={"stage": stage},
+                       endpoint=self.endpoint)
+
+    def run_job(self, **kwargs: Any) -> JobInfo:
+        self.calls.append(("run_job", kwargs))
+        return self._info(f"job{len(self.calls)}", "SCHEDULING")
+
+    def run_uv_job(self, script: str, **kwargs: Any) -> JobInfo:
+        self.calls.append(("run_uv_job", {"script": script, **kwargs}))
+        return self._info(f"job{len(self.calls)}", "SCHEDULING")
+
+    def fetch_job_logs(self, *, job_id: str, namespace: str | None = None, follow: bool = False,
+                       token: Any = None):
+        assert follow and namespace == "tester"
+        yield from ["annotating 2 episodes", "pushed tester/annotated"]
+
+    def inspect_job(self, *, job_id: str, namespace: str | None = None, token: Any = None) -> JobInfo:
+        return self._info(job_id, self.stages.get(job_id, "COMPLETED"))
+
+
+@pytest.fixture
+def source(local_hub: LocalHub, sample_root: Path, tmp_path: Path) -> str:
+    root = tmp_path / "src"
+    shutil.copytree(sample_root, root)
+    push_dataset(root, "tester/src", private=False)
+    return "tester/src"
+
+
+def test_run_job_call_is_exact_and_logs_are_followed(source: str) -> None:
+    api, printed = CapturingApi(), []
+    config = JobConfig(flavor="a10g-large", timeout="3h", labels=("team=robots",))
+    handle = submit_annotation_job(config, ARGS, api, print_fn=printed.append)
+    assert len(api.calls) == 1
+    kind, call = api.calls[0]
+    assert kind == "run_job"
+    assert call == {
+        "image": "vllm/vllm-openai:latest",
+        "command": ["bash", "-c", BOOTSTRAP, "lerobot-keyframes-job", *ARGS, "--vlm.backend=vllm"],
+        "env": {RUN_ID_ENV: handle.run_id, "PYTHONUNBUFFERED": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                PACKAGE_ENV: "lerobot_keyframes==0.1.0"},
+        "secrets": {"HF_TOKEN": LocalHub.TOKEN},
+        "flavor": "a10g-large",
+        "timeout": "3h",
+        "labels": {"app": "lerobot-keyframes", "lerobot-keyframes-run": handle.run_id, "source": "tester-src",
+                   "target": "tester-annotated", "team": "robots"},
+        "name": f"lerobot-keyframes-{handle.run_id}",
+        "namespace": None,
+    }
+    assert "uv pip install --system" in BOOTSTRAP and "python3 -m lerobot_keyframes.cli annotate" in BOOTSTRAP
+    assert "vllm" not in BOOTSTRAP.split("annotate")[0].replace("vllm-openai", "")  # the image's own vLLM
+    assert printed[0] == f"Submitted job: job1\n  url: {api.endpoint}/jobs/tester/job1"
+    assert printed[1:] == ["annotating 2 episodes", "pushed tester/annotated"]
+    assert handle.stage == "COMPLETED" and handle.url.endswith("/jobs/tester/job1")
+    assert LocalHub.TOKEN not in json.dumps({k: v for k, v in call.items() if k != "secrets"})
+
+
+def test_uv_runner_submits_the_hub_script(source: str) -> None:
+    api = CapturingApi()
+    url = "https://huggingface.co/datasets/tester/scripts/raw/0123abc/annotate.py"
+    config = JobConfig(runner="uv", script=url, detach=True, flavor="l4x1", timeout="45m")
+    handle = submit_annotation_job(config, [*ARGS, "--vlm.backend=vllm"], api, print_fn=lambda s: None)
+    kind, call = api.calls[0]
+    assert kind == "run_uv_job" and call["script"] == url
+    assert call["script_args"] == [*ARGS, "--vlm.backend=vllm"]
+    assert call["image"] == "vllm/vllm-openai:latest" and call["timeout"] == "45m" and call["flavor"] == "l4x1"
+    assert call["secrets"] == {"HF_TOKEN": LocalHub.TOKEN} and PACKAGE_ENV not in call["env"]
+    assert handle.stage == "SCHEDULING"  # detached: no logs, no waiting
+    with pytest.raises(HubError, match="--job.script"):
+        submit_annotation_job(JobConfig(runner="uv"), ARGS, api)
+
+
+def test_runs_that_would_waste_the_job_are_refused(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    api = CapturingApi()
+    local_dir = tmp_path / "models" / "qwen"
+    local_dir.mkdir(parents=True)
+    refused = {
+        "--push_to_hub=true": ["--repo_id=tester/src"],
+        "thrown away": ["--repo_id=tester/src", "--push_to_hub=false"],
+        "path on this machine": ["--root=/data/ds", "--push_to_hub=true"],
+        "local path": ["--repo_id=tester/src", "--push_to_hub", "true", f"--vlm.model_id={local_dir}"],
+        "not on the Hub": ["--repo_id=tester/nope", "--push_to_hub=true"],
+        "looks like a Hugging Face token": [*ARGS, "--vlm.api_base=http://x?key=hf_abcdefghijklmnopqrst"],
+        "visible in the job": [*ARGS, "--vlm.api_key=sk-123"],
+        "needs the source as a Hub dataset": ["--push_to_hub=true"],
+    }
+    for phrase, args in refused.items():
+        with pytest.raises(HubError, match=phrase):
+            submit_annotation_job(JobConfig(), args, api)
+    with pytest.raises(ValueError, match="timeout"):
+        JobConfig(timeout="0")
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    with pytest.raises(HubError, match="needs a Hugging Face token"):
+        submit_annotation_job(JobConfig(), ARGS, api)
+    assert api.calls == []  # nothing was submitted
+
+
+def test_the_job_spec_on_the_wire(local_hub: LocalHub, source: str) -> None:
+    handle = submit_annotation_job(JobConfig(detach=True, timeout="2h", flavor="l40sx1"), ARGS, HfApi(),
+                                   print_fn=lambda s: None)
+    (job,) = local_hub.jobs.values()
+    spec = job["spec"]
+    assert spec["dockerImage"] == "vllm/vllm-openai:latest" and spec["flavor"] == "l40sx1"
+    assert spec["timeoutSeconds"] == 7200 and spec["secrets"] == {"HF_TOKEN": LocalHub.TOKEN}
+    assert spec["command"][:4] == ["bash", "-c", BOOTSTRAP, "lerobot-keyframes-job"]
+    assert spec["labels"]["name"] == f"lerobot-keyframes-{handle.run_id}" and "HF_TOKEN" not in spec["environment"]
+    assert handle.url == f"{local_hub.url}/jobs/tester/{handle.job_id}" and handle.stage == "RUNNING"
+
+
+def test_shards_balance_frames_not_episode_counts() -> None:
+    lengths = {0: 1000, **{i: 100 for i in range(1, 11)}}
+    shards = plan_shards(lengths, 2)
+    assert [s.frames for s in shards] == [1000, 1000]
+    assert shards[0].episodes == (0,) and shards[1].episodes == tuple(range(1, 11))
+    assert plan_shards(lengths, 2) == shards  # deterministic
+    assert len(plan_shards([5, 6], 4)) == 2  # never an empty shard
+    rng = random.Random(0)
+    for _ in range(50):
+        lens = {e: rng.randint(1, 500) for e in range(rng.randint(3, 40))}
+        n = rng.randint(2, 6)
+        plan = plan_shards(lens, n)
+        assert sorted(e for s in plan for e in s.episodes) == sorted(lens)
+        assert all(s.frames == sum(lens[e] for e in s.episodes) for s in plan)
+        if len(lens) >= n:
+            assert max(s.frames for s in plan) - min(s.frames for s in plan) <= max(lens.values())
+
+
+def test_sharded_run_and_resubmitting_only_failed_shards(local_hub: LocalHub, source: str, tmp_path: Path) -> None:
+    api = CapturingApi()
+    lengths = {0: 300, 1: 120, 2: 110, 3: 100, 4: 90, 5: 60, 6: 20}
+    run_file = tmp_path / "run-{run_id}.json"
+    run = submit_sharded_annotation(JobConfig(shards=3, flavor="l4x1"), ARGS, api, lengths=lengths,
+                                    run_file=run_file, print_fn=lambda s: None)
+    saved = tmp_path / f"run-{run.run_id}.json"
+    assert ShardedRun.load(saved) == run
+    assert [sum(lengths[e] for e in s.episodes) for s in run.shards] == [s.frames for s in run.shards] == [300, 270, 230]
+    assert len(api.calls) == 3
+    for handle, (_, call) in zip(run.shards, api.calls):
+        args = call["command"][4:]
+        assert f"--only_episodes={','.join(map(str, handle.episodes))}" in args
+        assert f"--push_branch={handle.branch}" in args and "--push_staging_only=true" in args
+        assert args.count("--new_repo_id=tester/annotated") == 1
+        assert call["env"][SHARD_ENV] == f"{handle.shard}/3" and call["labels"]["shard"] == f"{handle.shard}-of-3"
+        assert call["env"][RUN_ID_ENV] == run.run_id
+
+    # shard 0 finished (its branch has the marker), shard 1's job failed, shard 2 is still running
+    staging = Staging(tmp_path / "staging0")
+    for e in run.shards[0].episodes:
+        staging.write(e, "plan", "k", [{"role": "assistant", "content": "x", "style": "subtask", "timestamp": 0.0}])
+    push_shard_staging(staging.dir, "tester/annotated", branch=run.shards[0].branch, episodes=run.shards[0].episodes)
+    api.stages = {run.shards[0].job_id: "COMPLETED", run.shards[1].job_id: "ERROR", run.shards[2].job_id: "RUNNING"}
+    failed_job = run.shards[1].job_id
+    assert resubmit_failed_shards(run, api, run_file=saved, print_fn=lambda s: None) == [1]
+    assert len(api.calls) == 4
+    args = api.calls[3][1]["command"][4:]
+    assert f"--only_episodes={','.join(map(str, run.shards[1].episodes))}" in args
+    assert f"--push_branch={run.shards[1].branch}" in args
+    assert run.shards[1].job_id == "job4" != failed_job and ShardedRun.load(saved).shards[1].job_id == "job4"
+
+
+def test_cli_job_single_and_sharded(local_hub: LocalHub, source: str, sample_root: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    local = load_episodes(sample_root)
+    assert episode_lengths("tester/src") == dict(zip(local["episode_index"], local["length"]))
+    assert cli_main(["job", "--job.flavor=a10g-small", "--job.detach=true", "--", *ARGS]) == 0
+    assert "url: " in capsys.readouterr().out and len(local_hub.jobs) == 1
+    run_file = tmp_path / "run-{run_id}.json"
+    assert cli_main(["job", "--shards", "2", f"--run_file={run_file}", "--", *ARGS]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Submitted shard") == 2 and len(local_hub.jobs) == 3
+    (saved,) = tmp_path.glob("run-*.json")
+    assert sorted(s.episodes for s in ShardedRun.load(saved).shards) == [(0,), (1,)]
+    assert cli_main(["job", "--", "--repo_id=tester/src"]) == 2
+    assert "--push_to_hub=true" in capsys.readouterr().err
