@@ -11,7 +11,14 @@ import pytest
 from PIL import Image
 
 from lerobot_keyframes.testing.fake_openai import FakeOpenAIServer
-from lerobot_keyframes.vlm import FailureKind, MissingExtraError, VlmConfig, VlmRequestError, VlmServeError, make_backend
+from lerobot_keyframes.vlm import (
+    FailureKind,
+    MissingExtraError,
+    VlmConfig,
+    VlmRequestError,
+    VlmServeError,
+    make_backend,
+)
 
 SCHEMA = {
     "type": "object",
@@ -71,7 +78,9 @@ def test_concurrency_cap_order_and_request_shape() -> None:
         assert body["chat_template_kwargs"] == {"enable_thinking": False}
         assert body["mm_processor_kwargs"] == {"max_pixels": 200704}
         with_image = next(b for b in server.stats.bodies if len(b["messages"][0]["content"]) == 2)
-        assert with_image["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+        assert with_image["messages"][0]["content"][0]["image_url"]["url"].startswith(
+            "data:image/jpeg;base64,"
+        )
 
 
 def test_cap_holds_across_concurrent_agenerate_calls() -> None:
@@ -83,7 +92,9 @@ def test_cap_holds_across_concurrent_agenerate_calls() -> None:
             return await asyncio.gather(*(backend.agenerate(b, SCHEMA) for b in batches))
 
         out = asyncio.run(main())
-        assert [[r.parsed["id"] for r in batch] for batch in out] == [[b * 100 + i for i in range(10)] for b in range(4)]
+        assert [[r.parsed["id"] for r in batch] for batch in out] == [
+            [b * 100 + i for i in range(10)] for b in range(4)
+        ]
         assert server.stats.max_in_flight == 3
 
 
@@ -92,7 +103,11 @@ def test_retries_429_and_500_with_exponential_backoff() -> None:
         backend = backend_for(server, max_retries=3, retry_backoff=0.05, retry_backoff_max=1.0)
         results = backend.generate([conv("id=1 fail429=2"), conv("id=2 fail500=3"), conv("id=3")], SCHEMA)
         assert [r.parsed["id"] for r in results] == [1, 2, 3]
-        assert server.stats.attempts["1"] == 3 and server.stats.attempts["2"] == 4 and server.stats.attempts["3"] == 1
+        assert (
+            server.stats.attempts["1"] == 3
+            and server.stats.attempts["2"] == 4
+            and server.stats.attempts["3"] == 1
+        )
         gaps = [b - a for a, b in zip(server.stats.arrivals["2"], server.stats.arrivals["2"][1:])]
         # equal jitter: the k-th wait is at least half of retry_backoff * 2**k
         assert all(gap >= 0.05 * 2**k / 2 for k, gap in enumerate(gaps)), gaps
@@ -142,7 +157,13 @@ def test_garbage_answers_are_retried_then_reported() -> None:
 def test_connection_errors_are_retried_then_reported() -> None:
     port = free_port()
     backend = make_backend(
-        VlmConfig(backend="openai", model_id="m", api_base=f"http://127.0.0.1:{port}/v1", max_retries=2, retry_backoff=0.01)
+        VlmConfig(
+            backend="openai",
+            model_id="m",
+            api_base=f"http://127.0.0.1:{port}/v1",
+            max_retries=2,
+            retry_backoff=0.01,
+        )
     )
     with pytest.raises(VlmRequestError, match="connection failed") as info:
         backend.generate([conv("hello")])
@@ -152,7 +173,9 @@ def test_connection_errors_are_retried_then_reported() -> None:
 def test_round_robin_over_api_bases() -> None:
     with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
         backend = make_backend(
-            VlmConfig(backend="openai", model_id="fake-model", api_base=f"{a.api_base}, {b.api_base}", max_retries=0)
+            VlmConfig(
+                backend="openai", model_id="fake-model", api_base=f"{a.api_base}, {b.api_base}", max_retries=0
+            )
         )
         results = backend.generate([conv(f"id={i}") for i in range(10)], SCHEMA)
         assert all(r.ok for r in results)
@@ -162,7 +185,12 @@ def test_round_robin_over_api_bases() -> None:
 def test_retry_moves_to_the_next_server() -> None:
     with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
         backend = make_backend(
-            VlmConfig(backend="openai", model_id="fake-model", api_base=f"{a.api_base},{b.api_base}", retry_backoff=0.01)
+            VlmConfig(
+                backend="openai",
+                model_id="fake-model",
+                api_base=f"{a.api_base},{b.api_base}",
+                retry_backoff=0.01,
+            )
         )
         # each server fails its first attempt of a key: a (fail), b (fail), a (ok)
         assert backend.generate([conv("id=1 fail500=1")], SCHEMA)[0].ok
@@ -222,12 +250,18 @@ def test_free_text_without_schema() -> None:
 def test_auto_serve_never_reuses_a_server_of_another_model() -> None:
     with FakeOpenAIServer(model="some-other-model") as server:
         with pytest.raises(VlmServeError, match="not 'wanted-model'"):
-            make_backend(VlmConfig(backend="openai", model_id="wanted-model", api_base=server.api_base, auto_serve=True))
+            make_backend(
+                VlmConfig(
+                    backend="openai", model_id="wanted-model", api_base=server.api_base, auto_serve=True
+                )
+            )
 
 
 def test_auto_serve_reuses_a_server_of_the_same_model() -> None:
     with FakeOpenAIServer(model="wanted-model") as server:
-        backend = make_backend(VlmConfig(backend="openai", model_id="wanted-model", api_base=server.api_base, auto_serve=True))
+        backend = make_backend(
+            VlmConfig(backend="openai", model_id="wanted-model", api_base=server.api_base, auto_serve=True)
+        )
         assert backend.generate([conv("id=1")], SCHEMA)[0].ok
         backend.close()  # a reused server is not ours: close() leaves it running
         assert backend_for(server, model_id="wanted-model").generate([conv("id=2")], SCHEMA)[0].ok
