@@ -289,6 +289,44 @@ def _run_job(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- keyframes ---------------------------------------------------------------------------------------
+def _add_keyframes(sub: argparse._SubParsersAction) -> None:
+    from .cli_flags import add_dataclass_flags
+    from .transform import KeyframesConfig
+
+    p = sub.add_parser(
+        "keyframes",
+        help="decode exact keyframes per camera into a datasets table (Image lists, times, Qwen-VL messages)",
+        description="Map KeyframeTransform over the episodes of SOURCE (dataset root or Hub repo id) with "
+        "datasets.map and write the result to --out (parquet shards under data/, or --format=arrow for "
+        "save_to_disk). --policy: uniform:N | fps:HZ | at:T1,T2 | every_frame | motion[:key=value,...], joined "
+        "with '+', capped with '@N'. --cameras: all or a comma-separated list of camera keys. A second run "
+        "with the same settings loads the datasets cache. --push_to_hub REPO pushes it (private unless "
+        "--private=false).",
+    )
+    p.add_argument("source", help="dataset root or Hub repo id")
+    add_dataclass_flags(p, "", KeyframesConfig, skip=("source",))
+    p.set_defaults(func=_run_keyframes)
+
+
+def _run_keyframes(args: argparse.Namespace) -> int:
+    from .cli_flags import dataclass_from_flags
+    from .transform import KeyframesConfig, extract_keyframes
+
+    cameras = getattr(args, "cameras", None)
+    if cameras is not None and [c.lower() for c in cameras] in (["all"], []):
+        cameras = None
+    try:
+        config = dataclass_from_flags(args, "", KeyframesConfig, source=args.source, cameras=cameras)
+        result = extract_keyframes(config)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    where = config.out or "(not written: pass --out)"
+    print(f"{len(result)} episodes, columns {', '.join(result.column_names[-3:])} ... -> {where}")
+    return 0
+
+
 COMMANDS: Sequence[Callable[[argparse._SubParsersAction], None]] = (
     _add_sample,
     _add_info,
@@ -298,6 +336,7 @@ COMMANDS: Sequence[Callable[[argparse._SubParsersAction], None]] = (
     _add_validate,
     _add_push,
     _add_job,
+    _add_keyframes,
 )
 
 

@@ -6,12 +6,15 @@ exactly as in the dataset, e.g. `observation.images.front`):
 - `keyframes.<cam>`: `List(Image())`, the decoded keyframes (JPEG by default), in time order;
 - `keyframe_timestamps.<cam>`: `List(Value("float32"))`, their episode times, bit-equal to the
   parquet `timestamp` values (so they can key lerobot language rows directly);
-- `messages`: `List({"role": string, "content": List(Json())})`, a Qwen-VL conversation whose visual
-  blocks *reference* the keyframe columns instead of holding pixels:
-  `{"type": "image", "image": {"column": "keyframes.<cam>", "index": i}, "source": {...}}`,
-  `{"type": "video", "video": {"column": ..., "indices": [...]}, "fps": ..., "timestamps": ..., ...}`,
-  `{"type": "image", "image": {"contact_sheet": {"column": ..., "indices": [...], ...}}, ...}`.
-  `materialize_messages(row)` turns them into real PIL blocks for a VLM backend.
+- `messages`: `List({"role": string, "content": List(<block>)})`, a Qwen-VL conversation whose visual
+  blocks *reference* the keyframe columns instead of holding pixels. A block is one typed struct
+  (`BLOCK_FIELDS`; unused fields null): `{"type": "text", "text"}`, or `{"type": "image"|"video",
+  "kind": "frame"|"video"|"contact_sheet", "column": "keyframes.<cam>", "indices": [...], "timestamps":
+  [...] (float32, exact), "pts", "camera", "file", "episode_index", ...}`. A typed struct rather than
+  `datasets.Json` keeps the times exact (Json round-trips floats through ujson with 10 digits) and
+  the schema identical in every shard. `materialize_messages(row)` returns real Qwen-VL blocks
+  (`{"type": "image", "image": PIL, "source": {...}}`, video blocks with their temporal metadata,
+  rendered contact sheets) for a VLM backend.
 
 Per-camera columns (rather than one list-of-struct column) keep each camera viewable in the Hub viewer,
 selectable by name and typed with plain `datasets` features; all cameras share the keyframe times.
@@ -80,16 +83,40 @@ def timestamp_column(camera: str) -> str:
     return f"keyframe_timestamps.{camera}"
 
 
-def _json_feature() -> Any:
-    """`datasets.Json()` where available (datasets >= 4.x); else a JSON string."""
-    try:
-        from datasets import Json
+# One stored content block: a typed struct (the same schema in every shard, exact float32 times; a
+# `datasets.Json` column would round floats through ujson). Unused fields are null.
+BLOCK_FIELDS = {
+    "type": "string",  # text | image | video
+    "text": "string",
+    "kind": "string",  # frame | video | contact_sheet
+    "column": "string",  # the keyframe column the block's frames come from
+    "indices": ("list", "int32"),  # positions in that column
+    "camera": "string",
+    "file": "string",
+    "episode_index": "int64",
+    "timestamps": ("list", "float32"),  # exact parquet times of the frames
+    "pts": ("list", "float64"),  # presentation times in the file
+    "fps": "float64",  # video: frames per second of the sampled sequence (VideoMetadata.sampled_fps)
+    "raw_fps": "float64",
+    "frames_indices": ("list", "int64"),  # video: frame indices within the episode
+    "total_num_frames": "int64",
+    "sheet_columns": "int32",
+    "tile_width": "int32",
+    "label": "string",
+}
 
-        return Json()
-    except ImportError:  # pragma: no cover - older datasets
-        from datasets import Value
 
-        return Value("string")
+def block_feature() -> dict[str, Any]:
+    from datasets import List, Value
+
+    return {k: List(Value(v[1])) if isinstance(v, tuple) else Value(v) for k, v in BLOCK_FIELDS.items()}
+
+
+def messages_feature() -> Any:
+    """`List({"role": string, "content": List(<block struct>)})`."""
+    from datasets import List, Value
+
+    return List({"role": Value("string"), "content": List(block_feature())})
 
 
 def _check_template(name: str, template: str, allowed: set[str]) -> None:
@@ -193,7 +220,7 @@ class KeyframeTransform:
         for cam in self._cameras_or_raise():
             new[keyframe_column(cam)] = List(Image())
             new[timestamp_column(cam)] = List(Value("float32"))
-        new["messages"] = List({"role": Value("string"), "content": List(_json_feature())})
+        new["messages"] = messages_feature()
         return Features({**dict(input_features or {}), **new})
 
     def _cameras_or_raise(self) -> tuple[str, ...]:
@@ -312,40 +339,31 @@ class KeyframeTransform:
             return []
         blocks: list[dict[str, Any]] = []
         for cam, frames in per_camera:
-            column = keyframe_column(cam)
-            common = {"file": frames.file, "camera": cam, "episode_index": int(episode["episode_index"])}
+            common = {"column": keyframe_column(cam), "camera": cam, "file": frames.file,
+                      "episode_index": int(episode["episode_index"])}
             pts = [float(p) for p in frames.pts]
             if self.visual == "images":
                 for i, t in enumerate(times):
                     if self.label:
                         blocks.append({"type": "text", "text": self.label.format(camera=cam, t=t, i=i + 1)})
-                    blocks.append({"type": "image", "image": {"column": column, "index": i},
-                                   "source": {**common, "pts": pts[i], "timestamp": t}})
+                    blocks.append({"type": "image", "kind": "frame", **common, "indices": [i], "timestamps": [t],
+                                   "pts": [pts[i]]})
             elif self.visual == "video":
                 raw_fps = float(episode["fps"])
                 total = int(episode.get("length") or len(episode["timestamps"]))
-                indices = [int(i) for i in frames.indices]
-                sample_fps = len(times) / total * raw_fps if total else raw_fps
                 blocks.append({
-                    "type": "video",
-                    "video": {"column": column, "indices": list(range(len(times)))},
-                    "fps": sample_fps, "sample_fps": sample_fps, "raw_fps": raw_fps,
-                    "timestamps": times, "frames_indices": indices,
-                    "video_metadata": {"total_num_frames": total, "fps": raw_fps, "duration": total / raw_fps,
-                                       "video_backend": "lerobot_keyframes", "frames_indices": indices},
-                    "source": {**common, "pts": pts, "timestamps": times},
+                    "type": "video", "kind": "video", **common, "indices": list(range(len(times))),
+                    "timestamps": times, "pts": pts, "fps": len(times) / total * raw_fps if total else raw_fps,
+                    "raw_fps": raw_fps, "frames_indices": [int(i) for i in frames.indices], "total_num_frames": total,
                 })
             else:  # contact_sheet
                 from .frames.blocks import _sheet_spans
 
                 for first, stop in _sheet_spans(len(times), self.sheet_frames):
                     blocks.append({
-                        "type": "image",
-                        "image": {"contact_sheet": {"column": column, "indices": list(range(first, stop)),
-                                                    "columns": self.sheet_columns, "tile_width": self.sheet_tile_width,
-                                                    "label": "{t:.2f} s"}},
-                        "source": {**common, "kind": "contact_sheet", "timestamps": times[first:stop],
-                                   "pts": pts[first:stop]},
+                        "type": "image", "kind": "contact_sheet", **common, "indices": list(range(first, stop)),
+                        "timestamps": times[first:stop], "pts": pts[first:stop], "sheet_columns": self.sheet_columns,
+                        "tile_width": self.sheet_tile_width, "label": "{t:.2f} s",
                     })
         return blocks
 
@@ -456,17 +474,17 @@ def _open_image(value: Any) -> Image.Image:
 
 
 def materialize_messages(row: Mapping[str, Any], messages: Any = None) -> list[dict[str, Any]]:
-    """The row's stored `messages` with image references replaced by PIL images (Qwen-VL blocks).
+    """Qwen-VL messages with real PIL blocks, from a row's stored `messages` and keyframe columns.
 
-    Image references resolve against the row's keyframe columns (PIL images as `datasets` decodes
-    them, or `{"bytes", "path"}` dicts). Video blocks get their frame list; contact-sheet references are
-    rendered with `frames.blocks.contact_sheets`.
+    Frame references become `{"type": "image", "image": PIL, "source": {file, pts, camera, episode_index,
+    timestamp}}`; video references `{"type": "video", "video": [PIL, ...], "fps", "sample_fps", "raw_fps",
+    "timestamps", "frames_indices", "video_metadata", "source"}` (see `frames.blocks.video_block`);
+    contact-sheet references are rendered with `frames.blocks.contact_sheets`. Keyframe columns may
+    hold PIL images (as `datasets` decodes them) or `{"bytes", "path"}` dicts (raw batches).
     """
     from .frames.blocks import contact_sheets
 
     stored = row["messages"] if messages is None else messages
-    if isinstance(stored, str):
-        stored = json.loads(stored)
     cache: dict[tuple[str, int], Any] = {}
 
     def image(column: str, index: int) -> Any:
@@ -486,22 +504,38 @@ def materialize_messages(row: Mapping[str, Any], messages: Any = None) -> list[d
             continue
         blocks = []
         for block in content:
-            block = json.loads(block) if isinstance(block, str) else dict(block)
-            ref = block.get("image") if block.get("type") == "image" else block.get("video")
-            if block.get("type") == "image" and isinstance(ref, Mapping):
-                if "contact_sheet" in ref:
-                    spec = ref["contact_sheet"]
-                    frames = [image(spec["column"], i) for i in spec["indices"]]
-                    times = block.get("source", {}).get("timestamps") or [0.0] * len(frames)
-                    (sheet,) = contact_sheets(frames, times, columns=spec.get("columns", 4),
-                                              tile_width=spec.get("tile_width", 256),
-                                              frames_per_sheet=len(frames), label=spec.get("label", "{t:.2f} s"))
-                    block["image"] = sheet
-                else:
-                    block["image"] = image(ref["column"], int(ref["index"]))
-            elif block.get("type") == "video" and isinstance(ref, Mapping):
-                block["video"] = [image(ref["column"], int(i)) for i in ref["indices"]]
-            blocks.append(block)
+            kind, btype = block.get("kind"), block.get("type")
+            if btype == "text" or kind is None:
+                blocks.append({"type": "text", "text": block["text"]})
+                continue
+            frames = [image(block["column"], int(i)) for i in block["indices"]]
+            times = [float(t) for t in block["timestamps"]]
+            source = {"file": block.get("file"), "camera": block.get("camera"),
+                      "episode_index": block.get("episode_index")}
+            if kind == "frame":
+                blocks.append({"type": "image", "image": frames[0],
+                               "source": {**source, "pts": block["pts"][0], "timestamp": times[0]}})
+            elif kind == "video":
+                total, raw_fps = int(block["total_num_frames"]), float(block["raw_fps"])
+                indices = [int(i) for i in block["frames_indices"]]
+                w, h = frames[0].size
+                blocks.append({
+                    "type": "video", "video": frames, "fps": block["fps"], "sample_fps": block["fps"],
+                    "raw_fps": raw_fps, "timestamps": times, "frames_indices": indices,
+                    "video_metadata": {"total_num_frames": total, "fps": raw_fps, "width": w, "height": h,
+                                       "duration": total / raw_fps, "video_backend": "lerobot_keyframes",
+                                       "frames_indices": indices},
+                    "source": {**source, "pts": list(block["pts"]), "timestamps": times},
+                })
+            elif kind == "contact_sheet":
+                (sheet,) = contact_sheets(frames, times, columns=int(block.get("sheet_columns") or 4),
+                                          tile_width=int(block.get("tile_width") or 256),
+                                          frames_per_sheet=len(frames), label=block.get("label") or "{t:.2f} s")
+                blocks.append({"type": "image", "image": sheet,
+                               "source": {**source, "kind": "contact_sheet", "timestamps": times,
+                                          "pts": list(block["pts"])}})
+            else:
+                raise ValueError(f"stored block of unknown kind {kind!r}")
         out.append({"role": message["role"], "content": blocks})
     return out
 
