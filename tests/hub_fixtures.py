@@ -80,6 +80,7 @@ def forbid_remote_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", guarded)
 
 
+@pytest.fixture
 def no_backoff_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     """huggingface_hub's http_backoff sleeps 1, 2, 4, 8 s between retries; make those sleeps instant (only there)."""
     import time

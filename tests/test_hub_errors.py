@@ -8,7 +8,6 @@ import traceback
 from pathlib import Path
 
 import pytest
-from hub_fixtures import no_backoff_sleep
 from huggingface_hub import HfApi, hf_hub_download
 
 from lerobot_keyframes.cli import main as cli_main
@@ -58,7 +57,7 @@ def test_status_codes_map_to_actionable_messages(local_hub: LocalHub) -> None:
 
 def test_push_errors_name_the_problem_and_never_show_a_token(
     local_hub: LocalHub, sample_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str], no_backoff_sleep: None,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     root = tmp_path / "ds"
@@ -79,7 +78,6 @@ def test_push_errors_name_the_problem_and_never_show_a_token(
     assert exc.value.status == 403
     said.append(_everything_said(exc.value))
     local_hub.fail_next("preupload", status=500, times=10)  # 5xx, past huggingface_hub's retries
-    no_backoff_sleep(monkeypatch)
     with pytest.raises(HubError, match="server error") as exc:
         push_dataset(root, "tester/flaky")
     said.append(_everything_said(exc.value))

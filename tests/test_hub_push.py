@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from hub_fixtures import no_backoff_sleep
 from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
 
 from lerobot_keyframes.cli import main as cli_main
@@ -95,9 +94,7 @@ def test_repush_commits_only_the_changed_file_and_moves_the_tag(local_hub: Local
     assert len(local_hub.commits("tester/annotated")) == n
 
 
-def test_interrupted_pushes_complete_when_rerun(local_hub: LocalHub, root: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    no_backoff_sleep(monkeypatch)
+def test_interrupted_pushes_complete_when_rerun(local_hub: LocalHub, root: Path, no_backoff_sleep: None) -> None:
     # 1. the connection drops mid-upload of one video, more often than huggingface_hub retries (1 + 5)
     video = root / "videos/observation.images.front/chunk-000/file-000.mp4"
     oid = hashlib.sha256(video.read_bytes()).hexdigest()
