@@ -126,6 +126,7 @@ def test_runs_that_would_waste_the_job_are_refused(source: str, tmp_path: Path, 
     refused = {
         "--push_to_hub=true": ["--repo_id=tester/src"],
         "thrown away": ["--repo_id=tester/src", "--push_to_hub=false"],
+        "Add --push_to_hub=true": ["--repo_id=tester/src", "--push_to_hub"],
         "path on this machine": ["--root=/data/ds", "--push_to_hub=true"],
         "local path": ["--repo_id=tester/src", "--push_to_hub", "true", f"--vlm.model_id={local_dir}"],
         "not on the Hub": ["--repo_id=tester/nope", "--push_to_hub=true"],
@@ -222,3 +223,18 @@ def test_cli_job_single_and_sharded(local_hub: LocalHub, source: str, sample_roo
     assert sorted(s.episodes for s in ShardedRun.load(saved).shards) == [(0,), (1,)]
     assert cli_main(["job", "--", "--repo_id=tester/src"]) == 2
     assert "--push_to_hub=true" in capsys.readouterr().err
+
+
+def test_hub_script_is_a_pep723_pass_through_to_annotate() -> None:
+    import re
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "hub_scripts" / "annotate.py"
+    text = script.read_text()
+    block = text.split("# /// script\n", 1)[1].split("# ///\n", 1)[0]
+    dependencies = re.findall(r'^#\s+"([^"]+)",?$', block, re.M)
+    assert any(d.startswith("lerobot_keyframes") for d in dependencies)
+    assert any(d.startswith("vllm") for d in dependencies)
+    out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("usage: lerobot-keyframes annotate")

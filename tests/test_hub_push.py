@@ -247,3 +247,16 @@ def test_episode_table_round_trips_through_datasets_push_to_hub(local_hub: Local
     back = datasets.load_dataset("tester/episode-table", split="train")
     assert back.features == episodes.features
     assert back.to_list() == episodes.to_list()
+
+
+def test_a_subprocess_reaches_the_local_hub_through_its_environment(local_hub: LocalHub, hub_env: dict[str, str],
+                                                                     root: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "lerobot_keyframes.cli", "push", f"--root={root}",
+                          "--new_repo_id=tester/from-subprocess"], env={**os.environ, **hub_env},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "first push" in out.stdout and local_hub.repo("tester/from-subprocess").tags
