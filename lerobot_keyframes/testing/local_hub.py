@@ -410,6 +410,11 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "LocalHub/1.0"
 
     # -- plumbing -------------------------------------------------------------------------------
+    def setup(self) -> None:
+        super().setup()
+        # small header + body writes on a keep-alive connection otherwise wait for delayed ACKs (~40 ms each)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         logger.debug("%s %s", self.address_string(), format % args)
 
@@ -616,9 +621,11 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
         if not head and self.command != "HEAD":
-            self.wfile.write(body)
+            self._headers_buffer.append(b"\r\n" + body)  # one write for headers and body
+            self.flush_headers()
+        else:
+            self.end_headers()
         return status
 
     def _send_json(self, payload: Any, *, status: int = 200, error_code: str | None = None,
