@@ -224,6 +224,14 @@ def test_cli_job_single_and_sharded(local_hub: LocalHub, source: str, sample_roo
     assert cli_main(["job", "--", "--repo_id=tester/src"]) == 2
     assert "--push_to_hub=true" in capsys.readouterr().err
 
+    # not detached: the logs are followed over the wire until the job ends; a failed job exits non-zero
+    local_hub.job_stage, local_hub.job_logs = "COMPLETED", ["annotating 2 episodes", "pushed tester/annotated"]
+    assert cli_main(["job", "--", *ARGS]) == 0
+    assert capsys.readouterr().out.splitlines()[-2:] == local_hub.job_logs
+    local_hub.job_stage, local_hub.job_logs = "ERROR", ["CUDA out of memory"]
+    assert cli_main(["job", "--", *ARGS]) == 1
+    assert "CUDA out of memory" in capsys.readouterr().out
+
 
 def test_hub_script_is_a_pep723_pass_through_to_annotate() -> None:
     import re

@@ -212,6 +212,9 @@ class LocalHub:
         self._counter = itertools.count()
         self.requests: list[RequestRecord] = []
         self.jobs: dict[str, dict[str, Any]] = {}
+        # what newly submitted jobs look like: their stage and the log lines GET .../logs streams
+        self.job_stage = "RUNNING"
+        self.job_logs: list[str] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -233,7 +236,8 @@ class LocalHub:
             Handler.hub = hub
             self._server = ThreadingHTTPServer((self._host, self._port), Handler)
             self._server.daemon_threads = True
-            self._thread = threading.Thread(target=self._server.serve_forever, name="local-hub", daemon=True)
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name="local-hub", daemon=True)
             self._thread.start()
         return self.url
 
@@ -996,10 +1000,10 @@ class _Handler(BaseHTTPRequestHandler):
             spec = self._json_body()
             job_id = hashlib.sha1(f"{time.time_ns()}-{next(self.hub._counter)}".encode()).hexdigest()[:24]
             job = {**spec, "id": job_id, "createdAt": _now(), "owner": {"id": user, "name": namespace, "type": "user"},
-                   "status": {"stage": "RUNNING", "message": None},
+                   "status": {"stage": self.hub.job_stage, "message": None},
                    "secrets": dict.fromkeys(spec.get("secrets") or {}, "***")}
             with self.hub._lock:
-                self.hub.jobs[job_id] = {"spec": spec, "info": job}
+                self.hub.jobs[job_id] = {"spec": spec, "info": job, "logs": list(self.hub.job_logs)}
             return self._send_json(job)
         if len(parts) >= 2:
             with self.hub._lock:
@@ -1008,6 +1012,10 @@ class _Handler(BaseHTTPRequestHandler):
                 raise HubHTTPError(404, f"Job {parts[1]} not found")
             if method == "GET" and len(parts) == 2:
                 return self._send_json(job["info"])
+            if method == "GET" and parts[2:] == ["logs"]:
+                lines = ["===== Job started =====", *job["logs"]]
+                body = "".join(f"data: {json.dumps({'data': line, 'timestamp': _now()})}\n\n" for line in lines)
+                return self._send(200, body.encode(), {"Content-Type": "text/event-stream"})
             if method == "POST" and parts[2:] == ["cancel"]:
                 job["info"]["status"] = {"stage": "CANCELED", "message": None}
                 return self._send_json({})
