@@ -1,0 +1,93 @@
+"""What every decoding backend implements, and the checks they share."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from .index import FileIndex
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("torchcodec", "pyav", "ffmpeg")
+
+
+class BackendDecodeError(RuntimeError):
+    """A backend failed on a file. The provider re-raises it as a FrameDecodeError with full context."""
+
+
+class Decoder(Protocol):
+    """One open video file, used by one thread at a time.
+
+    `decode(indices)` takes sorted, unique frame indices into the file's `FileIndex` and returns a
+    uint8 tensor N x 3 x H x W (RGB) with exactly those frames, in that order, or raises
+    BackendDecodeError. Implementations check the pts of what they decoded against the index.
+    """
+
+    name: str
+    path: str
+
+    def decode(self, indices: Sequence[int]) -> torch.Tensor: ...
+
+    def close(self) -> None: ...
+
+
+def check_pts(index: FileIndex, indices: Sequence[int], got_seconds: Sequence[float], backend: str) -> None:
+    """Raise unless the decoded frames carry the pts the index says they must have."""
+    want = index.seconds[np.asarray(indices, dtype=np.int64)]
+    got = np.asarray(got_seconds, dtype=np.float64)
+    if got.shape != want.shape:
+        raise BackendDecodeError(f"{backend} returned {got.shape[0]} frames for {want.shape[0]} requested")
+    period = index.frame_period
+    tol = min(1e-4, 0.25 * period) if np.isfinite(period) else 1e-4
+    bad = np.nonzero(np.abs(got - want) > tol)[0]
+    if len(bad):
+        i = int(bad[0])
+        raise BackendDecodeError(
+            f"{backend} returned the frame at pts {got[i]:.6f}s for frame {int(indices[i])} "
+            f"(pts {want[i]:.6f}s); {len(bad)} of {len(want)} frames differ"
+        )
+
+
+@functools.cache
+def torchcodec_available() -> bool:
+    """True when `torchcodec.decoders` really loads (it needs FFmpeg shared libraries and a matching torch)."""
+    try:
+        from torchcodec.decoders import VideoDecoder  # noqa: F401
+    except Exception as exc:  # ImportError, OSError/RuntimeError from missing libav* or CUDA libs
+        logger.info("torchcodec is not usable here (%s: %s)", type(exc).__name__, str(exc).splitlines()[0][:200])
+        return False
+    return True
+
+
+@functools.cache
+def pyav_available() -> bool:
+    try:
+        import av  # noqa: F401
+    except Exception as exc:
+        logger.info("PyAV is not usable here (%s: %s)", type(exc).__name__, exc)
+        return False
+    return True
+
+
+@functools.cache
+def ffmpeg_executable() -> str | None:
+    return shutil.which("ffmpeg")
+
+
+def backend_available(name: str) -> bool:
+    if name == "torchcodec":
+        return torchcodec_available()
+    if name == "pyav":
+        return pyav_available()
+    if name == "ffmpeg":
+        return ffmpeg_executable() is not None
+    raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS} or 'auto'")

@@ -1,0 +1,194 @@
+"""The presentation-time table of a video file, read once per process by demuxing packets (no decoding).
+
+Every backend decodes by *frame index* into this table (index = position in pts order, which is how
+torchcodec, PyAV and ffmpeg's frame counters count), and every backend's output is checked against it,
+so a frame is never chosen by "the frame playing at t" arithmetic that lands on a neighbour.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import BackendDecodeError
+
+logger = logging.getLogger(__name__)
+
+_INDEX_CACHE: OrderedDict[tuple[str, int, int], FileIndex] = OrderedDict()
+_INDEX_LOCK = threading.Lock()  # guards the dict only; building happens outside it
+_INDEX_CACHE_SIZE = 512
+
+
+@dataclass(frozen=True, eq=False)
+class FileIndex:
+    """Presentation times of the frames of one video stream, sorted, with keyframe flags."""
+
+    path: str
+    stream_index: int
+    time_base: tuple[int, int]  # (numerator, denominator)
+    pts: np.ndarray  # int64, sorted strictly increasing, in time_base units
+    seconds: np.ndarray  # float64, pts * time_base
+    keyframe: np.ndarray  # bool, aligned with pts
+    width: int
+    height: int
+    codec: str
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+    @property
+    def frame_period(self) -> float:
+        """Median spacing between frames, in seconds (inf for a single frame)."""
+        if len(self.seconds) < 2:
+            return float("inf")
+        return float(np.median(np.diff(self.seconds)))
+
+    def nearest(self, seconds: np.ndarray) -> np.ndarray:
+        """Index of the frame whose pts is nearest to each time (ties go to the earlier frame)."""
+        seconds = np.asarray(seconds, dtype=np.float64)
+        n = len(self.seconds)
+        if n == 0:
+            return np.full(seconds.shape, -1, dtype=np.int64)
+        right = np.clip(np.searchsorted(self.seconds, seconds, side="left"), 0, n - 1)
+        left = np.clip(right - 1, 0, n - 1)
+        pick_left = np.abs(seconds - self.seconds[left]) <= np.abs(self.seconds[right] - seconds)
+        return np.where(pick_left, left, right).astype(np.int64)
+
+    def keyframe_at_or_before(self, i: int) -> int:
+        """Index of the last keyframe at or before frame i (0 when the file flags none)."""
+        keys = self._key_positions
+        pos = int(np.searchsorted(keys, i, side="right")) - 1
+        return int(keys[pos]) if pos >= 0 else 0
+
+    def seek_target(self, i: int) -> int:
+        """A demuxer seek target (stream time base) that lands on frame i's keyframe when i is one:
+        FFmpeg's mp4 seek picks the last keyframe with pts <= target; aim a quarter frame past it so
+        no rounding can fall below it, and never as far as the next frame."""
+        if len(self.pts) < 2:
+            return int(self.pts[i])
+        gap = int(np.min(np.diff(self.pts)))
+        return int(self.pts[i]) + max(0, gap // 4)
+
+    @property
+    def _key_positions(self) -> np.ndarray:
+        cached = self.__dict__.get("_keys")
+        if cached is None:
+            cached = np.nonzero(self.keyframe)[0]
+            if len(cached) == 0 or cached[0] != 0:
+                cached = np.concatenate([[0], cached]).astype(np.int64)
+            object.__setattr__(self, "_keys", cached)
+        return cached
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_keys", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+
+def build_file_index(path: str) -> FileIndex:
+    """Demux the best video stream of `path` and collect pts / keyframe flags of every packet."""
+    import av
+
+    try:
+        container = av.open(path)
+    except Exception as exc:  # PyAV raises av.error.* (OSError/ValueError subclasses) for broken files
+        raise BackendDecodeError(f"cannot open video ({type(exc).__name__}: {exc})") from exc
+    try:
+        if not container.streams.video:
+            raise BackendDecodeError("no video stream in the file")
+        stream = container.streams.video[0]
+        tb = stream.time_base
+        if tb is None:
+            raise BackendDecodeError("video stream has no time base")
+        pts: list[int] = []
+        key: list[bool] = []
+        missing_pts = False
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                if packet.pts is None:
+                    missing_pts = True
+                    break
+                pts.append(int(packet.pts))
+                key.append(bool(packet.is_keyframe))
+        except Exception as exc:
+            raise BackendDecodeError(f"cannot demux video ({type(exc).__name__}: {exc})") from exc
+        if missing_pts:
+            pts, key = _pts_by_decoding(path)
+        width = int(stream.codec_context.width or 0)
+        height = int(stream.codec_context.height or 0)
+        codec = str(stream.codec_context.name)
+        stream_index = int(stream.index)
+    finally:
+        container.close()
+    if not pts:
+        raise BackendDecodeError("the video stream holds no frames")
+    pts_arr = np.asarray(pts, dtype=np.int64)
+    order = np.argsort(pts_arr, kind="stable")
+    pts_arr = pts_arr[order]
+    if len(pts_arr) > 1 and np.any(np.diff(pts_arr) <= 0):
+        dup = int(pts_arr[np.nonzero(np.diff(pts_arr) <= 0)[0][0]])
+        raise BackendDecodeError(f"two frames share pts {dup}; cannot map times to frames")
+    seconds = pts_arr.astype(np.float64) * tb.numerator / tb.denominator
+    return FileIndex(
+        path=path,
+        stream_index=stream_index,
+        time_base=(int(tb.numerator), int(tb.denominator)),
+        pts=pts_arr,
+        seconds=seconds,
+        keyframe=np.asarray(key, dtype=bool)[order],
+        width=width,
+        height=height,
+        codec=codec,
+    )
+
+
+def _pts_by_decoding(path: str) -> tuple[list[int], list[bool]]:
+    """Fallback for containers without packet pts: decode once and read the frames' own pts."""
+    import av
+
+    pts: list[int] = []
+    key: list[bool] = []
+    with av.open(path) as container:
+        for frame in container.decode(video=0):
+            if frame.pts is None:
+                raise BackendDecodeError("frames without presentation timestamps; cannot index the video")
+            pts.append(int(frame.pts))
+            key.append(bool(frame.key_frame))
+    return pts, key
+
+
+def file_index(path: str, builder: Callable[[str], FileIndex] | None = None) -> FileIndex:
+    """The (cached) index of `path`; rebuilt when the file's size or mtime changes.
+
+    `builder` replaces `build_file_index` (the isolated mode builds indexes in a worker process).
+    Raises FileNotFoundError for a missing file.
+    """
+    st = os.stat(path)
+    key = (path, st.st_size, st.st_mtime_ns)
+    with _INDEX_LOCK:
+        hit = _INDEX_CACHE.get(key)
+        if hit is not None:
+            _INDEX_CACHE.move_to_end(key)
+            return hit
+    index = (builder or build_file_index)(path)
+    with _INDEX_LOCK:
+        _INDEX_CACHE[key] = index
+        while len(_INDEX_CACHE) > _INDEX_CACHE_SIZE:
+            _INDEX_CACHE.popitem(last=False)
+    return index
+
+
+def clear_index_cache() -> None:
+    with _INDEX_LOCK:
+        _INDEX_CACHE.clear()
