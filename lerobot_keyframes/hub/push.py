@@ -360,6 +360,15 @@ def push_dataset(
         if os.environ.get("LEROBOT_KEYFRAMES_RUN_ID"):  # set by jobs.py inside an HF Job
             provenance.setdefault("job_run_id", os.environ["LEROBOT_KEYFRAMES_RUN_ID"])
 
+    # visibility
+    source_public = source_visibility(api, source_repo_id, token=token) if source_repo_id != repo_id else None
+    must_stay_private = source_repo_id is not None and source_repo_id != repo_id and source_public is not True
+    if private is False and must_stay_private:
+        raise HubError(
+            f"refusing to make {repo_id} public: its source {source_repo_id} is private or could not be checked. "
+            "An annotated copy of a private dataset is never published; push privately (the default)."
+        )
+
     # completeness: never push (or delete remote files) from a root that lacks files its metadata references
     missing = [p for p in referenced_files(layout) if not (root / p).is_file()]
     if missing and source_repo_id is not None and fetch_missing:
@@ -372,14 +381,6 @@ def push_dataset(
             "push can fetch them."
         )
 
-    # visibility
-    source_public = source_visibility(api, source_repo_id, token=token) if source_repo_id != repo_id else None
-    must_stay_private = source_repo_id is not None and source_repo_id != repo_id and source_public is not True
-    if private is False and must_stay_private:
-        raise HubError(
-            f"refusing to make {repo_id} public: its source {source_repo_id} is private or could not be checked. "
-            "An annotated copy of a private dataset is never published; push privately (the default)."
-        )
     target = _repo_info(api, repo_id, revision=None, token=token)
     created = False
     if target is None:
