@@ -207,6 +207,34 @@ class KeyframeTransform:
             options["cameras"] = tuple(keys)
         return cls(**options)
 
+    def map(self, dataset: Dataset, *, num_proc: int | None = None, batch_size: int = 1,
+            cache_dir: str | Path | None = None, use_cache: bool = True, desc: str | None = None) -> Dataset:
+        """`dataset.map(self, batched=True, ...)` with declared features and a cache file named by fingerprint.
+
+        An in-memory table (what `load_episodes` returns) has no cache files, so a plain `map` would decode
+        again; here the result goes to `<cache_dir>/keyframes-<fingerprint>.arrow` (default: the datasets
+        cache) and the same transform on the same table loads it instead.
+        """
+        from datasets.fingerprint import Hasher
+
+        fingerprint = Hasher.hash([dataset._fingerprint, self.fingerprint(), batch_size])
+        kwargs: dict[str, Any] = dict(
+            batched=True, batch_size=batch_size, writer_batch_size=max(1, batch_size) * 8,
+            features=self.features(dataset.features), num_proc=num_proc if (num_proc or 1) > 1 else None,
+            desc=desc or f"keyframes ({self.policy.spec()})", new_fingerprint=fingerprint,
+        )
+        if use_cache:
+            if cache_dir is None:
+                from datasets import config as hf_config
+
+                cache_dir = Path(hf_config.HF_DATASETS_CACHE) / "lerobot_keyframes"
+            Path(cache_dir).expanduser().mkdir(parents=True, exist_ok=True)
+            kwargs["cache_file_name"] = str(Path(cache_dir).expanduser() / f"keyframes-{fingerprint}.arrow")
+            kwargs["load_from_cache_file"] = True
+        else:
+            kwargs["load_from_cache_file"] = False
+        return dataset.map(self, **kwargs)
+
     # -- schema ----------------------------------------------------------------------------------------
     def output_columns(self) -> list[str]:
         cams = self._cameras_or_raise()
@@ -615,14 +643,6 @@ class KeyframesConfig:
             raise ValueError(f"num_proc must be >= 1, got {self.num_proc}")
 
 
-def _cache_dir(config: KeyframesConfig) -> Path:
-    if config.cache_dir:
-        return Path(config.cache_dir).expanduser()
-    from datasets import config as hf_config
-
-    return Path(hf_config.HF_DATASETS_CACHE) / "lerobot_keyframes"
-
-
 def extract_keyframes(config: KeyframesConfig) -> Dataset:
     """Load the episode table, map `KeyframeTransform` over it (cached by fingerprint), write / push it.
 
@@ -631,8 +651,6 @@ def extract_keyframes(config: KeyframesConfig) -> Dataset:
     `out/keyframes_config.json` records the configuration. `push_to_hub` pushes with `datasets`
     (private unless `private=False`).
     """
-    from datasets.fingerprint import Hasher
-
     from .dataset import load_episodes
 
     out = Path(config.out).expanduser().absolute() if config.out else None
@@ -644,19 +662,8 @@ def extract_keyframes(config: KeyframesConfig) -> Dataset:
         episodes, policy=config.policy, cameras=config.cameras, visual=config.visual, prompt=config.prompt,
         image_width=config.image_width, jpeg_quality=config.jpeg_quality, backend=config.backend,
     )
-    map_kwargs: dict[str, Any] = dict(batched=True, batch_size=config.batch_size,
-                                      writer_batch_size=max(1, config.batch_size) * 8,
-                                      features=transform.features(episodes.features),
-                                      num_proc=config.num_proc if (config.num_proc or 1) > 1 else None,
-                                      desc=f"keyframes ({transform.policy.spec()})")
-    fingerprint = Hasher.hash([episodes._fingerprint, transform.fingerprint(), config.batch_size])
-    map_kwargs["new_fingerprint"] = fingerprint
-    if config.use_cache:
-        cache = _cache_dir(config)
-        cache.mkdir(parents=True, exist_ok=True)
-        map_kwargs["cache_file_name"] = str(cache / f"keyframes-{fingerprint}.arrow")
-        map_kwargs["load_from_cache_file"] = True
-    result = episodes.map(transform, **map_kwargs)
+    result = transform.map(episodes, num_proc=config.num_proc, batch_size=config.batch_size,
+                           cache_dir=config.cache_dir, use_cache=config.use_cache)
     if out is not None:
         _write(result, out, config, transform)
     if config.push_to_hub:
