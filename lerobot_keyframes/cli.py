@@ -111,6 +111,7 @@ def _add_annotate(sub: argparse._SubParsersAction) -> None:
         InterjectionsConfig,
         MotionConfig,
         PlanConfig,
+        RayConfig,
         VqaConfig,
     )
     from .cli_flags import add_dataclass_flags
@@ -125,7 +126,8 @@ def _add_annotate(sub: argparse._SubParsersAction) -> None:
     )
     add_dataclass_flags(p, "", AnnotateConfig)
     for prefix, cls in (("plan", PlanConfig), ("interjections", InterjectionsConfig), ("vqa", VqaConfig),
-                        ("motion", MotionConfig), ("executor", ExecutorConfig), ("vlm", VlmConfig)):
+                        ("motion", MotionConfig), ("executor", ExecutorConfig), ("ray", RayConfig),
+                        ("vlm", VlmConfig)):
         add_dataclass_flags(p, prefix, cls)
     p.add_argument("--resume", action="store_true", help="reuse staged results (the default; see --force)")
     p.set_defaults(func=_run_annotate)
@@ -139,6 +141,7 @@ def annotate_configs_from_args(args: argparse.Namespace):
         InterjectionsConfig,
         MotionConfig,
         PlanConfig,
+        RayConfig,
         VqaConfig,
     )
     from .cli_flags import dataclass_from_flags
@@ -150,6 +153,7 @@ def annotate_configs_from_args(args: argparse.Namespace):
         "vqa": dataclass_from_flags(args, "vqa", VqaConfig),
         "motion": dataclass_from_flags(args, "motion", MotionConfig),
         "executor": dataclass_from_flags(args, "executor", ExecutorConfig),
+        "ray": dataclass_from_flags(args, "ray", RayConfig),
     }
     return dataclass_from_flags(args, "", AnnotateConfig, **nested), dataclass_from_flags(args, "vlm", VlmConfig)
 
@@ -327,6 +331,46 @@ def _run_keyframes(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- review ------------------------------------------------------------------------------------------
+def _add_review(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "review",
+        help="write a static HTML review site of an annotated dataset (timelines, subtask strips, VQA with boxes)",
+        description="Write a self-contained static site to --out (no server, no network): an index of episodes "
+        "with annotation counts and validator status, and one page per episode with per-camera timelines, "
+        "subtask spans and frame strips, plans, memory, interjections, speech, task rephrasings and VQA frames "
+        "with boxes/points drawn in the recorded coordinate convention. --png adds one timeline image per episode.",
+    )
+    p.add_argument("root", type=Path, help="annotated dataset root")
+    p.add_argument("--out", type=Path, required=True, help="output folder (its index.html, episodes/, assets/ "
+                   "and timelines/ are replaced)")
+    p.add_argument("--episodes", type=_episodes_arg, default=None, help="only these episodes, e.g. 0,3,5-8")
+    p.add_argument("--png", action="store_true", help="also render timelines/episode_NNNNNN.png per episode")
+    p.add_argument("--thumbs_per_camera", type=int, default=8)
+    p.add_argument("--strip_frames", type=int, default=4, help="frames per subtask span strip")
+    p.add_argument("--thumb_width", type=int, default=160)
+    p.add_argument("--vqa_width", type=int, default=320)
+    p.add_argument("--workers", type=int, default=0, help="processes (0: auto)")
+    p.add_argument("--backend", default="auto", help="frame decoder: auto, torchcodec, pyav or ffmpeg")
+    p.add_argument("--no_validate", action="store_true", help="skip the validator status")
+    p.set_defaults(func=_run_review)
+
+
+def _run_review(args: argparse.Namespace) -> int:
+    from .review import ReviewConfig, build_review
+
+    try:
+        config = ReviewConfig(thumbs_per_camera=args.thumbs_per_camera, strip_frames=args.strip_frames,
+                              thumb_width=args.thumb_width, vqa_width=args.vqa_width, workers=args.workers,
+                              backend=args.backend, validate=not args.no_validate)
+        index = build_review(args.root, args.out, episodes=args.episodes, png=args.png, config=config)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(index)
+    return 0
+
+
 COMMANDS: Sequence[Callable[[argparse._SubParsersAction], None]] = (
     _add_sample,
     _add_info,
@@ -337,6 +381,7 @@ COMMANDS: Sequence[Callable[[argparse._SubParsersAction], None]] = (
     _add_push,
     _add_job,
     _add_keyframes,
+    _add_review,
 )
 
 
