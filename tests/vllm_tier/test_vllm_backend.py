@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jsonschema
 import pytest
-from vllm_tier_common import ENGINE, SCHEMA, batch
+from vllm_tier_common import ENGINE, SCHEMA, batch, video_conversation
 
 from lerobot_keyframes.testing.tiny_qwen import tiny_qwen_cached
 from lerobot_keyframes.vlm import FailureKind, VlmConfig, estimate_max_tokens, make_backend
@@ -47,3 +47,11 @@ def test_truncation_and_free_text(backend) -> None:
     assert result.attempts == 2 and result.finish_reason == "length" and result.completion_tokens == 6
     free = backend.generate(batch(2), None)
     assert all(r.parsed is None and not r.schema_enforced for r in free)
+
+
+def test_video_and_images_in_one_batch(backend) -> None:
+    convs = [video_conversation(), *batch(3)]
+    results = backend.generate(convs, SCHEMA)
+    assert all(r.ok for r in results), [(r.failure, r.text) for r in results]
+    image_free = backend.generate([[{"role": "user", "content": convs[0][0]["content"][1:]}]], SCHEMA)[0]
+    assert results[0].prompt_tokens > image_free.prompt_tokens  # the frames reached the model

@@ -6,9 +6,10 @@ from PIL import Image
 
 from lerobot_keyframes.vlm import make_xgrammar_safe
 
-# vLLM's CPU attention needs head_dim 64 (ENVIRONMENT.md); the rest matches the recipe there.
+# vLLM's CPU attention needs head_dim 64 (ENVIRONMENT.md); the rest matches the recipe there, plus one
+# video per prompt (sent as a JPEG frame sequence).
 ENGINE = dict(
-    max_model_len=2048, limit_mm_per_prompt={"image": 2, "video": 0}, max_num_seqs=8, enforce_eager=True
+    max_model_len=2048, limit_mm_per_prompt={"image": 2, "video": 1}, max_num_seqs=8, enforce_eager=True
 )
 
 SCHEMA = make_xgrammar_safe(
@@ -47,3 +48,16 @@ def batch(n: int = 8) -> list[list[dict]]:
         content.append({"type": "text", "text": f"Question {i}: " + "what happens " * (i + 1)})
         convs.append([{"role": "user", "content": content}])
     return convs
+
+
+def video_conversation() -> list[dict]:
+    frames = [image((50 * i, 80, 0)) for i in range(4)]
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "video", "video": frames, "fps": 2.0, "timestamps": [1.0, 1.5, 2.0, 2.5]},
+                {"type": "text", "text": "Split the clip into subtasks."},
+            ],
+        }
+    ]
