@@ -8,6 +8,7 @@ from .config import (
     InterjectionsConfig,
     MotionConfig,
     PlanConfig,
+    RayConfig,
     VqaConfig,
 )
 from .pipeline import AnnotateResult, run_annotation
@@ -19,6 +20,7 @@ __all__ = [
     "InterjectionsConfig",
     "MotionConfig",
     "PlanConfig",
+    "RayConfig",
     "VqaConfig",
     "run_annotation",
 ]

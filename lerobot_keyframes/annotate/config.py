@@ -71,7 +71,22 @@ class ExecutorConfig:
 
     episode_parallelism: int = 8
     max_requests_in_flight: int = 32
-    engine: str = "local"
+    engine: str = "local"  # local: this process; ray: Ray Data (see RayConfig, docs/ray.md)
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """`--executor.engine=ray`: where the Ray cluster is and how many workers of each kind to use.
+
+    `address=None` starts a local Ray instance (or joins the one this process already started); "auto"
+    joins a running cluster. VLM actors hold one backend each; CPU workers decode the frames they need.
+    """
+
+    address: str | None = None
+    num_vlm_actors: int = 1
+    num_gpus_per_actor: float = 0.0
+    num_cpus_per_actor: float = 1.0
+    cpu_workers: int = 2
 
 
 @dataclass(frozen=True)
@@ -98,10 +113,13 @@ class AnnotateConfig:
     vqa: VqaConfig = field(default_factory=VqaConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
 
     def __post_init__(self) -> None:
         if self.root is None and self.repo_id is None:
             raise ValueError("set --root (a local dataset) or --repo_id (a Hub dataset)")
+        if self.executor.engine not in ("local", "ray"):
+            raise ValueError(f"--executor.engine must be 'local' or 'ray', got {self.executor.engine!r}")
         if self.on_error not in ("skip", "stop"):
             raise ValueError(f"--on_error must be 'skip' or 'stop', got {self.on_error!r}")
         if self.plan.derive_task_from_video not in ("off", "if_short", "always"):

@@ -198,21 +198,60 @@ def default_staging_dir(out_root: Path) -> Path:
     return out_root.with_name(out_root.name + ".staging")
 
 
-def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, provider: Any = None) -> AnnotateResult:
-    """Annotate a dataset end to end: read, decode, ask, stage, validate, write. Returns a summary."""
+@dataclass
+class PreparedRun:
+    """What every engine needs before the first episode: the source, its episode rows, output and staging."""
+
+    source: Any
+    rows: list[dict[str, Any]]
+    out_root: Path
+    staging: Staging
+    result: AnnotateResult
+
+
+def prepare_run(config: AnnotateConfig) -> PreparedRun:
+    """Resolve the source, read the episode table, fetch the videos needed and open staging."""
     from ..dataset import load_episodes
     from ..dataset.source import resolve_source
 
-    started = time.perf_counter()
     source = resolve_source(config.root or config.repo_id, revision=config.revision)
     episodes = load_episodes(source.root, episodes=config.only_episodes)
     if source.repo_id is not None:  # meta + data are local now; fetch only the videos of these episodes
         source.fetch_files(sorted({c["path"] for r in episodes for c in r["cameras"] if c["storage"] == "video"}))
     out_root = default_output_root(config, source.root)
     staging_dir = Path(config.staging_dir) if config.staging_dir else default_staging_dir(out_root)
-    staging = Staging(staging_dir)
     rows = episodes.to_list()
     result = AnnotateResult(output_root=out_root, staging_dir=staging_dir, episodes=[r["episode_index"] for r in rows])
+    return PreparedRun(source, rows, out_root, Staging(staging_dir), result)
+
+
+def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[str, str], started: float) -> AnnotateResult:
+    """Assemble every finished episode's rows from staging, then validate and write them once."""
+    result, staging = run.result, run.staging
+    finished = [e for e in result.episodes if e not in result.failures]
+    per_episode = {e: assemble_rows(staging.rows(e)) for e in finished}
+    result.rows_per_style = dict(Counter(str(r.get("style")) for rs in per_episode.values() for r in rs))
+    result.provenance = provenance(config, vlm, result, keys)
+    from .output import validate_and_write
+
+    result.validation = validate_and_write(run.source.root, run.out_root, per_episode, config, result.provenance)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, provider: Any = None) -> AnnotateResult:
+    """Annotate a dataset end to end: read, decode, ask, stage, validate, write. Returns a summary.
+
+    With `config.executor.engine == "ray"` the run goes to `ray_engine.run_annotation_ray` (config.ray).
+    """
+    if config.executor.engine == "ray":
+        from .ray_engine import run_annotation_ray
+
+        factory = (lambda: backend) if backend is not None else None
+        return run_annotation_ray(config, vlm, backend_factory=factory)
+    started = time.perf_counter()
+    run = prepare_run(config)
+    rows, staging, result = run.rows, run.staging, run.result
 
     if provider is None:
         from ..frames import make_frame_provider
@@ -237,16 +276,7 @@ def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, pro
         await _run_all(contexts, staging, keys, result, config)
 
     asyncio.run(main())
-
-    finished = [e for e in result.episodes if e not in result.failures]
-    per_episode = {e: assemble_rows(staging.rows(e)) for e in finished}
-    result.rows_per_style = dict(Counter(str(r.get("style")) for rs in per_episode.values() for r in rs))
-    result.provenance = provenance(config, vlm, result, keys)
-    from .output import validate_and_write
-
-    result.validation = validate_and_write(source.root, out_root, per_episode, config, result.provenance)
-    result.seconds = time.perf_counter() - started
-    return result
+    return finish_run(run, config, vlm, keys, started)
 
 
 def provenance(config: AnnotateConfig, vlm: Any, result: AnnotateResult, keys: dict[str, str]) -> dict[str, Any]:

@@ -1,0 +1,180 @@
+"""The Ray Data engine on a local Ray instance (2 CPUs, one per module): same rows as the local engine,
+an actor killed mid-run loses and duplicates nothing, a re-run resumes from staging."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lerobot_keyframes.annotate.config import AnnotateConfig, ExecutorConfig, InterjectionsConfig, PlanConfig
+from lerobot_keyframes.annotate.pipeline import run_annotation
+from lerobot_keyframes.language import read_dataset_annotations
+from lerobot_keyframes.testing.scripted import ScriptedBackend, prompt_text, schema_example
+from lerobot_keyframes.vlm.config import VlmConfig
+
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+SCRIPTED = VlmConfig(backend="openai", model_id="scripted-qwen2.5-vl")
+
+
+def oracle(conversation: list[dict[str, Any]], schema: dict[str, Any] | None) -> Any:
+    """Deterministic plausible answers: spans from the prompt's time window, schema-shaped answers otherwise."""
+    text = prompt_text(conversation)
+    m = re.search(r"cover ([0-9.]+) s to ([0-9.]+) s", text)
+    if m and "subtasks" in (schema or {}).get("properties", {}):
+        lo, hi = float(m.group(1)), float(m.group(2))
+        mid = round((lo + hi) / 2, 2)
+        return {"subtasks": [{"text": "pick up the cube", "start": lo, "end": mid},
+                             {"text": "place the cube on the pad", "start": mid, "end": hi}]}
+    if "rephrasings" in (schema or {}).get("properties", {}):
+        return {"rephrasings": ["move the cube onto the pad", "put the cube on the pad"]}
+    return schema_example(schema or {"type": "object"})
+
+
+class CrashOnce:
+    """A responder that kills its actor's process once, after `after` calls (a marker file makes it once)."""
+
+    def __init__(self, marker: Path, after: int) -> None:
+        self.marker, self.after, self.calls = marker, after, 0
+
+    def __call__(self, conversation: list[dict[str, Any]], schema: dict[str, Any] | None) -> Any:
+        self.calls += 1
+        if self.calls > self.after and not self.marker.exists():
+            self.marker.write_text(str(os.getpid()))
+            os._exit(1)  # the actor dies mid-episode, mid-batch
+        return oracle(conversation, schema)
+
+
+def scripted_factory(responder: Any = oracle) -> Any:
+    return lambda: ScriptedBackend(responder)
+
+
+def _config(root: Path, out: Path, **kw: Any) -> AnnotateConfig:
+    return AnnotateConfig(root=root, out=out, plan=PlanConfig(n_task_rephrasings=2, min_subtask_seconds=0.3),
+                          interjections=InterjectionsConfig(interjection_min_t=0.1), **kw)
+
+
+def _annotations(root: Path) -> dict:
+    return read_dataset_annotations(root)[0]
+
+
+# -- without a Ray instance ---------------------------------------------------------------------------
+def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lerobot_keyframes.annotate import ray_engine
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ImportError, match=re.escape("pip install 'lerobot_keyframes[ray]'")):
+        ray_engine.import_ray()
+
+
+def test_cli_flags_and_no_ray_import_unless_chosen() -> None:
+    code = (
+        "import sys\n"
+        "from lerobot_keyframes.cli import annotate_configs_from_args, build_parser\n"
+        "args = build_parser().parse_args(['annotate', '--root', '/x', '--executor.engine=ray', '--ray.address',"
+        " 'auto', '--ray.num_vlm_actors', '3', '--ray.num_gpus_per_actor', '0.5', '--ray.cpu_workers', '4'])\n"
+        "config, vlm = annotate_configs_from_args(args)\n"
+        "import lerobot_keyframes.annotate.ray_engine\n"
+        "print(config.executor.engine, config.ray.address, config.ray.num_vlm_actors, config.ray.num_gpus_per_actor,"
+        " config.ray.cpu_workers, 'ray' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["ray", "auto", "3", "0.5", "4", "False"]
+    with pytest.raises(ValueError, match="executor.engine"):
+        AnnotateConfig(root=Path("/x"), executor=ExecutorConfig(engine="spark"))
+
+
+# -- on one local Ray instance --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def local_ray() -> Any:
+    ray = pytest.importorskip("ray")
+    temp = tempfile.mkdtemp(prefix="rk_ray_", dir="/tmp")  # short: Ray's unix sockets live under it
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             _node_ip_address="127.0.0.1", _temp_dir=temp)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
+    yield ray
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+RAY_KW: dict[str, Any] = {"cpu_workers": 1, "num_cpus_per_actor": 0.5}
+
+
+@pytest.mark.slow
+def test_ray_output_equals_local_with_the_tiny_model(local_ray: Any, sample_root: Path, tmp_path: Path) -> None:
+    from lerobot_keyframes.annotate.ray_engine import run_annotation_ray
+    from lerobot_keyframes.testing.tiny_qwen import tiny_qwen_cached
+
+    vlm = VlmConfig(backend="transformers", model_id=str(tiny_qwen_cached("qwen2_5_vl")), max_new_tokens=64,
+                    temperature=0.0, seed=0)
+    local = run_annotation(_config(sample_root, tmp_path / "local", seed=0), vlm)
+    distributed = run_annotation_ray(_config(sample_root, tmp_path / "ray", seed=0), vlm, **RAY_KW)
+    assert distributed.failures == local.failures
+    assert distributed.rows_per_style == local.rows_per_style
+    assert distributed.stats.calls == local.stats.calls > 0
+    assert distributed.modules_run == local.modules_run
+    if not local.failures:
+        assert distributed.validation.ok, distributed.validation.format()
+        assert _annotations(tmp_path / "ray") == _annotations(tmp_path / "local")
+    for e in local.episodes:  # staged rows (and their keys) are the same, row for row
+        assert (tmp_path / "ray.staging" / f"episode-{e:06d}").is_dir()
+        for path in sorted((tmp_path / "local.staging" / f"episode-{e:06d}").glob("*.jsonl")):
+            assert (tmp_path / "ray.staging" / path.relative_to(tmp_path / "local.staging")).read_text() == path.read_text()
+
+
+@pytest.fixture(scope="module")
+def four_episodes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from lerobot_keyframes.testing.sample import make_sample_dataset
+
+    return make_sample_dataset(tmp_path_factory.mktemp("four") / "ds", episodes=4, episode_seconds=1.0)
+
+
+@pytest.mark.slow
+def test_a_killed_vlm_actor_loses_and_duplicates_nothing(local_ray: Any, four_episodes: Path, tmp_path: Path) -> None:
+    from lerobot_keyframes.annotate.ray_engine import run_annotation_ray
+
+    reference = run_annotation(_config(four_episodes, tmp_path / "local"), SCRIPTED, backend=ScriptedBackend(oracle))
+    assert reference.failures == {}
+
+    marker = tmp_path / "crashed"
+    cfg = _config(four_episodes, tmp_path / "ray", executor=ExecutorConfig(episode_parallelism=1))
+    result = run_annotation_ray(cfg, SCRIPTED, num_vlm_actors=2, backend_factory=scripted_factory(CrashOnce(marker, 5)),
+                                **RAY_KW)
+    assert marker.exists()  # an actor did die
+    assert result.failures == {} and result.validation.ok
+    for module in ("plan", "interjections", "vqa"):  # every module of every episode: run or reused once
+        assert result.modules_run[module] + result.modules_reused[module] == 4
+    assert _annotations(tmp_path / "ray") == _annotations(tmp_path / "local")
+
+
+@pytest.mark.slow
+def test_resume_after_an_interrupted_driver_skips_finished_work(local_ray: Any, sample_root: Path,
+                                                                tmp_path: Path) -> None:
+    from lerobot_keyframes.annotate.ray_engine import run_annotation_ray
+
+    out = tmp_path / "out"
+    first = run_annotation_ray(_config(sample_root, out), SCRIPTED, backend_factory=scripted_factory(), **RAY_KW)
+    assert first.failures == {} and first.stats.calls > 0
+    before = _annotations(out)
+
+    # the driver died before episode 1's VQA was staged: only that module runs again
+    (tmp_path / "out.staging" / "episode-000001" / "vqa.jsonl").unlink()
+    again = run_annotation_ray(_config(sample_root, out), SCRIPTED, backend_factory=scripted_factory(), **RAY_KW)
+    assert dict(again.modules_run) == {"vqa": 1}
+    assert dict(again.modules_reused) == {"plan": 2, "interjections": 2, "vqa": 1}
+    assert 0 < again.stats.calls < first.stats.calls
+    assert _annotations(out) == before
+
+    # everything staged: no episode goes to Ray, no model call; the local engine agrees with the staging
+    done = run_annotation_ray(_config(sample_root, out), SCRIPTED, backend_factory=scripted_factory(), **RAY_KW)
+    assert done.stats.calls == 0 and not done.modules_run
+    backend = ScriptedBackend(oracle)
+    run_annotation(_config(sample_root, out), SCRIPTED, backend=backend)
+    assert backend.calls == 0 and _annotations(out) == before
