@@ -60,14 +60,19 @@ class ScriptedBackend:
     """`responder(conversation, schema)` returns the answer (a JSON value, or a string to parse)."""
 
     def __init__(self, responder: Responder | None = None, *, latency: float = 0.0, check_schema: bool = True,
-                 model_id: str = "scripted") -> None:
+                 model_id: str = "scripted", concurrency: int | None = None) -> None:
         self.responder = responder or (lambda conversation, schema: schema_example(schema or {"type": "object"}))
         self.latency = latency
         self.check_schema = check_schema
         self.model_id = model_id
         self.calls = 0
+        self.concurrency = concurrency  # like a server with this many slots: more requests wait in line
+        self._slots: asyncio.Semaphore | None = None
         self.in_flight = 0
         self.max_in_flight = 0
+        self.slot_seconds = 0.0  # sum over requests of time spent in a slot (mean concurrency = this / wall)
+        self.first_request: float | None = None  # perf_counter() of the first request, and of the last answer
+        self.last_answer: float | None = None
         self.busy_seconds = 0.0
         self._busy_since: float | None = None
         self._lock = threading.Lock()
@@ -79,6 +84,8 @@ class ScriptedBackend:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             if self.in_flight == 1:
                 self._busy_since = time.perf_counter()
+            if self.first_request is None:
+                self.first_request = time.perf_counter()
 
     def _leave(self) -> None:
         with self._lock:
@@ -86,6 +93,7 @@ class ScriptedBackend:
             if self.in_flight == 0 and self._busy_since is not None:
                 self.busy_seconds += time.perf_counter() - self._busy_since
                 self._busy_since = None
+            self.last_answer = time.perf_counter()
 
     def _answer(self, conversation: Sequence[dict[str, Any]], schema: dict[str, Any] | None):
         from ..vlm.types import Failure, FailureKind, VlmResult
@@ -106,13 +114,24 @@ class ScriptedBackend:
                         schemas: Sequence[dict[str, Any] | None] | None = None) -> list[Any]:
         schemas = list(schemas) if schemas is not None else [None] * len(conversations)
 
+        if self.concurrency and self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+
         async def one(conversation, schema):
+            if self._slots is not None:
+                async with self._slots:
+                    return await served(conversation, schema)
+            return await served(conversation, schema)
+
+        async def served(conversation, schema):
             self._enter()
+            started = time.perf_counter()
             try:
                 if self.latency:
                     await asyncio.sleep(self.latency)
                 return self._answer(conversation, schema)
             finally:
+                self.slot_seconds += time.perf_counter() - started
                 self._leave()
 
         return list(await asyncio.gather(*(one(c, s) for c, s in zip(conversations, schemas))))
