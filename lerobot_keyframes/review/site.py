@@ -354,7 +354,8 @@ def render_episode_page(view: EpisodeView, images: Mapping[str, Mapping[str, Any
     for cam in view.cameras:
         thumbs = images.get(cam["key"], {}).get("thumbs", {})
         tiles = "".join(
-            f"<img class=\"thumb\" loading=\"lazy\" style=\"left:{_pct(float(view.timestamps[i]), dur)}%\" "
+            f"<img class=\"thumb\" loading=\"lazy\" style=\"left:{_pct(float(view.timestamps[i]), dur)}%;"
+            f"transform:translateX(-{_pct(float(view.timestamps[i]), dur)}%)\" "
             f"src=\"{assets_rel}/{p}\" alt=\"t={_fmt_t(float(view.timestamps[i]))}\" "
             f"title=\"{_e(cam['key'])} t={_fmt_t(float(view.timestamps[i]))}\">"
             for i, p in sorted(thumbs.items()) if i in timeline_frames)
@@ -414,7 +415,7 @@ def render_episode_page(view: EpisodeView, images: Mapping[str, Mapping[str, Any
             large = info.get("large", {}).get(v.frame)
             native = info.get("native")
             figure = "<p class=\"muted\">(frame not decoded)</p>"
-            note = ""
+            note = svg = ""
             if large is not None:
                 path, w, h = large
                 shapes, note = vqa_shapes(v.answer, (w, h), tuple(native) if native and all(native) else None)
@@ -426,7 +427,7 @@ def render_episode_page(view: EpisodeView, images: Mapping[str, Mapping[str, Any
                          f"<div><b>{_fmt_t(v.t)}</b> <span class=\"muted\">{_e(camera_slug(v.camera))}, frame "
                          f"{v.frame}</span></div>{figure}<div><b>Q:</b> {_e(v.question)}</div>"
                          f"<pre class=\"answer\">{_e(v.answer)}</pre>"
-                         + (f"<div class=\"muted coords\">{_e(note)}</div>" if note else "") + "</div>")
+                         + (f"<div class=\"muted coords\">{_e(note)}</div>" if note and svg else "") + "</div>")
         parts.append(f"<h2>VQA ({len(view.vqa)})</h2><div class=\"vqa-grid\" id=\"vqa\">{''.join(cards)}</div>")
     return _page(f"Episode {e}", "\n".join(parts), JS)
 

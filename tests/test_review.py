@@ -1,0 +1,225 @@
+"""The review site: HTML content, VQA geometry in both coordinate conventions, PNG timelines, CLI, and a real
+headless Chromium that must show the episode count, the subtask labels and the drawn boxes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lerobot_keyframes.language import EpisodeAnnotations, LanguageRow, write_language
+from lerobot_keyframes.language.synthetic import synthetic_annotations
+from lerobot_keyframes.review import ReviewConfig, build_review, vqa_shapes
+
+FRONT = "observation.images.front"
+REPO = Path(__file__).resolve().parents[1]
+# one known bbox answer per episode, in each convention; the review draws VQA frames 320 px wide (240 high)
+KNOWN = {
+    0: {"coords": "pixel", "image_size": [640, 480],
+        "detections": [{"label": "known cube", "bbox_format": "xyxy", "bbox": [64.0, 48.0, 320.0, 240.0]}]},
+    1: {"coords": "norm1000", "image_size": [640, 480],
+        "detections": [{"label": "known cube", "bbox_format": "xyxy", "bbox": [100.0, 200.0, 500.0, 600.0]}]},
+}
+EXPECTED_RECT = {0: (32.0, 24.0, 128.0, 96.0), 1: (32.0, 48.0, 128.0, 96.0)}  # x, y, width, height on 320x240
+
+
+def _with_known_boxes(ann: EpisodeAnnotations) -> EpisodeAnnotations:
+    """Replace the first-frame front-camera VQA pair by a bbox question with the known answer."""
+    t0 = min(r.timestamp for r in ann.events)
+    events = [r for r in ann.events if not (r.style == "vqa" and r.camera == FRONT and r.timestamp == t0)]
+    answer = json.dumps(KNOWN[ann.episode_index], sort_keys=True)
+    events += [LanguageRow("user", "Where is the known cube?", "vqa", t0, camera=FRONT, question_type="bbox"),
+               LanguageRow("assistant", answer, "vqa", t0, camera=FRONT, question_type="bbox")]
+    return dataclasses.replace(ann, events=tuple(events))
+
+
+@pytest.fixture(scope="module")
+def annotated(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[EpisodeAnnotations]]:
+    anns = [_with_known_boxes(a) for a in synthetic_annotations(sample_root)]
+    out = tmp_path_factory.mktemp("review_ds") / "ds"
+    write_language(sample_root, anns, out=out)
+    return out, anns
+
+
+@pytest.fixture(scope="module")
+def site(annotated: tuple[Path, list[EpisodeAnnotations]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root, _ = annotated
+    out = tmp_path_factory.mktemp("review_site")
+    index = build_review(root, out, png=True, config=ReviewConfig(workers=1))
+    assert index == out / "index.html"
+    return out
+
+
+def _page(site: Path, episode: int) -> str:
+    return (site / "episodes" / f"episode_{episode:06d}.html").read_text()
+
+
+def _rects(page: str) -> list[tuple[float, float, float, float]]:
+    return [tuple(float(v) for v in m) for m in re.findall(
+        r'<rect class="bbox" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)"', page)]
+
+
+def test_index_lists_every_episode_with_counts(site: Path, annotated: tuple[Path, list[EpisodeAnnotations]]) -> None:
+    index = (site / "index.html").read_text()
+    assert 'id="episode-count" data-count="2"' in index
+    assert index.count('class="episode-row"') == 2
+    for a in annotated[1]:
+        assert f'href="episodes/episode_{a.episode_index:06d}.html"' in index
+        n_sub = sum(r.style == "subtask" for r in a.persistent)
+        assert re.search(rf'data-episode="{a.episode_index}">.*?<td class="num">{n_sub}</td>', index)
+    assert "http://" not in index and "https://" not in index  # no CDN, nothing from the web
+
+
+def test_episode_pages_show_subtasks_rephrasings_and_links(site: Path,
+                                                            annotated: tuple[Path, list[EpisodeAnnotations]]) -> None:
+    for a in annotated[1]:
+        page = _page(site, a.episode_index)
+        labels = [r.content for r in sorted(a.persistent, key=lambda r: r.timestamp) if r.style == "subtask"]
+        bands = re.findall(r'class="band subtask-band"[^>]*>([^<]*)</div>', page)
+        assert bands == labels
+        for r in a.persistent:
+            if r.style == "task_aug":
+                assert f'<li class="task-aug">{r.content}</li>' in page
+        assert page.count('class="tick interjection"') == sum(r.style == "interjection" for r in a.events)
+        assert "https://" not in page and "http://" not in page
+        for src in re.findall(r'src="([^"]+)"', page):  # every image exists, relative to the page
+            assert (site / "episodes" / src).resolve().is_file(), src
+    assert 'id="next" href="episode_000001.html"' in _page(site, 0)
+    assert 'id="prev" href="episode_000000.html"' in _page(site, 1)
+
+
+@pytest.mark.parametrize("episode", [0, 1])
+def test_known_boxes_drawn_in_the_recorded_convention(site: Path, episode: int) -> None:
+    page = _page(site, episode)
+    assert EXPECTED_RECT[episode] in _rects(page)
+    note = "pixel of 640x480" if episode == 0 else "norm1000"
+    assert note in page
+
+
+def test_vqa_shapes_conventions() -> None:
+    box = {"detections": [{"label": "a", "bbox_format": "xyxy", "bbox": [10, 20, 30, 60]}]}
+    pixel = json.dumps({**box, "coords": "pixel", "image_size": [100, 200]})
+    shapes, note = vqa_shapes(pixel, (200, 100), None)
+    assert (shapes[0].x, shapes[0].y, shapes[0].w, shapes[0].h) == (20, 10, 40, 20) and "pixel" in note
+    norm = json.dumps({**box, "coords": "norm1000", "image_size": [100, 200]})
+    shapes, _ = vqa_shapes(norm, (200, 100), None)
+    assert (shapes[0].x, shapes[0].y, shapes[0].w, shapes[0].h) == pytest.approx((2, 2, 4, 4))
+    shapes, note = vqa_shapes(json.dumps(box), (160, 120), (320, 240))  # no convention: camera pixels
+    assert (shapes[0].x, shapes[0].w) == (5, 10) and "not recorded" in note
+    point = json.dumps({"label": "p", "point_format": "xy", "point": [500, 250], "coords": "norm1000"})
+    shapes, _ = vqa_shapes(point, (320, 240), None)
+    assert (shapes[0].kind, shapes[0].x, shapes[0].y) == ("point", 160, 60)
+    assert vqa_shapes('{"count": 1, "label": "x"}', (320, 240), None)[0] == []
+    assert vqa_shapes("not json", (320, 240), None) == ([], "answer is not JSON")
+
+
+def test_assets_are_small_jpegs_and_png_timelines(site: Path) -> None:
+    from PIL import Image
+
+    jpegs = sorted((site / "assets").rglob("*.jpg"))
+    assert jpegs
+    for p in jpegs:
+        with Image.open(p) as im:
+            assert im.format == "JPEG" and im.width <= 320
+        assert p.stat().st_size < 40_000
+    for e in (0, 1):
+        with Image.open(site / "timelines" / f"episode_{e:06d}.png") as im:
+            assert im.format == "PNG" and im.width >= 600
+        assert 'href="../timelines/episode_' in _page(site, e)
+
+
+def test_process_pool_and_cli_match_in_process(site: Path, annotated: tuple[Path, list[EpisodeAnnotations]],
+                                               tmp_path: Path) -> None:
+    from lerobot_keyframes.cli import main
+
+    root = annotated[0]
+    pooled = build_review(root, tmp_path / "pool", config=ReviewConfig(workers=2))
+    assert pooled.read_text() == (site / "index.html").read_text()
+    assert _page(tmp_path / "pool", 1) == _page(site, 1).replace(
+        '\n<p><a href="../timelines/episode_000001.png">timeline image (PNG)</a></p>', "")
+    assert main(["review", str(root), "--out", str(tmp_path / "cli"), "--episodes", "1"]) == 0
+    index = (tmp_path / "cli" / "index.html").read_text()
+    assert 'data-count="1"' in index and EXPECTED_RECT[1] in _rects(_page(tmp_path / "cli", 1))
+
+
+# -- a real browser ----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def chromium() -> tuple[str, str]:
+    """(chromium, chromedriver) paths; installed from Debian by scripts/ensure_chromium.sh when root."""
+    pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium)")
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "ensure_chromium.sh")], capture_output=True, text=True,
+                          timeout=900)
+    if proc.returncode == 3:
+        pytest.skip(f"no headless Chromium: {proc.stderr.strip()}")
+    assert proc.returncode == 0, f"scripts/ensure_chromium.sh failed: {proc.stderr}"
+    return shutil.which("chromium") or "chromium", shutil.which("chromedriver") or "chromedriver"
+
+
+@pytest.fixture
+def driver(chromium: tuple[str, str], tmp_path: Path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager fetch a driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium[0]
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}",
+                 "--window-size=1400,1000"):
+        options.add_argument(flag)
+    drv = webdriver.Chrome(options=options, service=Service(executable_path=chromium[1]))
+    drv.set_page_load_timeout(30)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+
+
+def test_browser_shows_episodes_subtasks_and_boxes(driver, site: Path, tmp_path: Path,
+                                                   annotated: tuple[Path, list[EpisodeAnnotations]]) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get((site / "index.html").as_uri())
+    count = driver.find_element(By.ID, "episode-count")
+    assert count.is_displayed() and count.text == "2 episodes"
+    rows = driver.find_elements(By.CSS_SELECTOR, "tr.episode-row")
+    assert len(rows) == 2 and all(r.is_displayed() for r in rows)
+    driver.save_screenshot(str(tmp_path / "review_index.png"))
+
+    rows[0].find_element(By.TAG_NAME, "a").click()
+    WebDriverWait(driver, 10).until(lambda d: d.current_url.endswith("episode_000000.html"))
+    labels = [r.content for r in sorted(annotated[1][0].persistent, key=lambda r: r.timestamp) if r.style == "subtask"]
+    bands = driver.find_elements(By.CSS_SELECTOR, ".subtask-band")
+    assert [b.get_attribute("textContent") for b in bands] == labels
+    assert all(b.is_displayed() and b.size["width"] > 0 for b in bands)
+    strips = driver.find_elements(By.CSS_SELECTOR, ".strip .subtask-label")
+    assert [s.text for s in strips] == labels and all(s.is_displayed() for s in strips)
+
+    item = driver.find_element(By.ID, "vqa-0")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", item)
+    img = item.find_element(By.CSS_SELECTOR, ".vqa-frame img")
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script(
+        "return arguments[0].complete && arguments[0].naturalWidth > 0", img))
+    rects = driver.find_elements(By.CSS_SELECTOR, "rect.bbox")
+    assert rects and all(r.is_displayed() for r in rects)
+    known = [r for r in rects if r.get_attribute("data-label") == "known cube"]
+    assert len(known) == 1
+    # on screen the box sits where the converted coordinates say, relative to the displayed image
+    box = driver.execute_script("var r=arguments[0].getBoundingClientRect(), i=arguments[1].getBoundingClientRect();"
+                                "return [r.left-i.left, r.top-i.top, r.width, r.height, i.width, i.height];",
+                                known[0], img)
+    sx, sy = box[4] / 320, box[5] / 240
+    x, y, w, h = EXPECTED_RECT[0]
+    assert box[:4] == pytest.approx([x * sx, y * sy, w * sx, h * sy], abs=3)  # stroke width
+    item.screenshot(str(tmp_path / "review_vqa.png"))
+    driver.save_screenshot(str(tmp_path / "review_episode.png"))
+    assert (tmp_path / "review_episode.png").stat().st_size > 10_000
+    shutil.copy(tmp_path / "review_episode.png", os.environ.get("REVIEW_SCREENSHOT", tmp_path / "artifact.png"))
