@@ -573,7 +573,7 @@ def group_by_episode(dataset: Dataset, column: str = "episode_index", *, use_bat
     """One row per episode from a frame-level dataset: every column becomes the list of its frames' values.
 
     Uses `Dataset.batch(by_column=...)` when this `datasets` version has it (>= 4.x), else an Arrow
-    fallback. Frames are sorted by (`column`, `index`/`frame_index`) first when an episode's rows are not
+    fallback (which holds the whole table in memory). Frames are sorted by (`column`, `index`/`frame_index`) first when an episode's rows are not
     contiguous.
     """
     import inspect
@@ -589,14 +589,14 @@ def group_by_episode(dataset: Dataset, column: str = "episode_index", *, use_bat
     if use_batch is None:
         use_batch = "by_column" in inspect.signature(HFDataset.batch).parameters
     if use_batch:
-        return dataset.batch(batch_size=None, by_column=column)
+        return dataset.batch(batch_size=1000, by_column=column)  # 1000: rows read per step, not group size
     return _group_arrow(dataset, column)
 
 
 def _group_arrow(dataset: Dataset, column: str) -> Dataset:
     import pyarrow as pa
     from datasets import Dataset as HFDataset
-    from datasets import Features, List
+    from datasets import DatasetInfo, Features, List
     from datasets.table import InMemoryTable
 
     table = dataset.with_format("arrow")[:]
@@ -606,7 +606,7 @@ def _group_arrow(dataset: Dataset, column: str) -> Dataset:
     arrays = [pa.ListArray.from_arrays(offsets, table[name].combine_chunks()) for name in table.column_names]
     grouped = pa.Table.from_arrays(arrays, names=table.column_names)
     features = Features({name: List(feature) for name, feature in dataset.features.items()})
-    return HFDataset(InMemoryTable(grouped.cast(features.arrow_schema)), fingerprint=None).cast(features)
+    return HFDataset(InMemoryTable(grouped.cast(features.arrow_schema)), info=DatasetInfo(features=features))
 
 
 # -- the keyframes job (library side of `lerobot-keyframes keyframes`) -----------------------------------
