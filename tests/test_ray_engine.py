@@ -184,3 +184,30 @@ def test_resume_after_an_interrupted_driver_skips_finished_work(local_ray: Any, 
     backend = ScriptedBackend(oracle)
     run_annotation(_config(sample_root, out), SCRIPTED, backend=backend)
     assert backend.calls == 0 and _annotations(out) == before
+
+
+def test_stages_without_ray_decode_once_and_stage_like_the_local_engine(sample_root: Path, tmp_path: Path) -> None:
+    """The two stage functions called in-process: frames the plan and VQA need come from the CPU stage."""
+    import pickle
+
+    from lerobot_keyframes.annotate.pipeline import module_keys, prepare_run
+    from lerobot_keyframes.annotate.ray_engine import AnnotateEpisodes, decode_batch, prefetch_requests
+
+    cfg = _config(sample_root, tmp_path / "out")
+    run = prepare_run(cfg)
+    batch = {"episode": [pickle.dumps(r) for r in run.rows]}
+    decoded = decode_batch(batch, cfg, SCRIPTED)
+    requests = [prefetch_requests(r, cfg, SCRIPTED) for r in run.rows]
+    assert [len(pickle.loads(b)) for b in decoded["frames"]] == [len(r) for r in requests] == [3, 3]  # plan + 2 cams
+
+    stage = AnnotateEpisodes(cfg, SCRIPTED, module_keys(cfg, SCRIPTED), str(run.staging.dir), scripted_factory())
+    outcomes = [pickle.loads(b) for b in stage(decoded)["outcome"]]
+    assert [o.error for o in outcomes] == [None, None]
+    assert all(o.prefetch_hits == 3 for o in outcomes)  # nothing the CPU stage decoded is decoded again
+    assert all(o.modules_run == {"plan": 1, "interjections": 1, "vqa": 1} for o in outcomes)
+    assert all([s.module for s in o.staged] == ["plan", "interjections", "vqa"] for o in outcomes)
+
+    reference = tmp_path / "local"
+    run_annotation(_config(sample_root, reference), SCRIPTED, backend=ScriptedBackend(oracle))
+    for path in sorted((tmp_path / "local.staging").rglob("*.jsonl")):
+        assert (run.staging.dir / path.relative_to(tmp_path / "local.staging")).read_text() == path.read_text()

@@ -68,6 +68,8 @@ class EpisodeOutcome:
     modules_reused: dict[str, int] = field(default_factory=dict)
     stats: CallStats = field(default_factory=CallStats)
     staged: list[StagedModule] = field(default_factory=list)
+    prefetch_hits: int = 0  # decodes served from the CPU stage
+    prefetch_misses: int = 0  # decodes done in the actor (interjection windows, failed prefetches)
 
 
 class _CameraOnly:
@@ -212,6 +214,7 @@ class AnnotateEpisodes:
         outcome.modules_run = dict(local.modules_run)
         outcome.modules_reused = dict(local.modules_reused)
         outcome.stats = local.stats
+        outcome.prefetch_hits, outcome.prefetch_misses = provider.hits, provider.misses
         outcome.staged = [s for m in MODULES if (s := self.staging.lookup(e, m, self.keys[m])) is not None]
         return outcome
 
