@@ -60,10 +60,11 @@ def translate(exc: BaseException, *, action: str, repo_id: str | None = None, re
     from huggingface_hub.errors import (
         HfHubHTTPError,
         OfflineModeIsEnabled,
-        RemoteEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
+
+    entry_not_found = remote_entry_not_found_error()
 
     where = _where(repo_id, revision, repo_type)
     if isinstance(exc, OfflineModeIsEnabled):
@@ -86,7 +87,7 @@ def translate(exc: BaseException, *, action: str, repo_id: str | None = None, re
         elif isinstance(exc, RevisionNotFoundError):
             message = (f"{action} on {where} failed: revision {revision!r} does not exist (404). Check the branch, "
                        "tag or commit name; `lerobot-keyframes info <repo_id>` lists what is there.")
-        elif isinstance(exc, RemoteEntryNotFoundError):
+        elif isinstance(exc, entry_not_found):
             message = (f"{action} on {where} failed: a file does not exist at that revision (404). The remote "
                        "changed since it was listed; re-run to compare again.")
         elif isinstance(exc, RepositoryNotFoundError) or status == 404:
@@ -106,21 +107,34 @@ def translate(exc: BaseException, *, action: str, repo_id: str | None = None, re
         if request_id:
             detail += f" Request id: {request_id}."
         return HubError(redact(message + detail, token), status=status, repo_id=repo_id, request_id=request_id)
-    try:
-        import httpx2 as httpx_mod  # huggingface_hub >= 2
-    except ImportError:  # pragma: no cover - older huggingface_hub
-        try:
-            import httpx as httpx_mod  # type: ignore[no-redef]
-        except ImportError:
-            httpx_mod = None  # type: ignore[assignment]
-    transport = (ConnectionError, TimeoutError)
-    if httpx_mod is not None:
-        transport = (*transport, httpx_mod.TransportError)  # type: ignore[assignment]
+    transport = transport_errors()
     if isinstance(exc, transport) or (isinstance(exc, RuntimeError) and isinstance(exc.__cause__, transport)):
         return HubError(f"{action} on {where} failed: the connection to the Hub was lost or refused "
                         f"({type(exc).__name__}). Check the network (and HF_ENDPOINT), then re-run: the push "
                         "resumes and uploads only what is missing.", repo_id=repo_id)
     return None
+
+
+def remote_entry_not_found_error() -> type[Exception]:
+    """huggingface_hub >= 1 raises `RemoteEntryNotFoundError` for a missing remote file; 0.x `EntryNotFoundError`."""
+    from huggingface_hub import errors
+
+    return getattr(errors, "RemoteEntryNotFoundError", errors.EntryNotFoundError)
+
+
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """Network failures of the HTTP client huggingface_hub uses (httpx2, httpx or requests, by version)."""
+    import importlib
+
+    found: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for module, names in (("httpx2", ("TransportError",)), ("httpx", ("TransportError",)),
+                          ("requests.exceptions", ("ConnectionError", "Timeout", "ChunkedEncodingError"))):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        found += [getattr(mod, name) for name in names if hasattr(mod, name)]
+    return tuple(found)
 
 
 @contextmanager

@@ -167,13 +167,12 @@ def collect_shards(
     require_complete: bool = True,
 ) -> CollectedStaging:
     """Download every shard's staging and build their union in `work_dir/staging` (see the module docstring)."""
-    from huggingface_hub.errors import (
-        RemoteEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
     from huggingface_hub.hf_api import RepoFile
 
+    from .errors import remote_entry_not_found_error
+
+    entry_not_found = remote_entry_not_found_error()
     api = _api(api, token)
     out = Path(work_dir) / "staging"
     if out.exists():
@@ -194,7 +193,7 @@ def collect_shards(
                 try:
                     listing = [f for f in api.list_repo_tree(repo, path_in_repo="staging", recursive=True, revision=head,
                                                              repo_type=REPO_TYPE, token=token) if isinstance(f, RepoFile)]
-                except RemoteEntryNotFoundError:
+                except entry_not_found:
                     listing = []
             except (RevisionNotFoundError, RepositoryNotFoundError):
                 raise MergeError(f"{where}: the shard branch does not exist; its job did not push. Resubmit the "
