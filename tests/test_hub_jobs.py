@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from huggingface_hub import HfApi
-from huggingface_hub._jobs_api import JobInfo
+from huggingface_hub import HfApi, JobInfo
 
 from lerobot_keyframes.annotate.staging import Staging
 from lerobot_keyframes.cli import main as cli_main
@@ -26,6 +25,7 @@ from lerobot_keyframes.hub.jobs import (
     episode_lengths,
     plan_shards,
     resubmit_failed_shards,
+    strip_job_flags,
     submit_annotation_job,
     submit_sharded_annotation,
 )
@@ -246,3 +246,18 @@ def test_hub_script_is_a_pep723_pass_through_to_annotate() -> None:
     assert any(d.startswith("vllm") for d in dependencies)
     out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.startswith("usage: lerobot-keyframes annotate")
+
+
+def test_annotate_argv_for_the_job_drops_the_job_flags() -> None:
+    import argparse
+
+    from lerobot_keyframes.hub.jobs import add_job_flags, job_config_from_args
+
+    argv = ["--repo_id=tester/src", "--job.flavor=a10g-large", "--job.timeout", "4h", "--push_to_hub=true",
+            "--shards", "3", "--job.detach=true"]
+    assert strip_job_flags(argv) == ["--repo_id=tester/src", "--push_to_hub=true"]
+    parser = argparse.ArgumentParser()
+    add_job_flags(parser)
+    args, _ = parser.parse_known_args(argv)
+    assert job_config_from_args(args) == JobConfig(flavor="a10g-large", timeout="4h", detach=True)
+    assert job_config_from_args(parser.parse_known_args(["--repo_id=x/y"])[0]) is None

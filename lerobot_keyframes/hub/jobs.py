@@ -211,6 +211,33 @@ def without_flags(args: Sequence[str], flags: Sequence[str]) -> list[str]:
     return out
 
 
+def strip_job_flags(argv: Sequence[str]) -> list[str]:
+    """`annotate` argv without the `--job.*` and `--shards` flags: what the job itself must run.
+
+    For `annotate ... --job.flavor=l4x1`: the annotate command submits `strip_job_flags(argv)` instead of
+    running locally (see `add_job_flags` / `job_config_from_args`)."""
+    flags = [a.partition("=")[0] for a in argv if a.startswith("--job.")]
+    return without_flags([a for a in argv if a != "--"], [*flags, "--shards"])
+
+
+def add_job_flags(parser: Any) -> None:
+    """Add the `--job.*` flags (one per JobConfig field) to an argparse parser."""
+    from ..cli_flags import add_dataclass_flags
+
+    add_dataclass_flags(parser, "job", JobConfig)
+
+
+def job_config_from_args(args: Any) -> JobConfig | None:
+    """The JobConfig of parsed `--job.*` flags, or None when no `--job.*` flag was given (run locally)."""
+    import dataclasses
+
+    from ..cli_flags import dataclass_from_flags
+
+    if not any(hasattr(args, f"job.{f.name}") for f in dataclasses.fields(JobConfig)):
+        return None
+    return dataclass_from_flags(args, "job", JobConfig)
+
+
 def check_annotate_args(args: Sequence[str], *, api: Any = None, token: str | None = None,
                         check_source: bool = True) -> dict[str, str | None]:
     """Refuse job arguments that would waste the run or cannot work remotely; returns source/target repo ids."""
