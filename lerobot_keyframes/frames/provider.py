@@ -22,7 +22,7 @@ import os
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -386,6 +386,17 @@ class VideoFrameProvider:
         self._fill_from_cache(plans)
         self._decode_missing(plans)
         return [self._assemble(p) for p in plans]
+
+    def iter_frames_at(
+        self, episode: EpisodeRef, timestamps: Sequence[float], camera: str | None = None, *, batch_size: int = 32
+    ) -> Iterator[Frames]:
+        """`frames_at` in consecutive chunks of `batch_size` times, so memory stays bounded by the chunk
+        (plus the cache) however long the episode: e.g. every frame at 1 Hz over an hour of video."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        times = list(timestamps)
+        for start in range(0, len(times), batch_size):
+            yield self.frames_at(episode, times[start : start + batch_size], camera)
 
     def video_for_episode(self, episode: EpisodeRef, max_frames: int, camera: str | None = None) -> Frames:
         """`max_frames` frames spread uniformly over the episode by frame index, first and last included."""

@@ -30,6 +30,18 @@ logger = logging.getLogger(__name__)
 
 MAX_INPUTS_PER_PROCESS = 24
 MERGE_GAP_FRAMES = 12  # decode through gaps up to this many frames instead of opening another input
+MAX_SELECT_TERMS = 32  # FFmpeg's expression parser gives up (ENOMEM) on very long sums
+
+
+def _runs(members: list[int]) -> list[tuple[int, int]]:
+    """Sorted unique indices as (first, last) runs of consecutive frames."""
+    runs: list[tuple[int, int]] = []
+    for i in members:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
 
 
 class _ShortOutput(BackendDecodeError):
@@ -62,13 +74,22 @@ class FFmpegCLIDecoder:
         self.timeout_s = timeout_s
 
     def _segments(self, indices: list[int]) -> list[tuple[int, list[int]]]:
+        """Group sorted indices into inputs: one per keyframe span (or close-together frames), each
+        with at most MAX_SELECT_TERMS runs of consecutive frames in its select expression."""
         segments: list[tuple[int, list[int]]] = []
+        runs = 0
         for i in indices:
+            last = segments[-1][1] if segments else None
+            if last is not None and i == last[-1] + 1:
+                last.append(i)  # extends the current run
+                continue
             key = self.index.keyframe_at_or_before(i)
-            if segments and (key <= segments[-1][1][-1] or i - segments[-1][1][-1] <= MERGE_GAP_FRAMES):
-                segments[-1][1].append(i)
+            if last is not None and (key <= last[-1] or i - last[-1] <= MERGE_GAP_FRAMES) and runs < MAX_SELECT_TERMS:
+                last.append(i)
+                runs += 1
             else:
                 segments.append((key, [i]))
+                runs = 1
         return segments
 
     def decode(self, indices: Sequence[int]) -> torch.Tensor:
@@ -105,7 +126,11 @@ class FFmpegCLIDecoder:
                 span = (end - key_pts) + 4 * period
                 args += ["-noaccurate_seek", "-ss", f"{key_pts + 0.25 * period:.6f}", "-t", f"{span:.6f}"]
             args += ["-i", self.path]
-            expr = "+".join(f"eq(pts\\,{int(self.index.pts[i])})" for i in members)
+            terms = []
+            for lo, hi in _runs(members):  # consecutive frames: every pts between the two ends
+                a, b = int(self.index.pts[lo]), int(self.index.pts[hi])
+                terms.append(f"eq(pts\\,{a})" if lo == hi else f"between(pts\\,{a}\\,{b})")
+            expr = "+".join(terms)
             filters.append(f"[{k}:v:0]select='{expr}'[s{k}]")
         graph = ";".join(filters) + ";" + "".join(f"[s{k}]" for k in range(len(segments)))
         graph += f"concat=n={len(segments)}:v=1:a=0[out]"

@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +39,7 @@ class FileIndex:
     width: int
     height: int
     codec: str
+    source: str = "packets"  # "header" (container sample index, checked) or "packets" (full demux)
 
     def __len__(self) -> int:
         return len(self.pts)
@@ -94,14 +96,52 @@ class FileIndex:
         self.__dict__.update(state)
 
 
-def build_file_index(path: str) -> FileIndex:
-    """Demux the best video stream of `path` and collect pts / keyframe flags of every packet."""
-    import av
+_NO_REORDER_CODECS = frozenset({"av1", "libdav1d", "vp8", "vp9", "mjpeg", "png"})
+_CHECK_PACKETS = 8
 
-    try:
-        container = av.open(path)
-    except Exception as exc:  # PyAV raises av.error.* (OSError/ValueError subclasses) for broken files
-        raise BackendDecodeError(f"cannot open video ({type(exc).__name__}: {exc})") from exc
+
+def _pts_from_header(container: Any, stream: Any) -> tuple[list[int], list[bool]] | None:
+    """The pts table straight from the container's sample index (mp4 `stts`/`stss`, read at open),
+    without reading a single packet, or None when that index cannot be trusted as presentation times.
+
+    Trusted only for streams without frame reordering (AV1, lerobot's default, VP8/9; H.264 without
+    B-frames), where decode and presentation times coincide, and only when the first packets and the
+    last packet of the file carry exactly those timestamps (catches edit-list shifts)."""
+    entries = getattr(stream, "index_entries", None)  # PyAV >= 15
+    if entries is None:
+        return None
+    ctx = stream.codec_context
+    if ctx.name not in _NO_REORDER_CODECS and getattr(ctx, "has_b_frames", True):
+        return None
+    n = len(entries)
+    if n == 0 or (stream.frames and n != stream.frames):
+        return None
+    ts = np.fromiter((e.timestamp for e in entries), dtype=np.int64, count=n)
+    key = [bool(e.is_keyframe) for e in entries]
+    if any(e.is_discard for e in entries) or (n > 1 and np.any(np.diff(ts) <= 0)):
+        return None
+    seen = []
+    for packet in container.demux(stream):
+        if packet.size:
+            seen.append(packet.pts)
+        if len(seen) >= min(_CHECK_PACKETS, n):
+            break
+    if seen != ts[: len(seen)].tolist():
+        return None
+    container.seek(int(ts[-1]), stream=stream, backward=True, any_frame=False)
+    last = None
+    for packet in container.demux(stream):
+        if packet.size:
+            last = packet.pts
+    if last != int(ts[-1]):
+        return None
+    return ts.tolist(), key
+
+
+def build_file_index(path: str, *, from_header: bool = True) -> FileIndex:
+    """The pts / keyframe table of the best video stream of `path`: from the container's own index when
+    it is trustworthy (see `_pts_from_header`), else by demuxing every packet (no decoding)."""
+    container = _open(path)
     try:
         if not container.streams.video:
             raise BackendDecodeError("no video stream in the file")
@@ -109,28 +149,23 @@ def build_file_index(path: str) -> FileIndex:
         tb = stream.time_base
         if tb is None:
             raise BackendDecodeError("video stream has no time base")
-        pts: list[int] = []
-        key: list[bool] = []
-        missing_pts = False
-        try:
-            for packet in container.demux(stream):
-                if packet.size == 0:
-                    continue
-                if packet.pts is None:
-                    missing_pts = True
-                    break
-                pts.append(int(packet.pts))
-                key.append(bool(packet.is_keyframe))
-        except Exception as exc:
-            raise BackendDecodeError(f"cannot demux video ({type(exc).__name__}: {exc})") from exc
-        if missing_pts:
-            pts, key = _pts_by_decoding(path)
+        header = None
+        if from_header:
+            try:
+                header = _pts_from_header(container, stream)
+            except Exception:  # e.g. an unreadable tail: the full demux below reports it properly
+                header = None
         width = int(stream.codec_context.width or 0)
         height = int(stream.codec_context.height or 0)
         codec = str(stream.codec_context.name)
         stream_index = int(stream.index)
     finally:
         container.close()
+    if header is not None:
+        pts, key, source = header[0], header[1], "header"
+    else:
+        pts, key = _pts_from_packets(path)
+        source = "packets"
     if not pts:
         raise BackendDecodeError("the video stream holds no frames")
     pts_arr = np.asarray(pts, dtype=np.int64)
@@ -150,7 +185,39 @@ def build_file_index(path: str) -> FileIndex:
         width=width,
         height=height,
         codec=codec,
+        source=source,
     )
+
+
+def _open(path: str) -> Any:
+    import av
+
+    try:
+        return av.open(path)
+    except Exception as exc:  # PyAV raises av.error.* (OSError/ValueError subclasses) for broken files
+        raise BackendDecodeError(f"cannot open video ({type(exc).__name__}: {exc})") from exc
+
+
+def _pts_from_packets(path: str) -> tuple[list[int], list[bool]]:
+    """Demux every packet of the video stream (reads the file, decodes nothing)."""
+    pts: list[int] = []
+    key: list[bool] = []
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                if packet.pts is None:
+                    return _pts_by_decoding(path)
+                pts.append(int(packet.pts))
+                key.append(bool(packet.is_keyframe))
+        except Exception as exc:
+            raise BackendDecodeError(f"cannot demux video ({type(exc).__name__}: {exc})") from exc
+    finally:
+        container.close()
+    return pts, key
 
 
 def _pts_by_decoding(path: str) -> tuple[list[int], list[bool]]:
