@@ -116,3 +116,17 @@ def test_to_pil_and_frames_type() -> None:
     assert np.array_equal(np.asarray(images[1]), reference(root, FRONT, 0)[15])
     empty = make_frame_provider(root).frames_at(0, [])
     assert len(empty) == 0 and empty.data.shape[0] == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_many_sparse_frames_in_one_call(backend: str) -> None:
+    """Every other frame of two episodes in one batch: more runs than one ffmpeg select expression takes,
+    runs that cross keyframes, and two episodes of one file merged."""
+    root = cached_dataset("h264", 30)
+    provider = make_frame_provider(root, backend=backend, cache_bytes=0)
+    requests = [(e, parquet_times(e)[::2], None) for e in (0, 1)]
+    for (episode, _times, _), frames in zip(requests, provider.frames_at_many(requests)):
+        ref = reference(root, FRONT, episode)
+        assert frames.indices == tuple(range(0, LENGTHS[episode], 2))
+        for k, i in enumerate(frames.indices):
+            assert np.array_equal(as_hwc(frames, k), ref[i])

@@ -1,0 +1,44 @@
+"""The per-file pts table: from the container's sample index when trustworthy, else from every packet."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from frames_helpers import FRONT, LENGTHS, cached_dataset, parquet_times, video_file
+
+from lerobot_keyframes.frames import make_frame_provider
+from lerobot_keyframes.frames.decoders import build_file_index
+
+
+@pytest.mark.parametrize("codec,gop,source", [("av1", 2, "header"), ("av1", 250, "header"), ("h264", 30, "packets")])
+def test_header_index_equals_packet_index(codec: str, gop: int, source: str) -> None:
+    root = cached_dataset(codec, gop)
+    for file_index, frames in ((0, LENGTHS[0] + LENGTHS[1]), (1, LENGTHS[2])):
+        path = str(video_file(root, FRONT, file_index))
+        fast = build_file_index(path)
+        full = build_file_index(path, from_header=False)
+        assert fast.source == source and full.source == "packets"
+        assert len(fast) == frames
+        assert np.array_equal(fast.pts, full.pts) and np.array_equal(fast.keyframe, full.keyframe)
+        assert fast.time_base == full.time_base and (fast.width, fast.height) == (128, 96)
+        assert np.allclose(np.diff(fast.seconds), 1 / 30)
+        if gop == 2:
+            assert fast.keyframe[::2].all()
+
+
+def test_nearest_and_keyframes() -> None:
+    index = build_file_index(str(video_file(cached_dataset("av1", 30), FRONT, 0)))
+    period = 1 / 30
+    times = np.array([0.0, 0.49 * period, 0.51 * period, 2 * period - 1e-9, 89 * period + 0.3 * period, 99.0, -5.0])
+    assert index.nearest(times).tolist() == [0, 0, 1, 2, 89, 89, 0]
+    assert index.keyframe_at_or_before(0) == 0
+    assert index.keyframe_at_or_before(45) in (30, 32, 40, 44, 45) or index.keyframe[index.keyframe_at_or_before(45)]
+    assert index.keyframe_at_or_before(29) <= 29
+
+
+def test_iter_frames_at_chunks() -> None:
+    provider = make_frame_provider(cached_dataset("av1", 2))
+    times = parquet_times(1)
+    chunks = list(provider.iter_frames_at(1, times, batch_size=16))
+    assert [len(c) for c in chunks] == [16, 16, 16, 2]
+    assert sum((c.indices for c in chunks), ()) == tuple(range(LENGTHS[1]))
