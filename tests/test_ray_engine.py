@@ -19,6 +19,7 @@ from lerobot_keyframes.annotate.config import (
     ExecutorConfig,
     InterjectionsConfig,
     PlanConfig,
+    RayConfig,
     VqaConfig,
 )
 from lerobot_keyframes.annotate.pipeline import run_annotation
@@ -179,8 +180,10 @@ def test_resume_after_an_interrupted_driver_skips_finished_work(local_ray: Any, 
     assert _annotations(out) == before
 
     # everything staged: no episode goes to Ray, no model call; the local engine agrees with the staging
-    done = run_annotation_ray(_config(sample_root, out), SCRIPTED, backend_factory=scripted_factory(), **RAY_KW)
-    assert done.stats.calls == 0 and not done.modules_run
+    via_config = _config(sample_root, out, executor=ExecutorConfig(engine="ray"),
+                         ray=RayConfig(cpu_workers=1, num_cpus_per_actor=0.5))
+    done = run_annotation(via_config, SCRIPTED, backend=ScriptedBackend(oracle))  # dispatches to the Ray engine
+    assert done.stats.calls == 0 and not done.modules_run and sum(done.modules_reused.values()) == 6
     backend = ScriptedBackend(oracle)
     run_annotation(_config(sample_root, out), SCRIPTED, backend=backend)
     assert backend.calls == 0 and _annotations(out) == before
