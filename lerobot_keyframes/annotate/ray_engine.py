@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 INSTALL_COMMAND = "pip install 'lerobot_keyframes[ray]'"
 VLM_MODULES = ("plan", "interjections", "vqa")
+MAX_ACTOR_RESTARTS = 4
 
 
 class RayMissingError(ImportError):
@@ -304,7 +305,7 @@ def _stream(ray: Any, rows: list[dict[str, Any]], config: AnnotateConfig, vlm: A
     lengths = {e: int(r.get("length") or len(r.get("timestamps") or ())) for e, r in by_index.items()}
     blocks = plan_shards(lengths, max(1, min(len(rows), 4 * cpu_workers)))  # frame-balanced blocks
     tables = [
-        pa.table({"episode_index": list(b.episodes), "frames": [lengths[e] for e in b.episodes],
+        pa.table({"episode_index": list(b.episodes), "num_frames": [lengths[e] for e in b.episodes],
                   "episode": [pickle.dumps(by_index[e], protocol=pickle.HIGHEST_PROTOCOL) for e in b.episodes]})
         for b in blocks
     ]
@@ -319,6 +320,7 @@ def _stream(ray: Any, rows: list[dict[str, Any]], config: AnnotateConfig, vlm: A
         compute=ray.data.ActorPoolStrategy(size=num_vlm_actors),
         num_gpus=num_gpus_per_actor,
         num_cpus=num_cpus_per_actor,
+        max_restarts=MAX_ACTOR_RESTARTS,  # Ray Data's default (-1) would retry a deterministic crash forever
     )
     for row in ds.select_columns(["outcome"]).iter_rows():
         yield pickle.loads(row["outcome"])
