@@ -30,8 +30,12 @@ def read_signal(episode: dict[str, Any], column: str) -> np.ndarray:
 
 
 def motion_events(signal: np.ndarray, fps: float, gripper_index: int, rest_speed: float = 0.02,
-                  rest_seconds: float = 0.25) -> list[tuple[int, str]]:
-    """(frame index, description) for gripper changes and for the arm coming to rest."""
+                  rest_seconds: float = 0.25, min_spacing_s: float = 0.3) -> list[tuple[int, str]]:
+    """(frame index, description) for gripper changes and for the arm coming to rest.
+
+    Rows closer than `min_spacing_s` are dropped (the earlier one wins): lerobot matches persistent rows
+    within 0.1 s of a frame, so two of one style closer than ~0.2 s would be ambiguous at training time.
+    """
     events: list[tuple[int, str]] = []
     if len(signal) < 2:
         return events
@@ -48,10 +52,12 @@ def motion_events(signal: np.ndarray, fps: float, gripper_index: int, rest_speed
             run = run + 1 if s else 0
             if run == need:
                 events.append((i - need + 1, "hold the arm still"))
-    taken: dict[int, str] = {}
+    spacing = max(1, int(np.ceil(min_spacing_s * fps)))
+    kept: list[tuple[int, str]] = []
     for i, text in sorted(events):
-        taken.setdefault(i, text)  # one motion row per frame
-    return sorted(taken.items())
+        if not kept or i - kept[-1][0] >= spacing:
+            kept.append((i, text))
+    return kept
 
 
 def run_motion(ctx: EpisodeContext) -> list[dict[str, Any]]:
