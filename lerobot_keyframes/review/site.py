@@ -509,7 +509,8 @@ def _render_one(job: _Job, provider: Any, out: Path, config: ReviewConfig, png: 
             "counts": view.counts, "errors": len(view.errors), "warnings": len(view.warnings)}
 
 
-def _render_chunk(jobs: Sequence[_Job], out: Path, config: ReviewConfig, png: bool) -> list[dict[str, Any]]:
+def _render_chunk(jobs: Sequence[_Job], out: Path, config: ReviewConfig, png: bool,
+                  progress: bool = False) -> list[dict[str, Any]]:
     """Render some episodes with one frame provider (its decoders stay open across neighbouring episodes)."""
     from ..frames import make_frame_provider
 
@@ -518,10 +519,37 @@ def _render_chunk(jobs: Sequence[_Job], out: Path, config: ReviewConfig, png: bo
         provider = make_frame_provider([j.row for j in jobs], backend=config.backend, on_error="none",
                                        cache_bytes=0)  # every frame is asked for once
     try:
-        return [_render_one(j, provider, out, config, png) for j in jobs]
+        from tqdm.auto import tqdm
+
+        return [_render_one(j, provider, out, config, png)
+                for j in tqdm(jobs, desc="review", unit="episode", disable=None if progress else True)]
     finally:
         if provider is not None and hasattr(provider, "close"):
             provider.close()
+
+
+def _render_pool(jobs: Sequence[_Job], out: Path, config: ReviewConfig, png: bool,
+                 n_workers: int) -> list[dict[str, Any]]:
+    """Contiguous runs of episodes (so a worker's decoders keep their files open) over a process pool."""
+    from concurrent.futures import as_completed
+
+    from tqdm.auto import tqdm
+
+    if config.backend in ("auto", "torchcodec"):  # import the decoder library once, before forking
+        from ..frames.decoders.base import torchcodec_available
+
+        torchcodec_available()
+    bounds = np.linspace(0, len(jobs), n_workers * 2 + 1).round().astype(int)
+    chunks = [jobs[bounds[i]:bounds[i + 1]] for i in range(len(bounds) - 1) if bounds[i] < bounds[i + 1]]
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    results: dict[int, list[dict[str, Any]]] = {}
+    with ProcessPoolExecutor(n_workers, mp_context=ctx) as pool, \
+            tqdm(total=len(jobs), desc="review", unit="episode", disable=None) as bar:
+        futures = {pool.submit(_render_chunk, chunk, out, config, png): k for k, chunk in enumerate(chunks)}
+        for fut in as_completed(futures):
+            results[futures[fut]] = fut.result()
+            bar.update(len(results[futures[fut]]))
+    return [s for k in sorted(results) for s in results[k]]
 
 
 def _workers(config: ReviewConfig, n: int) -> int:
@@ -572,14 +600,9 @@ def build_review(root: str | Path, out: str | Path, *, episodes: Iterable[int] |
                          order[k - 1] if k > 0 else None, order[k + 1] if k + 1 < len(order) else None))
     n_workers = _workers(config, len(jobs))
     if n_workers == 1:
-        summaries = _render_chunk(jobs, out, config, png)
+        summaries = _render_chunk(jobs, out, config, png, progress=True)
     else:
-        bounds = np.linspace(0, len(jobs), n_workers * 2 + 1).round().astype(int)  # contiguous: decoders reuse files
-        chunks = [jobs[bounds[i]:bounds[i + 1]] for i in range(len(bounds) - 1) if bounds[i] < bounds[i + 1]]
-        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(n_workers, mp_context=ctx) as pool:
-            summaries = [s for part in pool.map(_render_chunk, chunks, [out] * len(chunks), [config] * len(chunks),
-                                                [png] * len(chunks)) for s in part]
+        summaries = _render_pool(jobs, out, config, png, n_workers)
     index = out / "index.html"
     index.write_text(render_index(summaries, root=root, dataset_issues=dataset_issues, validated=config.validate),
                      encoding="utf-8")
