@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 
 INSTALL_COMMAND = "pip install 'lerobot_keyframes[ray]'"
 VLM_MODULES = ("plan", "interjections", "vqa")
-MAX_ACTOR_RESTARTS = 4
 
 
 class RayMissingError(ImportError):
@@ -234,7 +233,7 @@ def _start_ray(ray: Any, address: str | None) -> bool:
         ray.init(address=address)
     else:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(include_dashboard=False)
+        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1")  # this machine only
     return True
 
 
@@ -320,7 +319,6 @@ def _stream(ray: Any, rows: list[dict[str, Any]], config: AnnotateConfig, vlm: A
         compute=ray.data.ActorPoolStrategy(size=num_vlm_actors),
         num_gpus=num_gpus_per_actor,
         num_cpus=num_cpus_per_actor,
-        max_restarts=MAX_ACTOR_RESTARTS,  # Ray Data's default (-1) would retry a deterministic crash forever
     )
     for row in ds.select_columns(["outcome"]).iter_rows():
         yield pickle.loads(row["outcome"])
