@@ -129,6 +129,10 @@ def _add_annotate(sub: argparse._SubParsersAction) -> None:
                         ("motion", MotionConfig), ("executor", ExecutorConfig), ("ray", RayConfig),
                         ("vlm", VlmConfig)):
         add_dataclass_flags(p, prefix, cls)
+    from .hub.jobs import add_job_flags
+
+    add_job_flags(p)  # any --job.* flag submits this same run to Hugging Face Jobs instead of running here
+    p.add_argument("--shards", type=int, default=None, help="with --job.*: split into N frame-balanced shard jobs")
     p.add_argument("--resume", action="store_true", help="reuse staged results (the default; see --force)")
     p.set_defaults(func=_run_annotate)
 
@@ -159,13 +163,60 @@ def annotate_configs_from_args(args: argparse.Namespace):
 
 
 def _run_annotate(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from .annotate.pipeline import run_annotation
+    from .hub.jobs import (
+        job_config_from_args,
+        strip_job_flags,
+        submit_annotation_job,
+        submit_sharded_annotation,
+    )
 
     config, vlm = annotate_configs_from_args(args)
+    job = job_config_from_args(args)
+    if job is not None or args.shards:
+        from .hub.jobs import JobConfig
+
+        job = dataclasses.replace(job or JobConfig(), shards=args.shards or (job.shards if job else 1))
+        annotate_argv = strip_job_flags(args.argv[args.argv.index("annotate") + 1 :])
+        if job.shards > 1:
+            submit_sharded_annotation(job, annotate_argv, run_file="lerobot-keyframes-run-{run_id}.json")
+        else:
+            submit_annotation_job(job, annotate_argv)
+        return 0
     result = run_annotation(config, vlm)
     print(result.summary())
     valid = getattr(result.validation, "ok", True)
     return 0 if valid and not result.failures else 1
+
+
+# -- merge -------------------------------------------------------------------------------------------
+def _add_merge(sub: argparse._SubParsersAction) -> None:
+    from .annotate.merge import MergeConfig
+    from .cli_flags import add_dataclass_flags
+
+    p = sub.add_parser(
+        "merge",
+        help="merge the shards of a sharded Jobs run into one annotated dataset and push it once",
+        description="Collect the staging every shard job pushed to its branch (checked: no overlaps, nothing "
+        "missing), write the annotated dataset with the same validator and writer as a single run, and push it "
+        "to --new_repo_id in one commit. Takes the run record of `annotate --job.* --shards N` (--run_file).",
+    )
+    add_dataclass_flags(p, "", MergeConfig)
+    p.set_defaults(func=_run_merge)
+
+
+def _run_merge(args: argparse.Namespace) -> int:
+    from .annotate.merge import MergeConfig, run_merge
+    from .cli_flags import dataclass_from_flags
+
+    outcome = run_merge(dataclass_from_flags(args, "", MergeConfig))
+    report = outcome["validation"]
+    print(f"merged {len(outcome['episodes'])} episodes into {outcome['out']}: {report.summary()}")
+    if "push" in outcome:
+        print(outcome["push"].summary())
+    return 0 if report.ok else 1
 
 
 # -- demo --------------------------------------------------------------------------------------------
@@ -380,6 +431,7 @@ COMMANDS: Sequence[Callable[[argparse._SubParsersAction], None]] = (
     _add_validate,
     _add_push,
     _add_job,
+    _add_merge,
     _add_keyframes,
     _add_review,
 )
@@ -402,14 +454,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     from .dataset.errors import DatasetFormatError
+    from .hub.errors import HubError
 
     try:
         return int(args.func(args) or 0)
-    except (DatasetFormatError, FileNotFoundError, FileExistsError) as exc:
+    except (DatasetFormatError, FileNotFoundError, FileExistsError, HubError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

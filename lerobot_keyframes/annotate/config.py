@@ -100,7 +100,10 @@ class AnnotateConfig:
     in_place: bool = False
     new_repo_id: str | None = None
     push_to_hub: bool = False
-    private: bool | None = None
+    private: bool | None = None  # None: private unless the source is known public (never public by accident)
+    allow_source_overwrite: bool = False
+    push_branch: str | None = None  # shard jobs: push staging to this branch of --new_repo_id ...
+    push_staging_only: bool = False  # ... and write no dataset (`lerobot-keyframes merge` writes it once)
     staging_dir: Path | None = None
     only_episodes: tuple[int, ...] | None = None
     seed: int = 1729
@@ -120,6 +123,10 @@ class AnnotateConfig:
             raise ValueError("set --root (a local dataset) or --repo_id (a Hub dataset)")
         if self.executor.engine not in ("local", "ray"):
             raise ValueError(f"--executor.engine must be 'local' or 'ray', got {self.executor.engine!r}")
+        if self.push_to_hub and not (self.new_repo_id or (self.repo_id and self.allow_source_overwrite)):
+            raise ValueError("--push_to_hub=true needs --new_repo_id=<user/name> (or --allow_source_overwrite=true)")
+        if self.push_staging_only and not (self.push_to_hub and self.push_branch):
+            raise ValueError("--push_staging_only=true needs --push_to_hub=true and --push_branch=<branch>")
         if self.on_error not in ("skip", "stop"):
             raise ValueError(f"--on_error must be 'skip' or 'stop', got {self.on_error!r}")
         if self.plan.derive_task_from_video not in ("off", "if_short", "always"):

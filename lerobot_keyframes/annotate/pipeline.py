@@ -51,6 +51,7 @@ class AnnotateResult:
     seconds: float = 0.0
     validation: Any = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    push: Any = None
 
     def summary(self) -> str:
         ok = len(self.episodes) - len(self.failures)
@@ -64,6 +65,8 @@ class AnnotateResult:
         ]
         if self.validation is not None:
             lines.append(f"validation: {getattr(self.validation, 'summary', lambda: self.validation)()}")
+        if self.push is not None:
+            lines.append(f"pushed: {self.push.summary() if hasattr(self.push, 'summary') else self.push}")
         for e, reason in sorted(self.failures.items()):
             lines.append(f"FAILED episode {e}: {reason}")
         return "\n".join(lines)
@@ -232,9 +235,14 @@ def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[st
     per_episode = {e: assemble_rows(staging.rows(e)) for e in finished}
     result.rows_per_style = dict(Counter(str(r.get("style")) for rs in per_episode.values() for r in rs))
     result.provenance = provenance(config, vlm, result, keys)
-    from .output import validate_and_write
+    if not config.push_staging_only:  # a shard job leaves writing to `merge`
+        from .output import validate_and_write
 
-    result.validation = validate_and_write(run.source.root, run.out_root, per_episode, config, result.provenance)
+        result.validation = validate_and_write(run.source.root, run.out_root, per_episode, config, result.provenance)
+    if config.push_to_hub and getattr(result.validation, "ok", True):
+        from .publish import publish
+
+        result.push = publish(config, result, run.source.revision)
     result.seconds = time.perf_counter() - started
     return result
 

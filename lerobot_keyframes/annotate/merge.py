@@ -1,0 +1,84 @@
+"""Merge a sharded run: every shard job pushed its staging to a branch; write and push the dataset once.
+
+The shards' staged files are collected (and checked) by `hub.merge.collect_shards`; here they become
+the annotated dataset exactly as a single-machine run would write it: same assembly, same validator,
+same writer, one push.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from .config import AnnotateConfig
+from .pipeline import assemble_rows
+from .staging import Staging
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MergeConfig:
+    """`lerobot-keyframes merge`: which run to merge, where to write it, where to push it."""
+
+    run_file: Path | None = None  # the record written by `annotate --job.* --shards N`
+    repo_id: str | None = None  # the source dataset (else from the run file)
+    work_repo_id: str | None = None  # where the shard branches are (else from the run file / new_repo_id)
+    new_repo_id: str | None = None  # the final dataset (else from the run file)
+    branches: tuple[str, ...] = ()  # shard branches (else from the run file)
+    out: Path = Path("merged")
+    push_to_hub: bool = True
+    private: bool | None = None
+    require_complete: bool = True
+    skip_validation: bool = False
+
+
+def write_from_staging(
+    source_root: Path, out: Path, staging_dir: Path, episodes: list[int], config: AnnotateConfig,
+    provenance: dict[str, Any],
+):
+    """Assemble and write the staged rows of `episodes` (validated); returns the validation report."""
+    from .output import validate_and_write
+
+    staging = Staging(staging_dir)
+    per_episode = {e: assemble_rows(staging.rows(e)) for e in episodes}
+    return validate_and_write(source_root, out, per_episode, config, provenance)
+
+
+def run_merge(config: MergeConfig, *, api: Any = None, token: str | None = None) -> dict[str, Any]:
+    from ..dataset.source import resolve_source
+    from ..hub.jobs import ShardedRun
+    from ..hub.merge import ShardSource, merge_shards, shard_sources
+    from ..hub.push import push_dataset
+
+    run = ShardedRun.load(config.run_file) if config.run_file else None
+    source_repo = config.repo_id or (run.source_repo_id if run else None)
+    target = config.new_repo_id or (run.target_repo_id if run else None)
+    work_repo = config.work_repo_id or (run.work_repo_id if run else None) or target
+    shards = [ShardSource(branch=b) for b in config.branches] or (shard_sources(run) if run else [])
+    if not (source_repo and work_repo and shards):
+        raise ValueError("merge needs --run_file, or --repo_id, --new_repo_id (or --work_repo_id) and --branches")
+    if config.push_to_hub and not target:
+        raise ValueError("merge --push_to_hub=true needs --new_repo_id (the final dataset)")
+    source = resolve_source(source_repo)
+    out = Path(config.out).absolute()
+    annotate_config = AnnotateConfig(repo_id=source_repo, out=out, skip_validation=config.skip_validation)
+    provenance = {"package": "lerobot_keyframes", "package_version": __version__, "merged_shards": len(shards),
+                  "run_id": run.run_id if run else None, "source": source_repo}
+
+    def write(staging_dir: Path, episodes: list[int]) -> Any:
+        provenance["episodes"] = len(episodes)
+        return write_from_staging(source.root, out, staging_dir, episodes, annotate_config, provenance)
+
+    merged = merge_shards(work_repo, shards, write=write, work_dir=out.with_name(out.name + ".shards"),
+                          token=token, api=api, require_complete=config.require_complete)
+    report = merged.written
+    outcome: dict[str, Any] = {"out": str(out), "episodes": merged.collected.episodes, "validation": report}
+    if config.push_to_hub and report.ok:
+        provenance["validator"] = report.summary()
+        outcome["push"] = push_dataset(out, target, private=config.private, source_repo_id=source_repo,
+                                       provenance=provenance, source_revision=source.revision, token=token, api=api)
+    return outcome
