@@ -453,6 +453,8 @@ def render_index(summaries: Sequence[Mapping[str, Any]], *, root: Path, dataset_
             status = f"<span class=\"err\">{s['errors']} error(s)</span>"
         elif s["warnings"]:
             status = f"<span class=\"warn\">{s['warnings']} warning(s)</span>"
+        elif not any(s["counts"].values()):
+            status = "<span class=\"muted\">no annotations</span>"
         else:
             status = "<span class=\"ok\">ok</span>"
         counts = "".join(f"<td class=\"num\">{s['counts'].get(k, 0)}</td>" for k in STYLE_COLUMNS)
