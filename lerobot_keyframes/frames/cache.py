@@ -1,7 +1,7 @@
 """A thread-safe LRU cache of decoded frames, bounded in bytes.
 
 The lock guards dictionary bookkeeping only (microseconds); decoding never happens under it. Values are
-C x H x W uint8 tensors that own their memory (never views into a larger decoded batch).
+uint8 frame tensors that own their memory (never views into a larger decoded batch).
 """
 
 from __future__ import annotations
@@ -56,12 +56,13 @@ class FrameCache:
             return value
 
     def put(self, key: Hashable, frame: torch.Tensor) -> None:
+        import torch
+
         size = frame.numel() * frame.element_size()
         if self.max_bytes == 0 or size > self.max_bytes:
             return
-        frame = frame.contiguous().clone() if not frame.is_contiguous() or frame.storage_offset() or (
-            frame.untyped_storage().nbytes() != size
-        ) else frame
+        if not frame.is_contiguous() or frame.storage_offset() or frame.untyped_storage().nbytes() != size:
+            frame = frame.clone(memory_format=torch.contiguous_format)
         with self._lock:
             old = self._data.pop(key, None)
             if old is not None:

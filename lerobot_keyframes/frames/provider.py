@@ -269,7 +269,9 @@ class _Entry:
     pts: float = math.nan
     episode_frame: int = -1
     error: FrameDecodeError | None = None
-    data: Any = None
+    data: Any = None  # H x W x C uint8 tensor once decoded (or from the cache)
+    batch: Any = None  # the N x H x W x C batch `data` is a row of, and its position there
+    pos: int = -1
 
 
 @dataclass
@@ -662,12 +664,18 @@ class VideoFrameProvider:
                 for req, entry in members:
                     entry.error = _retarget(exc, req, entry)
                 continue
+            # decoders return N x C x H x W views over N x H x W x C memory (like torchcodec): keep rows as
+            # H x W x C so caching and stacking are plain memory copies, never per-pixel transposes
+            nhwc = data.permute(0, 2, 3, 1)
+            if not nhwc.is_contiguous():
+                nhwc = nhwc.contiguous()
             pos = {f: i for i, f in enumerate(frames)}
             for req, entry in members:
-                frame = data[pos[entry.frame]]
-                entry.data = frame
+                entry.pos = pos[entry.frame]
+                entry.batch = nhwc
+                entry.data = nhwc[entry.pos]
                 req.backend = backend
-                self._cache.put(self._cache_key(req, entry), frame)
+                self._cache.put(self._cache_key(req, entry), entry.data)
         for req in plans:
             if not req.backend and any(e.data is not None for e in req.entries):
                 req.backend = "cache"
@@ -735,12 +743,17 @@ class VideoFrameProvider:
         ok = not failed
         data: Any
         if ok:
-            if entries:
-                data = torch.stack([e.data for e in entries])
+            batch = entries[0].batch if entries else None
+            if batch is not None and len(batch) == len(entries) and all(
+                e.batch is batch and e.pos == i for i, e in enumerate(entries)
+            ):
+                data = batch.permute(0, 3, 1, 2)  # exactly one decoded batch, in order: no copy
+            elif entries:
+                data = torch.stack([e.data for e in entries]).permute(0, 3, 1, 2)
             else:
                 data = torch.empty((0, 3, 0, 0), dtype=torch.uint8)
         else:
-            data = [e.data if e.data is not None else None for e in entries]
+            data = [e.data.permute(2, 0, 1) if e.data is not None else None for e in entries]
         return Frames(
             data=data,
             requested=tuple(e.t for e in entries),
