@@ -105,6 +105,18 @@ def mixed_batch() -> list[list[dict]]:
     ]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and spinning OpenMP workers make a shared,
+    overloaded CI machine much slower: use one thread here, restore the setting afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module", params=FAMILIES)
 def backend(request: pytest.FixtureRequest):
     path = tiny_qwen_cached(request.param)
