@@ -148,6 +148,21 @@ def test_process_pool_and_cli_match_in_process(site: Path, annotated: tuple[Path
     assert 'data-count="1"' in index and EXPECTED_RECT[1] in _rects(_page(tmp_path / "cli", 1))
 
 
+def test_unannotated_dataset_and_bad_config(sample_root: Path, tmp_path: Path) -> None:
+    index = build_review(sample_root, tmp_path / "site", episodes=[1], config=ReviewConfig(thumbs_per_camera=2,
+                                                                                            strip_frames=0))
+    text = index.read_text()
+    assert 'data-count="1"' in text and "no annotations" in text
+    page = _page(tmp_path / "site", 1)
+    assert page.count('class="thumb"') == 2 * 2 and "subtask-band" not in page  # 2 cameras x 2 thumbnails
+    with pytest.raises(ValueError, match="episode 99 does not exist"):
+        build_review(sample_root, tmp_path / "none", episodes=[99])
+    with pytest.raises(ValueError, match="no episodes to review"):
+        build_review(sample_root, tmp_path / "none", episodes=[])
+    with pytest.raises(ValueError, match="jpeg_quality"):
+        ReviewConfig(jpeg_quality=0)
+
+
 # -- a real browser ----------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def chromium() -> tuple[str, str]:

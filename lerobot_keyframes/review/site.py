@@ -96,7 +96,9 @@ class EpisodeView:
 def episode_view(row: Mapping[str, Any], ann: EpisodeAnnotations | None, timestamps: Sequence[float] | np.ndarray,
                  *, errors: Sequence[str] = (), warnings: Sequence[str] = ()) -> EpisodeView:
     """Turn an episode's stored rows into spans, timeline marks and VQA pairs."""
-    ts = np.asarray(timestamps if len(timestamps) else row.get("timestamps") or [], dtype=np.float32)
+    if not len(timestamps):
+        timestamps = row.get("timestamps")
+    ts = np.asarray(timestamps if timestamps is not None else [], dtype=np.float32)
     view = EpisodeView(int(row["episode_index"]), str(row.get("task") or ""), float(row.get("fps") or 30.0), ts,
                        list(row.get("cameras") or []), errors=list(errors), warnings=list(warnings))
     ann = ann or EpisodeAnnotations(view.episode_index)
