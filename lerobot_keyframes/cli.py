@@ -384,6 +384,9 @@ def _run_keyframes(args: argparse.Namespace) -> int:
 
 # -- review ------------------------------------------------------------------------------------------
 def _add_review(sub: argparse._SubParsersAction) -> None:
+    from .cli_flags import add_dataclass_flags
+    from .review.config import ReviewConfig
+
     p = sub.add_parser(
         "review",
         help="write a static HTML review site of an annotated dataset (timelines, subtask strips, VQA with boxes)",
@@ -397,23 +400,16 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
                    "and timelines/ are replaced)")
     p.add_argument("--episodes", type=_episodes_arg, default=None, help="only these episodes, e.g. 0,3,5-8")
     p.add_argument("--png", action="store_true", help="also render timelines/episode_NNNNNN.png per episode")
-    p.add_argument("--thumbs_per_camera", type=int, default=8)
-    p.add_argument("--strip_frames", type=int, default=4, help="frames per subtask span strip")
-    p.add_argument("--thumb_width", type=int, default=160)
-    p.add_argument("--vqa_width", type=int, default=320)
-    p.add_argument("--workers", type=int, default=0, help="processes (0: auto)")
-    p.add_argument("--backend", default="auto", help="frame decoder: auto, torchcodec, pyav or ffmpeg")
-    p.add_argument("--no_validate", action="store_true", help="skip the validator status")
+    add_dataclass_flags(p, "", ReviewConfig)
     p.set_defaults(func=_run_review)
 
 
 def _run_review(args: argparse.Namespace) -> int:
+    from .cli_flags import dataclass_from_flags
     from .review import ReviewConfig, build_review
 
     try:
-        config = ReviewConfig(thumbs_per_camera=args.thumbs_per_camera, strip_frames=args.strip_frames,
-                              thumb_width=args.thumb_width, vqa_width=args.vqa_width, workers=args.workers,
-                              backend=args.backend, validate=not args.no_validate)
+        config = dataclass_from_flags(args, "", ReviewConfig)
         index = build_review(args.root, args.out, episodes=args.episodes, png=args.png, config=config)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

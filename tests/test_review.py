@@ -143,9 +143,12 @@ def test_process_pool_and_cli_match_in_process(site: Path, annotated: tuple[Path
     assert pooled.read_text() == (site / "index.html").read_text()
     assert _page(tmp_path / "pool", 1) == _page(site, 1).replace(
         '\n<p><a href="../timelines/episode_000001.png">timeline image (PNG)</a></p>', "")
-    assert main(["review", str(root), "--out", str(tmp_path / "cli"), "--episodes", "1"]) == 0
+    assert main(["review", str(root), "--out", str(tmp_path / "cli"), "--episodes", "1", "--workers", "1",
+                 "--thumbs_per_camera", "3", "--validate", "false"]) == 0
     index = (tmp_path / "cli" / "index.html").read_text()
-    assert 'data-count="1"' in index and EXPECTED_RECT[1] in _rects(_page(tmp_path / "cli", 1))
+    assert 'data-count="1"' in index and "not validated" in index
+    page = _page(tmp_path / "cli", 1)
+    assert EXPECTED_RECT[1] in _rects(page) and page.count('class="thumb"') == 2 * 3
 
 
 def test_unannotated_dataset_and_bad_config(sample_root: Path, tmp_path: Path) -> None:
