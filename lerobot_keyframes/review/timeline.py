@@ -41,7 +41,9 @@ def render_timeline_png(view: EpisodeView, thumbs: Sequence[tuple[float, Any]], 
         for k, s in enumerate(view.spans):
             color = SUBTASK_COLORS[k % len(SUBTASK_COLORS)]
             ax.barh(y, s.end - s.start, left=s.start, height=0.8, color=color, edgecolor="white")
-            ax.text(s.start + 0.01 * dur, y, s.label, va="center", ha="left", fontsize=7, color="white", clip_on=True)
+            room = int((s.end - s.start) / dur * width_in * dpi * 0.8 / 4.5)  # ~4.5 px per 7 pt character
+            label = s.label if len(s.label) <= room else (s.label[: max(room - 1, 0)] + "…" if room > 2 else "")
+            ax.text(s.start + 0.01 * dur, y, label, va="center", ha="left", fontsize=7, color="white")
         labels = ["subtasks"]
         for lane, kind in enumerate(_LANES):
             y = n_lanes - 1.5 - lane
@@ -50,7 +52,7 @@ def render_timeline_png(view: EpisodeView, thumbs: Sequence[tuple[float, Any]], 
                 ax.vlines(times, y - 0.35, y + 0.35, colors=_TICK_COLORS[kind], linewidth=2)
             labels.append(kind)
         ax.set_yticks([n_lanes - 0.5 - i for i in range(n_lanes)], labels, fontsize=8)
-        ax.set_xlim(0, dur)
+        ax.set_xlim(-0.01 * dur, dur * 1.01)
         ax.set_ylim(0, top)
         ax.set_xlabel("episode time (s)", fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
