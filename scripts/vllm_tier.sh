@@ -39,6 +39,13 @@ build_venv() {
   "${pip[@]}" install -q --no-deps -e "$here"
   "$venv/bin/python" -c 'import torch, torchvision, vllm, xgrammar, transformers; print("[vllm-tier] torch", torch.__version__, "torchvision", torchvision.__version__, "vllm", vllm.__version__, "transformers", transformers.__version__)'
   echo "$stamp_value" > "$stamp"
+  # Older tier venvs (another pyproject/requirements hash) are ~6 GB each: keep only this one.
+  for old in "$cache"/venvs/vllm-*; do
+    if [ -d "$old" ] && [ "$old" != "$venv" ]; then
+      echo "[vllm-tier] removing the outdated $old"
+      rm -rf "$old" "$cache/venvs/.$(basename "$old").lock"
+    fi
+  done
 }
 
 # One builder at a time (two `make test` runs on one machine must not build the same venv twice).

@@ -29,10 +29,6 @@ logger = logging.getLogger(__name__)
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
-class _Unsupported(Exception):
-    """The server rejected the structured-output request itself (HTTP 400 naming response_format)."""
-
-
 class OpenAIBackend(BaseBackend):
     name = "openai"
     is_async = True
@@ -274,4 +270,4 @@ def _retry_after(exc: Any) -> float | None:
         return None
 
 
-__all__ = ["OpenAIBackend", "VlmConfig"]
+__all__ = ["OpenAIBackend"]
