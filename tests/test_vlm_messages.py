@@ -208,3 +208,4 @@ def test_config_validates_and_names_flags() -> None:
     assert cfg.replace(max_new_tokens=5).max_new_tokens == 5
     with pytest.raises(AttributeError):
         cfg.model_id = "x"  # type: ignore[misc]
+    assert "sk-secret" not in repr(VlmConfig(api_key="sk-secret"))

@@ -61,7 +61,7 @@ class VlmConfig:
     enforce_eager: bool = False
     # openai backend: one or more comma-separated base URLs, used round-robin.
     api_base: str = "http://127.0.0.1:8000/v1"
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never in logs
     client_concurrency: int = 16
     request_timeout: float = 120.0
     max_retries: int = 5
