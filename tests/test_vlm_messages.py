@@ -109,8 +109,14 @@ def test_video_timing() -> None:
         ("just text", "conversation 0: expected a non-empty list"),
         ([{"role": "robot", "content": "x"}], "message 0: needs a 'role'"),
         ([{"role": "user", "content": [{"type": "audio"}]}], "message 0, block 0"),
+        ([{"role": "user", "content": [{"type": "image", "image": "cat.png"}]}], "must be PIL images"),
         (
-            [{"role": "user", "content": [{"type": "video", "video": [1, 2], "timestamps": [0.0]}]}],
+            [
+                {
+                    "role": "user",
+                    "content": [{"type": "video", "video": [img((1, 1, 1))] * 2, "timestamps": [0.0]}],
+                }
+            ],
             "2 frames but 1 timestamps",
         ),
     ],

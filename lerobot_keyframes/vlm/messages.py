@@ -18,6 +18,10 @@ from .types import Conversation
 _ROLES = ("system", "user", "assistant")
 
 
+def _is_pil(obj: Any) -> bool:
+    return hasattr(obj, "convert") and hasattr(obj, "mode") and hasattr(obj, "size")
+
+
 def check_conversation(conversation: Conversation, index: int | None = None) -> None:
     """Raise ValueError naming the conversation, message and block when the shape is wrong."""
     where = f"conversation {index}" if index is not None else "conversation"
@@ -39,14 +43,19 @@ def check_conversation(conversation: Conversation, index: int | None = None) -> 
             kind = block.get("type") if isinstance(block, Mapping) else None
             ok = {
                 "text": lambda blk: isinstance(blk.get("text"), str),
-                "image": lambda blk: blk.get("image") is not None,
-                "video": lambda blk: isinstance(blk.get("video"), (list, tuple)) and len(blk["video"]) > 0,
+                "image": lambda blk: _is_pil(blk.get("image")),
+                "video": lambda blk: (
+                    isinstance(blk.get("video"), (list, tuple))
+                    and len(blk["video"]) > 0
+                    and all(_is_pil(f) for f in blk["video"])
+                ),
                 "image_url": lambda blk: "image_url" in blk,
                 "video_url": lambda blk: "video_url" in blk,
             }.get(kind)
             if ok is None or not ok(block):
                 raise ValueError(
-                    f"{where}, message {m}, block {b}: unsupported or incomplete block {dict(block) if isinstance(block, Mapping) else block!r:.120}"
+                    f"{where}, message {m}, block {b}: unsupported or incomplete block (images and video frames "
+                    f"must be PIL images; use image_url/video_url blocks for URLs) {dict(block) if isinstance(block, Mapping) else block!r:.120}"
                 )
             if (
                 kind == "video"
