@@ -214,3 +214,35 @@ def test_bad_input_names_the_conversation(backend) -> None:
         backend.generate([mixed_batch()[0], [{"role": "user", "content": [{"type": "image"}]}]])
     with pytest.raises(ValueError, match="2 conversations but 3 schemas"):
         backend.generate(mixed_batch()[:2], [None, None, None])
+
+
+def test_grammar_never_allows_special_or_padded_tokens_inside_strings() -> None:
+    import xgrammar as xgr
+
+    from lerobot_keyframes.vlm.grammar import GrammarCache, build_tokenizer_info
+
+    path = tiny_qwen_cached("qwen2_vl")
+    backend = make_backend(VlmConfig(model_id=str(path)))
+    state = backend.loaded
+    tokenizer = state.processor.tokenizer
+    info = build_tokenizer_info(tokenizer, state.vocab_size, state.stop_ids)
+    schema = make_xgrammar_safe(
+        {"type": "object", "properties": {"t": {"type": "string"}}, "required": ["t"]}
+    )
+    matcher = xgr.GrammarMatcher(GrammarCache(info).get(schema))
+    for token in tokenizer.encode('{"t":"', add_special_tokens=False):
+        assert matcher.accept_token(token)
+    mask = xgr.allocate_token_bitmask(1, state.vocab_size)
+    matcher.fill_next_token_bitmask(mask, 0)
+
+    def allowed(token_id: int) -> bool:
+        return bool((int(mask[0, token_id // 32]) >> (token_id % 32)) & 1)
+
+    assert allowed(tokenizer.convert_tokens_to_ids("a"))
+    special = [
+        tokenizer.convert_tokens_to_ids(t) for t in ("<|im_start|>", "<|image_pad|>", "<|vision_start|>")
+    ]
+    assert not any(allowed(t) for t in special)
+    assert len(tokenizer) < state.vocab_size and not any(
+        allowed(t) for t in range(len(tokenizer), state.vocab_size)
+    )
