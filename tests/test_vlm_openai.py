@@ -98,6 +98,23 @@ def test_cap_holds_across_concurrent_agenerate_calls() -> None:
         assert server.stats.max_in_flight == 3
 
 
+def test_cap_holds_across_threads_each_running_sync_generate() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with FakeOpenAIServer(latency=0.02) as server:
+        backend = backend_for(server, client_concurrency=5)
+        with ThreadPoolExecutor(4) as pool:
+            futures = [
+                pool.submit(backend.generate, [conv(f"id={t * 100 + i}") for i in range(12)], SCHEMA)
+                for t in range(4)
+            ]
+            out = [f.result() for f in futures]
+        assert [[r.parsed["id"] for r in batch] for batch in out] == [
+            [t * 100 + i for i in range(12)] for t in range(4)
+        ]
+        assert server.stats.max_in_flight == 5  # one cap for the process, not one per event loop
+
+
 def test_retries_429_and_500_with_exponential_backoff() -> None:
     with FakeOpenAIServer() as server:
         backend = backend_for(server, max_retries=3, retry_backoff=0.05, retry_backoff_max=1.0)

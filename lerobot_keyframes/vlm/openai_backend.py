@@ -10,6 +10,7 @@ is asked again without it and the answer is read with the tolerant JSON extracto
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import os
@@ -29,6 +30,66 @@ logger = logging.getLogger(__name__)
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
+class GlobalLimiter:
+    """At most ``limit`` holders at once across every thread and event loop of the process.
+
+    ``asyncio.Semaphore`` belongs to one loop, but each sync ``generate()`` call runs its own loop and the
+    annotation engine may call it from several threads: the cap must hold across all of them. Waiters are
+    served first come, first served; a waiter cancelled after being granted passes its slot on.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._free = limit
+        self._lock = threading.Lock()
+        self._waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = (
+            collections.deque()
+        )
+
+    async def acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._free > 0 and not self._waiters:
+                self._free -= 1
+                return
+            fut: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, fut))
+        try:
+            await fut
+        except asyncio.CancelledError:
+            with self._lock:
+                if (loop, fut) in self._waiters:
+                    self._waiters.remove((loop, fut))
+                    raise
+            self.release()  # granted and cancelled at the same time: hand the slot on
+            raise
+
+    def release(self) -> None:
+        with self._lock:
+            while self._waiters:
+                loop, fut = self._waiters.popleft()
+                if loop.is_closed():
+                    continue
+                try:
+                    loop.call_soon_threadsafe(self._grant, fut)
+                except RuntimeError:  # the loop closed meanwhile
+                    continue
+                return
+            self._free += 1
+
+    def _grant(self, fut: asyncio.Future[None]) -> None:
+        if fut.done():  # cancelled before the grant arrived
+            self.release()
+        else:
+            fut.set_result(None)
+
+    async def __aenter__(self) -> GlobalLimiter:
+        await self.acquire()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
 class OpenAIBackend(BaseBackend):
     name = "openai"
     is_async = True
@@ -42,8 +103,7 @@ class OpenAIBackend(BaseBackend):
         if not config.api_bases:
             raise ValueError("--vlm.api_base is empty: give one or more comma-separated base URLs")
         self._rr = itertools.count()
-        self._semaphores: dict[int, asyncio.Semaphore] = {}
-        self._sem_lock = threading.Lock()
+        self._limiter = GlobalLimiter(config.client_concurrency)
         self._schema_unsupported: set[str] = set()
         self._server: Any = None
         if config.auto_serve:
@@ -63,16 +123,6 @@ class OpenAIBackend(BaseBackend):
         self.__init__(state["config"])  # type: ignore[misc]
 
     # -- plumbing --------------------------------------------------------------------------------------
-    def _semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        with self._sem_lock:
-            sem = self._semaphores.get(id(loop))
-            if sem is None:
-                # one loop per sync generate() call: forget semaphores of finished loops
-                self._semaphores = {k: v for k, v in self._semaphores.items() if k == id(loop)}
-                sem = self._semaphores[id(loop)] = asyncio.Semaphore(self.config.client_concurrency)
-            return sem
-
     def _clients(self) -> dict[str, Any]:
         from openai import AsyncOpenAI
 
@@ -143,7 +193,7 @@ class OpenAIBackend(BaseBackend):
 
         cfg = self.config
         messages = to_openai_messages(conversation, jpeg_quality=cfg.jpeg_quality)
-        sem = self._semaphore()
+        sem = self._limiter
         bases = cfg.api_bases
         last_error: str = "no attempt made"
         last_status: int | None = None
