@@ -27,7 +27,7 @@ stamp="$venv/.lerobot_keyframes-stamp"
 mkdir -p "$cache/venvs"
 
 build_venv() {
-  echo "[vllm-tier] creating $venv (first time: several minutes, ~4 GB)"
+  echo "[vllm-tier] creating $venv (first time: several minutes, ~6 GB)"
   rm -rf "$venv"
   "$python" -m venv "$venv"
   local pip=("$venv/bin/python" -m pip)
