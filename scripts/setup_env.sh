@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create (or reuse) a virtualenv with everything lerobot_keyframes needs, system FFmpeg included.
 # Usage: scripts/setup_env.sh VENV_DIR REQUIREMENTS_FILE [PYTHON]
-# The venv is reused while REQUIREMENTS_FILE and pyproject.toml are unchanged (a stamp holds their hash).
+# The venv is reused while REQUIREMENTS_FILE and pyproject.toml are unchanged (a stamp holds their hash);
+# when they change, the same venv is brought up to date.
 set -euo pipefail
 venv=${1:?venv dir}
 reqs=${2:?requirements file}
@@ -25,10 +26,13 @@ stamp="$venv/.lerobot_keyframes-stamp"
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_value" ]; then
   exit 0
 fi
-echo "[setup] creating virtualenv $venv from $reqs (first time: a few minutes)"
-rm -rf "$venv"
-"$python" -m venv "$venv"
-"$venv/bin/python" -m pip install -q --upgrade pip
+if [ -x "$venv/bin/python" ]; then
+  echo "[setup] updating virtualenv $venv from $reqs"
+else
+  echo "[setup] creating virtualenv $venv from $reqs (first time: a few minutes)"
+  "$python" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --upgrade pip
+fi
 "$venv/bin/python" -m pip install -q -r "$here/$reqs"
 "$venv/bin/python" -m pip install -q --no-deps -e "$here"
 echo "$stamp_value" > "$stamp"
