@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024  # ~23 frames of 1280x720, ~290 of 320x240
 DEFAULT_MAX_OPEN_DECODERS = 8
 DEFAULT_TOLERANCE_FRAMES = 0.4
 ON_ERROR = ("raise", "none")
@@ -95,6 +95,7 @@ class ProviderConfig:
     max_open_decoders: int = DEFAULT_MAX_OPEN_DECODERS
     isolate: bool = False
     isolate_workers: int = 2
+    workers: int = 1  # threads decoding one call's frames in parallel (each with its own decoders)
     on_error: str = "raise"
     decoder_threads: int = 1
     timeout_s: float = 600.0
@@ -108,6 +109,8 @@ class ProviderConfig:
             raise ValueError(f"tolerance_s must be >= 0, got {self.tolerance_s}")
         if not 0 <= self.tolerance_frames <= 0.5:
             raise ValueError(f"tolerance_frames must be within [0, 0.5] frame periods, got {self.tolerance_frames}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.max_open_decoders < 1:
             raise ValueError(f"max_open_decoders must be >= 1, got {self.max_open_decoders}")
         if self.cache_bytes < 0:
@@ -335,6 +338,7 @@ class VideoFrameProvider:
         self._calls: dict[str, int] = {}
         self._isolation: Any = None
         self._isolation_lock = threading.Lock()
+        self._pool: Any = None
         self._timestamps_cache: dict[tuple[str, int], np.ndarray] = {}
 
     def _check_process(self) -> None:
@@ -445,6 +449,9 @@ class VideoFrameProvider:
         if self._isolation is not None:
             self._isolation.close()
             self._isolation = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def __enter__(self) -> VideoFrameProvider:
         return self
@@ -557,25 +564,26 @@ class VideoFrameProvider:
                 f"nearest frame at {index.seconds[first]:.6f}s. Is the video shorter than the metadata says?",
             )
         targets = np.asarray([e.t for e in req.entries], dtype=np.float64) + req.from_timestamp
-        nearest = index.nearest(targets)
-        for entry, target, idx in zip(req.entries, targets, nearest):
+        nearest_arr = index.nearest(targets)
+        nearest, found = nearest_arr.tolist(), index.seconds[nearest_arr].tolist()
+        length = row["length"]
+        for entry, target, idx, pts in zip(req.entries, targets.tolist(), nearest, found):
             if not math.isfinite(entry.t) or entry.t < -tol or entry.t > last_t + tol:
                 self._entry_error(req, entry, f"time is outside the episode [0, {last_t:.6f}]s (tolerance {tol:.4f}s)")
                 continue
-            delta = abs(index.seconds[idx] - target)
-            if delta > tol:
+            if abs(pts - target) > tol:
                 self._entry_error(
                     req, entry,
                     f"no frame within {tol:.4f}s of file time {target:.6f}s (nearest frame at "
-                    f"{index.seconds[idx]:.6f}s); the video may be truncated or have missing frames",
+                    f"{pts:.6f}s); the video may be truncated or have missing frames",
                 )
                 continue
-            ep_frame = int(idx) - first
-            if not 0 <= ep_frame < row["length"]:
+            ep_frame = idx - first
+            if not 0 <= ep_frame < length:
                 self._entry_error(req, entry, f"the nearest frame ({ep_frame} of the episode) is outside the episode")
                 continue
-            entry.frame = int(idx)
-            entry.pts = float(index.seconds[idx])
+            entry.frame = idx
+            entry.pts = pts
             entry.episode_frame = ep_frame
 
     def _resolve_image(self, req: _Request, row: dict[str, Any], tol: float) -> None:
@@ -653,32 +661,74 @@ class VideoFrameProvider:
                 if entry.frame >= 0 and entry.error is None and entry.data is None:
                     key = (req.kind, req.file, req.camera if req.kind == "image" else "")
                     by_file.setdefault(key, []).append((req, entry))
-        for (kind, _path, _cam), members in by_file.items():
+        tasks: list[tuple[str, list, list[int]]] = []
+        groups: list[tuple[str, str, str]] = []  # the by_file key of each task
+        for key, members in by_file.items():
             frames = sorted({e.frame for _, e in members})
-            req0 = members[0][0]
-            try:
-                data, backend = self._decode_file(kind, req0, frames)
-            except FrameDecodeError as exc:
-                if self.config.on_error == "raise":
-                    raise
-                for req, entry in members:
-                    entry.error = _retarget(exc, req, entry)
-                continue
-            # decoders return N x C x H x W views over N x H x W x C memory (like torchcodec): keep rows as
-            # H x W x C so caching and stacking are plain memory copies, never per-pixel transposes
-            nhwc = data.permute(0, 2, 3, 1)
-            if not nhwc.is_contiguous():
-                nhwc = nhwc.contiguous()
-            pos = {f: i for i, f in enumerate(frames)}
-            for req, entry in members:
-                entry.pos = pos[entry.frame]
-                entry.batch = nhwc
-                entry.data = nhwc[entry.pos]
-                req.backend = backend
-                self._cache.put(self._cache_key(req, entry), entry.data)
+            chunks = self._split(frames)
+            for chunk in chunks:  # with several chunks, each task fills only the entries of its own frames
+                wanted = set(chunk)
+                mine = members if len(chunks) == 1 else [(r, e) for r, e in members if e.frame in wanted]
+                tasks.append((key[0], mine, chunk))
+                groups.append(key)
+        failed: dict[tuple[str, str, str], FrameDecodeError] = {}
+        for key, result in zip(groups, self._run_tasks(tasks)):
+            if isinstance(result, FrameDecodeError):
+                failed.setdefault(key, result)
+        for key, failure in failed.items():
+            if self.config.on_error == "raise":
+                raise failure
+            for req, entry in by_file[key]:  # one failed chunk fails the file's whole request: no partial files
+                entry.error = _retarget(failure, req, entry)
+                entry.data = entry.batch = None
         for req in plans:
             if not req.backend and any(e.data is not None for e in req.entries):
                 req.backend = "cache"
+
+    def _split(self, frames: list[int]) -> list[list[int]]:
+        """One file's sorted frames in `workers` contiguous chunks (a chunk per thread)."""
+        k = min(self.config.workers, len(frames))
+        if k <= 1:
+            return [frames]
+        bounds = np.linspace(0, len(frames), k + 1).round().astype(int)
+        return [frames[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+    def _place(self, members: list[tuple[_Request, _Entry]], chunk: list[int], data: Any, backend: str) -> None:
+        # decoders return N x C x H x W views over N x H x W x C memory (like torchcodec): keep rows as
+        # H x W x C so caching and stacking are plain memory copies, never per-pixel transposes
+        nhwc = data.permute(0, 2, 3, 1)
+        if not nhwc.is_contiguous():
+            nhwc = nhwc.contiguous()
+        pos = {f: i for i, f in enumerate(chunk)}
+        for req, entry in members:
+            entry.batch, entry.pos = nhwc, pos[entry.frame]
+            entry.data = nhwc[entry.pos]
+            req.backend = backend
+            self._cache.put(self._cache_key(req, entry), entry.data)
+
+    def _run_tasks(self, tasks: list[tuple[str, list, list[int]]]) -> list[Any]:
+        """Decode every (kind, members, frames) task; results are (data, backend) or the FrameDecodeError.
+        With workers > 1 the tasks run on a thread pool (the caller's thread takes the first one)."""
+
+        def run(task: tuple[str, list, list[int]]) -> Any:
+            kind, members, chunk = task
+            try:
+                data, backend = self._decode_file(kind, members[0][0], chunk)
+            except FrameDecodeError as exc:
+                return exc
+            self._place(members, chunk, data, backend)  # on the decoding thread: cache copies in parallel
+            return backend
+
+        if self.config.workers <= 1 or len(tasks) <= 1:
+            return [run(t) for t in tasks]
+        if self._pool is None:
+            with self._isolation_lock:
+                if self._pool is None:
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    self._pool = ThreadPoolExecutor(self.config.workers - 1, thread_name_prefix="frames")
+        futures = [self._pool.submit(run, t) for t in tasks[1:]]
+        return [run(tasks[0])] + [f.result() for f in futures]
 
     def _decode_file(self, kind: str, req: _Request, frames: list[int]) -> tuple[torch.Tensor, str]:
         if kind == "image":
@@ -837,6 +887,7 @@ def make_frame_provider(
     max_open_decoders: int = DEFAULT_MAX_OPEN_DECODERS,
     isolate: bool = False,
     isolate_workers: int = 2,
+    workers: int = 1,
     on_error: str = "raise",
     decoder_threads: int = 1,
     timeout_s: float = 600.0,
@@ -848,13 +899,14 @@ def make_frame_provider(
     to PyAV, then the ffmpeg CLI, per file), "torchcodec", "pyav" or "ffmpeg". `tolerance_s` (else
     `tolerance_frames` x frame period) bounds how far a requested time may be from its frame.
     `isolate=True` decodes in `isolate_workers` worker processes (a decoder crash becomes a
-    `DecoderCrashError`). `on_error="none"` turns failures into `None` entries (logged) instead of
+    `DecoderCrashError`). `workers=k` decodes the frames of one call on k threads (each with its own
+    decoders; a single long request, e.g. 1 Hz over a long episode, then uses k cores). `on_error="none"` turns failures into `None` entries (logged) instead of
     exceptions. Returns a `NullProvider` when the dataset has no cameras.
     """
     config = ProviderConfig(
         backend=backend, camera_key=camera_key, tolerance_s=tolerance_s, tolerance_frames=tolerance_frames,
         cache_bytes=cache_bytes, max_open_decoders=max_open_decoders, isolate=isolate,
-        isolate_workers=isolate_workers, on_error=on_error, decoder_threads=decoder_threads, timeout_s=timeout_s,
+        isolate_workers=isolate_workers, workers=workers, on_error=on_error, decoder_threads=decoder_threads, timeout_s=timeout_s,
     )
     rows, source = _rows_from(root_or_episodes, episodes)
     if not any(r.get("cameras") for r in rows):

@@ -47,9 +47,11 @@ class FileIndex:
     @property
     def frame_period(self) -> float:
         """Median spacing between frames, in seconds (inf for a single frame)."""
-        if len(self.seconds) < 2:
-            return float("inf")
-        return float(np.median(np.diff(self.seconds)))
+        cached = self.__dict__.get("_period")
+        if cached is None:
+            cached = float(np.median(np.diff(self.seconds))) if len(self.seconds) >= 2 else float("inf")
+            object.__setattr__(self, "_period", cached)
+        return cached
 
     def nearest(self, seconds: np.ndarray) -> np.ndarray:
         """Index of the frame whose pts is nearest to each time (ties go to the earlier frame)."""
@@ -74,7 +76,10 @@ class FileIndex:
         no rounding can fall below it, and never as far as the next frame."""
         if len(self.pts) < 2:
             return int(self.pts[i])
-        gap = int(np.min(np.diff(self.pts)))
+        gap = self.__dict__.get("_min_gap")
+        if gap is None:
+            gap = int(np.min(np.diff(self.pts)))
+            object.__setattr__(self, "_min_gap", gap)
         return int(self.pts[i]) + max(0, gap // 4)
 
     @property
@@ -90,6 +95,8 @@ class FileIndex:
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state.pop("_keys", None)
+        state.pop("_period", None)
+        state.pop("_min_gap", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -116,9 +123,10 @@ def _pts_from_header(container: Any, stream: Any) -> tuple[list[int], list[bool]
     n = len(entries)
     if n == 0 or (stream.frames and n != stream.frames):
         return None
-    ts = np.fromiter((e.timestamp for e in entries), dtype=np.int64, count=n)
-    key = [bool(e.is_keyframe) for e in entries]
-    if any(e.is_discard for e in entries) or (n > 1 and np.any(np.diff(ts) <= 0)):
+    table = [(e.timestamp, e.is_keyframe, e.is_discard) for e in entries]
+    ts = np.fromiter((t for t, _, _ in table), dtype=np.int64, count=n)
+    key = [bool(k) for _, k, _ in table]
+    if any(d for _, _, d in table) or (n > 1 and np.any(np.diff(ts) <= 0)):
         return None
     seen = []
     for packet in container.demux(stream):
