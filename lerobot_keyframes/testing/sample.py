@@ -33,7 +33,7 @@ from . import render
 logger = logging.getLogger(__name__)
 
 # Bump whenever the output of a given parameter set changes: it keys the on-demand cache.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000
@@ -47,7 +47,9 @@ CACHE_ENV = "LEROBOT_KEYFRAMES_CACHE"
 
 # Encoder settings written into info.json the way lerobot records its VideoEncoderConfig.
 _ENCODERS: dict[str, dict[str, Any]] = {
-    "av1": {"vcodec": "libsvtav1", "g": 2, "crf": 30, "preset": 12},
+    # lp=1: fewer SVT-AV1 threads; its thread pool was seen to deadlock or emit unmuxable packets when the
+    # machine is heavily oversubscribed (test suites run many encoders at once on 2 cores).
+    "av1": {"vcodec": "libsvtav1", "g": 2, "crf": 30, "preset": 12, "extra_options": {"svtav1-params": "lp=1"}},
     # No B-frames: packets stay in presentation order, so episodes concatenate with monotonic dts.
     "h264": {
         "vcodec": "libx264",
@@ -185,6 +187,12 @@ def make_sample_dataset(
     return write_sample_dataset(out, spec, overwrite=overwrite)
 
 
+def av_errors() -> tuple[type[BaseException], ...]:
+    import av
+
+    return (av.error.FFmpegError,)
+
+
 def write_sample_dataset(out: str | Path, spec: SampleSpec, *, overwrite: bool = False) -> Path:
     """`make_sample_dataset` for an already built `SampleSpec` (tests use it for small `chunks_size`)."""
     out = Path(out).expanduser().absolute()
@@ -195,7 +203,13 @@ def write_sample_dataset(out: str | Path, spec: SampleSpec, *, overwrite: bool =
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = _fresh_dir(out.parent, out.name)
     try:
-        _write_dataset(tmp, spec)
+        try:
+            _write_dataset(tmp, spec)
+        except av_errors() as exc:  # a rare encoder/muxer failure under heavy load: start over once
+            logger.warning("sample dataset: encoding failed (%s); trying again", exc)
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp = _fresh_dir(out.parent, out.name)
+            _write_dataset(tmp, spec)
         if out.is_dir() and not out.is_symlink():
             shutil.rmtree(out)
         elif out.exists() or out.is_symlink():
