@@ -65,3 +65,12 @@ def test_sample_command_writes_a_readable_dataset(tmp_path: Path) -> None:
     data = json.loads(_run("info", str(out), "--json").stdout)
     assert data["episodes"] == 1 and data["cameras"][0]["codec"] == "h264"
     assert _run("sample", str(out), check=False).returncode != 0  # refuses to overwrite by default
+
+
+def test_top_level_exports_resolve() -> None:
+    import lerobot_keyframes as lk
+
+    for name in lk.__all__:
+        assert getattr(lk, name) is not None, name
+    with pytest.raises(AttributeError):
+        lk.not_a_thing  # noqa: B018
