@@ -46,13 +46,16 @@ def test_cache_is_bounded_in_bytes_lru() -> None:
     root = cached_dataset("av1", 2)
     provider = make_frame_provider(root, cache_bytes=5 * FRAME_BYTES + 100)
     times = parquet_times(0)
-    provider.frames_at(0, times[:8])
+    provider.frames_at(0, times[:8])  # larger than the cache: only the last 5 frames are copied in
     stats = provider.stats().cache
-    assert stats.entries == 5 and stats.bytes == 5 * FRAME_BYTES and stats.evictions == 3
+    assert stats.entries == 5 and stats.bytes == 5 * FRAME_BYTES and stats.evictions == 0
+    provider.frames_at(0, times[8:10])  # two more: the two least recently used (frames 3, 4) go
+    stats = provider.stats().cache
+    assert stats.entries == 5 and stats.bytes == 5 * FRAME_BYTES and stats.evictions == 2
     provider.cache.reset_stats()
-    provider.frames_at(0, times[3:8])  # the 5 most recent are cached
+    provider.frames_at(0, times[5:10])  # the 5 most recent are cached
     assert provider.stats().cache.hits == 5
-    provider.frames_at(0, times[:1])  # evicted long ago
+    provider.frames_at(0, times[3:4])  # evicted
     assert provider.stats().cache.misses == 1
 
 

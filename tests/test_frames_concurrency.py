@@ -115,3 +115,25 @@ def test_fork_safety_in_datasets_map_num_proc_2() -> None:
     assert mapped["pixels_sum"] == expected
     assert len(set(mapped["pid"])) == 2
     assert mapped["indices"][0] == [0, 10, 20, 29, 39]
+
+
+@pytest.mark.parametrize("backend", ["torchcodec", "pyav"])
+def test_workers_split_one_call_across_threads(backend: str) -> None:
+    """workers=2: one call's frames are decoded by two threads (each with its own decoder), same result."""
+    root = _root()
+    provider = make_frame_provider(root, backend=backend, workers=2, cache_bytes=0)
+    requests = [(e, parquet_times(e), c) for e in range(3) for c in (FRONT, WRIST)]
+    for (episode, _times, camera), frames in zip(requests, provider.frames_at_many(requests)):
+        ref = reference(root, camera, episode)
+        assert frames.indices == tuple(range(LENGTHS[episode]))
+        for i in range(LENGTHS[episode]):
+            assert np.array_equal(frames.data[i].permute(1, 2, 0).numpy(), ref[i])
+    # 4 files x 2 chunks each: two decode calls per file, on two threads
+    assert provider.stats().decode_calls == {backend: 8}
+    # a large single request is also gathered on both threads, in order
+    big = provider.frames_at(1, parquet_times(1) * 40)
+    assert big.indices == tuple(range(LENGTHS[1])) * 40
+    assert np.array_equal(big.data[LENGTHS[1] + 7].permute(1, 2, 0).numpy(), reference(root, FRONT, 1)[7])
+    clone = pickle.loads(pickle.dumps(provider))  # the pool is runtime state, not pickled
+    assert clone.config.workers == 2 and clone._pool is None
+    provider.close()

@@ -693,18 +693,25 @@ class VideoFrameProvider:
         bounds = np.linspace(0, len(frames), k + 1).round().astype(int)
         return [frames[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
-    def _place(self, members: list[tuple[_Request, _Entry]], chunk: list[int], data: Any, backend: str) -> None:
+    def _place(
+        self, members: list[tuple[_Request, _Entry]], chunk: list[int], data: Any, backend: str, n_tasks: int
+    ) -> None:
         # decoders return N x C x H x W views over N x H x W x C memory (like torchcodec): keep rows as
         # H x W x C so caching and stacking are plain memory copies, never per-pixel transposes
         nhwc = data.permute(0, 2, 3, 1)
         if not nhwc.is_contiguous():
             nhwc = nhwc.contiguous()
         pos = {f: i for i, f in enumerate(chunk)}
+        # a call larger than the cache would evict its own frames while inserting them: copy only the
+        # last ones of each chunk, which are what an LRU would keep anyway
+        row_bytes = nhwc[0].numel() if len(nhwc) else 1
+        keep_from = len(chunk) - self._cache.max_bytes // row_bytes // max(1, n_tasks)
         for req, entry in members:
             entry.batch, entry.pos = nhwc, pos[entry.frame]
             entry.data = nhwc[entry.pos]
             req.backend = backend
-            self._cache.put(self._cache_key(req, entry), entry.data)
+            if entry.pos >= keep_from:
+                self._cache.put(self._cache_key(req, entry), entry.data)
 
     def _run_tasks(self, tasks: list[tuple[str, list, list[int]]]) -> list[Any]:
         """Decode every (kind, members, frames) task; results are (data, backend) or the FrameDecodeError.
@@ -716,7 +723,7 @@ class VideoFrameProvider:
                 data, backend = self._decode_file(kind, members[0][0], chunk)
             except FrameDecodeError as exc:
                 return exc
-            self._place(members, chunk, data, backend)  # on the decoding thread: cache copies in parallel
+            self._place(members, chunk, data, backend, len(tasks))  # on the decoding thread: copies in parallel
             return backend
 
         if self.config.workers <= 1 or len(tasks) <= 1:
@@ -770,6 +777,28 @@ class VideoFrameProvider:
         self._count(decoder.name, len(frames))
         return data, decoder.name
 
+    def _gather(self, rows: list[Any]) -> Any:
+        """Stack H x W x C rows into one N x H x W x C tensor; with workers > 1 and a large result the
+        copies run on the pool too (torch copies release the GIL)."""
+        import torch
+
+        nbytes = rows[0].numel() * len(rows)
+        if self.config.workers <= 1 or self._pool is None or nbytes < (16 << 20):
+            return torch.stack(rows)
+        out = torch.empty((len(rows), *rows[0].shape), dtype=rows[0].dtype)
+
+        def copy(bounds: tuple[int, int]) -> None:
+            for i in range(*bounds):
+                out[i].copy_(rows[i])
+
+        edges = np.linspace(0, len(rows), self.config.workers + 1).round().astype(int)
+        spans = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+        futures = [self._pool.submit(copy, span) for span in spans[1:]]
+        copy(spans[0])
+        for f in futures:
+            f.result()
+        return out
+
     def _count(self, backend: str, n: int) -> None:
         with self._stats_lock:
             self._decoded[backend] = self._decoded.get(backend, 0) + n
@@ -799,7 +828,7 @@ class VideoFrameProvider:
             ):
                 data = batch.permute(0, 3, 1, 2)  # exactly one decoded batch, in order: no copy
             elif entries:
-                data = torch.stack([e.data for e in entries]).permute(0, 3, 1, 2)
+                data = self._gather([e.data for e in entries]).permute(0, 3, 1, 2)
             else:
                 data = torch.empty((0, 3, 0, 0), dtype=torch.uint8)
         else:
