@@ -5,18 +5,19 @@ Datasets (generated once into the user cache by the sample generator, `default_s
 - a long single episode: 1280x720 @ 30 fps, AV1 GOP 2, `--long-seconds` (default 300 s).
 
 Workloads, per episode per camera: 8 uniform keyframes (first and last frame included) and 1 Hz; the times
-are the episode's float32 parquet timestamps. Methods, timed side by side in one run (best of `--repeats`):
-- provider, 1 worker: `make_frame_provider(rows)` (auto -> torchcodec), fresh provider, decoders and pts
-  tables per run, one `frames_at` call per episode x camera;
-- provider, 2 workers: the same provider shared by 2 threads;
-- bare torchcodec: one `VideoDecoder(seek_mode="approximate")` per file and one `get_frames_at` call per
-  episode x camera with index round((from_timestamp + t) * fps), as lerobot does: the floor;
-- PyAV seek: one container per file; per time, seek to the keyframe before it and decode forward;
-- ffmpeg per frame: one `ffmpeg -ss T -i FILE -frames:v 1` process per time (the original design's approach;
+are the episode's float32 parquet timestamps; one call per episode x camera. Methods, timed side by side in
+one run (best of `--repeats`, methods interleaved):
+- warm (steady state: decoders open, pts tables known; the provider's frame cache is cleared before each
+  run): the provider with 1 worker, with `workers=2` (each call's frames decoded by 2 threads), one provider
+  shared by 2 caller threads, and bare torchcodec (one `VideoDecoder(seek_mode="approximate")` per file,
+  one `get_frames_at` per job with index round((from_timestamp + t) * fps), as lerobot does: the floor);
+- cold (everything created inside the timed run): the provider (fresh provider, decoders, pts tables),
+  bare torchcodec, PyAV seek (one container per file; per time, seek to the keyframe before it and decode
+  forward) and `ffmpeg -ss T -i FILE -frames:v 1`, one process per time (the original design's approach;
   timed on the first `--ffmpeg-max` times of a workload).
 Every method's frames are compared with the provider's on the 8-keyframe workload (untimed).
-Peak RSS of 1 Hz over the long episode (provider, `iter_frames_at` in chunks of 16) is measured in a fresh
-subprocess for the first 60 s and for the whole episode.
+Peak RSS of 1 Hz over the long episode (`iter_frames_at` in chunks of 16) is measured in a fresh
+subprocess for the first 60 s, half and all of the episode.
 
 Run: `.venv/bin/python benchmarks/decode.py [--repeats 3] [--long-seconds 300] [--out docs/benchmarks.md]`
 (prints a markdown section; with --out, replaces the "Decoding" section of that file).
@@ -103,29 +104,63 @@ def _camera(row: dict, key: str) -> dict:
 # -- methods -------------------------------------------------------------------------------------------------
 
 
-def run_provider(root: Path, jobs: list, workers: int, keep: bool = False) -> list:
+def run_provider(root: Path, jobs: list, workers: int = 1, keep: bool = False, **options: Any) -> list:
+    """Cold: a fresh provider (no open decoders, no pts tables, empty cache), one `frames_at` per job."""
     from lerobot_keyframes.frames import make_frame_provider
     from lerobot_keyframes.frames.decoders import clear_index_cache
 
-    clear_index_cache()  # cold: the provider pays for its pts tables in every run
+    clear_index_cache()
     rows = {row["episode_index"]: row for row, _, _ in jobs}
-    provider = make_frame_provider(list(rows.values()))  # the same episode rows the other methods get
+    provider = make_frame_provider(list(rows.values()), workers=workers, **options)  # same rows as the others
+    try:
+        out = []
+        for row, key, times in jobs:
+            frames = provider.frames_at(row["episode_index"], times, key)
+            out.append(frames.data if keep else len(frames))
+        return out
+    finally:
+        provider.close()
 
-    def one(job: tuple) -> Any:
+
+class WarmProvider:
+    """Steady state: one provider kept across runs (decoders open in every thread that used them, pts
+    tables known); its frame cache is cleared before each run so every frame is decoded again.
+    `workers`: the provider's own option (each call's frames split over threads); `threads`: caller
+    threads sharing the provider (jobs spread over them)."""
+
+    def __init__(self, jobs: list, workers: int = 1, threads: int = 1, **options: Any) -> None:
+        from lerobot_keyframes.frames import make_frame_provider
+
+        rows = {row["episode_index"]: row for row, _, _ in jobs}
+        self.jobs = jobs
+        self.provider = make_frame_provider(list(rows.values()), workers=workers, **options)
+        self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
+
+    def one(self, job: tuple) -> int:
         row, key, times = job
-        frames = provider.frames_at(row["episode_index"], times, key)
-        return frames.data if keep else len(frames)
+        return len(self.provider.frames_at(row["episode_index"], times, key))
 
-    if workers == 1:
-        return [one(j) for j in jobs]
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(one, jobs))
+    def __call__(self) -> list:
+        self.provider.cache.clear()
+        if self.pool is None:
+            return [self.one(j) for j in self.jobs]
+        return list(self.pool.map(self.one, self.jobs))
 
 
-def run_torchcodec(root: Path, jobs: list, keep: bool = False) -> list:
+class WarmTorchcodec:
+    """The floor in steady state: one VideoDecoder per file kept across runs, one batch call per job."""
+
+    def __init__(self, root: Path, jobs: list) -> None:
+        self.root, self.jobs, self.decoders = root, jobs, {}
+
+    def __call__(self) -> list:
+        return run_torchcodec(self.root, self.jobs, decoders=self.decoders)
+
+
+def run_torchcodec(root: Path, jobs: list, keep: bool = False, decoders: dict[str, Any] | None = None) -> list:
     from torchcodec.decoders import VideoDecoder
 
-    decoders: dict[str, Any] = {}
+    decoders = {} if decoders is None else decoders
     out = []
     for row, key, times in jobs:
         cam = _camera(row, key)
@@ -237,17 +272,23 @@ def bench_dataset(name: str, root: Path, repeats: int, ffmpeg_max: int) -> list[
     torch.set_num_threads(1)
     results = []
     loads = workloads(root)
-    run_provider(root, loads["8 uniform"][:1], 1)  # warm-up: imports and library loading
+    run_provider(root, loads["8 uniform"][:1])  # warm-up: imports and library loading
     run_torchcodec(root, loads["8 uniform"][:1])
     wrong = mismatches(root, loads["8 uniform"])
     for workload, jobs in loads.items():
-        methods = {
-            "provider, 1 worker": lambda jobs=jobs: run_provider(root, jobs, 1),
-            "provider, 2 workers": lambda jobs=jobs: run_provider(root, jobs, 2),
-            "bare torchcodec batch (floor)": lambda jobs=jobs: run_torchcodec(root, jobs),
-            "PyAV seek": lambda jobs=jobs: run_pyav(root, jobs),
-            "ffmpeg -ss per frame": lambda jobs=jobs: run_ffmpeg(root, jobs, ffmpeg_max),
+        methods: dict[str, Any] = {
+            "warm provider, 1 worker": WarmProvider(jobs),
+            "warm provider, 2 workers": WarmProvider(jobs, workers=2),
+            "warm provider, 2 caller threads": WarmProvider(jobs, threads=2),
+            "warm bare torchcodec": WarmTorchcodec(root, jobs),
+            "cold provider, 1 worker": lambda jobs=jobs: run_provider(root, jobs),
+            "cold bare torchcodec": lambda jobs=jobs: run_torchcodec(root, jobs),
+            "cold PyAV seek": lambda jobs=jobs: run_pyav(root, jobs),
+            "cold ffmpeg -ss per frame": lambda jobs=jobs: run_ffmpeg(root, jobs, ffmpeg_max),
         }
+        for method, fn in methods.items():
+            if method.startswith("warm"):
+                fn()  # open decoders, build pts tables
         times: dict[str, tuple[float, int]] = {}
         for _ in range(repeats):  # interleave the methods so load changes hit all of them alike
             for method, fn in methods.items():
@@ -257,15 +298,26 @@ def bench_dataset(name: str, root: Path, repeats: int, ffmpeg_max: int) -> list[
         for method, (t, n) in times.items():
             results.append({"dataset": name, "workload": workload, "method": method, "seconds": t, "frames": n,
                             "fps": n / t, "jobs": len(jobs)})
-        prov = times["provider, 1 worker"][1] / times["provider, 1 worker"][0]
-        for r in results[-len(methods):]:
-            r["vs_provider"] = r["fps"] / prov
-        ffm = times["ffmpeg -ss per frame"][1] / times["ffmpeg -ss per frame"][0]
-        floor = times["bare torchcodec batch (floor)"][1] / times["bare torchcodec batch (floor)"][0]
-        two = times["provider, 2 workers"][1] / times["provider, 2 workers"][0]
-        results.append({"dataset": name, "workload": workload, "summary": True, "x_ffmpeg": prov / ffm,
-                        "vs_floor": prov / floor, "x_2workers": two / prov, "mismatches": wrong})
+
+        def fps(method: str, times: dict[str, tuple[float, int]] = times) -> float:
+            return times[method][1] / times[method][0]
+
+        warm1 = fps("warm provider, 1 worker")
+        results.append({
+            "dataset": name, "workload": workload, "summary": True,
+            "x_ffmpeg": fps("cold provider, 1 worker") / fps("cold ffmpeg -ss per frame"),
+            "warm_vs_floor": warm1 / fps("warm bare torchcodec"),
+            "cold_vs_floor": fps("cold provider, 1 worker") / fps("cold bare torchcodec"),
+            "x_2workers": fps("warm provider, 2 workers") / warm1,
+            "x_2threads": fps("warm provider, 2 caller threads") / warm1,
+            "mismatches": wrong,
+        })
         print(json.dumps(results[-1]), file=sys.stderr)
+        for fn in methods.values():
+            if isinstance(fn, WarmProvider):
+                fn.provider.close()
+                if fn.pool is not None:
+                    fn.pool.shutdown()
     return results
 
 
@@ -273,7 +325,9 @@ def bench_dataset(name: str, root: Path, repeats: int, ffmpeg_max: int) -> list[
 
 
 def rss_child(root: str, seconds: float, method: str) -> None:
+    import av  # noqa: F401 - every decoding library loaded before the baseline
     import torch
+    import torchcodec.decoders  # noqa: F401
 
     torch.set_num_threads(1)
     from lerobot_keyframes.frames import make_frame_provider
@@ -281,11 +335,12 @@ def rss_child(root: str, seconds: float, method: str) -> None:
     jobs = workloads(Path(root))["1 Hz"]
     row, key, times = jobs[0]
     times = [t for t in times if t < seconds]
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _hwm_mb()
     n = 0
     t0 = time.perf_counter()
-    if method == "provider":
-        provider = make_frame_provider(root)
+    if method.startswith("provider"):
+        options = {"cache_bytes": int(method.split(":")[1]) * 2**20} if ":" in method else {}
+        provider = make_frame_provider(root, **options)
         for chunk in provider.iter_frames_at(row["episode_index"], times, key, batch_size=16):
             n += len(chunk)
     else:  # bare torchcodec, same chunks
@@ -298,8 +353,18 @@ def rss_child(root: str, seconds: float, method: str) -> None:
             idx = [round((cam["from_timestamp"] + t) * fps) for t in times[start : start + 16]]
             n += len(dec.get_frames_at(idx).data)
     elapsed = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"frames": n, "seconds": elapsed, "base_mb": base / 1024, "peak_mb": peak / 1024}))
+    print(json.dumps({"frames": n, "seconds": elapsed, "base_mb": base, "peak_mb": _hwm_mb()}))
+
+
+def _hwm_mb() -> float:
+    """Peak resident set of this process (VmHWM; ru_maxrss would include the pre-exec parent)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure_rss(root: Path, seconds: float, method: str) -> dict[str, Any]:
@@ -321,42 +386,51 @@ def markdown(results: list[dict[str, Any]], rss: list[dict[str, Any]], meta: dic
         f"load average {meta['load_before']:.1f} before / {meta['load_after']:.1f} after the run"
         + (" (other jobs shared the machine: compare rows of one run, not runs)." if meta["load_before"] > 2.5 else "."),
         "",
-        "Frames/s, best of the repeats (methods interleaved). Times are the episodes' float32 parquet timestamps; "
-        "every method decodes to uint8 RGB. `ffmpeg -ss per frame` is timed on the first "
-        f"{meta['ffmpeg_max']} times of a workload. Datasets: sample = 4 episodes x 2 cameras, 320x240 @ 30 fps, "
-        f"6 s; long = one episode, 1280x720 @ 30 fps, {meta['long_seconds']:.0f} s, AV1 GOP 2.",
+        "Frames/s, best of the repeats (methods interleaved). Times are the episodes' float32 parquet timestamps, "
+        "one call per episode x camera; every method returns uint8 RGB. **Warm**: decoders already open and pts "
+        "tables known (the provider's frame cache is cleared before each run, so every frame is decoded); "
+        "**cold**: everything created inside the timed run. `ffmpeg -ss per frame` (one process per time) is "
+        f"timed on the first {meta['ffmpeg_max']} times of a workload. Datasets: sample = 4 episodes x 2 cameras, "
+        f"320x240 @ 30 fps, 6 s (AV1 GOP 2 and H.264 GOP 2); long = one episode, 1280x720 @ 30 fps, "
+        f"{meta['long_seconds']:.0f} s, AV1 GOP 2.",
         "",
-        "| dataset | workload | frames | provider 1 worker | provider 2 workers | bare torchcodec (floor) | PyAV seek | ffmpeg -ss per frame |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| dataset | workload | frames | warm provider 1 worker | warm provider `workers=2` | warm provider, 2 caller "
+        "threads | warm bare torchcodec (floor) | cold provider | cold bare torchcodec | cold PyAV seek | cold ffmpeg -ss "
+        "per frame |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    order = ("warm provider, 1 worker", "warm provider, 2 workers", "warm provider, 2 caller threads",
+             "warm bare torchcodec", "cold provider, 1 worker", "cold bare torchcodec", "cold PyAV seek",
+             "cold ffmpeg -ss per frame")
     keyed: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for r in results:
         if not r.get("summary"):
             keyed.setdefault((r["dataset"], r["workload"]), {})[r["method"]] = r
     for (dataset, workload), m in keyed.items():
-        cells = [f"{m[k]['fps']:.0f}" for k in ("provider, 1 worker", "provider, 2 workers",
-                                                  "bare torchcodec batch (floor)", "PyAV seek", "ffmpeg -ss per frame")]
-        lines.append(f"| {dataset} | {workload} | {m['provider, 1 worker']['frames']} | " + " | ".join(cells) + " |")
-    lines += ["", "Targets: provider >= 40x ffmpeg per frame; within 25 % of the bare torchcodec floor single-threaded; "
-              ">= 1.6x with 2 workers.", "",
-              "| dataset | workload | provider / ffmpeg per frame | provider / floor | 2 workers / 1 worker | "
-              "frames differing from the provider (8 uniform): torchcodec, PyAV seek, ffmpeg -ss |",
+        cells = [f"{m[k]['fps']:.0f}" for k in order]
+        lines.append(f"| {dataset} | {workload} | {m[order[0]]['frames']} | " + " | ".join(cells) + " |")
+    lines += ["", "Targets: provider >= 40x ffmpeg per frame; within 25 % of the bare torchcodec floor "
+              "single-threaded (ratio >= 0.80); >= 1.6x with 2 workers.", "",
+              "| dataset | workload | cold provider / ffmpeg per frame | provider / floor, warm (cold) | "
+              "`workers=2` / 1 worker, warm (2 caller threads) | frames differing from the provider "
+              "(8 uniform): torchcodec, PyAV seek, ffmpeg -ss |",
               "|---|---|---:|---:|---:|---|"]
     for r in results:
         if r.get("summary"):
             mm = r["mismatches"]
             lines.append(
-                f"| {r['dataset']} | {r['workload']} | {r['x_ffmpeg']:.0f}x | {r['vs_floor']:.2f} | {r['x_2workers']:.2f}x | "
+                f"| {r['dataset']} | {r['workload']} | {r['x_ffmpeg']:.0f}x | {r['warm_vs_floor']:.2f} "
+                f"({r['cold_vs_floor']:.2f}) | {r['x_2workers']:.2f}x ({r['x_2threads']:.2f}x) | "
                 f"{mm['bare torchcodec']}, {mm['PyAV seek']}, {mm['ffmpeg per frame']} |"
             )
     if rss:
-        lines += ["", "Peak RSS, 1 Hz over the long episode in a fresh process (frames consumed in chunks of 16; "
-                  "the provider keeps its default 256 MiB frame cache):", "",
-                  "| method | span | frames | seconds | RSS after imports (MiB) | peak RSS (MiB) |",
-                  "|---|---|---:|---:|---:|---:|"]
+        lines += ["", "Peak RSS (VmHWM) of 1 Hz over the long episode in a fresh process, frames consumed in chunks "
+                  "of 16 (`iter_frames_at`); \"after imports\" is torch (CUDA build) + torchcodec + PyAV loaded:", "",
+                  "| method | span | frames | seconds | RSS after imports (MiB) | peak RSS (MiB) | growth (MiB) |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
         for r in rss:
             lines.append(f"| {r['method']} | first {r['span']:.0f} s | {r['frames']} | {r['seconds']:.1f} | "
-                         f"{r['base_mb']:.0f} | {r['peak_mb']:.0f} |")
+                         f"{r['base_mb']:.0f} | {r['peak_mb']:.0f} | {r['peak_mb'] - r['base_mb']:.0f} |")
     if meta.get("notes"):
         lines += ["", *meta["notes"]]
     return "\n".join(lines) + "\n"
@@ -399,10 +473,10 @@ def main() -> None:
     rss = []
     if not args.skip_long:
         long_root = datasets["long 720p AV1"]
-        for method in ("provider", "bare torchcodec"):
-            for span in (60.0, args.long_seconds):
-                r = measure_rss(long_root, span, "provider" if method == "provider" else "torchcodec")
-                rss.append({"method": method, "span": span, **r})
+        for method, arg in (("provider (default 64 MiB frame cache)", "provider"),
+                            ("provider, cache off", "provider:0"), ("bare torchcodec", "torchcodec")):
+            for span in sorted({60.0, args.long_seconds / 2, args.long_seconds}):
+                rss.append({"method": method, "span": span, **measure_rss(long_root, span, arg)})
     meta = {
         "when": time.strftime("%Y-%m-%d"), "python": platform.python_version(), "cpus": os.cpu_count(),
         "load_before": load_before, "load_after": os.getloadavg()[0], "ffmpeg_max": args.ffmpeg_max,
