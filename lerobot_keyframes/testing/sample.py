@@ -187,6 +187,13 @@ def make_sample_dataset(
     return write_sample_dataset(out, spec, overwrite=overwrite)
 
 
+def restore_scheduling() -> None:
+    """SVT-AV1 switches the calling thread to SCHED_FIFO 99 when it may (as root); children inherit it and a
+    busy real-time thread starves a 2-core machine. Put the thread back to the normal policy."""
+    if hasattr(os, "sched_setscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
 def av_errors() -> tuple[type[BaseException], ...]:
     import av
 
@@ -210,6 +217,7 @@ def write_sample_dataset(out: str | Path, spec: SampleSpec, *, overwrite: bool =
             shutil.rmtree(tmp, ignore_errors=True)
             tmp = _fresh_dir(out.parent, out.name)
             _write_dataset(tmp, spec)
+        restore_scheduling()
         if out.is_dir() and not out.is_symlink():
             shutil.rmtree(out)
         elif out.exists() or out.is_symlink():
@@ -367,6 +375,7 @@ class _VideoWriter:
     def end_episode(self) -> None:
         """Flush the episode's encoder and append its packets to the current file."""
         self._episode.mux(self._episode_stream.encode(None))
+        restore_scheduling()
         self._episode.close()
         self._episode = None
         assert self._episode_buf is not None
