@@ -367,6 +367,7 @@ def rss_child(root: str, seconds: float, method: str) -> None:
         provider = make_frame_provider(root, **options)
         for chunk in provider.iter_frames_at(row["episode_index"], times, key, batch_size=16):
             n += len(chunk)
+            del chunk  # like the torchcodec loop below: hold one chunk at a time
     else:  # bare torchcodec, same chunks
         from torchcodec.decoders import VideoDecoder
 

@@ -64,6 +64,15 @@ def test_full_run_writes_valid_language_columns(sample_root: Path, tmp_path: Pat
     assert provenance["model_id"] == VLM.model_id and provenance["episodes"] == 2
     # the source dataset is untouched
     assert "language_persistent" not in json.loads((sample_root / "meta/info.json").read_text())["features"]
+    assert result.frames["cached"] > 0  # modules asking for the same keyframes share one decode
+    assert "served from the frame cache" in result.summary()
+
+
+def test_frame_cache_off_decodes_again_with_the_same_output(sample_root: Path, tmp_path: Path) -> None:
+    cached = run_annotation(_config(sample_root, tmp_path / "a"), VLM, backend=ScriptedBackend(oracle))
+    plain = run_annotation(_config(sample_root, tmp_path / "b", frame_cache_mb=0), VLM, backend=ScriptedBackend(oracle))
+    assert plain.frames == {"decoded": cached.frames["decoded"] + cached.frames["cached"], "cached": 0}
+    assert read_dataset_annotations(tmp_path / "b") == read_dataset_annotations(tmp_path / "a")
 
 
 def test_resume_skips_finished_work_and_partial_rerun_keeps_other_episodes(sample_root: Path, tmp_path: Path) -> None:

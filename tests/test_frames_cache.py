@@ -16,7 +16,7 @@ FRAME_BYTES = 3 * 96 * 128
 
 def test_second_request_is_served_from_cache() -> None:
     root = cached_dataset("av1", 2)
-    provider = make_frame_provider(root, backend="torchcodec")
+    provider = make_frame_provider(root, backend="torchcodec", cache_bytes=8 << 20)
     times = parquet_times(1)[:10]
     first = provider.frames_at(1, times)
     s1 = provider.stats()
@@ -33,7 +33,7 @@ def test_second_request_is_served_from_cache() -> None:
 
 def test_partial_hits_decode_only_the_rest() -> None:
     root = cached_dataset("av1", 2)
-    provider = make_frame_provider(root, backend="pyav")
+    provider = make_frame_provider(root, backend="pyav", cache_bytes=8 << 20)
     provider.frames_at(0, [0.0, 0.5])
     frames = provider.frames_at(0, [0.0, 0.2, 0.5, 1.0])
     assert provider.stats().decoded_frames == {"pyav": 4}
@@ -59,12 +59,15 @@ def test_cache_is_bounded_in_bytes_lru() -> None:
     assert provider.stats().cache.misses == 1
 
 
-def test_cache_disabled() -> None:
-    provider = make_frame_provider(cached_dataset("av1", 2), cache_bytes=0)
-    provider.frames_at(0, [0.0])
-    provider.frames_at(0, [0.0])
+@pytest.mark.parametrize("options", [{"cache_bytes": 0}, {}], ids=["cache_bytes=0", "default"])
+def test_cache_disabled(options: dict) -> None:
+    """Off by default: single-pass callers (datasets.map) must not pay a copy per decoded frame."""
+    provider = make_frame_provider(cached_dataset("av1", 2), **options)
+    first = provider.frames_at(0, [0.0])
+    second = provider.frames_at(0, [0.0])
     stats = provider.stats()
     assert stats.cache.entries == 0 and stats.decoded_frames["torchcodec"] == 2
+    assert second.backend == "torchcodec" and torch.equal(first.data, second.data)
 
 
 def test_frame_cache_unit_lru_and_copies() -> None:

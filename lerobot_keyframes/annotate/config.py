@@ -111,6 +111,7 @@ class AnnotateConfig:
     skip_validation: bool = False
     on_error: str = "skip"  # skip: report the episode and go on; stop: abort the run
     frame_backend: str = "auto"
+    frame_cache_mb: int = 64  # decoded frames kept for the modules that ask for the same keyframes
     plan: PlanConfig = field(default_factory=PlanConfig)
     interjections: InterjectionsConfig = field(default_factory=InterjectionsConfig)
     vqa: VqaConfig = field(default_factory=VqaConfig)
@@ -129,6 +130,8 @@ class AnnotateConfig:
             raise ValueError("--push_staging_only=true needs --push_to_hub=true and --push_branch=<branch>")
         if self.on_error not in ("skip", "stop"):
             raise ValueError(f"--on_error must be 'skip' or 'stop', got {self.on_error!r}")
+        if self.frame_cache_mb < 0:
+            raise ValueError(f"--frame_cache_mb must be >= 0, got {self.frame_cache_mb}")
         if self.plan.derive_task_from_video not in ("off", "if_short", "always"):
             raise ValueError("--plan.derive_task_from_video must be off, if_short or always")
         unknown = set(self.vqa.question_types) - set(QUESTION_TYPES)

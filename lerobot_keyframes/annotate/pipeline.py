@@ -52,6 +52,7 @@ class AnnotateResult:
     validation: Any = None
     provenance: dict[str, Any] = field(default_factory=dict)
     push: Any = None
+    frames: dict[str, int] = field(default_factory=dict)  # decoded / served from the frame cache (local engine)
 
     def summary(self) -> str:
         ok = len(self.episodes) - len(self.failures)
@@ -63,6 +64,8 @@ class AnnotateResult:
             + "; reused from staging " + ", ".join(f"{m}={n}" for m, n in sorted(self.modules_reused.items())),
             "rows per style " + ", ".join(f"{s}={n}" for s, n in sorted(self.rows_per_style.items())),
         ]
+        if self.frames:
+            lines.append(f"frames decoded {self.frames['decoded']}, served from the frame cache {self.frames['cached']}")
         if self.validation is not None:
             lines.append(f"validation: {getattr(self.validation, 'summary', lambda: self.validation)()}")
         if self.push is not None:
@@ -264,7 +267,7 @@ def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, pro
     if provider is None:
         from ..frames import make_frame_provider
 
-        provider = make_frame_provider(rows, backend=config.frame_backend)
+        provider = make_frame_provider(rows, backend=config.frame_backend, cache_bytes=config.frame_cache_mb << 20)
     if backend is None and any(getattr(config, m).enabled for m in ("plan", "interjections", "vqa")):
         from ..vlm import make_backend
 
@@ -284,6 +287,10 @@ def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, pro
         await _run_all(contexts, staging, keys, result, config)
 
     asyncio.run(main())
+    stats = getattr(provider, "stats", None)
+    if callable(stats):
+        got = stats()
+        result.frames = {"decoded": sum(got.decoded_frames.values()), "cached": got.cache.hits}
     return finish_run(run, config, vlm, keys, started)
 
 

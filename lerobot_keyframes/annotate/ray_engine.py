@@ -199,7 +199,8 @@ class AnnotateEpisodes:
         from ..frames import make_frame_provider
 
         e = int(row["episode_index"])
-        provider = PrefetchedProvider(prefetched, lambda: make_frame_provider([row], backend=self.config.frame_backend))
+        provider = PrefetchedProvider(prefetched, lambda: make_frame_provider(
+            [row], backend=self.config.frame_backend, cache_bytes=self.config.frame_cache_mb << 20))
         local = AnnotateResult(output_root=Path("."), staging_dir=self.staging.dir, episodes=[e])
         ctx = EpisodeContext(episode=row, config=self.config, provider=provider, backend=self.backend,
                              requests=requests, stats=local.stats, model_family=self.family)
