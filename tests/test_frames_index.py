@@ -42,3 +42,28 @@ def test_iter_frames_at_chunks() -> None:
     chunks = list(provider.iter_frames_at(1, times, batch_size=16))
     assert [len(c) for c in chunks] == [16, 16, 16, 2]
     assert sum((c.indices for c in chunks), ()) == tuple(range(LENGTHS[1]))
+
+
+@pytest.mark.parametrize("backend", ["pyav", "torchcodec"])
+def test_misnamed_container_still_opens(tmp_path, backend: str) -> None:
+    """mp4-named files skip FFmpeg's format probe; a Matroska file with an .mp4 name must still open."""
+    import av
+
+    from lerobot_keyframes.frames.decoders import open_decoder
+    from lerobot_keyframes.frames.decoders.index import open_container
+
+    src = video_file(cached_dataset("h264", 30), FRONT, 1)
+    path = tmp_path / "really_matroska.mp4"
+    with av.open(str(src)) as inp, av.open(str(path), "w", format="matroska") as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.size:
+                packet.stream = stream
+                out.mux(packet)
+    with open_container(str(path)) as container:
+        assert container.format.name == "matroska,webm"
+    index = build_file_index(str(path))
+    assert len(index) == LENGTHS[2]
+    got = open_decoder(backend, str(path), index).decode([0, 7, LENGTHS[2] - 1])
+    want = open_decoder(backend, str(src), build_file_index(str(src))).decode([0, 7, LENGTHS[2] - 1])
+    assert got.shape == want.shape and bool((got == want).all())

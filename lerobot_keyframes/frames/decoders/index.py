@@ -59,8 +59,8 @@ class FileIndex:
         n = len(self.seconds)
         if n == 0:
             return np.full(seconds.shape, -1, dtype=np.int64)
-        right = np.clip(np.searchsorted(self.seconds, seconds, side="left"), 0, n - 1)
-        left = np.clip(right - 1, 0, n - 1)
+        right = np.minimum(np.searchsorted(self.seconds, seconds, side="left"), n - 1)
+        left = np.maximum(right - 1, 0)
         pick_left = np.abs(seconds - self.seconds[left]) <= np.abs(self.seconds[right] - seconds)
         return np.where(pick_left, left, right).astype(np.int64)
 
@@ -197,11 +197,26 @@ def build_file_index(path: str, *, from_header: bool = True) -> FileIndex:
     )
 
 
-def _open(path: str) -> Any:
+_MP4_SUFFIXES = (".mp4", ".mov", ".m4v")
+
+
+def open_container(path: str) -> Any:
+    """`av.open` for reading; mp4/mov files skip FFmpeg's format probing (half the open time on small
+    files: the cold path opens every file once). Anything that fails that way is opened again normally,
+    so a misnamed file still opens and a broken one raises FFmpeg's own error."""
     import av
 
+    if path.lower().endswith(_MP4_SUFFIXES):
+        try:
+            return av.open(path, format="mov")
+        except Exception:  # not really mp4, or broken: probe, and let FFmpeg's error speak
+            pass
+    return av.open(path)
+
+
+def _open(path: str) -> Any:
     try:
-        return av.open(path)
+        return open_container(path)
     except Exception as exc:  # PyAV raises av.error.* (OSError/ValueError subclasses) for broken files
         raise BackendDecodeError(f"cannot open video ({type(exc).__name__}: {exc})") from exc
 
@@ -230,11 +245,10 @@ def _pts_from_packets(path: str) -> tuple[list[int], list[bool]]:
 
 def _pts_by_decoding(path: str) -> tuple[list[int], list[bool]]:
     """Fallback for containers without packet pts: decode once and read the frames' own pts."""
-    import av
 
     pts: list[int] = []
     key: list[bool] = []
-    with av.open(path) as container:
+    with open_container(path) as container:
         for frame in container.decode(video=0):
             if frame.pts is None:
                 raise BackendDecodeError("frames without presentation timestamps; cannot index the video")

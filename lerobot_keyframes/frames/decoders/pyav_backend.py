@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .base import BackendDecodeError
+from .index import open_container
 
 if TYPE_CHECKING:
     import torch
@@ -29,12 +30,10 @@ class PyAVDecoder:
     name = "pyav"
 
     def __init__(self, path: str, index: FileIndex, *, threads: int = 1) -> None:
-        import av
-
         self.path = path
         self.index = index
         try:
-            self._container = av.open(path)
+            self._container = open_container(path)
             self._stream = self._container.streams.video[0]
         except Exception as exc:
             raise BackendDecodeError(f"PyAV cannot open the video ({type(exc).__name__}: {exc})") from exc

@@ -10,6 +10,7 @@ old releases called the class `SimpleVideoDecoder`).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Sequence
@@ -34,11 +35,16 @@ def _decoder_class() -> Any:
     return cls
 
 
-def _supported_kwargs(cls: Any, wanted: dict[str, Any]) -> dict[str, Any]:
+@functools.cache
+def _parameters(cls: Any) -> frozenset[str]:
     try:
-        params = inspect.signature(cls).parameters
+        return frozenset(inspect.signature(cls).parameters)
     except (TypeError, ValueError):
-        return {}
+        return frozenset()
+
+
+def _supported_kwargs(cls: Any, wanted: dict[str, Any]) -> dict[str, Any]:
+    params = _parameters(cls)  # cached: inspecting the signature costs more than opening a small video
     return {k: v for k, v in wanted.items() if k in params}
 
 
