@@ -21,20 +21,10 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported
 
 from lerobot_keyframes.annotate import AnnotateConfig, ExecutorConfig, PlanConfig, run_annotation
 from lerobot_keyframes.testing.sample import default_sample_dataset
-from lerobot_keyframes.testing.scripted import ScriptedBackend, prompt_text, schema_example
+from lerobot_keyframes.testing.scripted import ScriptedBackend, plausible_answers
 from lerobot_keyframes.vlm import VlmConfig
 
-
-def responder(conversation, schema):
-    text = prompt_text(conversation)
-    if "subtasks" in (schema or {}).get("properties", {}):
-        import re
-
-        lo, hi = (float(v) for v in re.search(r"cover ([0-9.]+) s to ([0-9.]+) s", text).groups())
-        mid = round((lo + hi) / 2, 2)
-        return {"subtasks": [{"text": "pick up the cube", "start": lo, "end": mid},
-                             {"text": "place the cube", "start": mid, "end": hi}]}
-    return schema_example(schema)
+responder = plausible_answers
 
 
 def run(root: Path, backend: ScriptedBackend, parallelism: int) -> dict:

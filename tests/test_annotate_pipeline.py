@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from lerobot_keyframes.annotate.config import AnnotateConfig, InterjectionsConfi
 from lerobot_keyframes.annotate.pipeline import run_annotation
 from lerobot_keyframes.language import read_dataset_annotations as _read
 from lerobot_keyframes.language import validate_dataset
-from lerobot_keyframes.testing.scripted import ScriptedBackend, count_images, prompt_text, schema_example
+from lerobot_keyframes.testing.scripted import ScriptedBackend, count_images, plausible_answers, prompt_text
 from lerobot_keyframes.vlm.config import VlmConfig
 
 
@@ -25,18 +24,9 @@ VLM = VlmConfig(backend="openai", model_id="scripted-qwen2.5-vl")
 
 
 def oracle(conversation: list[dict[str, Any]], schema: dict[str, Any] | None) -> Any:
-    """Plausible answers: spans from the prompt's time window, schema-shaped answers for the rest."""
-    text = prompt_text(conversation)
-    assert count_images(conversation) > 0 or "Write" in text  # every visual prompt goes out with its images
-    m = re.search(r"cover ([0-9.]+) s to ([0-9.]+) s", text)
-    if m and "subtasks" in (schema or {}).get("properties", {}):
-        lo, hi = float(m.group(1)), float(m.group(2))
-        mid = round((lo + hi) / 2, 2)
-        return {"subtasks": [{"text": "pick up the cube", "start": lo, "end": mid},
-                             {"text": "place the cube on the pad", "start": mid, "end": hi}]}
-    if "rephrasings" in (schema or {}).get("properties", {}):
-        return {"rephrasings": ["move the cube onto the pad", "put the cube on the pad"]}
-    return schema_example(schema or {"type": "object"})
+    """Plausible answers; every visual prompt must go out with its images."""
+    assert count_images(conversation) > 0 or "Write" in prompt_text(conversation)
+    return plausible_answers(conversation, schema)
 
 
 def _config(root: Path, out: Path, **kw: Any) -> AnnotateConfig:

@@ -24,25 +24,12 @@ from lerobot_keyframes.annotate.config import (
 )
 from lerobot_keyframes.annotate.pipeline import run_annotation
 from lerobot_keyframes.language import read_dataset_annotations
-from lerobot_keyframes.testing.scripted import ScriptedBackend, prompt_text, schema_example
+from lerobot_keyframes.testing.scripted import ScriptedBackend
+from lerobot_keyframes.testing.scripted import plausible_answers as oracle
 from lerobot_keyframes.vlm.config import VlmConfig
 
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 SCRIPTED = VlmConfig(backend="openai", model_id="scripted-qwen2.5-vl")
-
-
-def oracle(conversation: list[dict[str, Any]], schema: dict[str, Any] | None) -> Any:
-    """Deterministic plausible answers: spans from the prompt's time window, schema-shaped answers otherwise."""
-    text = prompt_text(conversation)
-    m = re.search(r"cover ([0-9.]+) s to ([0-9.]+) s", text)
-    if m and "subtasks" in (schema or {}).get("properties", {}):
-        lo, hi = float(m.group(1)), float(m.group(2))
-        mid = round((lo + hi) / 2, 2)
-        return {"subtasks": [{"text": "pick up the cube", "start": lo, "end": mid},
-                             {"text": "place the cube on the pad", "start": mid, "end": hi}]}
-    if "rephrasings" in (schema or {}).get("properties", {}):
-        return {"rephrasings": ["move the cube onto the pad", "put the cube on the pad"]}
-    return schema_example(schema or {"type": "object"})
 
 
 class CrashOnce:

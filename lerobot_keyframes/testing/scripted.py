@@ -160,3 +160,25 @@ def window_of(prompt: str) -> tuple[float, float] | None:
     """The `[start, end]` time window a segment prompt covers, read back from its text."""
     m = re.search(r"cover ([0-9.]+) s to ([0-9.]+) s", prompt)
     return (float(m.group(1)), float(m.group(2))) if m else None
+
+
+DEFAULT_SUBTASKS = ("pick up the cube", "place the cube on the pad")
+
+
+def plausible_answers(
+    conversation: Sequence[dict[str, Any]], schema: dict[str, Any] | None, subtasks: Sequence[str] = DEFAULT_SUBTASKS
+) -> Any:
+    """A deterministic responder with answers a careful model could give: a segment prompt gets
+    `subtasks` cut into equal spans of the time window it asks for, a rephrasing prompt two rephrasings,
+    anything else the simplest answer of its schema. Module-level, so Ray workers can unpickle it
+    (bind other labels with `functools.partial`)."""
+    properties = (schema or {}).get("properties", {})
+    window = window_of(prompt_text(conversation))
+    if window is not None and "subtasks" in properties:
+        lo, hi = window
+        cuts = [lo + (hi - lo) * k / len(subtasks) for k in range(len(subtasks) + 1)]
+        return {"subtasks": [{"text": text, "start": round(a, 2), "end": round(b, 2)}
+                             for text, a, b in zip(subtasks, cuts, cuts[1:])]}
+    if "rephrasings" in properties:
+        return {"rephrasings": ["move the cube onto the pad", "put the cube on the pad"]}
+    return schema_example(schema or {"type": "object"})

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import re
+import functools
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from lerobot_keyframes.annotate import AnnotateConfig, MotionConfig, PlanConfig, run_annotation
 from lerobot_keyframes.language import LANGUAGE_EVENTS, LANGUAGE_PERSISTENT, read_dataset_annotations
 from lerobot_keyframes.testing.sample import make_sample_dataset
-from lerobot_keyframes.testing.scripted import ScriptedBackend, prompt_text, schema_example
+from lerobot_keyframes.testing.scripted import ScriptedBackend, plausible_answers
 from lerobot_keyframes.vlm.config import VlmConfig
 
-
-def _oracle(conversation: list[dict[str, Any]], schema: dict[str, Any] | None) -> Any:
-    m = re.search(r"cover ([0-9.]+) s to ([0-9.]+) s", prompt_text(conversation))
-    if m and "subtasks" in (schema or {}).get("properties", {}):
-        lo, hi = float(m.group(1)), float(m.group(2))
-        cuts = [lo + (hi - lo) * k / 3 for k in range(4)]
-        labels = ["reach for the cube", "carry the cube to the pad", "release the cube"]
-        return {"subtasks": [{"text": t, "start": round(a, 2), "end": round(b, 2)}
-                             for t, a, b in zip(labels, cuts, cuts[1:])]}
-    return schema_example(schema or {"type": "object"})
+_oracle = functools.partial(
+    plausible_answers, subtasks=("reach for the cube", "carry the cube to the pad", "release the cube")
+)
 
 
 @pytest.fixture(scope="module", params=["av1", "h264"])
