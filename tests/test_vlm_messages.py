@@ -15,9 +15,11 @@ from lerobot_keyframes.vlm.jsonparse import extract_json, parse_answer
 from lerobot_keyframes.vlm.messages import (
     check_conversation,
     image_uuid,
+    media_io_kwargs,
     to_hf_messages,
     to_openai_messages,
     to_vllm_messages,
+    video_server_metadata,
     video_timing,
 )
 from lerobot_keyframes.vlm.schema import estimate_max_chars
@@ -215,3 +217,36 @@ def test_config_validates_and_names_flags() -> None:
     with pytest.raises(AttributeError):
         cfg.model_id = "x"  # type: ignore[misc]
     assert "sk-secret" not in repr(VlmConfig(api_key="sk-secret"))
+
+
+def _server_times(md: dict) -> tuple[list[float], float]:
+    """What vLLM's Qwen3-VL prints as frame times, and Qwen2.5-VL's sampled rate (transformers' rule)."""
+    return [i / md["fps"] for i in md["frames_indices"]], len(md["frames_indices"]) / md["total_num_frames"] * md["fps"]
+
+
+def test_video_server_metadata_places_frames_at_their_times() -> None:
+    frames = [img((0, 0, i)) for i in range(4)]
+    plain = {"type": "video", "video": frames, "timestamps": [1.0, 1.5, 2.0, 2.5]}
+    md = video_server_metadata(plain)
+    times, rate = _server_times(md)
+    assert times == pytest.approx([1.0, 1.5, 2.0, 2.5], abs=1e-3) and rate == pytest.approx(2.0, rel=1e-3)
+    assert md["total_num_frames"] >= 4 and md["duration"] == pytest.approx(md["total_num_frames"] / md["fps"])
+    # a block from the keyframe engine keeps the source frame numbers (30 fps episode, frames 30, 45, 60, 75)
+    sourced = dict(plain, video_metadata={"fps": 30.0, "frames_indices": [30, 45, 60, 75], "total_num_frames": 300})
+    md = video_server_metadata(sourced)
+    assert md["fps"] == 30.0 and md["frames_indices"] == [30, 45, 60, 75]
+    times, rate = _server_times(md)
+    assert times == pytest.approx([1.0, 1.5, 2.0, 2.5]) and rate == pytest.approx(2.0, rel=0.02)
+    # fps only (no timestamps): from 0 s at that rate
+    times, rate = _server_times(video_server_metadata({"type": "video", "video": frames, "fps": 4.0}))
+    assert times == pytest.approx([0.0, 0.25, 0.5, 0.75]) and rate == pytest.approx(4.0)
+
+
+def test_media_io_kwargs_per_request() -> None:
+    assert media_io_kwargs(conversation()[:1]) is None
+    video = {"type": "video", "video": [img((0, 0, 0))] * 2, "timestamps": [0.0, 0.5]}
+    one = [{"role": "user", "content": [{"type": "text", "text": "what happens?"}, video]}]
+    assert media_io_kwargs(one) == {"video": video_server_metadata(video)}
+    other = dict(video, timestamps=[3.0, 4.0])
+    with pytest.raises(ValueError, match="separate requests"):
+        media_io_kwargs([{"role": "user", "content": [video, other]}])

@@ -81,6 +81,25 @@ def test_concurrency_cap_order_and_request_shape() -> None:
         assert with_image["messages"][0]["content"][0]["image_url"]["url"].startswith(
             "data:image/jpeg;base64,"
         )
+        assert "media_io_kwargs" not in body  # only requests with a video say when its frames were taken
+
+
+def test_video_requests_say_when_their_frames_were_taken() -> None:
+    from PIL import Image
+
+    from lerobot_keyframes.vlm.messages import video_server_metadata
+
+    video = {"type": "video", "video": [Image.new("RGB", (32, 32), (9 * i, 0, 0)) for i in range(4)],
+             "timestamps": [2.0, 2.5, 3.0, 3.5]}
+    with FakeOpenAIServer() as server:
+        result = backend_for(server).generate([[{"role": "user", "content": [video, {"type": "text", "text": "id=7"}]}]],
+                                              SCHEMA)[0]
+        assert result.ok, result.failure
+        body = server.stats.bodies[0]
+        assert body["messages"][0]["content"][0]["video_url"]["url"].startswith("data:video/jpeg;base64,")
+        assert body["media_io_kwargs"] == {"video": video_server_metadata(video)}
+        md = body["media_io_kwargs"]["video"]
+        assert [i / md["fps"] for i in md["frames_indices"]] == pytest.approx([2.0, 2.5, 3.0, 3.5], abs=1e-3)
 
 
 def test_cap_holds_across_concurrent_agenerate_calls() -> None:
@@ -302,3 +321,17 @@ def test_missing_transformers_extra_names_the_install_command(monkeypatch: pytes
     monkeypatch.setitem(sys.modules, "xgrammar", None)
     with pytest.raises(MissingExtraError, match=r"pip install 'lerobot_keyframes\[transformers\]'"):
         make_backend(VlmConfig(backend="transformers"))
+
+
+def test_a_server_refusing_media_io_kwargs_still_answers_video_requests(caplog: pytest.LogCaptureFixture) -> None:
+    from PIL import Image
+
+    video = {"type": "video", "video": [Image.new("RGB", (32, 32), (0, 0, 0))] * 2, "timestamps": [0.0, 0.5]}
+    convs = [[{"role": "user", "content": [video, {"type": "text", "text": f"id={i}"}]}] for i in range(3)]
+    with FakeOpenAIServer(reject_media_io_kwargs=True) as server, caplog.at_level("WARNING"):
+        results = backend_for(server, client_concurrency=1).generate(convs, SCHEMA)
+        assert [r.parsed for r in results] == [{"id": i, "ok": True} for i in range(3)]
+        assert all(r.attempts == 1 for r in results)  # the refusal does not use up a retry
+        sent = [("media_io_kwargs" in b) for b in server.stats.bodies]
+        assert sent == [True, False, False, False]  # asked once, then never again on that server
+    assert caplog.text.count("--trust-request-mm-kwargs (auto_serve does)") == 1

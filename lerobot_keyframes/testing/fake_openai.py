@@ -11,7 +11,9 @@ scripted per request by directives in the last user text, e.g. ``"id=7 fail429=2
 - ``short=T``: ``finish_reason="length"`` while ``max_tokens < T``;
 - ``prose``: wrap the JSON answer in prose (for the tolerant extractor);
 - ``delay=S``: answer after S seconds (default ``latency``).
-``reject_response_format=True`` makes every request carrying ``response_format`` fail with HTTP 400.
+``reject_response_format=True`` makes every request carrying ``response_format`` fail with HTTP 400;
+``reject_media_io_kwargs=True`` does the same for ``media_io_kwargs``, with vLLM's message and ``param``
+(a vLLM server started without ``--trust-request-mm-kwargs``).
 ``GET /v1/stats`` (and ``POST /v1/stats/reset``) expose the counters to a client in another process;
 ``python -m lerobot_keyframes.testing.fake_openai --latency 0.05`` serves until killed and prints its port.
 """
@@ -50,12 +52,14 @@ class FakeOpenAIServer:
         latency: float = 0.0,
         hang_seconds: float = 5.0,
         reject_response_format: bool = False,
+        reject_media_io_kwargs: bool = False,
         keep_bodies: bool = True,
     ) -> None:
         self.model = model
         self.latency = latency
         self.hang_seconds = hang_seconds
         self.reject_response_format = reject_response_format
+        self.reject_media_io_kwargs = reject_media_io_kwargs
         self.keep_bodies = keep_bodies
         self.stats = FakeServerStats()
         self._lock = threading.Lock()
@@ -179,6 +183,12 @@ class FakeOpenAIServer:
                 await asyncio.sleep(delay)
             if self.reject_response_format and "response_format" in request:
                 return 400, {"error": {"message": "response_format is not supported by this server"}}, {}
+            if self.reject_media_io_kwargs and "media_io_kwargs" in request:
+                return 400, {"error": {
+                    "message": "Per-request media_io_kwargs are disabled by default because they can change multimodal "
+                               "media loading resource usage. Start the server with --trust-request-mm-kwargs only "
+                               "when clients are trusted. (parameter=media_io_kwargs)",
+                    "type": "BadRequestError", "param": "media_io_kwargs", "code": 400}}, {}
             for code in (429, 500, 400):
                 if attempt <= int(directives.get(f"fail{code}", 0)):
                     extra = {"Retry-After": "0"} if code == 429 else {}

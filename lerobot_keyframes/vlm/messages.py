@@ -134,6 +134,50 @@ def video_timing(block: Mapping[str, Any]) -> tuple[float, list[float]]:
     return rate, [i / rate for i in range(n)]
 
 
+_VIRTUAL_FPS = 1000.0  # frame-index grid (1 ms) for videos that carry no source frame numbers
+
+
+def video_server_metadata(block: Mapping[str, Any]) -> dict[str, Any]:
+    """vLLM's metadata of a pre-sampled (JPEG-sequence) video, so the server places the frames in time.
+
+    Without it vLLM assumes 1 frame/s from 0 s. Chosen so that both conventions hold: Qwen3-VL prints
+    ``frames_indices / fps`` as each frame's time (the block's real timestamps), Qwen2.5-VL spaces its
+    temporal positions by ``len(frames_indices) / total_num_frames * fps`` (the block's sampling rate).
+    Source frame numbers are kept when the block has them (`frames.blocks.video_block`), else times are
+    put on a 1 ms grid.
+    """
+    rate, stamps = video_timing(block)
+    n = len(stamps)
+    source = block.get("video_metadata") or {}
+    indices = source.get("frames_indices") or block.get("frames_indices")
+    fps = source.get("fps") or block.get("raw_fps")
+    if not (fps and indices is not None and len(indices) == n and all(float(i).is_integer() for i in indices)):
+        fps, indices = _VIRTUAL_FPS, [round(t * _VIRTUAL_FPS) for t in stamps]
+    total = max(n, round(n * float(fps) / rate))
+    return {"fps": float(fps), "frames_indices": [int(i) for i in indices], "total_num_frames": int(total),
+            "duration": total / float(fps)}
+
+
+def media_io_kwargs(conversation: Conversation) -> dict[str, dict[str, Any]] | None:
+    """vLLM's per-request ``media_io_kwargs`` for the conversation's videos, or None without videos.
+
+    vLLM applies one setting to every video of a request: with several videos of different timing,
+    raises ValueError (split them over requests)."""
+    found: list[dict[str, Any]] = []
+    for message in conversation:
+        content = message.get("content")
+        if not isinstance(content, str):
+            found.extend(video_server_metadata(b) for b in content if b.get("type") == "video")
+    if not found:
+        return None
+    if any(md != found[0] for md in found[1:]):
+        raise ValueError(
+            "vLLM servers take one video timing per request, but this conversation has videos of different "
+            "timing: send them in separate requests"
+        )
+    return {"video": found[0]}
+
+
 def to_openai_messages(conversation: Conversation, *, jpeg_quality: int = 90) -> list[dict[str, Any]]:
     """Qwen-VL blocks -> OpenAI chat parts (images and videos as JPEG data URLs)."""
     out: list[dict[str, Any]] = []

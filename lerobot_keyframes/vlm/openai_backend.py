@@ -4,7 +4,8 @@ Async requests under one concurrency cap (``client_concurrency``, shared by ever
 retries included), round-robin over several ``api_base``s, per-request timeout, retries with exponential
 backoff and jitter on 429 / 5xx / timeouts / connection errors / unreadable answers. Schemas go out as
 ``response_format={"type": "json_schema", ...}``; in ``structured_output="auto"`` a server that rejects that
-is asked again without it and the answer is read with the tolerant JSON extractor.
+is asked again without it and the answer is read with the tolerant JSON extractor. Videos go out as vLLM's
+JPEG-sequence ``video_url`` with ``media_io_kwargs`` saying when each frame was taken.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from .base import BaseBackend
 from .config import VlmConfig
 from .errors import MissingExtraError, VlmRequestError
-from .messages import to_openai_messages
+from .messages import media_io_kwargs, to_openai_messages
 from .types import Conversation, JsonSchema, RawOutput
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class OpenAIBackend(BaseBackend):
         self._rr = itertools.count()
         self._limiter = GlobalLimiter(config.client_concurrency)
         self._schema_unsupported: set[str] = set()
+        self._media_unsupported: set[str] = set()  # servers that refuse per-request media_io_kwargs
         self._server: Any = None
         if config.auto_serve:
             from .serve import VllmServer
@@ -142,7 +144,8 @@ class OpenAIBackend(BaseBackend):
         return delay
 
     def _request_body(
-        self, messages: list[dict[str, Any]], schema: JsonSchema | None, budget: int, base: str
+        self, messages: list[dict[str, Any]], schema: JsonSchema | None, budget: int, base: str,
+        media: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         cfg = self.config
         body: dict[str, Any] = {
@@ -165,6 +168,8 @@ class OpenAIBackend(BaseBackend):
             mm.setdefault("max_pixels", cfg.max_pixels)
         if mm:
             extra["mm_processor_kwargs"] = mm
+        if media and base not in self._media_unsupported:
+            extra["media_io_kwargs"] = media  # when the sampled video frames were taken (vLLM's field)
         if extra:
             body["extra_body"] = extra
         enforced = False
@@ -193,6 +198,7 @@ class OpenAIBackend(BaseBackend):
 
         cfg = self.config
         messages = to_openai_messages(conversation, jpeg_quality=cfg.jpeg_quality)
+        media = media_io_kwargs(conversation)
         sem = self._limiter
         bases = cfg.api_bases
         last_error: str = "no attempt made"
@@ -201,11 +207,13 @@ class OpenAIBackend(BaseBackend):
         total = cfg.max_retries + 1
         while attempts < total:
             base = bases[next(self._rr) % len(bases)]
-            body, enforced = self._request_body(messages, schema, budget, base)
+            body: dict[str, Any] = {}
             attempts += 1
             retry_after: float | None = None
             try:
                 async with sem:
+                    # built once a slot is free, so what an earlier answer taught (a refused field) applies
+                    body, enforced = self._request_body(messages, schema, budget, base, media)
                     # The SDK's transport, auth and error types, without its per-request model
                     # transforms (half of the client CPU per request): the body is plain JSON already.
                     data = await clients[base].post("/chat/completions", body=_wire(body), cast_to=object)
@@ -236,6 +244,16 @@ class OpenAIBackend(BaseBackend):
                     )
                     self._schema_unsupported.add(base)
                     attempts -= 1  # not the server's fault: does not use up a retry
+                    continue
+                if status == 400 and "media_io_kwargs" in body.get("extra_body", {}) and "media_io_kwargs" in str(exc):
+                    if base not in self._media_unsupported:
+                        logger.warning(
+                            "%s refuses per-request media_io_kwargs (%s): its videos are placed at 1 frame/s "
+                            "from 0 s instead of at their real times; start vLLM with --trust-request-mm-kwargs "
+                            "(auto_serve does)", base, _short(exc),
+                        )
+                    self._media_unsupported.add(base)
+                    attempts -= 1
                     continue
                 if status not in RETRYABLE_STATUS:
                     break

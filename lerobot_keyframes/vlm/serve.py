@@ -79,8 +79,24 @@ def vllm_server_command(cfg: VlmConfig, host: str, port: int) -> list[str]:
         cmd += ["--trust-remote-code"]
     if cfg.api_key:
         cmd += ["--api-key", cfg.api_key]
+    if _knows_trust_request_mm_kwargs():
+        cmd += ["--trust-request-mm-kwargs"]  # our own clients send when each video frame was taken
     cmd += list(cfg.serve_args)
     return cmd
+
+
+def _knows_trust_request_mm_kwargs() -> bool:
+    """Whether the installed vLLM has `--trust-request-mm-kwargs` (newer releases refuse per-request
+    media_io_kwargs without it; older ones accept them and would reject the unknown flag)."""
+    spec = importlib.util.find_spec("vllm")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    root = Path(next(iter(spec.submodule_search_locations)))
+    for rel in ("entrypoints/launchers/cli_args.py", "entrypoints/openai/cli_args.py"):
+        path = root / rel
+        if path.is_file() and "trust_request_mm_kwargs" in path.read_text(errors="replace"):
+            return True
+    return False
 
 
 class VllmServer:

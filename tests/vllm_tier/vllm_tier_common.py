@@ -50,13 +50,13 @@ def batch(n: int = 8) -> list[list[dict]]:
     return convs
 
 
-def video_conversation() -> list[dict]:
-    frames = [image((50 * i, 80, 0)) for i in range(4)]
+def video_conversation(timestamps: tuple[float, ...] | list[float] = (1.0, 1.5, 2.0, 2.5)) -> list[dict]:
+    frames = [image((50 * i, 80, 0)) for i in range(len(timestamps))]
     return [
         {
             "role": "user",
             "content": [
-                {"type": "video", "video": frames, "fps": 2.0, "timestamps": [1.0, 1.5, 2.0, 2.5]},
+                {"type": "video", "video": frames, "fps": 2.0, "timestamps": list(timestamps)},
                 {"type": "text", "text": "Split the clip into subtasks."},
             ],
         }
