@@ -158,6 +158,13 @@ def video_server_metadata(block: Mapping[str, Any]) -> dict[str, Any]:
             "duration": total / float(fps)}
 
 
+def has_video(conversation: Conversation) -> bool:
+    return any(
+        not isinstance(m.get("content"), str) and any(b.get("type") == "video" for b in m.get("content") or [])
+        for m in conversation
+    )
+
+
 def media_io_kwargs(conversation: Conversation) -> dict[str, dict[str, Any]] | None:
     """vLLM's per-request ``media_io_kwargs`` for the conversation's videos, or None without videos.
 

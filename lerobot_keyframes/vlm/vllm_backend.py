@@ -1,5 +1,9 @@
 """In-process vLLM backend: one ``vllm.LLM`` per process, ``LLM.chat`` with ``image_pil`` blocks + uuids.
 
+Conversations with a video go through ``LLM.generate`` instead, with the frames and vLLM's video metadata
+(`messages.video_server_metadata`): ``LLM.chat`` cannot say when pre-sampled frames were taken and vLLM
+would place them at 1 frame/s from 0 s.
+
 Schemas are enforced by vLLM's structured outputs (xgrammar, compact JSON: ``disable_any_whitespace``,
 without which greedy decoding may emit whitespace forever).
 """
@@ -18,7 +22,7 @@ from typing import Any
 from .base import BaseBackend
 from .config import VlmConfig
 from .errors import MissingExtraError
-from .messages import to_vllm_messages
+from .messages import has_video, to_hf_messages, to_vllm_messages, video_server_metadata
 from .types import Conversation, JsonSchema, RawOutput
 
 logger = logging.getLogger(__name__)
@@ -174,19 +178,51 @@ class VllmBackend(BaseBackend):
             kwargs["structured_outputs"] = StructuredOutputsParams(json=dict(schema))
         return SamplingParams(**kwargs)
 
+    def video_prompt(self, conversation: Conversation) -> dict[str, Any]:
+        """The ``LLM.generate`` input of a conversation with videos: the chat template's text, the images,
+        and each video as (frames, metadata) so the model sees the frames at their real times."""
+        import numpy as np
+
+        messages, images, videos = to_hf_messages(conversation)
+        text = self.engine.get_tokenizer().apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, **self.config.chat_template_kwargs
+        )
+        data: dict[str, Any] = {
+            "video": [
+                (np.stack([np.asarray(f if f.mode == "RGB" else f.convert("RGB")) for f in block["video"]]),
+                 {**video_server_metadata(block), "do_sample_frames": False})
+                for block in videos
+            ]
+        }
+        if images:
+            data["image"] = images
+        return {"prompt": text, "multi_modal_data": data}
+
     def _generate_raw(
         self, conversations: Sequence[Conversation], schemas: list[JsonSchema | None], budgets: list[int]
     ) -> list[RawOutput]:
         cfg = self.config
-        messages = [to_vllm_messages(c, jpeg_quality=cfg.jpeg_quality) for c in conversations]
         params = [self.sampling_params(s, b) for s, b in zip(schemas, budgets)]
-        outputs = self.engine.chat(
-            messages,
-            params,
-            use_tqdm=False,
-            add_generation_prompt=True,
-            chat_template_kwargs=dict(cfg.chat_template_kwargs) or None,
-        )
+        video = [has_video(c) for c in conversations]
+        outputs: list[Any] = [None] * len(conversations)
+        chat = [i for i, v in enumerate(video) if not v]
+        if chat:
+            answers = self.engine.chat(
+                [to_vllm_messages(conversations[i], jpeg_quality=cfg.jpeg_quality) for i in chat],
+                [params[i] for i in chat],
+                use_tqdm=False,
+                add_generation_prompt=True,
+                chat_template_kwargs=dict(cfg.chat_template_kwargs) or None,
+            )
+            for i, answer in zip(chat, answers):
+                outputs[i] = answer
+        rest = [i for i, v in enumerate(video) if v]
+        if rest:
+            answers = self.engine.generate(
+                [self.video_prompt(conversations[i]) for i in rest], [params[i] for i in rest], use_tqdm=False
+            )
+            for i, answer in zip(rest, answers):
+                outputs[i] = answer
         results: list[RawOutput] = []
         for out, schema in zip(outputs, schemas):
             completion = out.outputs[0]
