@@ -166,7 +166,8 @@ def render(rows: list[dict[str, Any]], motion: dict[str, float], args: argparse.
         HEADING,
         "",
         f"`benchmarks/keyframes_map.py --episodes {args.episodes}` on {platform.machine()} with {os.cpu_count()} "
-        f"CPU(s) (load average {os.getloadavg()[0]:.1f} at the end: the machine was shared), datasets "
+        f"CPU(s) (load average {args.load_before:.1f} before the run, {os.getloadavg()[0]:.1f} at the end, which "
+        "includes the benchmark's own num_proc=2 runs), datasets "
         f"{datasets.__version__}, on {time.strftime('%Y-%m-%d')}. Sample dataset: "
         f"{args.episodes} episodes x 2 cameras, 320x240 @ 30 fps, ~6 s per episode. The provider backend is "
         f"`auto`. Best of {args.repeats} runs each; every `num_proc` run starts from an empty cache and a fresh "
@@ -241,6 +242,7 @@ def main() -> None:
     parser.add_argument("--policies", default="uniform:8,fps:1")
     parser.add_argument("--out", type=Path, default=None, help="markdown file whose section to replace")
     args = parser.parse_args()
+    args.load_before = os.getloadavg()[0]
 
     work = Path(tempfile.mkdtemp(prefix="kf-bench-"))
     try:

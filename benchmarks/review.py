@@ -88,7 +88,8 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
              f"`benchmarks/review.py`: {args.episodes} episodes x 2 cameras (AV1 GOP 2, 320x240 @ 30 fps, "
              f"{args.seconds:g} s episodes, synthetic rows of every style), best of {args.repeats}; "
              f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, load average "
-             f"{os.getloadavg()[1]:.1f} (5 min) at the end (other jobs share the machine: compare rows of one run).",
+             f"{args.load_before:.1f} before the run (above ~1, other jobs shared the machine: compare rows of one "
+             f"run), measured {time.strftime('%Y-%m-%d')}.",
              "",
              "| run | wall time | per episode | site size | JPEGs |", "|---|---:|---:|---:|---:|"]
     for r in rows:
@@ -121,6 +122,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the dataset is generated once")
     parser.add_argument("--out", type=Path, default=None, help="markdown file whose section to replace")
     args = parser.parse_args()
+    args.load_before = os.getloadavg()[0]
 
     root = annotated_dataset(args.cache, args.episodes, args.seconds)
     work = Path(tempfile.mkdtemp(prefix="review-bench-"))

@@ -7,8 +7,8 @@ checked against the pts table, so float32 dataset times a hair below or above a 
 that frame, never on a neighbour.
 
 Concurrency: no lock on the decode path. Every thread (and process) has its own small LRU of open
-decoders, created lazily where it is used (after fork, after unpickling); frames land in a shared,
-byte-bounded, thread-safe LRU cache. The provider pickles to its configuration plus the episode rows,
+decoders, created lazily where it is used (after fork, after unpickling); with `cache_bytes` > 0 frames
+also land in a shared, byte-bounded, thread-safe LRU cache (off by default). The provider pickles to its configuration plus the episode rows,
 so it can be shipped to `datasets.map(num_proc=k)` workers and hashed for a stable fingerprint.
 """
 
@@ -934,8 +934,10 @@ def make_frame_provider(
     `tolerance_frames` x frame period) bounds how far a requested time may be from its frame.
     `isolate=True` decodes in `isolate_workers` worker processes (a decoder crash becomes a
     `DecoderCrashError`). `workers=k` decodes the frames of one call on k threads (each with its own
-    decoders; a single long request, e.g. 1 Hz over a long episode, then uses k cores). `on_error="none"` turns failures into `None` entries (logged) instead of
-    exceptions. Returns a `NullProvider` when the dataset has no cameras.
+    decoders; a single long request, e.g. 1 Hz over a long episode, then uses k cores). `cache_bytes` > 0
+    keeps that many bytes of decoded frames for callers that ask for the same frames again (off by default).
+    `on_error="none"` turns failures into `None` entries (logged) instead of exceptions. Returns a
+    `NullProvider` when the dataset has no cameras.
     """
     config = ProviderConfig(
         backend=backend, camera_key=camera_key, tolerance_s=tolerance_s, tolerance_frames=tolerance_frames,
