@@ -335,3 +335,16 @@ def test_a_server_refusing_media_io_kwargs_still_answers_video_requests(caplog: 
         sent = [("media_io_kwargs" in b) for b in server.stats.bodies]
         assert sent == [True, False, False, False]  # asked once, then never again on that server
     assert caplog.text.count("--trust-request-mm-kwargs (auto_serve does)") == 1
+
+
+def test_videos_of_different_timing_in_one_request_fail_before_anything_is_sent() -> None:
+    from PIL import Image
+
+    frames = [Image.new("RGB", (32, 32), (0, 0, 0))] * 2
+    a = {"type": "video", "video": frames, "timestamps": [0.0, 0.5]}
+    b = {"type": "video", "video": frames, "timestamps": [3.0, 4.0]}
+    ok = [{"role": "user", "content": [a, {"type": "text", "text": "id=1"}]}]
+    with FakeOpenAIServer() as server:
+        with pytest.raises(ValueError, match="separate requests"):
+            backend_for(server).generate([ok, [{"role": "user", "content": [a, b]}]], SCHEMA)
+        assert server.stats.bodies == []

@@ -193,12 +193,12 @@ class OpenAIBackend(BaseBackend):
         conversation: Conversation,
         schema: JsonSchema | None,
         budget: int,
+        media: dict[str, Any] | None = None,
     ) -> RawOutput:
         import openai
 
         cfg = self.config
         messages = to_openai_messages(conversation, jpeg_quality=cfg.jpeg_quality)
-        media = media_io_kwargs(conversation)
         sem = self._limiter
         bases = cfg.api_bases
         last_error: str = "no attempt made"
@@ -297,10 +297,11 @@ class OpenAIBackend(BaseBackend):
     async def _agenerate_raw(
         self, conversations: Sequence[Conversation], schemas: list[JsonSchema | None], budgets: list[int]
     ) -> list[RawOutput]:
+        media = [media_io_kwargs(conv) for conv in conversations]  # a video timing vLLM cannot take: before any request
         clients = self._clients()
         try:
             tasks = [
-                self._one(clients, i, conv, schema, budget)
+                self._one(clients, i, conv, schema, budget, media[i])
                 for i, (conv, schema, budget) in enumerate(zip(conversations, schemas, budgets))
             ]
             return list(await asyncio.gather(*tasks))
