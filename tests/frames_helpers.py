@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from lerobot_keyframes.testing.sample import restore_scheduling  # noqa: F401  (re-exported for tests)
 
 ENCODERS = {"av1": "libsvtav1", "h264": "libx264"}
 
@@ -29,14 +30,6 @@ def frame_image(camera: int, n: int, width: int, height: int) -> np.ndarray:
     img[y : y + 6, :, :] = 255
     img[:, x : x + 6, 1] = 0
     return img
-
-
-def restore_scheduling() -> None:
-    """SVT-AV1 (inside PyAV) switches the calling thread to SCHED_FIFO 99 when it may (as root). A
-    real-time thread that busy-waits starves everything else on a 2-core machine (and children inherit
-    the policy), so put the thread back to the normal policy after every AV1 encode."""
-    if hasattr(os, "sched_setscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 def encode_video(
