@@ -23,6 +23,8 @@ from lerobot_keyframes.hub.jobs import (
     JobConfig,
     ShardedRun,
     episode_lengths,
+    job_package,
+    package_requirement,
     plan_shards,
     resubmit_failed_shards,
     strip_job_flags,
@@ -98,8 +100,10 @@ def test_run_job_call_is_exact_and_logs_are_followed(source: str) -> None:
     }
     assert "uv pip install --system" in BOOTSTRAP and "python3 -m lerobot_keyframes.cli annotate" in BOOTSTRAP
     assert "vllm" not in BOOTSTRAP.split("annotate")[0].replace("vllm-openai", "")  # the image's own vLLM
-    assert printed[0] == f"Submitted job: job1\n  url: {api.endpoint}/jobs/tester/job1"
-    assert printed[1:] == ["annotating 2 episodes", "pushed tester/annotated"]
+    warning = job_package()[1]  # this suite runs from a source tree (editable install): the job says so
+    assert warning is not None and printed[0] == f"warning: {warning}"
+    assert printed[1] == f"Submitted job: job1\n  url: {api.endpoint}/jobs/tester/job1"
+    assert printed[2:] == ["annotating 2 episodes", "pushed tester/annotated"]
     assert handle.stage == "COMPLETED" and handle.url.endswith("/jobs/tester/job1")
     assert LocalHub.TOKEN not in json.dumps({k: v for k, v in call.items() if k != "secrets"})
 
@@ -261,3 +265,24 @@ def test_annotate_argv_for_the_job_drops_the_job_flags() -> None:
     args, _ = parser.parse_known_args(argv)
     assert job_config_from_args(args) == JobConfig(flavor="a10g-large", timeout="4h", detach=True)
     assert job_config_from_args(parser.parse_known_args(["--repo_id=x/y"])[0]) is None
+
+
+def test_the_job_installs_the_code_running_here() -> None:
+    site = Path("/usr/lib/python3/site-packages/lerobot_keyframes")
+    tree = Path("/home/me/src/lerobot_keyframes/lerobot_keyframes")
+    git = {"url": "https://github.com/me/lerobot_keyframes", "vcs_info": {"vcs": "git", "commit_id": "ab12cd"}}
+    assert package_requirement(git, site) == ("lerobot_keyframes @ git+https://github.com/me/lerobot_keyframes@ab12cd", None)
+    wheel = {"url": "https://example.org/lerobot_keyframes-0.1.0-py3-none-any.whl", "archive_info": {}}
+    assert package_requirement(wheel, site) == (f"lerobot_keyframes @ {wheel['url']}", None)
+    assert package_requirement(None, site) == ("lerobot_keyframes==0.1.0", None)  # from PyPI
+    for direct, where in ((None, tree), ({"url": "file:///home/me/src", "dir_info": {"editable": True}}, site)):
+        package, warning = package_requirement(direct, where)
+        assert package == "lerobot_keyframes==0.1.0" and "cannot install" in warning and "--job.package=" in warning
+
+
+def test_an_explicit_package_is_installed_without_a_warning(source: str) -> None:
+    api, printed = CapturingApi(), []
+    config = JobConfig(package="lerobot_keyframes @ git+https://example.org/x@123", detach=True)
+    submit_annotation_job(config, ARGS, api, print_fn=printed.append)
+    assert api.calls[0][1]["env"][PACKAGE_ENV] == "lerobot_keyframes @ git+https://example.org/x@123"
+    assert not any(p.startswith("warning:") for p in printed)

@@ -64,7 +64,7 @@ class JobConfig:
     timeout: str = "2h"  # always set: s, m, h or d suffix, or seconds
     image: str = DEFAULT_IMAGE
     runner: str = "run_job"  # run_job: the image's own vLLM | uv: run_uv_job(script)
-    package: str = DEFAULT_PACKAGE  # what run_job installs: a PyPI requirement or "name @ git+https://..."
+    package: str | None = None  # what run_job installs; default: `job_package()` (the code running here)
     script: str | None = None  # uv runner: URL of hub_scripts/annotate.py
     namespace: str | None = None
     labels: tuple[str, ...] = ()  # key=value
@@ -311,6 +311,53 @@ def _pairs(items: Sequence[str]) -> dict[str, str]:
     return dict(item.split("=", 1) for item in items)
 
 
+def job_package() -> tuple[str, str | None]:
+    """(the requirement a job installs to run the code running here, a warning when it cannot be this code).
+
+    Installed from git (PEP 610 `direct_url.json` with `vcs_info`): that URL at that commit. Installed in
+    site-packages otherwise: this version from PyPI. Running from a source tree (editable install,
+    checkout on `sys.path`): the same version from PyPI, with a warning, since a job cannot reach this
+    machine's files."""
+    return package_requirement(_direct_url(), Path(__file__).resolve().parents[1])
+
+
+def package_requirement(direct: Mapping[str, Any] | None, location: Path) -> tuple[str, str | None]:
+    """`job_package` for a given PEP 610 record and package folder."""
+    pin = DEFAULT_PACKAGE
+    url = str((direct or {}).get("url", ""))
+    if direct and not url.startswith("file:"):
+        vcs = direct.get("vcs_info") or {}
+        if vcs.get("vcs") == "git" and vcs.get("commit_id"):
+            return f"lerobot_keyframes @ git+{url}@{vcs['commit_id']}", None
+        if "archive_info" in direct:
+            return f"lerobot_keyframes @ {url}", None
+    if {"site-packages", "dist-packages"} & set(location.parts) and not url.startswith("file:"):
+        return pin, None
+    return pin, (
+        f"lerobot_keyframes runs from {url or location} on this machine, which the job cannot install: it "
+        f"installs {pin} from PyPI instead. To run this exact code, push it and pass "
+        "--job.package='lerobot_keyframes @ git+https://<host>/<repo>@<commit>'."
+    )
+
+
+def _direct_url() -> dict[str, Any] | None:
+    """PEP 610 origin of the installed distribution whose files include this module, if recorded."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("lerobot_keyframes")
+        files = [Path(str(dist.locate_file(f))).resolve() for f in (dist.files or []) if f.name == "jobs.py"]
+        if Path(__file__).resolve() not in files:  # another copy (e.g. a source tree first on sys.path)
+            return None
+        text = dist.read_text("direct_url.json")
+    except (metadata.PackageNotFoundError, OSError):
+        return None
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
 def submit_annotation_job(
     config: JobConfig,
     annotate_args: Sequence[str],
@@ -365,7 +412,11 @@ def submit_annotation_job(
                                "can download, e.g. the raw file on the Hub or GitHub at a pinned revision).")
             info = api.run_uv_job(config.script, script_args=args, **common)
         else:
-            env[PACKAGE_ENV] = config.package
+            package, warning = (config.package, None) if config.package else job_package()
+            if warning:
+                logger.warning("%s", warning)
+                print_fn(f"warning: {warning}")
+            env[PACKAGE_ENV] = package
             info = api.run_job(command=["bash", "-c", BOOTSTRAP, "lerobot-keyframes-job", *args], **common)
     owner = getattr(getattr(info, "owner", None), "name", None) or config.namespace or ""
     handle = JobHandle(
