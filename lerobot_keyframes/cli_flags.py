@@ -1,14 +1,18 @@
 """`--group.field=value` flags generated from frozen config dataclasses (lerobot-annotate's flag style).
 
 Every field of a config dataclass becomes a flag, so the CLI never drifts from the library: booleans take
-`true/false`, tuples take comma-separated values, dicts take JSON.
+`true/false`, tuples take comma-separated values, dicts take JSON. A field's help is the comment on its line
+in the dataclass (`name: type = default  # what it does`), so `--help` says what the code says.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import inspect
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -51,11 +55,30 @@ def _converter(tp: Any):
     return str
 
 
+_FIELD_COMMENT = re.compile(r"^\s+(\w+)\s*:[^#]*#\s*(.+?)\s*$")
+
+
+@functools.cache
+def field_comments(cls: type) -> dict[str, str]:
+    """{field: the comment on its line in the class body} (empty when the source is not available)."""
+    try:
+        lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):
+        return {}
+    out: dict[str, str] = {}
+    for line in lines:
+        m = _FIELD_COMMENT.match(line)
+        if m and m.group(1) not in out:
+            out[m.group(1)] = m.group(2).rstrip(".").replace("%", "%%")  # argparse formats help with %
+    return out
+
+
 def add_dataclass_flags(parser: argparse.ArgumentParser, prefix: str, cls: type, *, skip: tuple[str, ...] = ()) -> None:
     """Add `--{prefix}.{field}` for every field of `cls` (defaults stay in the dataclass)."""
     hints = typing.get_type_hints(cls)
     title = f"--{prefix}.*" if prefix else "run"
     group = parser.add_argument_group(title, (cls.__doc__ or "").strip().splitlines()[0])
+    comments = field_comments(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip or dataclasses.is_dataclass(hints[f.name]):
             continue
@@ -66,7 +89,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, prefix: str, cls: type,
         group.add_argument(
             f"--{name}", dest=name, type=_converter(hints[f.name]),
             default=argparse.SUPPRESS, metavar=type(default).__name__.upper() if default is not None else "VALUE",
-            help=f"default: {default!r}",
+            help=(f"{comments[f.name]} (default: {default!r})" if f.name in comments else f"default: {default!r}"),
         )
 
 

@@ -35,6 +35,18 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[s
     assert capsys.readouterr().out.startswith("usage: lerobot-keyframes " + command)
 
 
+def test_flag_help_is_the_comment_on_the_field(capsys: pytest.CaptureFixture[str]) -> None:
+    from lerobot_keyframes.annotate.config import AnnotateConfig
+    from lerobot_keyframes.cli_flags import field_comments
+
+    assert field_comments(AnnotateConfig)["frame_cache_mb"].startswith("decoded frames kept for the modules")
+    with pytest.raises(SystemExit):
+        main(["annotate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "--frame_cache_mb INT decoded frames kept for the modules that ask for the same keyframes (default: 64)" in text
+    assert "--job.timeout STR always set: s, m, h or d suffix, or seconds (default: '2h')" in text
+
+
 def test_console_script_help() -> None:
     proc = _run("--help")
     for command in _subcommands():

@@ -64,7 +64,7 @@ class JobConfig:
     timeout: str = "2h"  # always set: s, m, h or d suffix, or seconds
     image: str = DEFAULT_IMAGE
     runner: str = "run_job"  # run_job: the image's own vLLM | uv: run_uv_job(script)
-    package: str | None = None  # what run_job installs; default: `job_package()` (the code running here)
+    package: str | None = None  # what run_job installs; unset: the code running here (git URL@commit, or this version from PyPI)
     script: str | None = None  # uv runner: URL of hub_scripts/annotate.py
     namespace: str | None = None
     labels: tuple[str, ...] = ()  # key=value
