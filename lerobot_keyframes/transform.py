@@ -614,26 +614,26 @@ def _group_arrow(dataset: Dataset, column: str) -> Dataset:
 class KeyframesConfig:
     """Everything `lerobot-keyframes keyframes` does, as data."""
 
-    source: str
-    out: str | None = None
-    policy: str = "uniform:8"
-    cameras: tuple[str, ...] | None = None  # None: all cameras
-    episodes: tuple[int, ...] | None = None
-    revision: str | None = None
-    num_proc: int | None = None
-    batch_size: int = 1
+    source: str  # dataset root or Hub repo id (the SOURCE argument)
+    out: str | None = None  # output directory; unset: nothing written (cached, or pushed with --push_to_hub)
+    policy: str = "uniform:8"  # keyframe policy, e.g. uniform:8, fps:1, at:0,2.5, every_frame, motion+uniform:4@12
+    cameras: tuple[str, ...] | None = None  # comma-separated camera keys; None or all: every camera
+    episodes: tuple[int, ...] | None = None  # comma-separated episode indices; unset: all
+    revision: str | None = None  # Hub revision of the source (branch, tag, commit); default: the v3.0 tag, else main
+    num_proc: int | None = None  # datasets.map worker processes; unset: this process only
+    batch_size: int = 1  # episodes per datasets.map batch
     format: str = "parquet"  # parquet | arrow
-    visual: str = "images"
-    prompt: str = DEFAULT_PROMPT
-    image_width: int | None = None
-    jpeg_quality: int = 90
-    backend: str = "auto"
-    push_to_hub: str | None = None
-    private: bool = True
-    cache_dir: str | None = None
-    use_cache: bool = True
-    overwrite: bool = False
-    max_shard_mb: int = 500
+    visual: str = "images"  # visual blocks of the messages: images|video|contact_sheet|none
+    prompt: str = DEFAULT_PROMPT  # str.format template; {keyframes} places the visual blocks; {task}, {fps}, etc
+    image_width: int | None = None  # downscale stored keyframes to this width (px); unset: full size
+    jpeg_quality: int = 90  # JPEG quality of the stored keyframes (1-95)
+    backend: str = "auto"  # video decoder: auto|torchcodec|pyav|ffmpeg (auto falls back in that order, per file)
+    push_to_hub: str | None = None  # Hub dataset repo id to push the table to; unset: no push
+    private: bool = True  # push as a private dataset
+    cache_dir: str | None = None  # where the datasets cache file goes; default: the datasets cache
+    use_cache: bool = True  # reuse the cached result of the same settings; false: decode again
+    overwrite: bool = False  # replace a non-empty --out
+    max_shard_mb: int = 500  # target size of one parquet shard in MB
 
     def __post_init__(self) -> None:
         if self.format not in ("parquet", "arrow"):

@@ -16,20 +16,20 @@ QUESTION_TYPES = ("bbox", "keypoint", "count", "attribute", "spatial")
 class PlanConfig:
     """`plan`: subtasks from timestamped contact sheets, plan and memory rows, task rephrasings."""
 
-    enabled: bool = True
-    n_task_rephrasings: int = 4
+    enabled: bool = True  # run the plan module: subtask, plan, memory and task_aug rows
+    n_task_rephrasings: int = 4  # task_aug rows: rephrasings of the task at the first frame (0: none)
     derive_task_from_video: str = "if_short"  # off | if_short | always
-    derive_task_min_words: int = 3
-    frames_per_second: float = 2.0
-    max_frames_per_prompt: int = 40
-    contact_sheet_columns: int = 5
-    contact_sheet_frames_per_sheet: int = 20
-    contact_sheet_frame_width: int = 224
-    min_subtask_seconds: float = 1.0
-    plan_max_steps: int = 8
-    subtask_describe_first: bool = True
-    emit_plan: bool = True
-    emit_memory: bool = True
+    derive_task_min_words: int = 3  # if_short: a task with fewer words (or a placeholder) is derived from the video
+    frames_per_second: float = 2.0  # sampling rate (Hz) of the frames put on the contact sheets
+    max_frames_per_prompt: int = 40  # sampled frames per segmentation window (one describe + segment prompt each)
+    contact_sheet_columns: int = 5  # tiles per row of a contact sheet
+    contact_sheet_frames_per_sheet: int = 20  # frames per contact sheet image
+    contact_sheet_frame_width: int = 224  # width of one contact sheet tile (px)
+    min_subtask_seconds: float = 1.0  # subtasks shorter than this (s) are merged into a neighbour
+    plan_max_steps: int = 8  # most subtasks per episode and steps per plan
+    subtask_describe_first: bool = True  # ask for a description of each window before segmenting it (one more call)
+    emit_plan: bool = True  # write a plan row (the remaining steps) at each subtask start
+    emit_memory: bool = True  # write memory rows (what is done so far) at each subtask start after the first
     keyframe_policy: str = "fps"  # "fps" (frames_per_second) or "motion+fps": add gripper/pause keyframes
 
 
@@ -37,22 +37,22 @@ class PlanConfig:
 class InterjectionsConfig:
     """`interjections`: an acknowledgement at t0 and user cues on subtask boundaries with spoken replies."""
 
-    enabled: bool = True
-    max_interjections_per_episode: int = 1
-    interjection_min_t: float = 1.0
-    interjection_window_frames: int = 3
+    enabled: bool = True  # run the interjections module (needs the plan module's spans, staged or this run)
+    max_interjections_per_episode: int = 1  # most user cues per episode, on seeded-random subtask boundaries
+    interjection_min_t: float = 1.0  # only subtasks starting at or after this time (s) get a cue
+    interjection_window_frames: int = 3  # frames up to the boundary shown to the model with each cue
 
 
 @dataclass(frozen=True)
 class VqaConfig:
     """`vqa`: frame-grounded questions at `vqa_emission_hz`, answers in lerobot's five shapes."""
 
-    enabled: bool = True
-    vqa_emission_hz: float = 1.0
-    question_types: tuple[str, ...] = QUESTION_TYPES
-    restrict_to_default_camera: bool = False
+    enabled: bool = True  # run the VQA module: question and answer event rows
+    vqa_emission_hz: float = 1.0  # VQA ticks per second of episode
+    question_types: tuple[str, ...] = QUESTION_TYPES  # comma-separated types, one drawn per question (seeded)
+    restrict_to_default_camera: bool = False  # ask about the default camera only (--vlm camera key, else the first)
     # lerobot 0.6.0/0.6.1 fail when one frame carries VQA of two cameras: rotate cameras across ticks.
-    rotate_cameras: bool = True
+    rotate_cameras: bool = True  # one camera per tick, in turn; false: every camera at every tick
     max_side: int = 448  # the image the model sees is resized to fit this; its size is recorded
 
 
@@ -60,17 +60,17 @@ class VqaConfig:
 class MotionConfig:
     """`motion`: camera-agnostic rows from the robot's own signals (gripper, pauses); no VLM."""
 
-    enabled: bool = False
-    gripper_index: int = -1
-    signal: str = "observation.state"
+    enabled: bool = False  # run the motion module: gripper open/close and arm-at-rest rows
+    gripper_index: int = -1  # entry of the signal that is the gripper (-1: last); > 0.5 counts as closed
+    signal: str = "observation.state"  # numeric vector column of the data parquet to read the motion from
 
 
 @dataclass(frozen=True)
 class ExecutorConfig:
     """How much runs at once: episodes in flight and model requests in flight."""
 
-    episode_parallelism: int = 8
-    max_requests_in_flight: int = 32
+    episode_parallelism: int = 8  # episodes annotated at once (ray: episodes per actor batch)
+    max_requests_in_flight: int = 32  # model requests in flight at once (ray: per actor)
     engine: str = "local"  # local: this process; ray: Ray Data (see RayConfig, docs/ray.md)
 
 
@@ -82,35 +82,35 @@ class RayConfig:
     joins a running cluster. VLM actors hold one backend each; CPU workers decode the frames they need.
     """
 
-    address: str | None = None
-    num_vlm_actors: int = 1
-    num_gpus_per_actor: float = 0.0
-    num_cpus_per_actor: float = 1.0
-    cpu_workers: int = 2
+    address: str | None = None  # Ray cluster to join (auto, ray://host:port); unset: the running or a new local Ray
+    num_vlm_actors: int = 1  # VLM actors, each holding one model backend
+    num_gpus_per_actor: float = 0.0  # GPUs reserved per VLM actor (fractions allowed)
+    num_cpus_per_actor: float = 1.0  # CPUs reserved per VLM actor
+    cpu_workers: int = 2  # CPU tasks decoding frames ahead of the VLM actors
 
 
 @dataclass(frozen=True)
 class AnnotateConfig:
     """A whole annotation run. `root` or `repo_id` names the source; output goes to `out` unless in place."""
 
-    repo_id: str | None = None
-    root: Path | None = None
-    revision: str | None = None
-    out: Path | None = None
-    in_place: bool = False
-    new_repo_id: str | None = None
-    push_to_hub: bool = False
+    repo_id: str | None = None  # source dataset on the Hub (user/name); --root wins when both are set
+    root: Path | None = None  # source dataset root on disk
+    revision: str | None = None  # Hub revision of --repo_id (branch, tag, commit); default: the v3.0 tag, else main
+    out: Path | None = None  # output dataset root; default: ./<name>_annotated (unused with --in_place)
+    in_place: bool = False  # write the language columns into the source root itself
+    new_repo_id: str | None = None  # Hub dataset (user/name) that --push_to_hub pushes to
+    push_to_hub: bool = False  # push the result to the Hub when it validates (needs --new_repo_id)
     private: bool | None = None  # None: private unless the source is known public (never public by accident)
-    allow_source_overwrite: bool = False
+    allow_source_overwrite: bool = False  # without --new_repo_id, let --push_to_hub push back to --repo_id
     push_branch: str | None = None  # shard jobs: push staging to this branch of --new_repo_id ...
     push_staging_only: bool = False  # ... and write no dataset (`lerobot-keyframes merge` writes it once)
-    staging_dir: Path | None = None
-    only_episodes: tuple[int, ...] | None = None
-    seed: int = 1729
-    force: bool = False
-    skip_validation: bool = False
+    staging_dir: Path | None = None  # where finished modules are staged per episode; default: <out>.staging
+    only_episodes: tuple[int, ...] | None = None  # comma-separated episode indices to annotate; unset: all
+    seed: int = 1729  # seeds the per-episode choices (interjection boundaries, VQA question types)
+    force: bool = False  # recompute every module instead of reusing staged results
+    skip_validation: bool = False  # write despite validation errors, except structural ones (row placement)
     on_error: str = "skip"  # skip: report the episode and go on; stop: abort the run
-    frame_backend: str = "auto"
+    frame_backend: str = "auto"  # video decoder: auto|torchcodec|pyav|ffmpeg (auto falls back in that order, per file)
     frame_cache_mb: int = 64  # decoded frames kept for the modules that ask for the same keyframes
     plan: PlanConfig = field(default_factory=PlanConfig)
     interjections: InterjectionsConfig = field(default_factory=InterjectionsConfig)

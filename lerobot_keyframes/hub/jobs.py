@@ -60,19 +60,19 @@ _LABEL_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 class JobConfig:
     """Where and how the annotation job runs on Hugging Face Jobs (`--job.*` flags)."""
 
-    flavor: str = "l4x1"
+    flavor: str = "l4x1"  # HF Jobs hardware flavor, e.g. l4x1|l40sx1|a10g-large|a100-large|h200
     timeout: str = "2h"  # always set: s, m, h or d suffix, or seconds
-    image: str = DEFAULT_IMAGE
+    image: str = DEFAULT_IMAGE  # Docker image the job runs in (run_job: needs python3 and vLLM inside)
     runner: str = "run_job"  # run_job: the image's own vLLM | uv: run_uv_job(script)
     package: str | None = None  # what run_job installs; unset: the code running here (git URL@commit, or this version from PyPI)
     script: str | None = None  # uv runner: URL of hub_scripts/annotate.py
-    namespace: str | None = None
-    labels: tuple[str, ...] = ()  # key=value
+    namespace: str | None = None  # user or org that owns (and pays for) the job; unset: the token's user
+    labels: tuple[str, ...] = ()  # extra job labels, comma-separated key=value
     env: tuple[str, ...] = ()  # KEY=VALUE, passed as plain environment (never secrets)
-    detach: bool = False
-    attempts: int | None = None
-    shards: int = 1
-    work_repo_id: str | None = None  # where shard branches go (default: --new_repo_id)
+    detach: bool = False  # return after submitting instead of following the logs (shards always detach)
+    attempts: int | None = None  # max attempts, the first run included (unset: the Hub's default, 1)
+    shards: int = 1  # split into N frame-balanced shard jobs (same as --shards)
+    work_repo_id: str | None = None  # dataset repo the shard branches are pushed to (unset: --new_repo_id)
 
     def __post_init__(self) -> None:
         if self.runner not in ("run_job", "uv"):

@@ -15,11 +15,11 @@ class ReviewConfig:
 
     thumbs_per_camera: int = 8  # keyframe thumbnails along each camera's timeline
     strip_frames: int = 4  # frames per subtask span in the span strips
-    thumb_width: int = 160  # px
-    vqa_width: int = 320  # px; boxes/points are drawn on this image
-    jpeg_quality: int = 70
+    thumb_width: int = 160  # thumbnail width (px)
+    vqa_width: int = 320  # VQA frame width (px); boxes/points are drawn on this image
+    jpeg_quality: int = 70  # JPEG quality (1-95) of thumbnails and VQA frames
     workers: int = 0  # processes; 0: auto (up to 4, only for more than a few episodes), 1: in-process
-    backend: str = "auto"  # frame decoder backend, see `make_frame_provider`
+    backend: str = "auto"  # frame decoder: auto|torchcodec|pyav|ffmpeg (auto: falls back in that order)
     validate: bool = True  # run the validator and show its status per episode
 
     def __post_init__(self) -> None:

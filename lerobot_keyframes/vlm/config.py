@@ -16,62 +16,61 @@ class VlmConfig:
 
     Shared by every backend; a field a backend has no use for is ignored by it.
 
-    ``structured_output``:
-      - ``"auto"`` (default): enforce the JSON schema with the backend's own mechanism (xgrammar logits
-        processor for transformers, vLLM structured outputs, ``response_format`` json_schema for servers)
-        and, for servers only, fall back to plain generation + tolerant JSON extraction when the server
-        rejects the schema request;
+    ``structured_output`` (servers; the transformers and vllm backends always enforce a given schema with
+    their own grammar: an xgrammar logits processor, vLLM structured outputs):
+      - ``"auto"`` (default): ``response_format`` json_schema, falling back to plain generation + tolerant
+        JSON extraction when the server rejects the schema request;
       - ``"schema"``: enforce the schema, never fall back (a server that rejects it is an error);
-      - ``"json_object"``: ask servers for any JSON object (``response_format={"type": "json_object"}``),
-        validate afterwards; transformers/vLLM use a generic JSON grammar;
+      - ``"json_object"``: ask for any JSON object (``response_format={"type": "json_object"}``), validate
+        afterwards;
       - ``"off"``: no constraint; parse the text with the tolerant extractor.
     """
 
-    backend: str = "transformers"
-    model_id: str = "Qwen/Qwen2.5-VL-3B-Instruct"
-    revision: str | None = None
+    backend: str = "transformers"  # transformers|vllm|openai: in-process HF/vLLM model or an OpenAI-compatible server
+    model_id: str = "Qwen/Qwen2.5-VL-3B-Instruct"  # Hub id or local dir (openai: the served model name)
+    revision: str | None = None  # model branch, tag or commit (unset: default branch; openai backend: auto_serve only)
     # Sampling. temperature == 0 means greedy (deterministic); a seed makes sampling reproducible.
-    max_new_tokens: int = 512
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
-    structured_output: str = "auto"
+    max_new_tokens: int = 512  # token budget per answer (retried once larger on truncation)
+    temperature: float = 0.0  # sampling temperature; 0: greedy decoding
+    top_p: float = 1.0  # nucleus sampling cutoff in (0, 1], used only when temperature > 0
+    seed: int | None = None  # sampling seed for reproducible runs (unset: not seeded)
+    structured_output: str = "auto"  # auto|schema|json_object|off: how servers enforce schemas (openai backend only)
     # When an answer stops on the token budget (finish_reason "length"), retry it once with
     # max_new_tokens * truncation_retry_factor (capped by truncation_retry_max_tokens).
-    truncation_retry_factor: float = 2.0
-    truncation_retry_max_tokens: int = 8192
-    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
-    mm_processor_kwargs: dict[str, Any] = field(default_factory=dict)
+    truncation_retry_factor: float = 2.0  # retry budget = max_new_tokens x this; <= 1 disables the retry
+    truncation_retry_max_tokens: int = 8192  # cap on the retry budget (tokens)
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)  # JSON of extra chat template kwargs
+    mm_processor_kwargs: dict[str, Any] = field(default_factory=dict)  # JSON of extra multimodal processor kwargs
     # Image resolution bounds handed to the Qwen-VL processor (None: the model's own defaults).
-    min_pixels: int | None = None
-    max_pixels: int | None = None
-    camera_key: str | None = None
+    min_pixels: int | None = None  # lower bound on each image/frame's area (px); unset: the model's default
+    max_pixels: int | None = None  # upper bound on each image/frame's area (px); unset: the model's default
+    camera_key: str | None = None  # default camera for plan and interjections (unset or not in the dataset: the first)
     # transformers backend
-    dtype: str = "auto"
-    device: str = "auto"
-    attn_implementation: str | None = None
-    trust_remote_code: bool = False
-    batch_size: int = 8
+    dtype: str = "auto"  # auto|bfloat16|float16|float32 weights (transformers auto: bf16/fp16 on GPU, fp32 on CPU)
+    device: str = "auto"  # transformers only: auto|cpu|cuda|cuda:N (auto: cuda when available)
+    attn_implementation: str | None = None  # transformers only, e.g. sdpa|flash_attention_2 (unset: model default)
+    trust_remote_code: bool = False  # run custom code from the model repo (transformers, vllm, auto_serve)
+    batch_size: int = 8  # transformers only: conversations per generate() call
     # vllm backend (and auto_serve)
-    tensor_parallel_size: int = 1
-    max_model_len: int | None = None
-    gpu_memory_utilization: float = 0.9
-    max_num_seqs: int | None = None
-    limit_mm_per_prompt: dict[str, int] = field(default_factory=lambda: {"image": 8, "video": 1})
-    enforce_eager: bool = False
+    tensor_parallel_size: int = 1  # GPUs the model is split across
+    max_model_len: int | None = None  # context length cap (tokens); unset: the model's own
+    gpu_memory_utilization: float = 0.9  # fraction of GPU memory vLLM may take, 0-1
+    max_num_seqs: int | None = None  # max sequences vLLM batches at once (unset: vLLM's default)
+    limit_mm_per_prompt: dict[str, int] = field(default_factory=lambda: {"image": 8, "video": 1})  # JSON max per prompt
+    enforce_eager: bool = False  # disable CUDA graphs (less GPU memory and faster start, slower decoding)
     # openai backend: one or more comma-separated base URLs, used round-robin.
-    api_base: str = "http://127.0.0.1:8000/v1"
-    api_key: str | None = field(default=None, repr=False)  # never in logs
-    client_concurrency: int = 16
-    request_timeout: float = 120.0
-    max_retries: int = 5
-    retry_backoff: float = 0.5
-    retry_backoff_max: float = 30.0
-    jpeg_quality: int = 90
+    api_base: str = "http://127.0.0.1:8000/v1"  # server base URL(s), comma-separated
+    api_key: str | None = field(default=None, repr=False)  # server key (unset: $OPENAI_API_KEY); never in logs
+    client_concurrency: int = 16  # max requests in flight at once across the process, retries included
+    request_timeout: float = 120.0  # per-request timeout (s)
+    max_retries: int = 5  # retries per request on 408/409/425/429/5xx, timeouts, connection errors, bad answers
+    retry_backoff: float = 0.5  # base retry delay (s), doubled per retry, with jitter
+    retry_backoff_max: float = 30.0  # cap on one retry delay (s), a server's Retry-After included
+    jpeg_quality: int = 90  # JPEG quality (1-95) of frames sent as data URLs (openai; vllm: video frames only)
     # openai backend: start `python -m vllm.entrypoints.openai.api_server` for model_id on api_base's port.
-    auto_serve: bool = False
-    serve_timeout: float = 600.0
-    serve_args: tuple[str, ...] = ()
+    auto_serve: bool = False  # start a vLLM server for model_id on api_base's port (reuses one already serving it)
+    serve_timeout: float = 600.0  # how long auto_serve waits for the server to be ready (s)
+    serve_args: tuple[str, ...] = ()  # extra vLLM server arguments, comma-separated, e.g. --quantization=fp8
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

@@ -56,6 +56,8 @@ def vllm_server_command(cfg: VlmConfig, host: str, port: int) -> list[str]:
         str(port),
         "--tensor-parallel-size",
         str(cfg.tensor_parallel_size),
+        "--gpu-memory-utilization",
+        str(cfg.gpu_memory_utilization),
         "--limit-mm-per-prompt",
         json.dumps(dict(cfg.limit_mm_per_prompt)),
         "--structured-outputs-config",
