@@ -126,6 +126,17 @@ def test_missing_video_fails_that_episode_with_a_clear_error(sample_copy: Path, 
     assert "observation.images.wrist" in reason and video.name in reason and "episode 0" in reason
 
 
+def test_an_unknown_camera_key_is_an_error_before_any_work(sample_root: Path, tmp_path: Path) -> None:
+    backend = ScriptedBackend(oracle)
+    with pytest.raises(ValueError, match=r"camera_key='observation.images.top' is not a camera .*front"):
+        run_annotation(_config(sample_root, tmp_path / "out"), VLM.replace(camera_key="observation.images.top"),
+                       backend=backend)
+    assert backend.calls == 0 and not (tmp_path / "out").exists()
+    wrist = run_annotation(_config(sample_root, tmp_path / "wrist"), VLM.replace(camera_key="observation.images.wrist"),
+                           backend=ScriptedBackend(oracle))
+    assert not wrist.failures
+
+
 def test_invalid_rows_are_reported_and_nothing_is_written(sample_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     run_annotation(_config(sample_root, out), VLM, backend=ScriptedBackend(oracle))

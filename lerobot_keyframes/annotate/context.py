@@ -77,7 +77,10 @@ class EpisodeContext:
         wanted = getattr(self.backend, "camera_key", None) or getattr(
             getattr(self.backend, "config", None), "camera_key", None
         )
-        if wanted and wanted in self.cameras:
+        if wanted:
+            if wanted not in self.cameras:  # prepare_run checks the dataset; this guards direct use
+                raise AnnotationError(f"--vlm.camera_key={wanted!r} is not a camera of this episode; it has "
+                                      f"{self.cameras}", episode_index=self.index, module="plan")
             return wanted
         if not self.cameras:
             raise AnnotationError("the dataset has no camera to annotate", episode_index=self.index, module="plan")

@@ -215,13 +215,19 @@ class PreparedRun:
     result: AnnotateResult
 
 
-def prepare_run(config: AnnotateConfig) -> PreparedRun:
-    """Resolve the source, read the episode table, fetch the videos needed and open staging."""
+def prepare_run(config: AnnotateConfig, camera_key: str | None = None) -> PreparedRun:
+    """Resolve the source, read the episode table, fetch the videos needed and open staging.
+
+    A `camera_key` (`--vlm.camera_key`) that is not a camera of the dataset is an error here, before any
+    work, never a silent switch to another camera."""
     from ..dataset import load_episodes
     from ..dataset.source import resolve_source
 
     source = resolve_source(config.root or config.repo_id, revision=config.revision)
     episodes = load_episodes(source.root, episodes=config.only_episodes)
+    cameras = sorted({c["key"] for r in episodes for c in r["cameras"]})
+    if camera_key and camera_key not in cameras:
+        raise ValueError(f"--vlm.camera_key={camera_key!r} is not a camera of {source.root}; it has {cameras}")
     if source.repo_id is not None:  # meta + data are local now; fetch only the videos of these episodes
         source.fetch_files(sorted({c["path"] for r in episodes for c in r["cameras"] if c["storage"] == "video"}))
     out_root = default_output_root(config, source.root)
@@ -261,7 +267,7 @@ def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, pro
         factory = (lambda: backend) if backend is not None else None
         return run_annotation_ray(config, vlm, backend_factory=factory)
     started = time.perf_counter()
-    run = prepare_run(config)
+    run = prepare_run(config, getattr(vlm, "camera_key", None))
     rows, staging, result = run.rows, run.staging, run.result
 
     if provider is None:

@@ -44,7 +44,7 @@ class VlmConfig:
     # Image resolution bounds handed to the Qwen-VL processor (None: the model's own defaults).
     min_pixels: int | None = None  # lower bound on each image/frame's area (px); unset: the model's default
     max_pixels: int | None = None  # upper bound on each image/frame's area (px); unset: the model's default
-    camera_key: str | None = None  # default camera for plan and interjections (unset or not in the dataset: the first)
+    camera_key: str | None = None  # default camera for plan and interjections (unset: the first; unknown: an error)
     # transformers backend
     dtype: str = "auto"  # auto|bfloat16|float16|float32 weights (transformers auto: bf16/fp16 on GPU, fp32 on CPU)
     device: str = "auto"  # transformers only: auto|cpu|cuda|cuda:N (auto: cuda when available)
