@@ -31,7 +31,6 @@ import ctypes
 import json
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from docs_section import write_section
 
 HEADING = "## Decoding"
 SAMPLE = {"episodes": 4, "cameras": ["front", "wrist"], "width": 320, "height": 240, "episode_seconds": 6.0}
@@ -560,16 +560,6 @@ def notes(results: list[dict[str, Any]], rss: list[dict[str, Any]]) -> list[str]
                "and the sample's `from_timestamp`s are exact multiples of the frame period; on datasets written by "
                "lerobot it also misses (see ENVIRONMENT.md).")
     return out
-
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from docs_section import write_section
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -100,18 +101,6 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
               "timestamps; the pool gives each worker a contiguous run of episodes so its decoders keep their "
               "files open. Thumbnails are 160 px JPEGs (VQA frames 320 px).", ""]
     return "\n".join(lines)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) only the "Review" section of the benchmarks page."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text.rstrip("\n") + "\n")
 
 
 def main() -> None:
