@@ -184,8 +184,12 @@ def test_sharded_run_and_resubmitting_only_failed_shards(local_hub: LocalHub, so
     api = CapturingApi()
     lengths = {0: 300, 1: 120, 2: 110, 3: 100, 4: 90, 5: 60, 6: 20}
     run_file = tmp_path / "run-{run_id}.json"
+    printed: list[str] = []
     run = submit_sharded_annotation(JobConfig(shards=3, flavor="l4x1"), ARGS, api, lengths=lengths,
-                                    run_file=run_file, print_fn=lambda s: None)
+                                    run_file=run_file, print_fn=printed.append)
+    package, warning = job_package()  # from a source tree: said once, the same package for every shard
+    assert [p for p in printed if p.startswith("warning:")] == [f"warning: {warning}"]
+    assert {call["env"][PACKAGE_ENV] for _, call in api.calls} == {package}
     saved = tmp_path / f"run-{run.run_id}.json"
     assert ShardedRun.load(saved) == run
     assert [sum(lengths[e] for e in s.episodes) for s in run.shards] == [s.frames for s in run.shards] == [300, 270, 230]
@@ -210,6 +214,7 @@ def test_sharded_run_and_resubmitting_only_failed_shards(local_hub: LocalHub, so
     args = api.calls[3][1]["command"][4:]
     assert f"--only_episodes={','.join(map(str, run.shards[1].episodes))}" in args
     assert f"--push_branch={run.shards[1].branch}" in args
+    assert api.calls[3][1]["env"][PACKAGE_ENV] == package  # the run record keeps the resolved package
     assert run.shards[1].job_id == "job4" != failed_job and ShardedRun.load(saved).shards[1].job_id == "job4"
 
 

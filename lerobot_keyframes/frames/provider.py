@@ -8,8 +8,9 @@ that frame, never on a neighbour.
 
 Concurrency: no lock on the decode path. Every thread (and process) has its own small LRU of open
 decoders, created lazily where it is used (after fork, after unpickling); with `cache_bytes` > 0 frames
-also land in a shared, byte-bounded, thread-safe LRU cache (off by default). The provider pickles to its configuration plus the episode rows,
-so it can be shipped to `datasets.map(num_proc=k)` workers and hashed for a stable fingerprint.
+also land in a shared, byte-bounded, thread-safe LRU cache (off by default). The provider pickles to its
+configuration plus the episode rows, so it can be shipped to `datasets.map(num_proc=k)` workers and hashed
+for a stable fingerprint.
 """
 
 from __future__ import annotations

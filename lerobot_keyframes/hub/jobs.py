@@ -340,6 +340,18 @@ def package_requirement(direct: Mapping[str, Any] | None, location: Path) -> tup
     )
 
 
+def with_package(config: JobConfig, print_fn: Callable[[str], None] = print) -> JobConfig:
+    """`config` with `package` resolved (`job_package()` when unset), saying once why it may differ from
+    the code running here."""
+    if config.package:
+        return config
+    package, warning = job_package()
+    if warning:
+        logger.warning("%s", warning)
+        print_fn(f"warning: {warning}")
+    return replace(config, package=package)
+
+
 def _direct_url() -> dict[str, Any] | None:
     """PEP 610 origin of the installed distribution whose files include this module, if recorded."""
     from importlib import metadata
@@ -412,11 +424,7 @@ def submit_annotation_job(
                                "can download, e.g. the raw file on the Hub or GitHub at a pinned revision).")
             info = api.run_uv_job(config.script, script_args=args, **common)
         else:
-            package, warning = (config.package, None) if config.package else job_package()
-            if warning:
-                logger.warning("%s", warning)
-                print_fn(f"warning: {warning}")
-            env[PACKAGE_ENV] = package
+            env[PACKAGE_ENV] = with_package(config, print_fn).package
             info = api.run_job(command=["bash", "-c", BOOTSTRAP, "lerobot-keyframes-job", *args], **common)
     owner = getattr(getattr(info, "owner", None), "name", None) or config.namespace or ""
     handle = JobHandle(
@@ -518,6 +526,8 @@ def submit_sharded_annotation(
             wanted = {int(v) for v in only.split(",") if v.strip()}
             lengths = {e: n for e, n in lengths.items() if e in wanted}
     shards = plan_shards(lengths, config.shards)
+    if config.runner != "uv":  # resolved once: every shard (and a resubmission) installs the same package
+        config = with_package(config, print_fn)
     run_id = uuid.uuid4().hex[:12]
     if run_file is not None:
         run_file = Path(str(run_file).replace("{run_id}", run_id))
