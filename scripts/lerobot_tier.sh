@@ -12,6 +12,8 @@
 # Inside this script a missing lerobot is an error, never a skip. Exit status is pytest's.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/venv_disk.sh
+source "$here/scripts/venv_disk.sh"
 python=${LEROBOT_TIER_PYTHON:-}
 if [ -z "$python" ]; then
   if command -v pyenv >/dev/null 2>&1 && [ -x "$(pyenv root)/versions/3.12.1/bin/python3.12" ]; then
@@ -34,6 +36,8 @@ mkdir -p "$cache/venvs"
 build_venv() {
   echo "[lerobot-tier] creating $venv (first time: a few minutes, ~5 GB)"
   rm -rf "$venv"
+  prune_tier_venvs "$cache" lerobot "$venv"   # older tier venvs (another hash) are ~5 GB each
+  require_free_disk "$cache/venvs" 6 "the lerobot tier virtualenv"
   "$python" -m venv "$venv"
   local pip=("$venv/bin/python" -m pip)
   "${pip[@]}" install -q --upgrade pip
@@ -44,17 +48,20 @@ build_venv() {
   echo "$stamp_value" > "$stamp"
 }
 
-# One builder at a time (two `make test` runs on one machine must not build the same venv twice).
+# Users of this venv hold its lock shared (through pytest, which inherits fd 9), a builder holds it
+# exclusive: one builder at a time, and prune_tier_venvs never removes a venv a test run is using.
 exec 9>"$cache/venvs/.lerobot-$stamp_value.lock"
-flock 9
-if ! { [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_value" ]; }; then
-  build_venv
+venv_ready() { [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_value" ]; }
+flock -s 9
+if ! venv_ready; then
+  flock 9
+  venv_ready || build_venv
+  flock -s 9
 fi
 # The editable install points at the checkout it was made from; re-point it when run from another clone.
 if ! "$venv/bin/python" -c 'import lerobot_keyframes, os, sys; sys.exit(os.path.dirname(os.path.dirname(os.path.abspath(lerobot_keyframes.__file__))) != sys.argv[1])' "$here" 2>/dev/null; then
   "$venv/bin/python" -m pip install -q --no-deps -e "$here"
 fi
-flock -u 9
 
 # cheap presence check here; tests/conformance/conftest.py turns a broken import into an error (never a skip)
 "$venv/bin/python" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("lerobot") is None)' \

@@ -8,6 +8,8 @@ venv=${1:?venv dir}
 reqs=${2:?requirements file}
 python=${3:-python3}
 here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/venv_disk.sh
+source "$here/scripts/venv_disk.sh"
 
 # torchcodec loads FFmpeg's shared libraries from the system; the ffmpeg CLI backend needs the binary.
 if ! command -v ffmpeg >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep -q libavcodec; then
@@ -29,6 +31,7 @@ fi
 if [ -x "$venv/bin/python" ]; then
   echo "[setup] updating virtualenv $venv from $reqs"
 else
+  require_free_disk "$(dirname "$(realpath -m "$venv")")" 7 "the virtualenv $venv"
   echo "[setup] creating virtualenv $venv from $reqs (first time: a few minutes)"
   "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip

