@@ -15,7 +15,7 @@ import pytest
 
 from lerobot_keyframes.language import EpisodeAnnotations, LanguageRow, write_language
 from lerobot_keyframes.language.synthetic import synthetic_annotations
-from lerobot_keyframes.review import ReviewConfig, build_review, vqa_shapes
+from lerobot_keyframes.review import ReviewConfig, build_review, trace_shape, vqa_shapes
 
 FRONT = "observation.images.front"
 REPO = Path(__file__).resolve().parents[1]
@@ -27,15 +27,20 @@ KNOWN = {
         "detections": [{"label": "known cube", "bbox_format": "xyxy", "bbox": [100.0, 200.0, 500.0, 600.0]}]},
 }
 EXPECTED_RECT = {0: (32.0, 24.0, 128.0, 96.0), 1: (32.0, 48.0, 128.0, 96.0)}  # x, y, width, height on 320x240
+# one known trace per episode (a pixel trajectory in pixels of 640x480) and its points on the 320x240 frame
+TRACE = {"coords": "pixel", "image_size": [640, 480], "label": "gripper path", "point_format": "xy",
+         "points": [[64, 48], [320, 240], [600, 400]]}
+EXPECTED_TRACE = [(32.0, 24.0), (160.0, 120.0), (300.0, 200.0)]
 
 
 def _with_known_boxes(ann: EpisodeAnnotations) -> EpisodeAnnotations:
-    """Replace the first-frame front-camera VQA pair by a bbox question with the known answer."""
+    """Replace the first-frame front-camera VQA pair by a bbox question with the known answer; add a trace."""
     t0 = min(r.timestamp for r in ann.events)
     events = [r for r in ann.events if not (r.style == "vqa" and r.camera == FRONT and r.timestamp == t0)]
     answer = json.dumps(KNOWN[ann.episode_index], sort_keys=True)
     events += [LanguageRow("user", "Where is the known cube?", "vqa", t0, camera=FRONT, question_type="bbox"),
-               LanguageRow("assistant", answer, "vqa", t0, camera=FRONT, question_type="bbox")]
+               LanguageRow("assistant", answer, "vqa", t0, camera=FRONT, question_type="bbox"),
+               LanguageRow("assistant", json.dumps(TRACE, sort_keys=True), "trace", t0, camera=FRONT)]
     return dataclasses.replace(ann, events=tuple(events))
 
 
@@ -100,6 +105,31 @@ def test_known_boxes_drawn_in_the_recorded_convention(site: Path, episode: int) 
     assert EXPECTED_RECT[episode] in _rects(page)
     note = "pixel of 640x480" if episode == 0 else "norm1000"
     assert note in page
+
+
+@pytest.mark.parametrize("episode", [0, 1])
+def test_known_trace_drawn_on_its_camera_frame(site: Path, episode: int) -> None:
+    page = _page(site, episode)
+    lines = re.findall(r'<polyline class="trace" points="([^"]+)" data-label="gripper path">', page)
+    assert len(lines) == 1
+    assert [tuple(float(v) for v in p.split(",")) for p in lines[0].split()] == EXPECTED_TRACE
+    card = page[page.index('id="trace-0"'):]
+    assert f'data-camera="{FRONT}"' in card[:200] and "pixel of 640x480" in card
+    assert page.count('class="tick trace"') == 1
+    assert 'href="#trace-0"' in page
+
+
+def test_trace_shape_formats() -> None:
+    bare = json.dumps([[0, 0], [50, 100]])  # no convention: camera pixels
+    shape, note = trace_shape(bare, (160, 120), (320, 240))
+    assert shape is not None and shape.points == ((0, 0), (25, 50)) and "not recorded" in note
+    norm = json.dumps({"trajectory": [[500, 500], [1000, 0], [0, 1000]], "coords": "norm1000"})
+    shape, _ = trace_shape(norm, (320, 240), None)
+    assert shape is not None and shape.points == ((160, 120), (320, 0), (0, 240))
+    assert trace_shape("not json", (320, 240), None) == (None, "trace is not JSON")
+    for bad in ('{"points": [[1, 2]]}', '{"points": [[1, 2], [3]]}', '{"points": [[1, true], [3, 4]]}', '"x"'):
+        shape, why = trace_shape(bad, (320, 240), None)
+        assert shape is None and why, bad
 
 
 def test_vqa_shapes_conventions() -> None:
@@ -238,6 +268,19 @@ def test_browser_shows_episodes_subtasks_and_boxes(driver, site: Path, tmp_path:
     x, y, w, h = EXPECTED_RECT[0]
     assert box[:4] == pytest.approx([x * sx, y * sy, w * sx, h * sy], abs=3)  # stroke width
     item.screenshot(str(tmp_path / "review_vqa.png"))
+
+    trace = driver.find_element(By.ID, "trace-0")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", trace)
+    line = trace.find_element(By.CSS_SELECTOR, "polyline.trace")
+    frame = trace.find_element(By.CSS_SELECTOR, ".vqa-frame img")
+    assert line.is_displayed() and frame.is_displayed()
+    bounds = driver.execute_script("var r=arguments[0].getBoundingClientRect(), i=arguments[1].getBoundingClientRect();"
+                                   "return [r.left-i.left, r.top-i.top, r.right-i.left, r.bottom-i.top, i.width, i.height];",
+                                   line, frame)
+    sx, sy = bounds[4] / 320, bounds[5] / 240
+    xs, ys = [p[0] for p in EXPECTED_TRACE], [p[1] for p in EXPECTED_TRACE]
+    assert bounds[:4] == pytest.approx([min(xs) * sx, min(ys) * sy, max(xs) * sx, max(ys) * sy], abs=3)
+    trace.screenshot(str(tmp_path / "review_trace.png"))
     driver.save_screenshot(str(tmp_path / "review_episode.png"))
     assert (tmp_path / "review_episode.png").stat().st_size > 10_000
     shutil.copy(tmp_path / "review_episode.png", os.environ.get("REVIEW_SCREENSHOT", tmp_path / "artifact.png"))

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 from .config import ReviewConfig
 
 if TYPE_CHECKING:
-    from .site import build_review, episode_view, vqa_shapes
+    from .site import build_review, episode_view, trace_shape, vqa_shapes
 
-__all__ = ["ReviewConfig", "build_review", "episode_view", "vqa_shapes"]
+__all__ = ["ReviewConfig", "build_review", "episode_view", "trace_shape", "vqa_shapes"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("build_review", "episode_view", "vqa_shapes"):
+    if name in ("build_review", "episode_view", "trace_shape", "vqa_shapes"):
         from . import site
 
         return getattr(site, name)

@@ -30,7 +30,7 @@ from .config import ReviewConfig
 
 logger = logging.getLogger(__name__)
 
-STYLE_COLUMNS = ("subtask", "plan", "memory", "task_aug", "motion", "interjection", "speech", "vqa")
+STYLE_COLUMNS = ("subtask", "plan", "memory", "task_aug", "motion", "interjection", "speech", "vqa", "trace")
 SUBTASK_COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2", "#edc948", "#9c755f")
 _MIN_AUTO_PARALLEL = 6  # episodes; below this a process pool costs more than it saves
 
@@ -63,6 +63,16 @@ class VqaItem:
     answer: str | None
 
 
+@dataclass(frozen=True)
+class TraceItem:
+    """A `trace` event: a pixel trajectory drawn on one camera's frame."""
+
+    t: float
+    frame: int
+    camera: str
+    content: str | None
+
+
 @dataclass
 class EpisodeView:
     episode_index: int
@@ -74,6 +84,7 @@ class EpisodeView:
     marks: list[Mark] = field(default_factory=list)
     task_aug: list[str] = field(default_factory=list)
     vqa: list[VqaItem] = field(default_factory=list)
+    traces: list[TraceItem] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -125,6 +136,9 @@ def episode_view(row: Mapping[str, Any], ann: EpisodeAnnotations | None, timesta
             view.marks.append(Mark(r.timestamp, "interjection", r.content or ""))
         elif r.style == "vqa":
             pairs[(r.timestamp, r.camera or "")][r.role if r.role in ("user", "assistant") else "user"].append(r)
+        elif r.style == "trace":
+            counts["trace"] += 1
+            view.traces.append(TraceItem(r.timestamp, view.frame_of(r.timestamp), r.camera or "", r.content))
         else:
             counts[r.style or "other"] += 1
     for (t, cam), qa in sorted(pairs.items()):
@@ -134,6 +148,7 @@ def episode_view(row: Mapping[str, Any], ann: EpisodeAnnotations | None, timesta
             view.vqa.append(VqaItem(t, view.frame_of(t), cam, qs[k].content if k < len(qs) else None,
                                     ans[k].content if k < len(ans) else None))
     view.marks.sort(key=lambda m: (m.t, m.kind))
+    view.traces.sort(key=lambda v: (v.t, v.camera))
     view.counts = {k: counts.get(k, 0) for k in STYLE_COLUMNS}
     return view
 
@@ -141,14 +156,35 @@ def episode_view(row: Mapping[str, Any], ann: EpisodeAnnotations | None, timesta
 # -- VQA geometry ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Shape:
-    """A box (x, y, w, h) or a point (x, y) in displayed-image pixels."""
+    """A box (x, y, w, h), a point (x, y) or a path (points, starting at x, y) in displayed-image pixels."""
 
-    kind: str  # "box" | "point"
+    kind: str  # "box" | "point" | "path"
     label: str
     x: float
     y: float
     w: float = 0.0
     h: float = 0.0
+    points: tuple[tuple[float, float], ...] = ()
+
+
+def _answer_scale(payload: Mapping[str, Any], display: tuple[int, int],
+                  native: tuple[int, int] | None) -> tuple[float, float, str]:
+    """Factors from an answer's coordinates to `display` pixels, and the convention they were read in."""
+    dw, dh = display
+    size = payload.get("image_size")
+    if payload.get("coords") == "norm1000":
+        return dw / 1000.0, dh / 1000.0, "norm1000 (0..1000 of width/height)"
+    valid = isinstance(size, (list, tuple)) and len(size) == 2 and all(
+        isinstance(v, (int, float)) and v > 0 for v in size)
+    base = tuple(size) if valid else native or display
+    note = f"pixel of {int(base[0])}x{int(base[1])}" if valid else (
+        f"convention not recorded; read as pixels of {int(base[0])}x{int(base[1])}")
+    return dw / float(base[0]), dh / float(base[1]), note
+
+
+def _is_xy(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
 
 
 def vqa_shapes(answer: str | None, display: tuple[int, int], native: tuple[int, int] | None) -> tuple[list[Shape], str]:
@@ -163,18 +199,7 @@ def vqa_shapes(answer: str | None, display: tuple[int, int], native: tuple[int, 
         return [], "answer is not JSON"
     if not isinstance(payload, dict):
         return [], ""
-    dw, dh = display
-    coords = payload.get("coords")
-    size = payload.get("image_size")
-    if coords == "norm1000":
-        sx, sy, note = dw / 1000.0, dh / 1000.0, "norm1000 (0..1000 of width/height)"
-    else:
-        valid = isinstance(size, (list, tuple)) and len(size) == 2 and all(
-            isinstance(v, (int, float)) and v > 0 for v in size)
-        base = tuple(size) if valid else native or display
-        sx, sy = dw / float(base[0]), dh / float(base[1])
-        note = f"pixel of {int(base[0])}x{int(base[1])}" if valid else (
-            f"convention not recorded; read as pixels of {int(base[0])}x{int(base[1])}")
+    sx, sy, note = _answer_scale(payload, display, native)
     shapes: list[Shape] = []
     for det in payload.get("detections") or []:
         box = det.get("bbox") if isinstance(det, dict) else None
@@ -185,6 +210,30 @@ def vqa_shapes(answer: str | None, display: tuple[int, int], native: tuple[int, 
     if isinstance(point, (list, tuple)) and len(point) == 2 and all(isinstance(v, (int, float)) for v in point):
         shapes.append(Shape("point", str(payload.get("label", "")), point[0] * sx, point[1] * sy))
     return shapes, note
+
+
+def trace_shape(content: str | None, display: tuple[int, int],
+                native: tuple[int, int] | None) -> tuple[Shape | None, str]:
+    """The path of a `trace` row in the pixels of a `display`-sized image, plus the convention used.
+
+    Upstream fixes no content format for traces; read, like a keypoint answer, `{"label", "point_format": "xy",
+    "points": [[x, y], ...]}` (also under "trace" or "trajectory", or a bare list of [x, y]), with the same
+    `coords` / `image_size` conventions as VQA. Anything else is shown as text only, with the reason.
+    """
+    try:
+        payload = json.loads(content) if content else None
+    except (TypeError, ValueError):
+        return None, "trace is not JSON"
+    if isinstance(payload, list):
+        payload = {"points": payload}
+    if not isinstance(payload, dict):
+        return None, "trace is not a JSON object or list"
+    points = next((payload[k] for k in ("points", "trace", "trajectory") if k in payload), None)
+    if not isinstance(points, list) or len(points) < 2 or not all(_is_xy(p) for p in points):
+        return None, "no list of at least two [x, y] points"
+    sx, sy, note = _answer_scale(payload, display, native)
+    path = tuple((float(x) * sx, float(y) * sy) for x, y in points)
+    return Shape("path", str(payload.get("label", "")), path[0][0], path[0][1], points=path), note
 
 
 # -- frames ------------------------------------------------------------------------------------------
@@ -204,13 +253,13 @@ def episode_dir_name(episode_index: int) -> str:
 
 
 def _wanted_frames(view: EpisodeView, camera: str, config: ReviewConfig) -> tuple[list[int], set[int]]:
-    """Frames to decode for a camera (thumbnails, span strips, VQA) and which of them are VQA frames."""
+    """Frames to decode for a camera (thumbnails, span strips, VQA, traces) and which of them are shown large."""
     n = len(view.timestamps)
     wanted = set(_spread(0, n, config.thumbs_per_camera))
     for s in view.spans:
         wanted.update(_spread(s.start_frame, s.end_frame, config.strip_frames))
-    vqa = {v.frame for v in view.vqa if v.camera == camera}
-    return sorted(wanted | vqa), vqa
+    large = {v.frame for v in [*view.vqa, *view.traces] if v.camera == camera}
+    return sorted(wanted | large), large
 
 
 def _resize(image: Any, width: int) -> Any:
@@ -286,6 +335,8 @@ text-overflow:ellipsis;border-right:2px solid #fff}
 .tick{position:absolute;top:3px;bottom:3px;width:4px;margin-left:-2px;border-radius:2px}
 .tick.plan{background:#4e79a7}.tick.memory{background:#59a14f}.tick.motion{background:#9c755f}
 .tick.interjection{background:#e15759}.tick.speech{background:#b07aa1}.tick.vqa{background:#f28e2b}
+.tick.trace{background:#76b7b2}.trace{fill:none;stroke:#ffea00;stroke-width:2.5;stroke-linejoin:round}
+.trace-start{fill:#ffea00;stroke:#000;stroke-width:1}.trace-end{fill:#000;stroke:#ffea00;stroke-width:2}
 .strips{display:flex;flex-direction:column;gap:6px}.strip{display:flex;gap:4px;align-items:center;background:#fff;
 border:1px solid #ddd;padding:4px}.strip .label{width:220px;font-size:13px}.strip img{height:60px}
 .vqa-grid{display:flex;flex-wrap:wrap;gap:12px}.vqa-item{background:#fff;border:1px solid #ddd;padding:6px;width:340px}
@@ -380,6 +431,12 @@ def render_episode_page(view: EpisodeView, images: Mapping[str, Mapping[str, Any
                         for k, v in enumerate(view.vqa) if v.camera == cam["key"])
         lanes.append(f"<div class=\"lane-label\">vqa {_e(camera_slug(cam['key']))}</div>"
                      f"<div class=\"track\">{ticks}</div>")
+    for cam in view.cameras if view.traces else ():
+        ticks = "".join(f"<a class=\"tick trace\" href=\"#trace-{k}\" style=\"left:{_pct(v.t, dur)}%\" "
+                        f"title=\"trace {_fmt_t(v.t)}\"></a>"
+                        for k, v in enumerate(view.traces) if v.camera == cam["key"])
+        lanes.append(f"<div class=\"lane-label\">trace {_e(camera_slug(cam['key']))}</div>"
+                     f"<div class=\"track\">{ticks}</div>")
     parts.append("<h2>Timeline</h2><div class=\"timeline\" id=\"timeline\">" + "".join(lanes) + "</div>")
     if png:
         parts.append(f"<p><a href=\"{png}\">timeline image (PNG)</a></p>")
@@ -413,29 +470,59 @@ def render_episode_page(view: EpisodeView, images: Mapping[str, Mapping[str, Any
     if view.vqa:
         cards = []
         for k, v in enumerate(view.vqa):
-            info = images.get(v.camera, {})
-            large = info.get("large", {}).get(v.frame)
-            native = info.get("native")
-            figure = "<p class=\"muted\">(frame not decoded)</p>"
-            note = svg = ""
-            if large is not None:
-                path, w, h = large
-                shapes, note = vqa_shapes(v.answer, (w, h), tuple(native) if native and all(native) else None)
-                svg = "".join(_svg_shape(s) for s in shapes)
-                figure = (f"<div class=\"vqa-frame\"><img loading=\"lazy\" src=\"{assets_rel}/{path}\" width=\"{w}\" "
-                          f"height=\"{h}\" alt=\"\"><svg viewBox=\"0 0 {w} {h}\" preserveAspectRatio=\"none\" "
-                          f"data-width=\"{w}\" data-height=\"{h}\">{svg}</svg></div>")
+            figure, note, svg = _frame_figure(images.get(v.camera, {}), v.frame, assets_rel,
+                                              lambda size, native, v=v: vqa_shapes(v.answer, size, native))
             cards.append(f"<div class=\"vqa-item\" id=\"vqa-{k}\" data-camera=\"{_e(v.camera)}\" data-t=\"{v.t!r}\">"
                          f"<div><b>{_fmt_t(v.t)}</b> <span class=\"muted\">{_e(camera_slug(v.camera))}, frame "
                          f"{v.frame}</span></div>{figure}<div><b>Q:</b> {_e(v.question)}</div>"
                          f"<pre class=\"answer\">{_e(v.answer)}</pre>"
                          + (f"<div class=\"muted coords\">{_e(note)}</div>" if note and svg else "") + "</div>")
         parts.append(f"<h2>VQA ({len(view.vqa)})</h2><div class=\"vqa-grid\" id=\"vqa\">{''.join(cards)}</div>")
+
+    # traces
+    if view.traces:
+        cards = []
+        for k, v in enumerate(view.traces):
+            def path_of(size: tuple[int, int], native: tuple[int, int] | None,
+                        v: TraceItem = v) -> tuple[list[Shape], str]:
+                shape, note = trace_shape(v.content, size, native)
+                return ([shape] if shape else []), note
+
+            figure, note, svg = _frame_figure(images.get(v.camera, {}), v.frame, assets_rel, path_of)
+            cards.append(f"<div class=\"vqa-item trace-item\" id=\"trace-{k}\" data-camera=\"{_e(v.camera)}\" "
+                         f"data-t=\"{v.t!r}\"><div><b>{_fmt_t(v.t)}</b> <span class=\"muted\">"
+                         f"{_e(camera_slug(v.camera))}, frame {v.frame}</span></div>{figure}"
+                         f"<pre class=\"answer\">{_e(v.content)}</pre>"
+                         + (f"<div class=\"muted coords\">{_e(note)}</div>" if note else "") + "</div>")
+        parts.append(f"<h2>Traces ({len(view.traces)})</h2><div class=\"vqa-grid\" id=\"traces\">"
+                     f"{''.join(cards)}</div>")
     return _page(f"Episode {e}", "\n".join(parts), JS)
+
+
+def _frame_figure(info: Mapping[str, Any], frame: int, assets_rel: str,
+                  shapes_of: Any) -> tuple[str, str, str]:
+    """A large frame with an SVG overlay of `shapes_of((w, h), native)`; returns (html, note, svg)."""
+    large = info.get("large", {}).get(frame)
+    if large is None:
+        return "<p class=\"muted\">(frame not decoded)</p>", "", ""
+    native = info.get("native")
+    path, w, h = large
+    shapes, note = shapes_of((w, h), tuple(native) if native and all(native) else None)
+    svg = "".join(_svg_shape(s) for s in shapes)
+    html = (f"<div class=\"vqa-frame\"><img loading=\"lazy\" src=\"{assets_rel}/{path}\" width=\"{w}\" "
+            f"height=\"{h}\" alt=\"\"><svg viewBox=\"0 0 {w} {h}\" preserveAspectRatio=\"none\" "
+            f"data-width=\"{w}\" data-height=\"{h}\">{svg}</svg></div>")
+    return html, note, svg
 
 
 def _svg_shape(s: Shape) -> str:
     label = f"<text class=\"shape-label\" x=\"{s.x:.1f}\" y=\"{max(s.y - 3, 10):.1f}\">{_e(s.label)}</text>"
+    if s.kind == "path":
+        pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in s.points)
+        (ex, ey) = s.points[-1]
+        return (f"<polyline class=\"trace\" points=\"{pts}\" data-label=\"{_e(s.label)}\"></polyline>"
+                f"<circle class=\"trace-start\" cx=\"{s.x:.1f}\" cy=\"{s.y:.1f}\" r=\"3.5\"></circle>"
+                f"<circle class=\"trace-end\" cx=\"{ex:.1f}\" cy=\"{ey:.1f}\" r=\"3.5\"></circle>{label}")
     if s.kind == "box":
         return (f"<rect class=\"bbox\" x=\"{s.x:.1f}\" y=\"{s.y:.1f}\" width=\"{s.w:.1f}\" height=\"{s.h:.1f}\" "
                 f"data-label=\"{_e(s.label)}\"></rect>{label}")

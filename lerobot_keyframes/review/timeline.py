@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .site import EpisodeView
 
-_LANES = ("plan", "memory", "motion", "interjection", "speech", "vqa")
+_LANES = ("plan", "memory", "motion", "interjection", "speech", "vqa", "trace")
 _TICK_COLORS = {"plan": "#4e79a7", "memory": "#59a14f", "motion": "#9c755f", "interjection": "#e15759",
-                "speech": "#b07aa1", "vqa": "#f28e2b"}
+                "speech": "#b07aa1", "vqa": "#f28e2b", "trace": "#76b7b2"}
 
 
 def render_timeline_png(view: EpisodeView, thumbs: Sequence[tuple[float, Any]], path: str | Path, *,
@@ -47,7 +47,8 @@ def render_timeline_png(view: EpisodeView, thumbs: Sequence[tuple[float, Any]], 
         labels = ["subtasks"]
         for lane, kind in enumerate(_LANES):
             y = n_lanes - 1.5 - lane
-            times = [v.t for v in view.vqa] if kind == "vqa" else [m.t for m in view.marks if m.kind == kind]
+            items = {"vqa": view.vqa, "trace": view.traces}.get(kind) or [m for m in view.marks if m.kind == kind]
+            times = [v.t for v in items]
             if times:
                 ax.vlines(times, y - 0.35, y + 0.35, colors=_TICK_COLORS[kind], linewidth=2)
             labels.append(kind)
