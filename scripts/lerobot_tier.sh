@@ -48,16 +48,7 @@ build_venv() {
   echo "$stamp_value" > "$stamp"
 }
 
-# Users of this venv hold its lock shared (through pytest, which inherits fd 9), a builder holds it
-# exclusive: one builder at a time, and prune_tier_venvs never removes a venv a test run is using.
-exec 9>"$cache/venvs/.lerobot-$stamp_value.lock"
-venv_ready() { [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_value" ]; }
-flock -s 9
-if ! venv_ready; then
-  flock 9
-  venv_ready || build_venv
-  flock -s 9
-fi
+use_tier_venv "$cache/venvs/.lerobot-$stamp_value.lock"   # builds it when missing or outdated
 # The editable install points at the checkout it was made from; re-point it when run from another clone.
 if ! "$venv/bin/python" -c 'import lerobot_keyframes, os, sys; sys.exit(os.path.dirname(os.path.dirname(os.path.abspath(lerobot_keyframes.__file__))) != sys.argv[1])' "$here" 2>/dev/null; then
   "$venv/bin/python" -m pip install -q --no-deps -e "$here"

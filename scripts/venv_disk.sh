@@ -1,4 +1,4 @@
-# Sourced by setup_env.sh and the tier scripts: each virtualenv holds a CUDA build of torch (5-7 GB), so a
+# Sourced by setup_env.sh and the tier scripts (venv_disk: the venvs' disk use and their cache): each virtualenv holds a CUDA build of torch (5-7 GB), so a
 # full disk is the likeliest way for `make test` to fail on a fresh machine. Check before building, and
 # keep one venv per tier in the cache.
 
@@ -29,3 +29,18 @@ prune_tier_venvs() {
     fi
   done
 }
+
+# use_tier_venv LOCK: with $venv, $stamp and $stamp_value set and build_venv defined by the caller, build the
+# venv unless its stamp is current, and leave fd 9 holding LOCK shared. Test runs hold it shared (pytest
+# inherits fd 9), a builder exclusive: one builder at a time, and prune_tier_venvs never removes a venv in use.
+use_tier_venv() {
+  exec 9>"$1"
+  flock -s 9
+  if ! _tier_venv_ready; then
+    flock 9
+    _tier_venv_ready || build_venv
+    flock -s 9
+  fi
+}
+
+_tier_venv_ready() { [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_value" ]; }

@@ -1,4 +1,4 @@
-"""scripts/venv_disk.sh: the set-up's disk check and tier-venv pruning (a full disk failed a CI run)."""
+"""scripts/venv_disk.sh: the set-up's disk check, tier-venv pruning and locking (a full disk failed a CI run)."""
 
 from __future__ import annotations
 
@@ -44,3 +44,20 @@ def test_prune_keeps_the_current_venv_and_any_in_use(tmp_path: Path) -> None:
     assert sorted(p.name for p in venvs.iterdir() if p.is_dir()) == ["lerobot-other", "vllm-busy", "vllm-current"]
     assert "removing the outdated" in result.stdout and "vllm-old" in result.stdout
     assert not (venvs / ".vllm-old.lock").exists()
+
+
+def test_use_tier_venv_builds_once_and_holds_the_lock_shared(tmp_path: Path) -> None:
+    venv, lock = tmp_path / "vllm-abc", tmp_path / ".vllm-abc.lock"
+    setup = (f'venv="{venv}"; stamp="$venv/stamp"; stamp_value=abc; '
+             'build_venv() { echo BUILT; mkdir -p "$venv/bin"; ln -sf "$(type -P true)" "$venv/bin/python"; '
+             'echo abc > "$stamp"; }; ')
+    first = run_helper(setup + f'use_tier_venv "{lock}"')
+    assert first.returncode == 0 and first.stdout.count("BUILT") == 1, first.stderr
+    # stamp current: no rebuild; while this shell lives, the lock is held shared (exclusive is refused)
+    second = run_helper(setup + f'use_tier_venv "{lock}"; flock -n -s "{lock}" true && echo SHARED_OK; '
+                        f'flock -n -x "{lock}" true || echo EXCLUSIVE_REFUSED')
+    assert second.returncode == 0, second.stderr
+    assert "BUILT" not in second.stdout and "SHARED_OK" in second.stdout and "EXCLUSIVE_REFUSED" in second.stdout
+    (venv / "stamp").write_text("old\n")  # requirements changed: rebuilt
+    third = run_helper(setup + f'use_tier_venv "{lock}"')
+    assert third.stdout.count("BUILT") == 1
