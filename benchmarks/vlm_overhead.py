@@ -7,6 +7,10 @@
    (engine + processor) at batch 32.
 2. openai backend against the local fake server with a fixed 50 ms latency: share of the configured
    concurrency kept busy (ideal time N * latency / concurrency over the measured wall time). Target >= 90 %.
+3. the same server and backend in the annotation engine's pattern: many episodes at once in one event loop,
+   each making several small ``agenerate`` calls. Baseline in the same run: the same backend with what it did
+   before it kept one client per event loop: new clients for every call, closed at its end (a new TLS
+   context and new connections per call).
 
 Run: ``.venv/bin/python benchmarks/vlm_overhead.py`` (HF_HUB_OFFLINE=1; prints a markdown table).
 """
@@ -208,14 +212,88 @@ def openai_concurrency(n_requests: int, concurrency: int, latency: float, repeat
     }
 
 
+def openai_small_calls(episodes: int, calls: int, per_call: int, concurrency: int, latency: float,
+                       repeats: int) -> dict[str, Any]:
+    """Annotation-engine pattern: `episodes` tasks in one loop, each `calls` sequential agenerate calls of
+    `per_call` requests. Best of `repeats`, for clients kept per loop and for clients made per call."""
+    import asyncio
+    import contextvars
+    import json
+    import subprocess
+    import sys
+    import urllib.request
+
+    from lerobot_keyframes.vlm import VlmConfig
+    from lerobot_keyframes.vlm.openai_backend import OpenAIBackend
+
+    call_clients: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("call_clients")
+
+    class PerCallClients(OpenAIBackend):
+        """The backend as it was: clients made for each call (task-local here) and closed at its end."""
+
+        def _clients(self) -> dict[str, Any]:
+            return call_clients.get()
+
+        async def _agenerate_raw(self, *args: Any) -> Any:
+            clients = self._new_clients()
+            call_clients.set(clients)
+            try:
+                return await super()._agenerate_raw(*args)
+            finally:
+                for client in clients.values():
+                    await client.close()
+
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}}}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lerobot_keyframes.testing.fake_openai", "--latency", str(latency)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    best: dict[str, tuple[float, float, int]] = {}
+    try:
+        api_base = f"http://127.0.0.1:{int(server.stdout.readline())}/v1"
+        config = VlmConfig(backend="openai", model_id="fake-model", api_base=api_base,
+                           client_concurrency=concurrency)
+
+        async def run(old: bool) -> tuple[float, float, int]:
+            backend = (PerCallClients if old else OpenAIBackend)(config)
+
+            async def episode(e: int) -> None:
+                for m in range(calls):
+                    results = await backend.agenerate(
+                        [[{"role": "user", "content": f"id={e * calls + m}"}]] * per_call, schema)
+                    assert all(r.ok for r in results)
+
+            await asyncio.gather(*(episode(e) for e in range(concurrency)))  # warm-up: connections
+            urllib.request.urlopen(urllib.request.Request(api_base + "/stats/reset", method="POST")).read()
+            t0, cpu0 = time.perf_counter(), time.process_time()
+            await asyncio.gather(*(episode(e) for e in range(episodes)))
+            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            await backend.aclose()
+            connections = json.loads(urllib.request.urlopen(api_base + "/stats").read())["connections"]
+            return wall, cpu, connections - 1  # not counting the /stats request's own connection
+
+        for _ in range(repeats):
+            for name, old in (("kept", False), ("per_call", True)):
+                got = asyncio.run(run(old))
+                if got[0] < best.get(name, (float("inf"),))[0]:
+                    best[name] = got
+    finally:
+        server.stdin.close()
+        server.wait(10)
+    n = episodes * calls * per_call
+    return {"requests": n, "calls": episodes * calls, "ideal_s": n * latency / concurrency, **best}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", default="1,8,32")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--only-openai", action="store_true", help="skip the transformers part")
     args = parser.parse_args()
-    rows = transformers_overhead([int(b) for b in args.batches.split(",")], args.repeats)
+    batches = [] if args.only_openai else [int(b) for b in args.batches.split(",")]
+    rows = transformers_overhead(batches, args.repeats) if batches else []
     print(
         "| batch (2 images each) | backend.generate wall (s) | model.generate (s) | HF processor (s) | our code (s) | ours / backend |"
     )
@@ -241,6 +319,16 @@ def main() -> None:
         f"| {c['floor_wall_s']:.2f} | {c['ideal_s']:.2f} | {c['floor_busy_pct']:.1f} % | - | {c['floor_cpu_ms']:.2f} ms "
         f"| {c['cpu_budget_ms']:.2f} ms |"
     )
+    small = openai_small_calls(160, 5, 2, args.concurrency, 0.05, args.repeats)
+    print()
+    print("| openai backend, annotation pattern | requests | agenerate calls | ideal (s) | wall (s) "
+          "| concurrency kept busy | client CPU per request | new connections |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, label in (("kept", "one client per event loop, kept across calls (now)"),
+                        ("per_call", "clients made and closed per call (before; baseline)")):
+        wall, cpu, conns = small[name]
+        print(f"| {label} | {small['requests']} | {small['calls']} | {small['ideal_s']:.2f} | {wall:.2f} "
+              f"| {100 * small['ideal_s'] / wall:.1f} % | {1000 * cpu / small['requests']:.2f} ms | {conns} |")
     print(f"\nload average after the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

@@ -117,6 +117,27 @@ def test_cap_holds_across_concurrent_agenerate_calls() -> None:
         assert server.stats.max_in_flight == 3
 
 
+def test_calls_in_one_event_loop_reuse_their_connections() -> None:
+    with FakeOpenAIServer(latency=0.01) as server:
+        backend = backend_for(server, client_concurrency=2)
+
+        async def main() -> tuple[list, int]:
+            out = [await backend.agenerate([conv(f"id={b * 10 + i}") for i in range(2)], SCHEMA) for b in range(6)]
+            held = len(backend._loop_clients)
+            await backend.aclose()
+            return out, held
+
+        out, held = asyncio.run(main())
+        assert [[r.parsed["id"] for r in batch] for batch in out] == [[b * 10, b * 10 + 1] for b in range(6)]
+        assert held == 1 and len(backend._loop_clients) == 0  # kept during the loop, released by aclose
+        assert server.stats.requests == 12
+        assert server.stats.connections <= 2  # one per concurrent slot, not two per call (was 12)
+
+        backend.generate([conv("id=1")], SCHEMA)  # sync calls: each its own loop, nothing left behind
+        backend.generate([conv("id=2")], SCHEMA)
+        assert len(backend._loop_clients) == 0 and server.stats.connections <= 4
+
+
 def test_cap_holds_across_threads_each_running_sync_generate() -> None:
     from concurrent.futures import ThreadPoolExecutor
 

@@ -290,7 +290,11 @@ def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, pro
                            stats=result.stats, model_family=family)
             for row in rows
         ]
-        await _run_all(contexts, staging, keys, result, config)
+        try:
+            await _run_all(contexts, staging, keys, result, config)
+        finally:
+            if backend is not None and hasattr(backend, "aclose"):
+                await backend.aclose()  # connections kept across the run's calls belong to this loop
 
     asyncio.run(main())
     stats = getattr(provider, "stats", None)

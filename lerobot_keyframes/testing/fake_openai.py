@@ -37,6 +37,7 @@ class FakeServerStats:
     in_flight: int = 0
     max_in_flight: int = 0
     requests: int = 0
+    connections: int = 0  # TCP connections accepted (a client that reuses its connections opens few)
     attempts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     arrivals: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     bodies: list[dict[str, Any]] = field(default_factory=list)
@@ -111,6 +112,8 @@ class FakeOpenAIServer:
 
     # -- HTTP ------------------------------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with self._lock:
+            self.stats.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -150,6 +153,7 @@ class FakeOpenAIServer:
                         "requests": stats.requests,
                         "max_in_flight": stats.max_in_flight,
                         "in_flight": stats.in_flight,
+                        "connections": stats.connections,
                     },
                     {},
                 )
@@ -157,6 +161,7 @@ class FakeOpenAIServer:
             with self._lock:
                 self.stats.max_in_flight = self.stats.in_flight
                 self.stats.requests = 0
+                self.stats.connections = 0
             return 200, {"reset": True}, {}
         if method == "GET" and path.rstrip("/").endswith("/models"):
             return 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]}, {}

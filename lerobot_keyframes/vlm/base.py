@@ -103,7 +103,7 @@ class BaseBackend:
         self, conversations: Sequence[Conversation], schemas: Schemas = None, *, raise_errors: bool = True
     ) -> list[VlmResult]:
         if self.is_async:
-            return run_coroutine_sync(self.agenerate(conversations, schemas, raise_errors=raise_errors))
+            return run_coroutine_sync(self._agenerate_once(conversations, schemas, raise_errors))
         convs, schema_list = self._prepare(conversations, schemas)
         if not convs:
             return []
@@ -148,6 +148,22 @@ class BaseBackend:
             for i, raw in zip(retry, again):
                 raws[i] = raw
         return self._finish(raws, schema_list, set(retry), raise_errors)
+
+    async def _agenerate_once(
+        self, conversations: Sequence[Conversation], schemas: Schemas, raise_errors: bool
+    ) -> list[VlmResult]:
+        """`agenerate` in a loop made for this one call: what the loop holds is released before it closes."""
+        try:
+            return await self.agenerate(conversations, schemas, raise_errors=raise_errors)
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release what this backend holds on the running event loop (HTTP clients and their connections).
+
+        Async backends keep them between `agenerate` calls of one loop, so a long run reuses its connections;
+        call this before that loop ends (the annotation engine does). Idempotent.
+        """
 
     def close(self) -> None:
         """Release engines, servers and clients (idempotent)."""

@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -108,6 +109,13 @@ class OpenAIBackend(BaseBackend):
         self._schema_unsupported: set[str] = set()
         self._media_unsupported: set[str] = set()  # servers that refuse per-request media_io_kwargs
         self._server: Any = None
+        # One AsyncOpenAI client per api_base and event loop (httpx connections belong to one loop), kept
+        # across agenerate calls: a run reuses its connections instead of paying a TLS context (~30 ms CPU)
+        # and new TCP connections per call.
+        self._loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._clients_lock = threading.Lock()
         if config.auto_serve:
             from .serve import VllmServer
 
@@ -124,8 +132,23 @@ class OpenAIBackend(BaseBackend):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["config"])  # type: ignore[misc]
 
+    async def aclose(self) -> None:
+        with self._clients_lock:
+            clients = self._loop_clients.pop(asyncio.get_running_loop(), None)
+        for client in (clients or {}).values():
+            await client.close()
+
     # -- plumbing --------------------------------------------------------------------------------------
     def _clients(self) -> dict[str, Any]:
+        """This event loop's clients, made on first use."""
+        loop = asyncio.get_running_loop()
+        with self._clients_lock:
+            clients = self._loop_clients.get(loop)
+            if clients is None:
+                clients = self._loop_clients[loop] = self._new_clients()
+        return clients
+
+    def _new_clients(self) -> dict[str, Any]:
         from openai import AsyncOpenAI
 
         cfg = self.config
@@ -299,15 +322,11 @@ class OpenAIBackend(BaseBackend):
     ) -> list[RawOutput]:
         media = [media_io_kwargs(conv) for conv in conversations]  # a video timing vLLM cannot take: before any request
         clients = self._clients()
-        try:
-            tasks = [
-                self._one(clients, i, conv, schema, budget, media[i])
-                for i, (conv, schema, budget) in enumerate(zip(conversations, schemas, budgets))
-            ]
-            return list(await asyncio.gather(*tasks))
-        finally:
-            for client in clients.values():
-                await client.close()
+        tasks = [
+            self._one(clients, i, conv, schema, budget, media[i])
+            for i, (conv, schema, budget) in enumerate(zip(conversations, schemas, budgets))
+        ]
+        return list(await asyncio.gather(*tasks))
 
 
 def _wire(body: dict[str, Any]) -> dict[str, Any]:
