@@ -25,7 +25,7 @@ fi
 
 stamp_value=$(cat "$here/$reqs" "$here/pyproject.toml" | sha256sum | cut -c1-16)
 stamp="$venv/.lerobot_keyframes-stamp"
-if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_value" ]; then
+if venv_ready; then
   exit 0
 fi
 if [ -x "$venv/bin/python" ]; then

@@ -1,6 +1,6 @@
-# Sourced by setup_env.sh and the tier scripts (venv_disk: the venvs' disk use and their cache): each virtualenv holds a CUDA build of torch (5-7 GB), so a
-# full disk is the likeliest way for `make test` to fail on a fresh machine. Check before building, and
-# keep one venv per tier in the cache.
+# Sourced by setup_env.sh and the tier scripts. Each virtualenv holds a CUDA build of torch (5-7 GB), so a
+# full disk is the likeliest way for `make test` to fail on a fresh machine: check before building, keep one
+# venv per tier in the cache, and never remove one a test run is using.
 
 # require_free_disk DIR GB WHAT: exit 1 with an actionable message when DIR's filesystem has < GB free.
 require_free_disk() {
@@ -36,11 +36,12 @@ prune_tier_venvs() {
 use_tier_venv() {
   exec 9>"$1"
   flock -s 9
-  if ! _tier_venv_ready; then
+  if ! venv_ready; then
     flock 9
-    _tier_venv_ready || build_venv
+    venv_ready || build_venv
     flock -s 9
   fi
 }
 
-_tier_venv_ready() { [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_value" ]; }
+# venv_ready: $venv has a python and its stamp file $stamp holds $stamp_value (built for these requirements).
+venv_ready() { [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_value" ]; }

@@ -207,7 +207,7 @@ def vqa_shapes(answer: str | None, display: tuple[int, int], native: tuple[int, 
             x1, y1, x2, y2 = box
             shapes.append(Shape("box", str(det.get("label", "")), x1 * sx, y1 * sy, (x2 - x1) * sx, (y2 - y1) * sy))
     point = payload.get("point")
-    if isinstance(point, (list, tuple)) and len(point) == 2 and all(isinstance(v, (int, float)) for v in point):
+    if _is_xy(point):
         shapes.append(Shape("point", str(payload.get("label", "")), point[0] * sx, point[1] * sy))
     return shapes, note
 

@@ -203,25 +203,26 @@ class VllmBackend(BaseBackend):
     ) -> list[RawOutput]:
         cfg = self.config
         params = [self.sampling_params(s, b) for s, b in zip(schemas, budgets)]
-        video = [has_video(c) for c in conversations]
+        groups: dict[bool, list[int]] = {False: [], True: []}  # has a video -> conversation indices
+        for i, conversation in enumerate(conversations):
+            groups[has_video(conversation)].append(i)
         outputs: list[Any] = [None] * len(conversations)
-        chat = [i for i, v in enumerate(video) if not v]
-        if chat:
-            answers = self.engine.chat(
-                [to_vllm_messages(conversations[i], jpeg_quality=cfg.jpeg_quality) for i in chat],
-                [params[i] for i in chat],
-                use_tqdm=False,
-                add_generation_prompt=True,
-                chat_template_kwargs=dict(cfg.chat_template_kwargs) or None,
-            )
-            for i, answer in zip(chat, answers):
-                outputs[i] = answer
-        rest = [i for i, v in enumerate(video) if v]
-        if rest:
-            answers = self.engine.generate(
-                [self.video_prompt(conversations[i]) for i in rest], [params[i] for i in rest], use_tqdm=False
-            )
-            for i, answer in zip(rest, answers):
+        for with_video, idx in groups.items():
+            if not idx:
+                continue
+            if with_video:
+                answers = self.engine.generate(
+                    [self.video_prompt(conversations[i]) for i in idx], [params[i] for i in idx], use_tqdm=False
+                )
+            else:
+                answers = self.engine.chat(
+                    [to_vllm_messages(conversations[i], jpeg_quality=cfg.jpeg_quality) for i in idx],
+                    [params[i] for i in idx],
+                    use_tqdm=False,
+                    add_generation_prompt=True,
+                    chat_template_kwargs=dict(cfg.chat_template_kwargs) or None,
+                )
+            for i, answer in zip(idx, answers):
                 outputs[i] = answer
         results: list[RawOutput] = []
         for out, schema in zip(outputs, schemas):

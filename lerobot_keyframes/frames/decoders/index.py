@@ -245,7 +245,6 @@ def _pts_from_packets(path: str) -> tuple[list[int], list[bool]]:
 
 def _pts_by_decoding(path: str) -> tuple[list[int], list[bool]]:
     """Fallback for containers without packet pts: decode once and read the frames' own pts."""
-
     pts: list[int] = []
     key: list[bool] = []
     with open_container(path) as container:
