@@ -54,14 +54,24 @@ def test_full_run_writes_valid_language_columns(sample_root: Path, tmp_path: Pat
     assert provenance["model_id"] == VLM.model_id and provenance["episodes"] == 2
     # the source dataset is untouched
     assert "language_persistent" not in json.loads((sample_root / "meta/info.json").read_text())["features"]
-    assert result.frames["cached"] > 0  # modules asking for the same keyframes share one decode
-    assert "served from the frame cache" in result.summary()
+    assert result.frames["reused"] > 0  # modules asking for the same keyframes share one decode
+    assert "shared between modules" in result.summary()
 
 
-def test_frame_cache_off_decodes_again_with_the_same_output(sample_root: Path, tmp_path: Path) -> None:
-    cached = run_annotation(_config(sample_root, tmp_path / "a"), VLM, backend=ScriptedBackend(oracle))
-    plain = run_annotation(_config(sample_root, tmp_path / "b", frame_cache_mb=0), VLM, backend=ScriptedBackend(oracle))
-    assert plain.frames == {"decoded": cached.frames["decoded"] + cached.frames["cached"], "cached": 0}
+def test_each_frame_is_decoded_once_per_episode_with_or_without_the_frame_cache(sample_root: Path,
+                                                                               tmp_path: Path) -> None:
+    from lerobot_keyframes.frames import make_frame_provider
+
+    results, providers = [], []
+    for name, cache_mb in (("a", 64), ("b", 0)):
+        config = _config(sample_root, tmp_path / name, frame_cache_mb=cache_mb)
+        provider = make_frame_provider(sample_root, cache_bytes=cache_mb << 20)
+        results.append(run_annotation(config, VLM, backend=ScriptedBackend(oracle), provider=provider))
+        providers.append(provider.stats())
+    for result, stats in zip(results, providers):
+        assert stats.cache.hits == 0  # nothing is asked of the provider twice
+        assert sum(stats.decoded_frames.values()) == result.frames["decoded"] > 0
+    assert results[0].frames == results[1].frames
     assert read_dataset_annotations(tmp_path / "b") == read_dataset_annotations(tmp_path / "a")
 
 

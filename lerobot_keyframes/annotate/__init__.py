@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .annotator import Annotator
 from .config import (
     AnnotateConfig,
     ExecutorConfig,
@@ -11,11 +12,14 @@ from .config import (
     RayConfig,
     VqaConfig,
 )
-from .pipeline import AnnotateResult, run_annotation
+from .keyframes import AnnotationKeyframes
+from .pipeline import AnnotateResult, run_annotation, write_annotations
 
 __all__ = [
     "AnnotateConfig",
     "AnnotateResult",
+    "AnnotationKeyframes",
+    "Annotator",
     "ExecutorConfig",
     "InterjectionsConfig",
     "MotionConfig",
@@ -23,4 +27,5 @@ __all__ = [
     "RayConfig",
     "VqaConfig",
     "run_annotation",
+    "write_annotations",
 ]

@@ -69,7 +69,9 @@ class MotionConfig:
 class ExecutorConfig:
     """How much runs at once: episodes in flight and model requests in flight."""
 
-    episode_parallelism: int = 8  # episodes annotated at once (ray: episodes per actor batch)
+    # episodes annotated at once (ray: per actor batch); unset: enough to fill the engine's batches
+    # (in-process: 2 x --vlm.batch_size or --vlm.max_num_seqs, at most 64; servers: --vlm.client_concurrency)
+    episode_parallelism: int | None = None
     max_requests_in_flight: int = 32  # model requests in flight at once (ray: per actor)
     engine: str = "local"  # local: this process; ray: Ray Data (see RayConfig, docs/ray.md)
 

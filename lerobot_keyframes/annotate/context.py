@@ -46,6 +46,8 @@ class EpisodeContext:
     requests: asyncio.Semaphore
     stats: CallStats = field(default_factory=CallStats)
     model_family: str = "qwen2_5_vl"
+    frames: Any = None  # EpisodeFrames: the frames of this episode, shared by its modules
+    _timestamps: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def index(self) -> int:
@@ -53,7 +55,9 @@ class EpisodeContext:
 
     @property
     def timestamps(self) -> np.ndarray:
-        return np.asarray(self.episode["timestamps"], dtype=np.float32)
+        if self._timestamps is None:
+            self._timestamps = np.asarray(self.episode["timestamps"], dtype=np.float32)
+        return self._timestamps
 
     @property
     def fps(self) -> float:
@@ -94,28 +98,42 @@ class EpisodeContext:
         """The exact parquet timestamp of frame `index`, as a Python float (float32 value)."""
         return float(self.timestamps[index])
 
-    def frames_at_hz(self, hz: float) -> list[int]:
-        """Frame indices sampled at `hz` across the whole episode (by frame, last frame reachable)."""
-        n = len(self.timestamps)
-        step = max(1, int(round(self.fps / hz)))
-        return list(range(0, n, step))
+    async def keyframes(self, module: str, camera: str, policy: Any) -> tuple[list[Any], list[float]]:
+        """The frames a module declared (a `frames.policies` policy on `camera`) and their exact times."""
+        from ..frames.policies import KeyframePolicy
 
-    async def decode(self, times: Sequence[float], camera: str, module: str):
-        """Frames at the given exact times (decoded in a worker thread), or an AnnotationError.
+        assert isinstance(policy, KeyframePolicy)
+        try:
+            times = [float(t) for t in policy.timestamps(self.episode)]
+        except ValueError as exc:
+            raise AnnotationError(f"camera {camera}: {exc}", episode_index=self.index, module=module) from exc
+        return await self.frames_at(module, camera, times), times
+
+    async def frames_at(self, module: str, camera: str, times: Sequence[float]) -> list[Any]:
+        """Frames (PIL) at exact episode times, from the episode's frame store (decoded at most once).
 
         The provider's own error already names file, episode, camera and time; it is kept as the cause.
         """
+        if self.frames is None:
+            from .keyframes import EpisodeFrames
+
+            self.frames = EpisodeFrames.for_row(self.episode, self.provider)
         try:
-            return await asyncio.to_thread(self.provider.frames_at, self.episode, list(times), camera)
+            return await self.frames.get(camera, times)
+        except AnnotationError:
+            raise
         except Exception as exc:
             raise AnnotationError(f"camera {camera}: {exc}", episode_index=self.index, module=module) from exc
 
     async def ask(
         self, module: str, conversations: list[list[dict[str, Any]]], schemas: list[dict[str, Any] | None]
     ) -> list[dict[str, Any]]:
-        """Ask the model; every answer parsed against its schema or an AnnotationError with the raw text."""
+        """Ask the model; every answer parsed against its schema, or an AnnotationError with the raw text.
+
+        A request the backend could not complete (a transport fault after its retries, an engine that
+        refused it) fails this episode only, as an AnnotationError; the error quotes a bounded slice."""
         async with self.requests:
-            results = await self.backend.agenerate(conversations, schemas)
+            results = await self.backend.agenerate(conversations, schemas, raise_errors=False)
         answers = []
         for result in results:
             self.stats.calls += 1
@@ -125,11 +143,20 @@ class EpisodeContext:
             if not isinstance(parsed, dict):
                 self.stats.failures += 1
                 error = getattr(result, "failure", None) or getattr(result, "error", None) or "no valid JSON answer"
+                raw = str(getattr(result, "text", "") or "")
                 raise AnnotationError(
-                    f"model answer rejected ({error}); raw text: {str(getattr(result, 'text', ''))[:300]!r}",
+                    f"model answer rejected ({_bounded(str(error))}); raw text: {_bounded(raw)!r}",
                     episode_index=self.index,
                     module=module,
-                    raw=getattr(result, "text", None),
+                    raw=raw[:RAW_KEEP_CHARS],
                 )
             answers.append(parsed)
         return answers
+
+
+RAW_QUOTE_CHARS = 300  # what an error message quotes of a model answer
+RAW_KEEP_CHARS = 20_000  # what an error keeps for --verbose logging
+
+
+def _bounded(text: str, limit: int = RAW_QUOTE_CHARS) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more characters]"

@@ -19,6 +19,31 @@ MODULE = "interjections"
 PROMPTS = ["interjection_ack", "interjection_cue"]
 
 
+def keyframes(camera: str, ctx: EpisodeContext | None = None,
+              spans: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The acknowledgement's frame (the first frame of the default camera), and once the plan module's
+    spans are known, the frames of each cue's window up to its boundary."""
+    from ..frames.policies import at, union
+
+    first = at(0.0, tolerance=float("inf"))
+    if ctx is None or not spans:
+        return {camera: first}
+    return {camera: union(first, *(policy for _, policy in cue_windows(ctx, spans)))}
+
+
+def cue_windows(ctx: EpisodeContext, spans: list[dict[str, Any]]) -> list[tuple[int, Any]]:
+    """(span index, policy of the window's frames) for each chosen boundary: the frames up to its start."""
+    from ..frames.policies import at
+
+    cfg = ctx.config.interjections
+    out = []
+    for k in choose_boundaries(ctx, spans):
+        start_index = int(spans[k]["start_index"])
+        lo = max(0, start_index - max(1, cfg.interjection_window_frames) + 1)
+        out.append((k, at(*(ctx.frame_time(i) for i in range(lo, start_index + 1)))))
+    return out
+
+
 def choose_boundaries(ctx: EpisodeContext, spans: list[dict[str, Any]]) -> list[int]:
     """Seeded choice of up to N span indices (not the first) whose start is late enough."""
     cfg = ctx.config.interjections
@@ -29,31 +54,25 @@ def choose_boundaries(ctx: EpisodeContext, spans: list[dict[str, Any]]) -> list[
 
 
 async def run_interjections(ctx: EpisodeContext, plan_info: dict[str, Any]) -> list[dict[str, Any]]:
-    cfg = ctx.config.interjections
     task = plan_info.get("task") or ctx.task
     spans = plan_info["spans"]
     camera = ctx.default_camera
     rows: list[dict[str, Any]] = []
 
-    t0 = ctx.frame_time(0)
-    first = (await ctx.decode([t0], camera, MODULE)).to_pil()
+    first, (t0,) = await ctx.keyframes(MODULE, camera, keyframes(camera)[camera])
     text = load_prompt("interjection_ack").render(task=task)
     (ack,) = await ctx.ask(MODULE, [_user([{"type": "image", "image": first[0]}], text)], [schemas.speech_schema()])
     rows.append(speech_row(" ".join(ack["speech"].split()), t0))
 
-    chosen = choose_boundaries(ctx, spans)
     conversations, boundary_times = [], []
-    for k in chosen:
-        start_index = int(spans[k]["start_index"])
-        lo = max(0, start_index - max(1, cfg.interjection_window_frames) + 1)
-        window = sorted({*range(lo, start_index + 1)})
-        frames = (await ctx.decode([ctx.frame_time(i) for i in window], camera, MODULE)).to_pil()
+    for k, window in cue_windows(ctx, spans):
+        frames, _ = await ctx.keyframes(MODULE, camera, window)
         remaining = format_plan([s["text"] for s in spans[k:]])
         text = load_prompt("interjection_cue").render(
             task=task, time=spans[k]["start"], completed=spans[k - 1]["text"], remaining_plan=remaining
         )
         conversations.append(_user([{"type": "image", "image": im} for im in frames], text))
-        boundary_times.append(ctx.frame_time(start_index))
+        boundary_times.append(ctx.frame_time(int(spans[k]["start_index"])))
     if conversations:
         answers = await ctx.ask(MODULE, conversations, [schemas.interjection_schema(ctx.config.plan.plan_max_steps)] * len(conversations))
         for t, answer in zip(boundary_times, answers):

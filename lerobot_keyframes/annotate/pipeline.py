@@ -1,39 +1,38 @@
-"""The annotation run: every episode flows plan → interjections → vqa on its own, staged as it goes.
+"""The annotation run: read the source, run the `Annotator` step over the episode table, write once.
 
-There is no barrier between modules across the dataset: a bounded number of episodes is in flight, each
-moving to its next module as soon as its previous one is staged, so the backend always has work. A
-re-run reuses what is staged under the same key (resume); `force` recomputes. Rows are validated and
-written once, at the end, from staging.
+`run_annotation` is `datasets.map(Annotator(...))` over the episode table plus what a run needs around
+it: the source resolved and checked, one engine (in-process engines behind a `BatchingScheduler`), one
+frame provider, staging for resume, and the validated write of the mapped dataset's rows. There is no
+barrier between modules across the dataset: the episodes in flight each move to their next module as
+soon as the previous one is staged, so the engine always has work.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from .. import __version__
-from .config import AnnotateConfig, config_hash
-from .context import AnnotationError, CallStats, EpisodeContext
+from .config import AnnotateConfig
+from .context import CallStats
+from .engine import MODULES, assemble_rows
 from .interjections import PROMPTS as INTERJECTION_PROMPTS
-from .interjections import run_interjections
-from .motion import run_motion
+from .keys import module_keys
 from .plan import PROMPTS as PLAN_PROMPTS
-from .plan import run_plan
 from .prompting import prompt_hashes
 from .staging import Staging
 from .vqa import PROMPTS as VQA_PROMPTS
-from .vqa import detect_family, run_vqa
 
 logger = logging.getLogger(__name__)
 
-MODULES = ("plan", "interjections", "vqa", "motion")
+__all__ = ["MODULES", "AnnotateResult", "PreparedRun", "assemble_rows", "finish_run", "module_keys",
+           "prepare_run", "run_annotation", "write_annotations"]
 
 
 @dataclass
@@ -52,7 +51,8 @@ class AnnotateResult:
     validation: Any = None
     provenance: dict[str, Any] = field(default_factory=dict)
     push: Any = None
-    frames: dict[str, int] = field(default_factory=dict)  # decoded / served from the frame cache (local engine)
+    frames: dict[str, int] = field(default_factory=dict)  # decoded / from keyframe columns / shared by modules
+    batches: Any = None  # BatchStats of an in-process engine: conversations per engine call
 
     def summary(self) -> str:
         ok = len(self.episodes) - len(self.failures)
@@ -65,7 +65,10 @@ class AnnotateResult:
             "rows per style " + ", ".join(f"{s}={n}" for s, n in sorted(self.rows_per_style.items())),
         ]
         if self.frames:
-            lines.append(f"frames decoded {self.frames['decoded']}, served from the frame cache {self.frames['cached']}")
+            lines.append(f"frames decoded {self.frames['decoded']}, taken from keyframe columns "
+                         f"{self.frames['from_row']}, shared between modules {self.frames['reused']}")
+        if self.batches is not None and self.batches.calls:
+            lines.append(f"engine batches: {self.batches.summary()}")
         if self.validation is not None:
             lines.append(f"validation: {getattr(self.validation, 'summary', lambda: self.validation)()}")
         if self.push is not None:
@@ -73,121 +76,6 @@ class AnnotateResult:
         for e, reason in sorted(self.failures.items()):
             lines.append(f"FAILED episode {e}: {reason}")
         return "\n".join(lines)
-
-
-def module_keys(config: AnnotateConfig, vlm: Any) -> dict[str, str]:
-    """Staging keys: module config + model identity + prompts + seed; later modules include the plan key."""
-    identity = {
-        "model_id": getattr(vlm, "model_id", None),
-        "revision": getattr(vlm, "revision", None),
-        "temperature": getattr(vlm, "temperature", None),
-        "top_p": getattr(vlm, "top_p", None),
-        "seed": getattr(vlm, "seed", None),
-        "max_new_tokens": getattr(vlm, "max_new_tokens", None),
-        "chat_template_kwargs": getattr(vlm, "chat_template_kwargs", None),
-    }
-    plan = config_hash("plan", config.plan, identity, prompt_hashes(PLAN_PROMPTS), config.seed)
-    return {
-        "plan": plan,
-        "interjections": config_hash(
-            "interjections", config.interjections, identity, prompt_hashes(INTERJECTION_PROMPTS), config.seed, plan
-        ),
-        "vqa": config_hash("vqa", config.vqa, identity, prompt_hashes(VQA_PROMPTS), config.seed, plan),
-        "motion": config_hash("motion", config.motion),
-    }
-
-
-async def _annotate_episode(
-    ctx: EpisodeContext, staging: Staging, keys: dict[str, str], result: AnnotateResult, bars: dict[str, tqdm]
-) -> None:
-    cfg = ctx.config
-    e = ctx.index
-
-    async def stage(module: str, produce) -> dict[str, Any]:
-        if not cfg.force:
-            staged = staging.lookup(e, module, keys[module])
-            if staged is not None:
-                result.modules_reused[module] += 1
-                bars[module].update(1)
-                return staged.info
-        rows, info = await produce()
-        staging.write(e, module, keys[module], rows, info)
-        result.modules_run[module] += 1
-        bars[module].update(1)
-        return info
-
-    async def plan():
-        return await run_plan(ctx)
-
-    plan_info: dict[str, Any] | None = None
-    if cfg.plan.enabled:
-        plan_info = await stage("plan", plan)
-    elif cfg.interjections.enabled or cfg.vqa.enabled:
-        staged = staging.read(e, "plan")  # a disabled plan module may still have staged spans from earlier
-        plan_info = staged.info if staged is not None else None
-    if cfg.interjections.enabled:
-        if plan_info is None:
-            raise AnnotationError("interjections need the plan module's spans: enable --plan.enabled or run it once",
-                                  episode_index=e, module="interjections")
-        info = plan_info
-
-        async def interjections():
-            return await run_interjections(ctx, info), {}
-
-        await stage("interjections", interjections)
-    if cfg.vqa.enabled:
-
-        async def vqa():
-            return await run_vqa(ctx, plan_info), {}
-
-        await stage("vqa", vqa)
-    if cfg.motion.enabled:
-
-        async def motion():
-            return await asyncio.to_thread(run_motion, ctx), {}
-
-        await stage("motion", motion)
-
-
-def assemble_rows(staged: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """The episode's rows from all staged modules; an interjection's plan row replaces the plan module's
-    row at the same time (one plan per frame, never two)."""
-    interjection_plan_times = {
-        r["timestamp"] for r in staged.get("interjections", []) if r.get("style") == "plan"
-    }
-    rows = []
-    for module in MODULES:
-        for row in staged.get(module, []):
-            if module == "plan" and row.get("style") == "plan" and row["timestamp"] in interjection_plan_times:
-                continue
-            rows.append(row)
-    return rows
-
-
-async def _run_all(contexts: list[EpisodeContext], staging: Staging, keys: dict[str, str], result: AnnotateResult,
-                   config: AnnotateConfig) -> None:
-    episodes_sem = asyncio.Semaphore(max(1, config.executor.episode_parallelism))
-    enabled = [m for m in MODULES if getattr(config, m).enabled]
-    bars = {m: tqdm(total=len(contexts), desc=f"{m:<13}", unit="ep", disable=m not in enabled) for m in MODULES}
-
-    async def one(ctx: EpisodeContext) -> None:
-        async with episodes_sem:
-            try:
-                await _annotate_episode(ctx, staging, keys, result, bars)
-            except AnnotationError as exc:
-                staging.write_error(ctx.index, exc.module, keys.get(exc.module, ""), str(exc))
-                result.failures[ctx.index] = str(exc)
-                logger.error("%s", exc)
-                if exc.raw:
-                    logger.debug("raw model answer: %s", exc.raw)
-                if config.on_error == "stop":
-                    raise
-
-    try:
-        await asyncio.gather(*(one(ctx) for ctx in contexts))
-    finally:
-        for bar in bars.values():
-            bar.close()
 
 
 def default_output_root(config: AnnotateConfig, source_root: Path) -> Path:
@@ -209,10 +97,14 @@ class PreparedRun:
     """What every engine needs before the first episode: the source, its episode rows, output and staging."""
 
     source: Any
-    rows: list[dict[str, Any]]
+    episodes: Any  # the episode table (datasets.Dataset)
     out_root: Path
     staging: Staging
     result: AnnotateResult
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return self.episodes.to_list()
 
 
 def prepare_run(config: AnnotateConfig, camera_key: str | None = None) -> PreparedRun:
@@ -232,17 +124,19 @@ def prepare_run(config: AnnotateConfig, camera_key: str | None = None) -> Prepar
         source.fetch_files(sorted({c["path"] for r in episodes for c in r["cameras"] if c["storage"] == "video"}))
     out_root = default_output_root(config, source.root)
     staging_dir = Path(config.staging_dir) if config.staging_dir else default_staging_dir(out_root)
-    rows = episodes.to_list()
-    result = AnnotateResult(output_root=out_root, staging_dir=staging_dir, episodes=[r["episode_index"] for r in rows])
-    return PreparedRun(source, rows, out_root, Staging(staging_dir), result)
+    result = AnnotateResult(output_root=out_root, staging_dir=staging_dir,
+                            episodes=[int(e) for e in episodes["episode_index"]])
+    return PreparedRun(source, episodes, out_root, Staging(staging_dir), result)
 
 
-def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[str, str], started: float) -> AnnotateResult:
-    """Assemble every finished episode's rows from staging, then validate and write them once."""
+def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[str, str], started: float,
+               per_episode: dict[int, list[dict[str, Any]]] | None = None) -> AnnotateResult:
+    """Validate and write every finished episode's rows once (default: assembled from staging)."""
     result, staging = run.result, run.staging
-    finished = [e for e in result.episodes if e not in result.failures]
-    per_episode = {e: assemble_rows(staging.rows(e)) for e in finished}
-    result.rows_per_style = dict(Counter(str(r.get("style")) for rs in per_episode.values() for r in rs))
+    if per_episode is None:
+        finished = [e for e in result.episodes if e not in result.failures]
+        per_episode = {e: assemble_rows(staging.rows(e)) for e in finished}
+    result.rows_per_style = dict(Counter(str(r.get("style") or "speech") for rs in per_episode.values() for r in rs))
     result.provenance = provenance(config, vlm, result, keys)
     if not config.push_staging_only:  # a shard job leaves writing to `merge`
         from .output import validate_and_write
@@ -256,20 +150,68 @@ def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[st
     return result
 
 
+def collect_annotations(annotated: Any, result: AnnotateResult) -> dict[int, list[dict[str, Any]]]:
+    """Fold an `Annotator`-mapped episode table into `result` (failures, counts); the finished episodes' rows."""
+    from .annotator import ANNOTATION_ERROR, ANNOTATION_STATS, LANGUAGE_ROWS, rows_from_column
+
+    per_episode: dict[int, list[dict[str, Any]]] = {}
+    frames = Counter()
+    columns = annotated.select_columns(["episode_index", LANGUAGE_ROWS, ANNOTATION_ERROR, ANNOTATION_STATS])
+    for row in columns:
+        e, stats = int(row["episode_index"]), row[ANNOTATION_STATS]
+        result.modules_run.update(stats["modules_run"])
+        result.modules_reused.update(stats["modules_reused"])
+        for name in ("calls", "failures", "prompt_tokens", "completion_tokens"):
+            setattr(result.stats, name, getattr(result.stats, name) + int(stats[name]))
+        frames.update({k: int(stats[f"frames_{k}"]) for k in ("decoded", "from_row", "reused")})
+        if row[ANNOTATION_ERROR] is not None:
+            result.failures[e] = row[ANNOTATION_ERROR]
+        else:
+            per_episode[e] = rows_from_column(row[LANGUAGE_ROWS])
+    result.frames = {k: frames[k] for k in ("decoded", "from_row", "reused")}
+    return per_episode
+
+
+def write_annotations(annotated: Any, config: AnnotateConfig, vlm: Any, *, started: float | None = None) -> AnnotateResult:
+    """Validate and write an `Annotator`-mapped episode table (the end of a user's own datasets.map chain)."""
+    started = time.perf_counter() if started is None else started
+    run = prepare_run(config, getattr(vlm, "camera_key", None))
+    per_episode = collect_annotations(annotated, run.result)
+    return finish_run(run, config, vlm, module_keys(config, vlm), started, per_episode)
+
+
+@contextlib.contextmanager
+def _datasets_bar_off() -> Iterator[None]:
+    """The run shows its own episode bar; the map's single-batch bar would only say 0/1 then 1/1."""
+    from datasets.utils.tqdm import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    was_disabled = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            enable_progress_bars()
+
+
 def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, provider: Any = None) -> AnnotateResult:
     """Annotate a dataset end to end: read, decode, ask, stage, validate, write. Returns a summary.
 
-    With `config.executor.engine == "ray"` the run goes to `ray_engine.run_annotation_ray` (config.ray).
+    The annotation itself is `episodes.map(Annotator(...), batched=True, with_rank=True)`; an in-process
+    engine sits behind a `BatchingScheduler` so the episodes in flight share its batches. With
+    `config.executor.engine == "ray"` the run goes to `ray_engine.run_annotation_ray` (config.ray).
     """
     if config.executor.engine == "ray":
         from .ray_engine import run_annotation_ray
 
         factory = (lambda: backend) if backend is not None else None
         return run_annotation_ray(config, vlm, backend_factory=factory)
+    from ..vlm.batching import BatchingScheduler, wrap_in_process
+    from .annotator import Annotator
+
     started = time.perf_counter()
     run = prepare_run(config, getattr(vlm, "camera_key", None))
-    rows, staging, result = run.rows, run.staging, run.result
-
+    rows = run.rows
     if provider is None:
         from ..frames import make_frame_provider
 
@@ -278,30 +220,18 @@ def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, pro
         from ..vlm import make_backend
 
         backend = make_backend(vlm)
-    family = detect_family(getattr(vlm, "model_id", None))
+    backend = wrap_in_process(backend)
     keys = module_keys(config, vlm)
-    requests = None
-
-    async def main() -> None:
-        nonlocal requests
-        requests = asyncio.Semaphore(max(1, config.executor.max_requests_in_flight))
-        contexts = [
-            EpisodeContext(episode=row, config=config, provider=provider, backend=backend, requests=requests,
-                           stats=result.stats, model_family=family)
-            for row in rows
-        ]
-        try:
-            await _run_all(contexts, staging, keys, result, config)
-        finally:
-            if backend is not None and hasattr(backend, "aclose"):
-                await backend.aclose()  # connections kept across the run's calls belong to this loop
-
-    asyncio.run(main())
-    stats = getattr(provider, "stats", None)
-    if callable(stats):
-        got = stats()
-        result.frames = {"decoded": sum(got.decoded_frames.values()), "cached": got.cache.hits}
-    return finish_run(run, config, vlm, keys, started)
+    annotator = Annotator(config, vlm, staging_dir=run.staging.dir, backend=backend, provider=provider, keys=keys,
+                          progress=True)
+    with _datasets_bar_off():
+        annotated = run.episodes.map(annotator, batched=True, batch_size=None, with_rank=True,
+                                     features=annotator.features(run.episodes.features),
+                                     new_fingerprint=annotator.fingerprint(), load_from_cache_file=False)
+    per_episode = collect_annotations(annotated, run.result)
+    if isinstance(backend, BatchingScheduler):
+        run.result.batches = backend.stats
+    return finish_run(run, config, vlm, keys, started, per_episode)
 
 
 def provenance(config: AnnotateConfig, vlm: Any, result: AnnotateResult, keys: dict[str, str]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from . import schemas
-from .context import AnnotationError, EpisodeContext
+from .context import EpisodeContext
 from .prompting import load_prompt
 from .rows import persistent_row
 from .spans import Span, clean_spans, format_plan, merge_windows, normalize_label
@@ -109,25 +109,24 @@ async def memories(ctx: EpisodeContext, task: str, spans: list[Span]) -> list[st
     return out
 
 
+def keyframes(cfg: Any, camera: str) -> dict[str, Any]:
+    """The frames of the contact sheets: `frames_per_second` on the default camera (+ gripper/pause
+    keyframes with `keyframe_policy="motion+fps"`)."""
+    from ..frames.policies import fps, motion
+
+    policy = fps(cfg.frames_per_second)
+    if cfg.keyframe_policy == "motion+fps":
+        policy = motion() + policy
+    return {camera: policy}
+
+
 async def run_plan(ctx: EpisodeContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of the plan module and the info later modules need (spans, effective task)."""
     cfg = ctx.config.plan
-    indices = ctx.frames_at_hz(cfg.frames_per_second)
-    if cfg.keyframe_policy == "motion+fps":
-        from ..frames.policies import motion
-
-        extra = motion().frame_indices(ctx.episode)
-        indices = sorted(set(indices) | {int(i) for i in extra})
-    times = [ctx.frame_time(i) for i in indices]
     camera = ctx.default_camera
-    frames = await ctx.decode(times, camera, MODULE)
-    images = frames.to_pil()
-    if len(images) != len(times):
-        raise AnnotationError(f"camera {camera}: asked {len(times)} frames, got {len(images)}",
-                              episode_index=ctx.index, module=MODULE)
-    real_times = [float(t) for t in frames.timestamps]
-    task = await effective_task(ctx, images, real_times)
-    spans = await segment(ctx, task, images, real_times)
+    images, times = await ctx.keyframes(MODULE, camera, keyframes(cfg, camera)[camera])
+    task = await effective_task(ctx, images, times)
+    spans = await segment(ctx, task, images, times)
     rows: list[dict[str, Any]] = []
     t0 = ctx.frame_time(0)
     for phrase in await rephrasings(ctx, task):

@@ -1,11 +1,12 @@
 """The annotation run on Ray Data: the same modules, staging and output as `run_annotation`, on a cluster.
 
 The episode table becomes a Ray dataset whose blocks hold frame-balanced groups of episodes. CPU workers
-decode the frames the plan and VQA modules will ask for (the times are a function of the config alone);
-an actor pool holds the VLM (one backend per actor, `num_gpus` per actor) and runs each episode through
-`plan → interjections → vqa (→ motion)` with the same `Staging` and keys as the local pipeline. A frame
-that was not prefetched (interjection windows, a failed prefetch) is decoded in the actor, so results
-never depend on what was prefetched. Staged modules are reused on a re-run (resume) and when Ray retries
+run the keyframe stage (`AnnotationKeyframes`: the frames the modules declared, per camera); an actor
+pool holds the VLM (one backend per actor, `num_gpus` per actor, in-process engines behind a
+`BatchingScheduler`) and runs the episodes through `engine.annotate_rows` — the same step as
+`Annotator` and the local run, with the same `Staging` and keys. A frame that was not prefetched
+(interjection windows, a failed prefetch) is decoded in the actor, so results never depend on what was
+prefetched. Staged modules are reused on a re-run (resume) and when Ray retries
 a task after an actor died (staging writes are atomic and idempotent). The driver writes what the
 actors staged into its own staging too (for clusters without a shared filesystem), then assembles,
 validates and writes the dataset once, exactly like the local engine.
@@ -20,15 +21,15 @@ import logging
 import os
 import pickle
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from .config import AnnotateConfig
-from .context import AnnotationError, CallStats, EpisodeContext
-from .pipeline import MODULES, AnnotateResult, _annotate_episode, finish_run, module_keys, prepare_run
-from .staging import StagedModule, Staging
+from .context import AnnotationError
+from .engine import MODULES, EpisodeOutcome, annotate_rows, episodes_in_flight
+from .keys import module_keys
+from .pipeline import AnnotateResult, finish_run, prepare_run
+from .staging import Staging
 
 logger = logging.getLogger(__name__)
 
@@ -56,116 +57,47 @@ def import_ray() -> Any:
     return ray
 
 
-# -- what travels between the stages -------------------------------------------------------------------
-@dataclass
-class EpisodeOutcome:
-    """One episode's result from a VLM actor: what ran, what was reused, calls, staged modules, error."""
-
-    episode_index: int
-    error: str | None = None
-    error_module: str | None = None
-    modules_run: dict[str, int] = field(default_factory=dict)
-    modules_reused: dict[str, int] = field(default_factory=dict)
-    stats: CallStats = field(default_factory=CallStats)
-    staged: list[StagedModule] = field(default_factory=list)
-    prefetch_hits: int = 0  # decodes served from the CPU stage
-    prefetch_misses: int = 0  # decodes done in the actor (interjection windows, failed prefetches)
-
-
-class _CameraOnly:
-    """A stand-in backend for `EpisodeContext.default_camera` on CPU workers (no model there)."""
-
-    def __init__(self, camera_key: str | None) -> None:
-        self.camera_key = camera_key
-
-
+# -- the two stages ---------------------------------------------------------------------------------
 def prefetch_requests(row: dict[str, Any], config: AnnotateConfig, vlm: Any) -> list[tuple[str, tuple[float, ...]]]:
-    """(camera, exact times) the plan and VQA modules will decode for this episode, computed like they do."""
-    from .vqa import ticks
+    """(camera, exact times) the modules declared for this episode: what the CPU stage decodes."""
+    from .keyframes import annotation_policies
 
-    ctx = EpisodeContext(episode=row, config=config, provider=None, backend=_CameraOnly(getattr(vlm, "camera_key", None)),
-                         requests=None)  # type: ignore[arg-type]
-    out: list[tuple[str, tuple[float, ...]]] = []
-    try:
-        if config.plan.enabled:
-            indices = ctx.frames_at_hz(config.plan.frames_per_second)
-            if config.plan.keyframe_policy == "motion+fps":
-                from ..frames.policies import motion
-
-                indices = sorted(set(indices) | {int(i) for i in motion().frame_indices(row)})
-            out.append((ctx.default_camera, tuple(ctx.frame_time(i) for i in indices)))
-        if config.vqa.enabled:
-            by_camera: dict[str, list[int]] = {}
-            for index, cam in ticks(ctx):
-                by_camera.setdefault(cam, []).append(index)
-            out.extend((cam, tuple(ctx.frame_time(i) for i in idx)) for cam, idx in by_camera.items())
-    except AnnotationError:
-        return []  # e.g. no camera: the actor reports it with the module that needs it
-    return out
-
-
-class PrefetchedProvider:
-    """Serves frames decoded on CPU workers; anything else is decoded here by a lazily built provider."""
-
-    def __init__(self, prefetched: dict[tuple[str, tuple[float, ...]], Any], make_fallback: Callable[[], Any]) -> None:
-        self.prefetched = prefetched
-        self._make_fallback = make_fallback
-        self._fallback: Any = None
-        self.hits = 0
-        self.misses = 0
-
-    def frames_at(self, episode: Any, timestamps: Sequence[float], camera: str | None = None) -> Any:
-        hit = self.prefetched.get((camera, tuple(float(t) for t in timestamps)))
-        if hit is not None:
-            self.hits += 1
-            return hit
-        self.misses += 1
-        if self._fallback is None:
-            self._fallback = self._make_fallback()
-        return self._fallback.frames_at(episode, timestamps, camera)
-
-    def close(self) -> None:
-        if self._fallback is not None and hasattr(self._fallback, "close"):
-            self._fallback.close()
+    policies = annotation_policies(row, config, getattr(vlm, "camera_key", None))
+    return [(cam, tuple(float(t) for t in policy.timestamps(row))) for cam, policy in policies.items()]
 
 
 def decode_batch(batch: dict[str, Any], config: AnnotateConfig, vlm: Any) -> dict[str, Any]:
-    """CPU stage (`map_batches`): decode the frames every episode of the batch will need.
+    """CPU stage (`map_batches`): the keyframe stage (`AnnotationKeyframes`) of every episode of the batch.
 
-    A failed decode is left out: the actor decodes it again and reports the error like the local engine.
+    The episode rows travel on with their keyframe columns. A failed decode is left out: the actor
+    decodes it again and reports the error like the local engine.
     """
     import numpy as np
 
-    from ..frames import make_frame_provider
+    from .keyframes import AnnotationKeyframes
 
     rows = [pickle.loads(blob) for blob in batch["episode"]]
-    provider = make_frame_provider(rows, backend=config.frame_backend)
-    frames = []
-    try:
-        for row in rows:
-            got = {}
-            for camera, times in prefetch_requests(row, config, vlm):
-                try:
-                    got[(camera, times)] = provider.frames_at(row, list(times), camera)
-                except Exception as exc:  # reported by the actor, with the module that needs the frames
-                    logger.debug("prefetch of episode %s camera %s failed: %s", row["episode_index"], camera, exc)
-            frames.append(pickle.dumps(got, protocol=pickle.HIGHEST_PROTOCOL))
-    finally:
-        if hasattr(provider, "close"):
-            provider.close()
-    return {**batch, "frames": np.array(frames, dtype=object)}
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
+    cameras = tuple(dict.fromkeys(k for r in rows for k in r["camera_keys"]))
+    out = []
+    if cameras:
+        stage = AnnotationKeyframes(policy="uniform:1", cameras=cameras, annotate=config,
+                                    camera_key=getattr(vlm, "camera_key", None), backend=config.frame_backend)
+    for row in rows:
+        if cameras:
+            try:
+                row = {**row, **stage.process_episode(row)}
+            except Exception as exc:  # reported by the actor, with the module that needs the frames
+                logger.debug("keyframes of episode %s failed: %s", row["episode_index"], exc)
+        out.append(pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL))
+    return {**batch, "episode": np.array(out, dtype=object)}
 
 
 class AnnotateEpisodes:
-    """VLM stage (an actor of the pool): one backend for the actor's lifetime, episodes of a batch concurrently."""
+    """VLM stage (an actor of the pool): one backend for the actor's lifetime, the batch's episodes in flight."""
 
     def __init__(self, config: AnnotateConfig, vlm: Any, keys: dict[str, str], staging_dir: str,
                  backend_factory: Callable[[], Any] | None = None) -> None:
+        from ..vlm.batching import wrap_in_process
         from .vqa import detect_family
 
         self.config = config
@@ -181,43 +113,24 @@ class AnnotateEpisodes:
             from ..vlm import make_backend
 
             self.backend = make_backend(vlm)
+        self.backend = wrap_in_process(self.backend)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        rows = [pickle.loads(blob) for blob in batch["episode"]]
-        prefetched = [pickle.loads(blob) for blob in batch["frames"]]
-        outcomes = self.loop.run_until_complete(self._all(rows, prefetched))
-        return {"episode_index": np.array([o.episode_index for o in outcomes], dtype=np.int64),
-                "outcome": np.array([pickle.dumps(o) for o in outcomes], dtype=object)}
-
-    async def _all(self, rows: list[dict[str, Any]], prefetched: list[dict[Any, Any]]) -> list[EpisodeOutcome]:
-        requests = asyncio.Semaphore(max(1, self.config.executor.max_requests_in_flight))
-        return list(await asyncio.gather(*(self._one(r, p, requests) for r, p in zip(rows, prefetched))))
-
-    async def _one(self, row: dict[str, Any], prefetched: dict[Any, Any], requests: asyncio.Semaphore) -> EpisodeOutcome:
         from ..frames import make_frame_provider
 
-        e = int(row["episode_index"])
-        provider = PrefetchedProvider(prefetched, lambda: make_frame_provider(
-            [row], backend=self.config.frame_backend, cache_bytes=self.config.frame_cache_mb << 20))
-        local = AnnotateResult(output_root=Path("."), staging_dir=self.staging.dir, episodes=[e])
-        ctx = EpisodeContext(episode=row, config=self.config, provider=provider, backend=self.backend,
-                             requests=requests, stats=local.stats, model_family=self.family)
-        outcome = EpisodeOutcome(e)
+        rows = [pickle.loads(blob) for blob in batch["episode"]]
+        provider = make_frame_provider(rows, backend=self.config.frame_backend,
+                                       cache_bytes=self.config.frame_cache_mb << 20)
         try:
-            await _annotate_episode(ctx, self.staging, self.keys, local, {m: _NoBar() for m in MODULES})
-        except AnnotationError as exc:
-            self.staging.write_error(e, exc.module, self.keys.get(exc.module, ""), str(exc))
-            outcome.error, outcome.error_module = str(exc), exc.module
+            outcomes = self.loop.run_until_complete(annotate_rows(
+                rows, config=self.config, backend=self.backend, provider=provider, keys=self.keys,
+                staging=self.staging, model_family=self.family))
         finally:
             provider.close()
-        outcome.modules_run = dict(local.modules_run)
-        outcome.modules_reused = dict(local.modules_reused)
-        outcome.stats = local.stats
-        outcome.prefetch_hits, outcome.prefetch_misses = provider.hits, provider.misses
-        outcome.staged = [s for m in MODULES if (s := self.staging.lookup(e, m, self.keys[m])) is not None]
-        return outcome
+        return {"episode_index": np.array([o.episode_index for o in outcomes], dtype=np.int64),
+                "outcome": np.array([pickle.dumps(o) for o in outcomes], dtype=object)}
 
 
 # -- the driver --------------------------------------------------------------------------------------
@@ -315,7 +228,7 @@ def _stream(ray: Any, rows: list[dict[str, Any]], config: AnnotateConfig, vlm: A
     ds = ds.map_batches(
         AnnotateEpisodes,
         fn_constructor_args=(config, vlm, keys, str(staging.dir.absolute()), backend_factory),
-        batch_size=max(1, config.executor.episode_parallelism),
+        batch_size=episodes_in_flight(config, None),
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=num_vlm_actors),
         num_gpus=num_gpus_per_actor,
@@ -347,6 +260,6 @@ def _collect(outcome: EpisodeOutcome, staging: Staging, result: AnnotateResult, 
             raise AnnotationError(message, episode_index=e, module=module)
 
 
-__all__ = ["EpisodeOutcome", "PrefetchedProvider", "RayMissingError", "import_ray", "prefetch_requests",
-           "run_annotation_ray"]
+__all__ = ["AnnotateEpisodes", "EpisodeOutcome", "RayMissingError", "decode_batch", "import_ray",
+           "prefetch_requests", "run_annotation_ray"]
 

@@ -68,17 +68,23 @@ def model_input_size(width: int, height: int, max_side: int, family: str) -> tup
     return w, h
 
 
+def keyframes(cfg: Any, default_camera: str, cameras: list[str]) -> dict[str, Any]:
+    """The VQA ticks per camera: `vqa_emission_hz` on every camera, or the cameras taking turns."""
+    from ..frames.policies import Turns, fps
+
+    cams = [default_camera] if cfg.restrict_to_default_camera else list(cameras)
+    tick = fps(cfg.vqa_emission_hz)
+    if cfg.rotate_cameras and len(cams) > 1:
+        return {cam: Turns(tick, len(cams), k) for k, cam in enumerate(cams)}
+    return {cam: tick for cam in cams}
+
+
 def ticks(ctx: EpisodeContext) -> list[tuple[int, str]]:
-    """(frame index, camera) pairs: every camera per tick, or one camera per tick in rotation."""
-    cfg = ctx.config.vqa
-    cameras = [ctx.default_camera] if cfg.restrict_to_default_camera else ctx.cameras
-    out = []
-    for k, index in enumerate(ctx.frames_at_hz(cfg.vqa_emission_hz)):
-        if cfg.rotate_cameras:
-            out.append((index, cameras[k % len(cameras)]))
-        else:
-            out.extend((index, cam) for cam in cameras)
-    return out
+    """(frame index, camera) pairs in time order (cameras in dataset order within a tick)."""
+    policies = keyframes(ctx.config.vqa, ctx.default_camera, ctx.cameras)
+    order = {cam: k for k, cam in enumerate(policies)}
+    pairs = [(int(i), cam) for cam, policy in policies.items() for i in policy.frame_indices(ctx.episode)]
+    return sorted(pairs, key=lambda p: (p[0], order[p[1]]))
 
 
 def finalize_answer(answer: dict[str, Any], qtype: str, convention: str, size: tuple[int, int]) -> dict[str, Any]:
@@ -121,7 +127,7 @@ async def run_vqa(ctx: EpisodeContext, plan_info: dict[str, Any] | None = None) 
         by_camera.setdefault(cam, []).append(index)
     images: dict[tuple[int, str], Any] = {}
     for cam, indices in by_camera.items():
-        frames = (await ctx.decode([ctx.frame_time(i) for i in indices], cam, MODULE)).to_pil()
+        frames = await ctx.frames_at(MODULE, cam, [ctx.frame_time(i) for i in indices])
         for i, im in zip(indices, frames):
             images[(i, cam)] = im
 

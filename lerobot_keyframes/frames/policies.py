@@ -36,6 +36,7 @@ __all__ = [
     "KeyframePolicy",
     "Motion",
     "PolicyUnion",
+    "Turns",
     "Uniform",
     "at",
     "cap",
@@ -572,6 +573,28 @@ class Cap(KeyframePolicy):
         return f"{self.policy.spec()}@{self.n}"
 
 
+@dataclass(frozen=True)
+class Turns(KeyframePolicy):
+    """Every `step`-th frame of `policy`, from its `offset`-th: how cameras take turns on shared ticks
+    (camera k of n gets `Turns(fps(1), n, k)`)."""
+
+    policy: KeyframePolicy = field(default_factory=lambda: Fps(1.0))
+    step: int = 1
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if self.step < 1 or not 0 <= self.offset < self.step:
+            raise ValueError(f"turns: need step >= 1 and 0 <= offset < step, got step {self.step}, offset {self.offset}")
+        if isinstance(self.policy, (PolicyUnion, Cap, Turns)):
+            raise ValueError("turns: take turns over a single policy term (uniform, fps, at, motion, every_frame)")
+
+    def frame_indices(self, episode: Episode) -> np.ndarray:
+        return self.policy.frame_indices(episode)[self.offset :: self.step]
+
+    def spec(self) -> str:
+        return f"{self.policy.spec()}~{self.offset}/{self.step}"
+
+
 # -- constructors -------------------------------------------------------------------------------------
 def uniform(n: int = 8) -> Uniform:
     return Uniform(int(n))
@@ -636,6 +659,13 @@ def _parse_motion(args: str) -> Motion:
 
 
 def _parse_term(term: str) -> KeyframePolicy:
+    if "~" in term:  # `fps:1~0/2`: turns
+        base, _, turn = term.rpartition("~")
+        offset, _, step = turn.partition("/")
+        try:
+            return Turns(_parse_term(base), int(step), int(offset))
+        except ValueError as exc:
+            raise ValueError(f"keyframe policy {term!r}: {exc}") from exc
     name, _, args = term.strip().partition(":")
     name = name.strip().lower().replace("-", "_")
     try:

@@ -111,17 +111,27 @@ class ScriptedBackend:
                          schema_enforced=schema is not None)
 
     async def agenerate(self, conversations: Sequence[Sequence[dict[str, Any]]],
-                        schemas: Sequence[dict[str, Any] | None] | None = None) -> list[Any]:
+                        schemas: Sequence[dict[str, Any] | None] | None = None, *,
+                        raise_errors: bool = True) -> list[Any]:
+        """Like a backend: a responder that raises is a request failure (raised, or returned as one)."""
+        from ..vlm.types import Failure, FailureKind, VlmResult
+
         schemas = list(schemas) if schemas is not None else [None] * len(conversations)
 
         if self.concurrency and self._slots is None:
             self._slots = asyncio.Semaphore(self.concurrency)
 
         async def one(conversation, schema):
-            if self._slots is not None:
-                async with self._slots:
-                    return await served(conversation, schema)
-            return await served(conversation, schema)
+            try:
+                if self._slots is not None:
+                    async with self._slots:
+                        return await served(conversation, schema)
+                return await served(conversation, schema)
+            except Exception as exc:  # noqa: BLE001 - a failed request, like a backend reports it
+                if raise_errors:
+                    raise
+                return VlmResult(text="", failure=Failure(FailureKind.REQUEST_FAILED, f"{type(exc).__name__}: {exc}"),
+                                 finish_reason="error", error=exc)
 
         async def served(conversation, schema):
             self._enter()
@@ -136,8 +146,8 @@ class ScriptedBackend:
 
         return list(await asyncio.gather(*(one(c, s) for c, s in zip(conversations, schemas))))
 
-    def generate(self, conversations, schemas=None) -> list[Any]:
-        return asyncio.run(self.agenerate(conversations, schemas))
+    def generate(self, conversations, schemas=None, *, raise_errors: bool = True) -> list[Any]:
+        return asyncio.run(self.agenerate(conversations, schemas, raise_errors=raise_errors))
 
 
 def prompt_text(conversation: Sequence[dict[str, Any]]) -> str:

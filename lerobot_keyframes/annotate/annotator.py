@@ -1,0 +1,205 @@
+"""`Annotator`: the annotation step as a `datasets.map` callable.
+
+    episodes = lk.load_episodes(root)
+    frames = episodes.map(AnnotationKeyframes.for_annotation(episodes, config), batched=True)  # optional
+    annotated = frames.map(Annotator(config, vlm), batched=True, batch_size=64, with_rank=True, num_proc=n_gpus)
+    write_annotations(annotated, config, vlm)
+
+Each call annotates the episodes of its batch concurrently (an in-process engine gets them as batches),
+staging every module so a re-run resumes, and returns each episode's language rows as typed columns.
+With `with_rank=True` and `num_proc=N` each worker loads its own model on `cuda:<rank % GPUs>`, the
+way the datasets docs run multi-GPU inference. The object pickles as its configuration: engines,
+decoders and HTTP clients are built lazily in the process that runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .config import AnnotateConfig
+from .engine import EpisodeOutcome, annotate_rows
+
+logger = logging.getLogger(__name__)
+
+LANGUAGE_ROWS = "language_rows"
+ANNOTATION_ERROR = "annotation_error"
+ANNOTATION_STATS = "annotation_stats"
+OUTPUT_COLUMNS = (LANGUAGE_ROWS, ANNOTATION_ERROR, ANNOTATION_STATS)
+STAT_FIELDS = ("calls", "failures", "prompt_tokens", "completion_tokens", "frames_decoded", "frames_from_row",
+               "frames_reused")
+
+
+def annotation_features() -> dict[str, Any]:
+    """The columns `Annotator` adds: every row of the episode (lerobot's persistent row fields — events
+    keep their frame time in `timestamp` too — plus the VQA `question_type`), the error, the counts."""
+    from datasets import List, Value
+
+    from ..language.schema import persistent_row_feature
+
+    return {
+        LANGUAGE_ROWS: List({**persistent_row_feature(), "question_type": Value("string")}),
+        ANNOTATION_ERROR: Value("string"),
+        ANNOTATION_STATS: {**{k: Value("int64") for k in STAT_FIELDS}, "modules_run": List(Value("string")),
+                           "modules_reused": List(Value("string"))},
+    }
+
+
+def outcome_columns(outcome: EpisodeOutcome) -> dict[str, Any]:
+    rows = [{**{k: row.get(k) for k in ("role", "content", "style", "timestamp", "camera", "tool_calls")},
+             "question_type": row.get("question_type")} for row in outcome.rows]
+    stats = {
+        "calls": outcome.stats.calls, "failures": outcome.stats.failures,
+        "prompt_tokens": outcome.stats.prompt_tokens, "completion_tokens": outcome.stats.completion_tokens,
+        "frames_decoded": outcome.frames.decoded, "frames_from_row": outcome.frames.from_row,
+        "frames_reused": outcome.frames.reused,
+        "modules_run": sorted(m for m, n in outcome.modules_run.items() for _ in range(n)),
+        "modules_reused": sorted(m for m, n in outcome.modules_reused.items() for _ in range(n)),
+    }
+    return {LANGUAGE_ROWS: rows, ANNOTATION_ERROR: outcome.error, ANNOTATION_STATS: stats}
+
+
+def rows_from_column(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of the `language_rows` column back in the staged-row shape the writer and validator take."""
+    out = []
+    for row in rows:
+        r = {k: row.get(k) for k in ("role", "content", "style", "timestamp", "camera", "tool_calls")}
+        if r["timestamp"] is not None:
+            r["timestamp"] = float(r["timestamp"])
+        if row.get("question_type") is not None:
+            r["question_type"] = row["question_type"]
+        out.append(r)
+    return out
+
+
+@dataclass
+class Annotator:
+    """Episode rows in, the same rows plus `language_rows`, `annotation_error`, `annotation_stats` out.
+
+    `staging_dir`: where modules are staged (default: beside `config.out`). `backend`: a ready backend
+    (else built from `vlm` in the worker, on `cuda:<rank>` when ranked); it is wrapped in a
+    `BatchingScheduler` when it is an in-process engine. `provider`: a frame provider (else built from
+    the rows). `keys`: staging keys (else `module_keys(config, vlm)`).
+    """
+
+    config: AnnotateConfig
+    vlm: Any
+    staging_dir: str | Path | None = None
+    backend: Any = None
+    provider: Any = None
+    keys: dict[str, str] | None = None
+    progress: bool = False  # an episode progress bar per call
+
+    def __post_init__(self) -> None:
+        from .keys import module_keys
+
+        if self.staging_dir is None:
+            from .pipeline import default_output_root, default_staging_dir
+
+            root = Path(self.config.root) if self.config.root else Path(str(self.config.repo_id).replace("/", "__"))
+            self.staging_dir = self.config.staging_dir or default_staging_dir(default_output_root(self.config, root))
+        self.staging_dir = Path(self.staging_dir)
+        if self.keys is None:
+            self.keys = module_keys(self.config, self.vlm)
+        self._engine: Any = None
+        self._engine_rank: int | None = None
+
+    # -- pickling: configuration (and a given, picklable backend) only --------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config, "vlm": self.vlm, "staging_dir": self.staging_dir, "keys": self.keys,
+                "backend": getattr(self.backend, "backend", self.backend), "provider": None,
+                "progress": self.progress}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._engine, self._engine_rank = None, None
+
+    def features(self, input_features: Mapping[str, Any] | None = None) -> Any:
+        from datasets import Features
+
+        return Features({**dict(input_features or {}), **annotation_features()})
+
+    def fingerprint(self) -> str:
+        """Stable across runs for the same inputs: the staging keys name everything that shapes the rows."""
+        from .config import config_hash
+
+        return config_hash("annotator", self.keys, str(self.staging_dir))
+
+    # -- the batch function --------------------------------------------------------------------------
+    def __call__(self, batch: Mapping[str, Any], rank: int | None = None) -> dict[str, Any]:
+        from ..transform import _to_py
+        from ..vlm.base import run_coroutine_sync
+
+        batch = {k: _to_py(v) for k, v in batch.items()}
+        n = len(batch["episode_index"])
+        rows = [{k: v[i] for k, v in batch.items()} for i in range(n)]
+        outcomes = run_coroutine_sync(self.annotate(rows, rank))
+        columns = [outcome_columns(o) for o in outcomes]
+        return {k: [c[k] for c in columns] for k in OUTPUT_COLUMNS}
+
+    async def annotate(self, rows: list[dict[str, Any]], rank: int | None = None) -> list[EpisodeOutcome]:
+        """The outcomes of these episode rows (the async core of `__call__`, for callers with a loop)."""
+        from ..frames import make_frame_provider
+        from .vqa import detect_family
+
+        backend = self._backend(rank)
+        provider = self.provider
+        if provider is None:
+            provider = make_frame_provider(rows, backend=self.config.frame_backend,
+                                           cache_bytes=self.config.frame_cache_mb << 20)
+        from tqdm.auto import tqdm
+
+        from .staging import Staging
+
+        bar = tqdm(total=len(rows), desc="annotate", unit="ep", disable=not self.progress)
+        try:
+            return await annotate_rows(rows, config=self.config, backend=backend, provider=provider,
+                                       keys=dict(self.keys or {}), staging=Staging(self.staging_dir),
+                                       model_family=detect_family(getattr(self.vlm, "model_id", None)),
+                                       on_done=lambda outcome: bar.update(1))
+        finally:
+            bar.close()
+            if backend is not None and hasattr(backend, "aclose"):
+                await backend.aclose()  # clients bound to this loop go with it
+            if self.provider is None and hasattr(provider, "close"):
+                provider.close()
+
+    def _backend(self, rank: int | None) -> Any:
+        """The engine for this worker: the given backend, or one built from `vlm` (on this rank's GPU)."""
+        from ..vlm.batching import wrap_in_process
+
+        if self._engine is not None and self._engine_rank == rank:
+            return self._engine
+        if not any(getattr(self.config, m).enabled for m in ("plan", "interjections", "vqa")):
+            return None
+        backend = self.backend
+        if backend is None:
+            from ..vlm import make_backend
+
+            backend = make_backend(vlm_for_rank(self.vlm, rank))
+        self._engine, self._engine_rank = wrap_in_process(backend), rank
+        return self._engine
+
+
+def vlm_for_rank(vlm: Any, rank: int | None) -> Any:
+    """`vlm` placed on GPU `rank % n` for a ranked datasets.map worker (transformers: `device`; vLLM: the
+    worker sees that one GPU); unchanged without a rank or a GPU."""
+    if rank is None or getattr(vlm, "backend", None) not in ("transformers", "vllm"):
+        return vlm
+    try:
+        import torch
+
+        n = torch.cuda.device_count()
+    except Exception:  # noqa: BLE001 - no torch CUDA: nothing to place
+        n = 0
+    if n == 0:
+        return vlm
+    gpu = rank % n
+    if vlm.backend == "vllm":
+        os.environ.setdefault("CUDA_VISIBLE_DEVICES", str(gpu))  # before the engine starts in this worker
+        return vlm
+    return replace(vlm, device=f"cuda:{gpu}") if vlm.device in ("auto", "cuda") else vlm
