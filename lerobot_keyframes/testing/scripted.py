@@ -192,3 +192,53 @@ def plausible_answers(
     if "rephrasings" in properties:
         return {"rephrasings": ["move the cube onto the pad", "put the cube on the pad"]}
     return schema_example(schema or {"type": "object"})
+
+
+class ScriptedEngine:
+    """A scripted *in-process* engine (``is_async = False``): what the annotation engine puts behind a
+    `BatchingScheduler`, like the transformers and vLLM backends. `latency` + `per_item` seconds per call
+    emulate an accelerator (one call of 8 costs little more than a call of 1). It records every call's
+    batch size and fails loudly if two threads ever enter it at once (as one vLLM engine would crash).
+    `fail_when(conversation)` -> True makes the whole call raise, as an engine refusing a batch does."""
+
+    is_async = False
+
+    def __init__(self, responder: Responder | None = None, *, latency: float = 0.0, per_item: float = 0.0,
+                 fail_when: Callable[[Sequence[dict[str, Any]]], bool] | None = None,
+                 model_id: str = "scripted-engine", batch_size: int = 8) -> None:
+        from ..vlm.config import VlmConfig
+
+        self.config = VlmConfig(backend="transformers", model_id=model_id, batch_size=batch_size)
+        self.model_id = model_id
+        self._answers = ScriptedBackend(responder)
+        self.latency, self.per_item, self.fail_when = latency, per_item, fail_when
+        self.batch_sizes: list[int] = []
+        self.overlaps = 0
+        self.threads: set[int] = set()
+        self._inside = threading.Lock()
+
+    @property
+    def calls(self) -> int:
+        return sum(self.batch_sizes)
+
+    def generate(self, conversations, schemas=None, *, raise_errors: bool = True) -> list[Any]:
+        if not self._inside.acquire(blocking=False):
+            self.overlaps += 1
+            raise RuntimeError("ScriptedEngine entered by two threads at once")
+        try:
+            self.threads.add(threading.get_ident())
+            self.batch_sizes.append(len(conversations))
+            if self.latency or self.per_item:
+                time.sleep(self.latency + self.per_item * len(conversations))
+            if self.fail_when is not None and any(self.fail_when(c) for c in conversations):
+                raise ValueError("the engine refused this batch (a conversation it cannot process)")
+            schema_list = list(schemas) if isinstance(schemas, (list, tuple)) else [schemas] * len(conversations)
+            return [self._answers._answer(c, s) for c, s in zip(conversations, schema_list)]
+        finally:
+            self._inside.release()
+
+    async def agenerate(self, conversations, schemas=None, *, raise_errors: bool = True) -> list[Any]:
+        return await asyncio.to_thread(self.generate, conversations, schemas, raise_errors=raise_errors)
+
+    def close(self) -> None:
+        pass
