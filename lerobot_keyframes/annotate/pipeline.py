@@ -216,7 +216,8 @@ def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, pro
         from ..frames import make_frame_provider
 
         provider = make_frame_provider(rows, backend=config.frame_backend, cache_bytes=config.frame_cache_mb << 20)
-    if backend is None and any(getattr(config, m).enabled for m in ("plan", "interjections", "vqa")):
+    owned = backend is None  # built here: released here (an engine's memory, an auto-served server)
+    if owned and any(getattr(config, m).enabled for m in ("plan", "interjections", "vqa")):
         from ..vlm import make_backend
 
         backend = make_backend(vlm)
@@ -224,10 +225,14 @@ def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, pro
     keys = module_keys(config, vlm)
     annotator = Annotator(config, vlm, staging_dir=run.staging.dir, backend=backend, provider=provider, keys=keys,
                           progress=True)
-    with _datasets_bar_off():
-        annotated = run.episodes.map(annotator, batched=True, batch_size=None, with_rank=True,
-                                     features=annotator.features(run.episodes.features),
-                                     new_fingerprint=annotator.fingerprint(), load_from_cache_file=False)
+    try:
+        with _datasets_bar_off():
+            annotated = run.episodes.map(annotator, batched=True, batch_size=None, with_rank=True,
+                                         features=annotator.features(run.episodes.features),
+                                         new_fingerprint=annotator.fingerprint(), load_from_cache_file=False)
+    finally:
+        if owned and backend is not None:
+            backend.close()
     per_episode = collect_annotations(annotated, run.result)
     if isinstance(backend, BatchingScheduler):
         run.result.batches = backend.stats
