@@ -221,7 +221,7 @@ def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, pro
         from ..vlm import make_backend
 
         backend = make_backend(vlm)
-    backend = wrap_in_process(backend)
+    given, backend = backend, wrap_in_process(backend)
     keys = module_keys(config, vlm)
     annotator = Annotator(config, vlm, staging_dir=run.staging.dir, backend=backend, provider=provider, keys=keys,
                           progress=True)
@@ -233,6 +233,8 @@ def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, pro
     finally:
         if owned and backend is not None:
             backend.close()
+        elif backend is not given:
+            backend.shutdown()  # the scheduler made here; the caller's engine stays theirs
     per_episode = collect_annotations(annotated, run.result)
     if isinstance(backend, BatchingScheduler):
         run.result.batches = backend.stats

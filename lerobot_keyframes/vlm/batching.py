@@ -178,7 +178,11 @@ class BatchingScheduler:
         try:
             self._executor.submit(self.backend.close).result()
         finally:
-            self._executor.shutdown(wait=True)
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop the engine thread, leaving the engine itself to its owner (a backend a caller passed in)."""
+        self._executor.shutdown(wait=True)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"backend": self.backend, "max_batch": self.max_batch, "max_wait_s": self.max_wait_s}
