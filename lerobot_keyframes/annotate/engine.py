@@ -80,7 +80,7 @@ async def annotate_episode(ctx: EpisodeContext, staging: Staging, keys: dict[str
     """plan → interjections → vqa → motion for one episode, each staged (or reused) under its key."""
     cfg = ctx.config
     e = ctx.index
-    declared = module_policies(ctx.episode, cfg, getattr(ctx.backend, "camera_key", None)) if ctx.cameras else {}
+    declared = module_policies(ctx.episode, cfg, ctx.default_camera) if ctx.cameras else {}
     run, reused = Counter(), Counter()
 
     def keep_for(later: Sequence[str]) -> None:
