@@ -25,6 +25,7 @@ from .base import BaseBackend
 from .config import VlmConfig
 from .errors import MissingExtraError, VlmRequestError
 from .messages import media_io_kwargs, to_openai_messages
+from .schema import grammar_schema
 from .types import Conversation, JsonSchema, RawOutput
 
 logger = logging.getLogger(__name__)
@@ -203,7 +204,7 @@ class OpenAIBackend(BaseBackend):
             else:
                 body["response_format"] = {
                     "type": "json_schema",
-                    "json_schema": {"name": "answer", "schema": dict(schema), "strict": True},
+                    "json_schema": {"name": "answer", "schema": grammar_schema(schema), "strict": True},
                 }
                 enforced = True
         return body, enforced

@@ -19,11 +19,46 @@ from typing import Any
 PRINTABLE_CLASS = "[ -!#-\\[\\]-~]"
 
 
-_PRINTABLE_RE = re.compile(r"^\^" + re.escape(PRINTABLE_CLASS) + r"\{\d+,(\d+)\}\$$")
+_PRINTABLE_RE = re.compile(r"^\^" + re.escape(PRINTABLE_CLASS) + r"\{(\d+),(\d+)\}\$$")
+# One repetition of more than ~100 fails to compile in vLLM 0.32's xgrammar (the request ends empty with
+# finish_reason "error": a `per_rule_fsm_hashes` check), so the grammar vLLM gets writes long printable
+# strings as a run of chunks of at most 64 (the same strings). Only for grammars: Python's `re` would
+# backtrack through the chunks for ages on a long invalid answer, so answers are checked against the
+# original single-repetition pattern.
+PATTERN_CHUNK = 64
 
 
 def printable_pattern(max_length: int, min_length: int = 0) -> str:
     return f"^{PRINTABLE_CLASS}{{{min_length},{max_length}}}$"
+
+
+def chunked_printable_pattern(max_length: int, min_length: int = 0) -> str:
+    """`printable_pattern` as repetitions of at most `PATTERN_CHUNK`: for grammar compilers only."""
+    chunks, lo_left, hi_left = [], min_length, max_length
+    while hi_left > 0 or not chunks:
+        hi = min(PATTERN_CHUNK, hi_left)
+        lo = min(lo_left, hi)
+        chunks.append(f"{PRINTABLE_CLASS}{{{lo},{hi}}}")
+        lo_left, hi_left = lo_left - lo, hi_left - hi
+    return "^" + "".join(chunks) + "$"
+
+
+def grammar_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `schema` for vLLM's grammar compiler (in-process or a server): long printable patterns
+    chunked (see `PATTERN_CHUNK`); everything else unchanged."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: walk(v) for k, v in node.items()}
+            m = _PRINTABLE_RE.match(out["pattern"]) if isinstance(out.get("pattern"), str) else None
+            if m and int(m.group(2)) > PATTERN_CHUNK:
+                out["pattern"] = chunked_printable_pattern(int(m.group(2)), int(m.group(1)))
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(dict(schema))
 
 
 def make_xgrammar_safe(
@@ -146,7 +181,7 @@ def estimate_max_chars(schema: Mapping[str, Any]) -> int:
         if types == "string":
             printable = _PRINTABLE_RE.match(node.get("pattern", ""))
             if printable:  # printable-pattern strings never need escapes: one char each
-                return 2 + min(int(printable.group(1)), int(node.get("maxLength", 1 << 30)))
+                return 2 + min(int(printable.group(2)), int(node.get("maxLength", 1 << 30)))
             if "maxLength" not in node:
                 raise UnboundedSchemaError(f"{path}: string without maxLength")
             return 2 + 6 * int(node["maxLength"])  # worst case: every char escaped as \uXXXX

@@ -23,6 +23,7 @@ from .base import BaseBackend
 from .config import VlmConfig
 from .errors import MissingExtraError
 from .messages import has_video, to_hf_messages, to_vllm_messages, video_server_metadata
+from .schema import grammar_schema
 from .types import Conversation, JsonSchema, RawOutput
 
 logger = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ class VllmBackend(BaseBackend):
         if cfg.temperature > 0:
             kwargs["top_p"] = cfg.top_p
         if schema is not None:
-            kwargs["structured_outputs"] = StructuredOutputsParams(json=dict(schema))
+            kwargs["structured_outputs"] = StructuredOutputsParams(json=grammar_schema(schema))
         return SamplingParams(**kwargs)
 
     def video_prompt(self, conversation: Conversation) -> dict[str, Any]:
