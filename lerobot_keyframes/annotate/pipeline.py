@@ -215,7 +215,7 @@ class PreparedRun:
     result: AnnotateResult
 
 
-def prepare_run(config: AnnotateConfig, camera_key: str | None = None) -> PreparedRun:
+def prepare_run(config: AnnotateConfig, camera_key: str | None = None, vlm: Any = None) -> PreparedRun:
     """Resolve the source, read the episode table, fetch the videos needed and open staging.
 
     A `camera_key` (`--vlm.camera_key`) that is not a camera of the dataset is an error here, before any
@@ -224,6 +224,9 @@ def prepare_run(config: AnnotateConfig, camera_key: str | None = None) -> Prepar
     from ..dataset.source import resolve_source
 
     source = resolve_source(config.root or config.repo_id, revision=config.revision)
+    from .preflight import preflight
+
+    preflight(config, vlm, source)  # locations, Hub target, privacy, extras: before any decode or model call
     episodes = load_episodes(source.root, episodes=config.only_episodes)
     cameras = sorted({c["key"] for r in episodes for c in r["cameras"]})
     if camera_key and camera_key not in cameras:
@@ -244,6 +247,8 @@ def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[st
     per_episode = {e: assemble_rows(staging.rows(e)) for e in finished}
     result.rows_per_style = dict(Counter(str(r.get("style")) for rs in per_episode.values() for r in rs))
     result.provenance = provenance(config, vlm, result, keys)
+    # `push` reads these back so it never writes the source without --allow_source_overwrite
+    result.provenance.update(source_repo_id=run.source.repo_id, source_revision=run.source.revision)
     if not config.push_staging_only:  # a shard job leaves writing to `merge`
         from .output import validate_and_write
 
@@ -267,7 +272,7 @@ def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, pro
         factory = (lambda: backend) if backend is not None else None
         return run_annotation_ray(config, vlm, backend_factory=factory)
     started = time.perf_counter()
-    run = prepare_run(config, getattr(vlm, "camera_key", None))
+    run = prepare_run(config, getattr(vlm, "camera_key", None), vlm=vlm)
     rows, staging, result = run.rows, run.staging, run.result
 
     if provider is None:
