@@ -272,7 +272,7 @@ def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, pro
         factory = (lambda: backend) if backend is not None else None
         return run_annotation_ray(config, vlm, backend_factory=factory)
     started = time.perf_counter()
-    run = prepare_run(config, getattr(vlm, "camera_key", None), vlm=vlm)
+    run = prepare_run(config, getattr(vlm, "camera_key", None), vlm=vlm if backend is None else None)
     rows, staging, result = run.rows, run.staging, run.result
 
     if provider is None:
