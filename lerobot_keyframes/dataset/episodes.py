@@ -213,7 +213,6 @@ def build_episode_rows(
 ) -> list[dict[str, Any]]:
     """Episode rows as plain dicts (the same rows `load_episodes` puts in a Dataset)."""
     meta = read_episodes_meta(layout)
-    check_video_ranges(layout, meta)
     tasks_by_index = read_tasks(layout)
     total = meta.num_rows
     wanted = sorted(set(episodes)) if episodes is not None else list(range(total))
@@ -304,6 +303,7 @@ def build_episode_rows(
                 "cameras": cam_rows,
             }
         )
+    check_video_ranges(layout, meta)  # after the data checks: a wrong `length` is reported as such first
     return rows
 
 

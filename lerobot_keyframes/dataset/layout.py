@@ -229,8 +229,8 @@ def check_output_separate(source: str | Path, out: str | Path, *, what: str = "-
             else:
                 continue
             raise OutputOverlapError(
-                f"{what} {out} {relation} the source dataset {source}; writing there would destroy or mix the "
-                "source's files. Choose a directory outside it."
+                f"{what} {out} overlaps the source dataset {source} (it {relation} the source); writing there "
+                "would destroy or mix the source's files. Choose a directory outside it."
             )
 
 
