@@ -46,3 +46,25 @@ def test_annotate_refuses_an_overlapping_output_before_any_model_call(tiny: Path
     assert model_server.stats.requests == 0  # refused before the first model call
     assert tree_hash(tiny) == before  # no staging folder was created inside the source
     assert not (tiny.parent / "annotated").exists()
+
+
+def test_sample_overwrite_never_replaces_a_real_dataset(tiny: Path, tmp_path: Path, cli) -> None:
+    (tiny / "ground_truth.json").unlink()  # now it is somebody's dataset, not one this generator wrote
+    before = tree_hash(tiny)
+    rc, _, err = cli("sample", tiny, "--overwrite", "--episodes", "1", "--cameras", "front", "--width", "32",
+                     "--height", "32", "--episode-seconds", "0.6", "--codec", "h264")
+    assert rc == 2 and "not a sample dataset" in one_error_line(err)
+    assert tree_hash(tiny) == before
+    earlier = tmp_path / "earlier"  # an earlier sample is replaced as asked
+    for _ in range(2):
+        rc, _, err = cli("sample", earlier, "--overwrite", "--episodes", "1", "--cameras", "front", "--width", "32",
+                         "--height", "32", "--episode-seconds", "0.6", "--codec", "h264")
+        assert rc == 0, err
+
+
+@pytest.mark.parametrize("where", ["same", "inside"])
+def test_review_refuses_to_write_its_site_into_the_dataset(tiny: Path, cli, where: str) -> None:
+    before = tree_hash(tiny)
+    rc, _, err = cli("review", tiny, "--out", tiny if where == "same" else tiny / "meta")
+    assert rc == 2 and "overlaps the source dataset" in one_error_line(err)
+    assert tree_hash(tiny) == before
