@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+
 def model_flags(api_base: str) -> list[str]:
     """`annotate` flags for an OpenAI-compatible server at `api_base` (the fake server counts every request)."""
     return ["--vlm.backend=openai", f"--vlm.api_base={api_base}", "--vlm.max_retries=0",

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from adversarial_helpers import files_containing, model_flags, one_error_line, tree_hash
+from adversarial_helpers import model_flags, one_error_line, tree_hash
 
 from lerobot_keyframes.dataset.errors import UnsafeLinkError
 from lerobot_keyframes.dataset.layout import iter_dataset_files
