@@ -31,7 +31,8 @@ def preflight(config: AnnotateConfig, vlm: Any, source: Any) -> None:
     from .pipeline import default_output_root, default_staging_dir
 
     root = Path(source.root)
-    iter_dataset_files(root)  # a link out of the root or a link loop: refused before anything is copied
+    # a link out of the root or a link loop: refused before anything is copied (the writer skips these two)
+    iter_dataset_files(root, skip=lambda rel: rel in (".git/", ".cache/"))
     out_root = default_output_root(config, root)
     staging = Path(config.staging_dir) if config.staging_dir else default_staging_dir(out_root)
     if config.in_place:

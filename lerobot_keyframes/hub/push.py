@@ -4,9 +4,12 @@
 
 - the target defaults to a new repo; pushing back to the source repo needs `allow_source_overwrite=True`;
 - a new repo is private unless the caller passes `private=False` *and* the source is known to be public
-  (an annotated copy of a private dataset is never published by accident); an existing repo's visibility
-  is never changed;
-- first push (nothing under data/, meta/, videos/ yet): `upload_folder`, skipping staging and caches;
+  (an annotated copy of a private dataset is never published by accident). The source is `source_repo_id`,
+  else the cache snapshot the root is, else `source_repo_id` in the root's meta/annotation_provenance.json;
+  a root with no known source is the user's own and `private=False` publishes it. An existing repo's
+  visibility is never changed;
+- first push (nothing under data/, meta/, videos/ yet): one commit of every file of the root (`local_files`:
+  staging, caches and temp files skipped, links out of the root refused);
 - re-push: local files are compared with the remote listing (size, then the LFS sha256 or the git blob id)
   and only changed or new files, plus deletions of stale files under data/, meta/ and videos/, go out in
   ONE `create_commit` whose parent is the commit that was compared (a concurrent change fails cleanly);

@@ -68,3 +68,18 @@ def test_review_refuses_to_write_its_site_into_the_dataset(tiny: Path, cli, wher
     rc, _, err = cli("review", tiny, "--out", tiny if where == "same" else tiny / "meta")
     assert rc == 2 and "overlaps the source dataset" in one_error_line(err)
     assert tree_hash(tiny) == before
+
+
+def test_a_backend_that_is_not_installed_is_refused_before_any_work(tiny: Path, tmp_path: Path, cli) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here")
+    before = tree_hash(tiny)
+    rc, _, err = cli("annotate", "--root", tiny, "--out", tmp_path / "out", "--vlm.backend=vllm")
+    assert rc == 2 and "pip install 'lerobot_keyframes[vllm]'" in one_error_line(err)
+    assert not (tmp_path / "out.staging").exists() and tree_hash(tiny) == before
+    # auto_serve needs vLLM too, unless a server already answers on the port
+    rc, _, err = cli("annotate", "--root", tiny, "--out", tmp_path / "out", "--vlm.backend=openai",
+                     "--vlm.auto_serve=true", "--vlm.api_base=http://127.0.0.1:9/v1")
+    assert rc == 2 and "'vllm'" in one_error_line(err)

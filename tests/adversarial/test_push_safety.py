@@ -88,10 +88,11 @@ def test_a_local_root_with_no_known_source_is_private_unless_asked(local_hub: Lo
     assert not local_hub.repo("tester/open").private
 
 
-@pytest.mark.parametrize("case", ["onto_source", "public_copy_of_private", "read_only_token", "other_namespace"])
+@pytest.mark.parametrize("case", ["onto_source", "public_copy_of_private", "read_only_token", "other_namespace",
+                                  "no_token"])
 def test_annotate_checks_the_hub_target_before_any_model_call(local_hub: LocalHub, tiny: Path, tmp_path: Path, cli,
                                                               model_server, monkeypatch, case: str) -> None:
-    push_dataset(tiny, "tester/src")  # private
+    push_dataset(tiny, "tester/src", private=case != "no_token")  # private (public: readable without a token)
     target = {"onto_source": "tester/src", "other_namespace": "someone-else/copy"}.get(case, "tester/copy")
     flags = ["--repo_id=tester/src", f"--out={tmp_path / 'out'}", "--push_to_hub=true", f"--new_repo_id={target}"]
     if case == "public_copy_of_private":
@@ -99,6 +100,8 @@ def test_annotate_checks_the_hub_target_before_any_model_call(local_hub: LocalHu
     if case == "read_only_token":
         monkeypatch.setenv("HF_TOKEN", LocalHub.READ_TOKEN)
     head = local_hub.commits("tester/src")[0].oid
+    if case == "no_token":
+        monkeypatch.delenv("HF_TOKEN")
     rc, _, err = cli("annotate", *flags, *model_flags(model_server.api_base))
     assert rc == 2
     line = one_error_line(err)
