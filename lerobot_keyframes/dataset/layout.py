@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import os.path
@@ -270,12 +271,12 @@ def iter_dataset_files(
         try:
             real = Path(os.path.realpath(path, strict=True))
         except OSError as exc:
-            kind = "is a symlink loop" if getattr(exc, "errno", None) == 40 else "is a dangling symlink"
+            kind = "is a symlink loop" if getattr(exc, "errno", None) == errno.ELOOP else "is a dangling symlink"
             raise UnsafeLinkError(
                 f"{base}: {rel} {kind} (-> {os.readlink(path) if path.is_symlink() else '?'}); "
                 "fix or remove it before running"
             ) from None
-        if not any(real == a or real.is_relative_to(a) for a in allowed):
+        if not any(real.is_relative_to(a) for a in allowed):
             raise UnsafeLinkError(
                 f"{base}: {rel} is a symlink to {real}, outside the dataset root; files outside the roots you "
                 "name are never copied into outputs or uploaded. Replace the link with the file itself or remove it."
@@ -293,20 +294,18 @@ def iter_dataset_files(
         for entry in entries:
             rel = f"{rel_dir}{entry.name}"
             path = here / entry.name
-            is_link = entry.is_symlink()
-            real = target_of(path, rel) if is_link else None
+            if skip is not None and skip(rel + "/" if os.path.isdir(path) else rel):
+                continue  # skipped before its link is judged: a link inside .cache/ is not ours to check
+            real = target_of(path, rel) if entry.is_symlink() else None
             is_dir = real.is_dir() if real is not None else entry.is_dir(follow_symlinks=False)
             if is_dir:
-                if skip is not None and skip(rel + "/"):
-                    continue
                 real_dir = real if real is not None else Path(os.path.realpath(path))
                 if real_dir in seen:  # a directory link to one of its own ancestors
                     raise UnsafeLinkError(
                         f"{base}: {rel} is a symlink loop (-> {os.readlink(path)}); fix or remove it before running"
                     )
                 stack.append((path, rel + "/", (*seen, real_dir)))
-            elif real is not None and not real.is_file() or real is None and not entry.is_file(follow_symlinks=False):
-                continue  # sockets, fifos: not dataset files
-            elif skip is None or not skip(rel):
-                files.append(path)
+                continue
+            if real.is_file() if real is not None else entry.is_file(follow_symlinks=False):
+                files.append(path)  # (sockets, fifos: not dataset files)
     return sorted(files)
