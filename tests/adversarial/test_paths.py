@@ -138,3 +138,24 @@ def test_in_place_on_a_hf_cache_snapshot_is_refused_before_any_work(tiny: Path, 
     assert rc == 2 and "Hugging Face cache" in one_error_line(err)
     assert model_server.stats.requests == 0
     assert tree_hash(tmp_path / "hub") == before  # no staging folder beside the snapshot either
+
+
+def test_dangling_links_and_sibling_loops_are_named_and_skipped_folders_are_not_judged(tiny: Path,
+                                                                                        tmp_path: Path) -> None:
+    (tiny / "meta" / "gone.json").symlink_to(tmp_path / "nowhere.json")
+    with pytest.raises(UnsafeLinkError, match=r"meta/gone.json is a dangling symlink"):
+        iter_dataset_files(tiny)
+    (tiny / "meta" / "gone.json").unlink()
+    (tiny / "a").mkdir()
+    (tiny / "b").mkdir()
+    (tiny / "a" / "to_b").symlink_to("../b", target_is_directory=True)
+    (tiny / "b" / "to_a").symlink_to("../a", target_is_directory=True)
+    with pytest.raises(UnsafeLinkError, match="symlink loop"):
+        iter_dataset_files(tiny)
+    (tiny / "b" / "to_a").unlink()
+    (tiny / ".cache").mkdir()
+    (tiny / ".cache" / "elsewhere").symlink_to(_outside(tmp_path), target_is_directory=True)
+    files = {p.relative_to(tiny).as_posix() for p in iter_dataset_files(tiny, skip=lambda rel: rel == ".cache/")}
+    assert "meta/info.json" in files and not any(f.startswith(".cache") for f in files)
+    with pytest.raises(UnsafeLinkError, match=".cache/elsewhere"):
+        iter_dataset_files(tiny)
