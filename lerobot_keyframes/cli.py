@@ -266,7 +266,9 @@ def _add_push(sub: argparse._SubParsersAction) -> None:
         description="Push a LeRobot v3 dataset root to --new_repo_id: the first push uploads the folder (staging "
         "and caches skipped), later pushes upload only changed files in one commit; the v3.0 tag moves to the new "
         "commit and README.md gets the dataset card with the annotation provenance. New repos are private unless "
-        "--private=false and the source (--repo_id) is public. Re-run an interrupted push to complete it.",
+        "--private=false and the source is public (the source: --repo_id, else the one recorded in the root's "
+        "meta/annotation_provenance.json; a root with no known source is public only with --private=false). "
+        "Pushing to the source needs --allow_source_overwrite=true. Re-run an interrupted push to complete it.",
     )
     add_dataclass_flags(p, "", PushConfig)
     p.set_defaults(func=_run_push)
@@ -410,6 +412,9 @@ def _run_review(args: argparse.Namespace) -> int:
 
     try:
         config = dataclass_from_flags(args, "", ReviewConfig)
+        from .dataset.layout import check_output_separate
+
+        check_output_separate(args.root, args.out)  # the site's folders are replaced: never inside the dataset
         index = build_review(args.root, args.out, episodes=args.episodes, png=args.png, config=config)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

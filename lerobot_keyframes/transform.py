@@ -652,12 +652,21 @@ def extract_keyframes(config: KeyframesConfig) -> Dataset:
     (private unless `private=False`).
     """
     from .dataset import load_episodes
+    from .dataset.layout import check_output_separate
+    from .dataset.source import is_local
 
     out = Path(config.out).expanduser().absolute() if config.out else None
+    if out is not None and is_local(config.source):  # before anything is read, decoded or replaced
+        check_output_separate(config.source, out)
+    if config.push_to_hub and config.push_to_hub == config.source:
+        raise ValueError(f"--push_to_hub {config.push_to_hub} is the source dataset; push the keyframes table to "
+                         "a new repo (it would replace the source's files)")
     if out is not None and out.exists() and any(out.iterdir()) and not config.overwrite:
         raise FileExistsError(f"{out} already exists and is not empty; pass overwrite=True (CLI: --overwrite)")
     episodes = load_episodes(config.source, revision=config.revision, episodes=config.episodes,
                              cameras=config.cameras, download_videos=True)
+    if out is not None and len(episodes):  # a Hub source: its snapshot folder is known only now
+        check_output_separate(episodes[0]["root"], out)
     transform = KeyframeTransform.for_dataset(
         episodes, policy=config.policy, cameras=config.cameras, visual=config.visual, prompt=config.prompt,
         image_width=config.image_width, jpeg_quality=config.jpeg_quality, backend=config.backend,

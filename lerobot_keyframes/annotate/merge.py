@@ -65,9 +65,13 @@ def run_merge(config: MergeConfig, *, api: Any = None, token: str | None = None)
         raise ValueError("merge --push_to_hub=true needs --new_repo_id (the final dataset)")
     source = resolve_source(source_repo)
     out = Path(config.out).absolute()
+    from ..dataset.layout import check_output_separate
+
+    check_output_separate(source.root, out)  # before any shard is downloaded
     annotate_config = AnnotateConfig(repo_id=source_repo, out=out, skip_validation=config.skip_validation)
     provenance = {"package": "lerobot_keyframes", "package_version": __version__, "merged_shards": len(shards),
-                  "run_id": run.run_id if run else None, "source": source_repo}
+                  "run_id": run.run_id if run else None, "source": source_repo,
+                  "source_repo_id": source_repo, "source_revision": source.revision}
 
     def write(staging_dir: Path, episodes: list[int]) -> Any:
         provenance["episodes"] = len(episodes)

@@ -107,7 +107,7 @@ class PreparedRun:
         return self.episodes.to_list()
 
 
-def prepare_run(config: AnnotateConfig, camera_key: str | None = None) -> PreparedRun:
+def prepare_run(config: AnnotateConfig, camera_key: str | None = None, vlm: Any = None) -> PreparedRun:
     """Resolve the source, read the episode table, fetch the videos needed and open staging.
 
     A `camera_key` (`--vlm.camera_key`) that is not a camera of the dataset is an error here, before any
@@ -116,6 +116,9 @@ def prepare_run(config: AnnotateConfig, camera_key: str | None = None) -> Prepar
     from ..dataset.source import resolve_source
 
     source = resolve_source(config.root or config.repo_id, revision=config.revision)
+    from .preflight import preflight
+
+    preflight(config, vlm, source)  # locations, Hub target, privacy, extras: before any decode or model call
     episodes = load_episodes(source.root, episodes=config.only_episodes)
     cameras = sorted({c["key"] for r in episodes for c in r["cameras"]})
     if camera_key and camera_key not in cameras:
@@ -138,6 +141,8 @@ def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[st
         per_episode = {e: assemble_rows(staging.rows(e)) for e in finished}
     result.rows_per_style = dict(Counter(str(r.get("style") or "speech") for rs in per_episode.values() for r in rs))
     result.provenance = provenance(config, vlm, result, keys)
+    # `push` reads these back so it never writes the source without --allow_source_overwrite
+    result.provenance.update(source_repo_id=run.source.repo_id, source_revision=run.source.revision)
     if not config.push_staging_only:  # a shard job leaves writing to `merge`
         from .output import validate_and_write
 
@@ -210,7 +215,7 @@ def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, pro
     from .annotator import Annotator
 
     started = time.perf_counter()
-    run = prepare_run(config, getattr(vlm, "camera_key", None))
+    run = prepare_run(config, getattr(vlm, "camera_key", None), vlm=vlm if backend is None else None)
     rows = run.rows
     if provider is None:
         from ..frames import make_frame_provider

@@ -179,7 +179,7 @@ def run_annotation_ray(
     num_cpus_per_actor = num_cpus_per_actor if num_cpus_per_actor is not None else rc.num_cpus_per_actor
 
     started = time.perf_counter()
-    run = prepare_run(config, getattr(vlm, "camera_key", None))
+    run = prepare_run(config, getattr(vlm, "camera_key", None), vlm=vlm if backend_factory is None else None)
     staging, result = run.staging, run.result
     keys = module_keys(config, vlm)
     enabled = [m for m in MODULES if getattr(config, m).enabled]

@@ -114,8 +114,11 @@ def _frame_columns(path: Path, episode_indices: set[int]) -> dict[int, dict[str,
     """episode_index -> {timestamp, frame_index, index} arrays, read from one data file."""
     if not path.is_file():
         raise DatasetFormatError(f"{path}: data file is missing")
+    columns = ["episode_index", "timestamp", "frame_index", "index"]
     try:
-        table = pq.read_table(path, columns=["episode_index", "timestamp", "frame_index", "index"])
+        if "task_index" in pq.read_schema(path).names:
+            columns.append("task_index")  # the episode's task when meta/episodes has no `tasks` column
+        table = pq.read_table(path, columns=columns)
     except (pa.ArrowInvalid, OSError, KeyError) as exc:
         raise DatasetFormatError(f"{path}: unreadable data parquet ({exc})") from exc
     if table.schema.field("timestamp").type != pa.float32():
@@ -135,7 +138,70 @@ def _frame_columns(path: Path, episode_indices: set[int]) -> dict[int, dict[str,
             "frame_index": sub["frame_index"].to_numpy(),
             "index": sub["index"].to_numpy(),
         }
+        if "task_index" in columns:
+            out[e]["task_index"] = sub["task_index"].to_numpy()
     return out
+
+
+def _tasks_from_data(data_path: Path, e: int, task_index: np.ndarray | None, tasks_by_index: dict[int, str],
+                     tasks_path: Path) -> list[str]:
+    """The episode's tasks from its frames' `task_index` (first-seen order), each looked up in meta/tasks."""
+    if task_index is None or not len(task_index):
+        return []
+    ordered = list(dict.fromkeys(int(i) for i in task_index.tolist()))
+    unknown = [i for i in ordered if i not in tasks_by_index]
+    if unknown:
+        raise DatasetFormatError(
+            f"{data_path}: episode {e} field task_index holds {unknown}, which {tasks_path} does not define "
+            f"(it has {sorted(tasks_by_index)[:10]})"
+        )
+    return [tasks_by_index[i] for i in ordered]
+
+
+def check_video_ranges(layout: DatasetLayout, meta: pa.Table) -> None:
+    """Refuse `from_timestamp`/`to_timestamp` that contradict the episode length or another episode.
+
+    Each episode of a camera owns `[from_timestamp, to_timestamp)` of its mp4: a span that is not
+    `length / fps` (one frame of slack) or that overlaps another episode of the same file would decode
+    another episode's frames with exit 0. The message names the file, episode, camera and field.
+    """
+    if not layout.video_keys or not meta.num_rows:
+        return
+    cols = meta.to_pydict()
+    fps = float(layout.fps)
+    where = layout.root / "meta/episodes"
+    for cam in layout.video_keys:
+        by_file: dict[tuple[int, int], list[tuple[float, float, int]]] = {}
+        for i in range(meta.num_rows):
+            e, length = int(cols["episode_index"][i]), int(cols["length"][i])
+            lo, hi = cols[f"videos/{cam}/from_timestamp"][i], cols[f"videos/{cam}/to_timestamp"][i]
+            field = f"videos/{cam}/from_timestamp" if lo is None or not np.isfinite(lo) or lo < 0 else None
+            if field is None and (hi is None or not np.isfinite(hi) or hi < lo):
+                field = f"videos/{cam}/to_timestamp"
+            if field is not None:
+                raise DatasetFormatError(
+                    f"{where}: episode {e} camera {cam!r}: {field} is invalid "
+                    f"(from_timestamp={lo}, to_timestamp={hi})"
+                )
+            span_frames = (hi - lo) * fps
+            if abs(span_frames - length) > 1.0 + 1e-6:
+                raise DatasetFormatError(
+                    f"{where}: episode {e} camera {cam!r}: to_timestamp - from_timestamp = {hi - lo:.6f}s "
+                    f"({span_frames:.2f} frames at {fps:g} fps) but length={length} frames; fix "
+                    f"videos/{cam}/from_timestamp, videos/{cam}/to_timestamp or length"
+                )
+            key = (cols[f"videos/{cam}/chunk_index"][i], cols[f"videos/{cam}/file_index"][i])
+            by_file.setdefault(key, []).append((float(lo), float(hi), e))
+        slack = 0.5 / fps
+        for (chunk, file), spans in by_file.items():
+            spans.sort()
+            for (lo_a, hi_a, ea), (lo_b, hi_b, eb) in zip(spans, spans[1:]):
+                if lo_b < hi_a - slack:
+                    video = layout.relative(layout.video_path(cam, chunk, file))
+                    raise DatasetFormatError(
+                        f"{where}: episode {eb} camera {cam!r}: [{lo_b:.6f}, {hi_b:.6f})s of {video} overlaps "
+                        f"episode {ea} [{lo_a:.6f}, {hi_a:.6f})s; fix videos/{cam}/from_timestamp of episode {eb}"
+                    )
 
 
 def build_episode_rows(
@@ -187,8 +253,8 @@ def build_episode_rows(
                 f"disagrees with meta/episodes [{lo}, {hi})"
             )
         task_list = cols["tasks"][e] if "tasks" in cols and cols["tasks"][e] is not None else []
-        if not task_list and tasks_by_index:
-            task_list = [tasks_by_index[min(tasks_by_index)]]
+        if not task_list:  # never task 0 for every episode: each episode's own frames say which task it is
+            task_list = _tasks_from_data(data_path, e, fr.get("task_index"), tasks_by_index, layout.root / TASKS_PATH)
         cam_rows = []
         duration = float(length) / float(layout.fps)
         for cam in cameras:
@@ -237,6 +303,7 @@ def build_episode_rows(
                 "cameras": cam_rows,
             }
         )
+    check_video_ranges(layout, meta)  # after the data checks: a wrong `length` is reported as such first
     return rows
 
 

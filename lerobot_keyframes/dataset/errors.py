@@ -13,3 +13,11 @@ class UnsupportedVersionError(DatasetFormatError):
 
 class UnsafePathError(DatasetFormatError):
     """A path built from info.json templates or indices would leave the dataset root."""
+
+
+class OutputOverlapError(DatasetFormatError):
+    """An output location is, contains or lies inside a source dataset: writing it could destroy the source."""
+
+
+class UnsafeLinkError(UnsafePathError):
+    """A symlink inside a dataset root resolves outside it (or loops): it is never copied nor uploaded."""

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import os.path
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DatasetFormatError, UnsafePathError, UnsupportedVersionError
+from .errors import (
+    DatasetFormatError,
+    OutputOverlapError,
+    UnsafeLinkError,
+    UnsafePathError,
+    UnsupportedVersionError,
+)
 
 INFO_PATH = "meta/info.json"
 TASKS_PATH = "meta/tasks.parquet"
@@ -190,3 +199,113 @@ class DatasetLayout:
                 f"{self.root / INFO_PATH}: {name} {rel!r} resolves outside the dataset root {self.root}"
             )
         return lexical
+
+
+# -- safety of the roots a command reads and writes ---------------------------------------------------
+def _both_forms(path: str | Path) -> set[Path]:
+    """The absolute path as written and with every symlink resolved: an overlap through a link counts."""
+    p = Path(path).expanduser()
+    forms = {Path(os.path.abspath(p))}
+    try:
+        forms.add(p.resolve())
+    except (OSError, RuntimeError):  # a loop: the written form is all we can compare
+        pass
+    return forms
+
+
+def check_output_separate(source: str | Path, out: str | Path, *, what: str = "--out") -> None:
+    """Refuse an output that is, contains or lies inside the source dataset (one rule for every command).
+
+    Writing there replaces, deletes or mixes the source's own files: `keyframes SRC --out SRC --overwrite`
+    used to leave only the new table behind. Raises `OutputOverlapError` naming both paths.
+    """
+    for s in _both_forms(source):
+        for o in _both_forms(out):
+            if o == s:
+                relation = "is"
+            elif o.is_relative_to(s):
+                relation = "is inside"
+            elif s.is_relative_to(o):
+                relation = "contains"
+            else:
+                continue
+            raise OutputOverlapError(
+                f"{what} {out} overlaps the source dataset {source} (it {relation} the source); writing there "
+                "would destroy or mix the source's files. Choose a directory outside it."
+            )
+
+
+def hf_cache_blobs(root: Path) -> Path | None:
+    """`<cache>/datasets--ns--name/blobs` when `root` lies in that repo's `snapshots/<rev>` (the HF cache
+    layout, whose files are symlinks into the repo's blob store), else None."""
+    parts = Path(os.path.abspath(root)).parts
+    for i in range(len(parts) - 2):
+        if parts[i].startswith(("datasets--", "models--", "spaces--")) and parts[i + 1] == "snapshots":
+            return Path(*parts[: i + 1]) / "blobs"
+    return None
+
+
+def iter_dataset_files(
+    root: str | Path, *, skip: Callable[[str], bool] | None = None
+) -> list[Path]:
+    """Every file of a dataset root that may be copied into an output or uploaded, as paths under `root`.
+
+    A symlink (file or directory) is followed only when it resolves inside the root itself or, for a
+    Hugging Face cache snapshot, into the blob store of the same repo (`.../datasets--ns--name/blobs`):
+    anything else would copy or upload files the user never named (`meta/x -> /etc/...`), so it raises
+    `UnsafeLinkError`, as do dangling links and link loops, before any work. `skip(rel)` gets the posix
+    path relative to the root (directories with a trailing "/") and leaves out what it returns True for.
+    """
+    given = Path(root).expanduser()
+    base = Path(os.path.abspath(given))
+    try:
+        real_root = Path(os.path.realpath(base, strict=True))
+    except OSError as exc:
+        raise UnsafeLinkError(f"{base}: the dataset root cannot be resolved ({exc.strerror or exc})") from None
+    allowed = [real_root]
+    blobs = hf_cache_blobs(base)
+    if blobs is not None:
+        allowed.append(Path(os.path.realpath(blobs)))
+
+    def target_of(path: Path, rel: str) -> Path:
+        try:
+            real = Path(os.path.realpath(path, strict=True))
+        except OSError as exc:
+            kind = "is a symlink loop" if getattr(exc, "errno", None) == errno.ELOOP else "is a dangling symlink"
+            raise UnsafeLinkError(
+                f"{base}: {rel} {kind} (-> {os.readlink(path) if path.is_symlink() else '?'}); "
+                "fix or remove it before running"
+            ) from None
+        if not any(real.is_relative_to(a) for a in allowed):
+            raise UnsafeLinkError(
+                f"{base}: {rel} is a symlink to {real}, outside the dataset root; files outside the roots you "
+                "name are never copied into outputs or uploaded. Replace the link with the file itself or remove it."
+            )
+        return real
+
+    files: list[Path] = []
+    stack: list[tuple[Path, str, tuple[Path, ...]]] = [(base, "", (real_root,))]
+    while stack:
+        here, rel_dir, seen = stack.pop()
+        try:
+            entries = sorted(os.scandir(here), key=lambda e: e.name)
+        except OSError as exc:
+            raise UnsafeLinkError(f"{base}: cannot list {rel_dir or '.'} ({exc.strerror or exc})") from None
+        for entry in entries:
+            rel = f"{rel_dir}{entry.name}"
+            path = here / entry.name
+            if skip is not None and skip(rel + "/" if os.path.isdir(path) else rel):
+                continue  # skipped before its link is judged: a link inside .cache/ is not ours to check
+            real = target_of(path, rel) if entry.is_symlink() else None
+            is_dir = real.is_dir() if real is not None else entry.is_dir(follow_symlinks=False)
+            if is_dir:
+                real_dir = real if real is not None else Path(os.path.realpath(path))
+                if real_dir in seen:  # a directory link to one of its own ancestors
+                    raise UnsafeLinkError(
+                        f"{base}: {rel} is a symlink loop (-> {os.readlink(path)}); fix or remove it before running"
+                    )
+                stack.append((path, rel + "/", (*seen, real_dir)))
+                continue
+            if real.is_file() if real is not None else entry.is_file(follow_symlinks=False):
+                files.append(path)  # (sockets, fifos: not dataset files)
+    return sorted(files)

@@ -569,6 +569,14 @@ class VideoFrameProvider:
                 f"no frame within {tol:.4f}s of the episode start (from_timestamp {req.from_timestamp:.6f}s); "
                 f"nearest frame at {index.seconds[first]:.6f}s. Is the video shorter than the metadata says?",
             )
+        end = req.from_timestamp + last_t  # the metadata's episode must fit in the stream it names
+        if len(index.seconds) and end > float(index.seconds[-1]) + tol:
+            raise self._file_error(
+                req, FrameTimeError,
+                f"the episode's last frame is at file time {end:.6f}s (from_timestamp {req.from_timestamp:.6f}s + "
+                f"{last_t:.6f}s) but the stream ends at {float(index.seconds[-1]):.6f}s: the video is shorter than "
+                "meta/episodes says (to_timestamp / length)",
+            )
         targets = np.asarray([e.t for e in req.entries], dtype=np.float64) + req.from_timestamp
         nearest_arr = index.nearest(targets)
         nearest, found = nearest_arr.tolist(), index.seconds[nearest_arr].tolist()

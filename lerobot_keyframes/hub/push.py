@@ -4,9 +4,12 @@
 
 - the target defaults to a new repo; pushing back to the source repo needs `allow_source_overwrite=True`;
 - a new repo is private unless the caller passes `private=False` *and* the source is known to be public
-  (an annotated copy of a private dataset is never published by accident); an existing repo's visibility
-  is never changed;
-- first push (nothing under data/, meta/, videos/ yet): `upload_folder`, skipping staging and caches;
+  (an annotated copy of a private dataset is never published by accident). The source is `source_repo_id`,
+  else the cache snapshot the root is, else `source_repo_id` in the root's meta/annotation_provenance.json;
+  a root with no known source is the user's own and `private=False` publishes it. An existing repo's
+  visibility is never changed;
+- first push (nothing under data/, meta/, videos/ yet): one commit of every file of the root (`local_files`:
+  staging, caches and temp files skipped, links out of the root refused);
 - re-push: local files are compared with the remote listing (size, then the LFS sha256 or the git blob id)
   and only changed or new files, plus deletions of stale files under data/, meta/ and videos/, go out in
   ONE `create_commit` whose parent is the commit that was compared (a concurrent change fails cleanly);
@@ -50,6 +53,7 @@ SKIP_PATTERNS = (
     ".huggingface/*",
     "*__pycache__*",
     "*.tmp",
+    "*.tmp-*",  # temp files of our atomic writes (`.file-000.parquet.tmp-<pid>-<id>`)
     "*.partial",
     "*.incomplete",
     "*.lock",
@@ -57,6 +61,7 @@ SKIP_PATTERNS = (
 )
 # The only remote folders a push deletes stale files from; anything else on the repo is left alone.
 MANAGED_PREFIXES = ("data/", "meta/", "videos/")
+PROVENANCE_PATH = "meta/annotation_provenance.json"  # written by annotate; names the source repo and revision
 _CACHE_SNAPSHOT = re.compile(r"datasets--(?P<ns>[^/]+?)--(?P<name>[^/]+)/snapshots/[0-9a-f]{40}$")
 
 
@@ -130,16 +135,67 @@ def is_skipped(relative_path: str) -> bool:
 
 
 def local_files(root: Path) -> dict[str, Path]:
-    """relative posix path -> file, for every file under `root` that a push uploads (symlinks followed)."""
-    out: dict[str, Path] = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        rel_dir = Path(dirpath).relative_to(root).as_posix()
-        dirnames[:] = sorted(d for d in dirnames if not is_skipped(f"{d}/x" if rel_dir == "." else f"{rel_dir}/{d}/x"))
-        for name in sorted(filenames):
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            if not is_skipped(rel):
-                out[rel] = Path(dirpath) / name
-    return out
+    """relative posix path -> file, for every file under `root` that a push uploads.
+
+    Symlinks are followed only inside the root (or into the HF cache blobs of its repo); a link that leaves
+    it, dangles or loops raises `UnsafeLinkError` (see `iter_dataset_files`), so nothing outside is uploaded.
+    """
+    from ..dataset.layout import iter_dataset_files
+
+    root = Path(root)
+    files = iter_dataset_files(root, skip=lambda rel: is_skipped(rel + "x" if rel.endswith("/") else rel))
+    return {path.relative_to(root).as_posix(): path for path in files}
+
+
+def source_from_provenance(root: Path) -> tuple[str | None, str | None]:
+    """(source repo id, revision) recorded in `meta/annotation_provenance.json` by the run that wrote `root`."""
+    import json
+
+    path = root / PROVENANCE_PATH
+    if not path.is_file():
+        return None, None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise HubError(f"{path}: unreadable provenance ({exc}); it names the source this push must not overwrite") from None
+    if not isinstance(record, dict):
+        return None, None
+    repo, rev = record.get("source_repo_id"), record.get("source_revision")
+    return (repo if isinstance(repo, str) else None), (rev if isinstance(rev, str) else None)
+
+
+def check_push_target(api: Any, repo_id: str, *, source_repo_id: str | None, private: bool | None,
+                      allow_source_overwrite: bool, token: str | None = None) -> tuple[bool, Any]:
+    """The rules of a push target, checked before anything is written (by `push` and by annotate's preflight).
+
+    - the source repo is written only with `allow_source_overwrite`;
+    - a new repo is private unless `private=False`; `private=False` is refused when the source is known and
+      not known public (private, or invisible to this token). A root with no known source (a local dataset
+      with no `source_repo_id` in its provenance) becomes public only by that explicit `private=False`;
+    - an existing public repo is refused as the target of a copy of a private or unknown source.
+    Returns (must_stay_private, target repo info or None).
+    """
+    if repo_id.count("/") != 1:
+        raise HubError(f"{repo_id!r} is not a repo id of the form 'user/name'")
+    if source_repo_id is not None and repo_id == source_repo_id and not allow_source_overwrite:
+        raise HubError(
+            f"refusing to push to {repo_id}: it is the source dataset. Push to a new repo (--new_repo_id="
+            f"<you>/<name>), or pass allow_source_overwrite=True (--allow_source_overwrite) to rewrite the source."
+        )
+    source_public = source_visibility(api, source_repo_id, token=token) if source_repo_id != repo_id else None
+    must_stay_private = source_repo_id is not None and source_repo_id != repo_id and source_public is not True
+    if private is False and must_stay_private:
+        raise HubError(
+            f"refusing to make {repo_id} public: its source {source_repo_id} is private or could not be checked. "
+            "An annotated copy of a private dataset is never published; push privately (the default)."
+        )
+    target = _repo_info(api, repo_id, revision=None, token=token)
+    if target is not None and must_stay_private and getattr(target, "private", None) is False:
+        raise HubError(
+            f"refusing to push to {repo_id}: it is public and the source {source_repo_id} is private or could "
+            "not be checked. Push to a private repo instead."
+        )
+    return must_stay_private, target
 
 
 def sha256_file(path: Path, chunk: int = 8 * 1024 * 1024) -> str:
@@ -340,15 +396,11 @@ def push_dataset(
     layout = DatasetLayout.open(root)
     api = api if api is not None else HfApi(token=token)
     snapshot = cache_snapshot(root)
+    recorded_repo, recorded_revision = source_from_provenance(root)
     if source_repo_id is None and snapshot is not None:
         source_repo_id = snapshot[0]
-    if repo_id.count("/") != 1:
-        raise HubError(f"{repo_id!r} is not a repo id of the form 'user/name'")
-    if source_repo_id is not None and repo_id == source_repo_id and not allow_source_overwrite:
-        raise HubError(
-            f"refusing to push to {repo_id}: it is the source dataset. Push to a new repo (--new_repo_id="
-            f"<you>/<name>), or pass allow_source_overwrite=True (--allow_source_overwrite) to rewrite the source."
-        )
+    if source_repo_id is None and recorded_repo is not None:  # an annotated output names its source itself
+        source_repo_id, source_revision = recorded_repo, source_revision or recorded_revision
     tag = (revision == "main") if tag is None else tag
     codebase_version = layout.version
     if provenance is not None:
@@ -360,14 +412,11 @@ def push_dataset(
         if os.environ.get("LEROBOT_KEYFRAMES_RUN_ID"):  # set by jobs.py inside an HF Job
             provenance.setdefault("job_run_id", os.environ["LEROBOT_KEYFRAMES_RUN_ID"])
 
-    # visibility
-    source_public = source_visibility(api, source_repo_id, token=token) if source_repo_id != repo_id else None
-    must_stay_private = source_repo_id is not None and source_repo_id != repo_id and source_public is not True
-    if private is False and must_stay_private:
-        raise HubError(
-            f"refusing to make {repo_id} public: its source {source_repo_id} is private or could not be checked. "
-            "An annotated copy of a private dataset is never published; push privately (the default)."
-        )
+    # target and visibility (one rule, shared with annotate's preflight)
+    _, target = check_push_target(
+        api, repo_id, source_repo_id=source_repo_id, private=private,
+        allow_source_overwrite=allow_source_overwrite, token=token)
+    local_files(root)  # refuses links out of the root before anything is fetched or created
 
     # completeness: never push (or delete remote files) from a root that lacks files its metadata references
     missing = [p for p in referenced_files(layout) if not (root / p).is_file()]
@@ -381,7 +430,6 @@ def push_dataset(
             "push can fetch them."
         )
 
-    target = _repo_info(api, repo_id, revision=None, token=token)
     created = False
     if target is None:
         want_private = True if private is None else private
@@ -392,11 +440,6 @@ def push_dataset(
         is_private = want_private if target is None else getattr(target, "private", want_private)
     else:
         is_private = getattr(target, "private", None)
-        if must_stay_private and is_private is False:
-            raise HubError(
-                f"refusing to push to {repo_id}: it is public and the source {source_repo_id} is private or could "
-                "not be checked. Push to a private repo instead."
-            )
         if private is not None and is_private is not None and private != is_private:
             logger.warning("%s already exists and is %s; its visibility is left unchanged", repo_id,
                            "private" if is_private else "public")
@@ -445,11 +488,12 @@ def push_dataset(
         logger.info("first push of %s to %s@%s: uploading %d files", root, repo_id, revision, len(files))
         uploaded = tuple(sorted([*files, *(["README.md"] if card_changed else [])]))
         deleted: tuple[str, ...] = ()
-        ignore = list(SKIP_PATTERNS) + (["README.md"] if card_bytes is not None else [])
+        # the exact checked file list (not upload_folder's own walk, which would follow links out of the root)
+        adds = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(path)) for rel, path in sorted(files.items())]
         with hub_errors("uploading the dataset folder", repo_id=repo_id, revision=revision, token=token):
-            info = api.upload_folder(
-                repo_id=repo_id, folder_path=str(root), repo_type=REPO_TYPE, revision=revision,
-                ignore_patterns=ignore, commit_message=message, parent_commit=head_sha, token=token,
+            info = api.create_commit(
+                repo_id, operations=adds, commit_message=message, repo_type=REPO_TYPE, revision=revision,
+                parent_commit=head_sha, token=token,
             )
             if card_changed:
                 info = api.create_commit(

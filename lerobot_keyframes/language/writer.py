@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..dataset.errors import DatasetFormatError
-from ..dataset.layout import INFO_PATH, DatasetLayout
+from ..dataset.layout import INFO_PATH, DatasetLayout, check_output_separate, iter_dataset_files
 from .schema import (
     LANGUAGE_COLUMNS,
     LANGUAGE_EVENTS,
@@ -125,9 +125,7 @@ def write_language(
     if out is None:
         raise ValueError(f"pass out=<new dataset root> (or in_place=True for a local dataset) to annotate {layout.root}")
     out = Path(out).expanduser().absolute()
-    if out.resolve() == layout.root or out.resolve().is_relative_to(layout.root) or \
-            layout.root.is_relative_to(out.resolve()):
-        raise ValueError(f"output {out} overlaps the source dataset {layout.root}; choose a separate directory")
+    check_output_separate(source, out, what="output")
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -193,26 +191,23 @@ def _copy_tree(src: Path, dst: Path, *, skip: set[Path], link_videos: bool) -> N
     """Copy a dataset root: regular copies of meta and data (never links), videos hard-linked when possible."""
     dst.mkdir(parents=True)
     linked = copied = 0
-    for dirpath, dirnames, filenames in os.walk(src, followlinks=True):
-        here = Path(dirpath)
-        rel_dir = here.relative_to(src)
-        if rel_dir == Path("."):
-            dirnames[:] = [d for d in dirnames if d not in _SKIP_TOP_LEVEL]
+    # only files of the root itself (links into the HF blob store of its repo included), never a link outside
+    for path in iter_dataset_files(src, skip=lambda rel: rel.rstrip("/") in _SKIP_TOP_LEVEL):
+        rel_dir = path.parent.relative_to(src)
+        name = path.name
         (dst / rel_dir).mkdir(parents=True, exist_ok=True)
-        for name in filenames:
-            path = here / name
-            if path in skip or ".tmp-" in name:
+        if path in skip or ".tmp-" in name:
+            continue
+        target = dst / rel_dir / name
+        if link_videos and rel_dir.parts[:1] == ("videos",):
+            try:
+                os.link(os.path.realpath(path), target)
+                linked += 1
                 continue
-            target = dst / rel_dir / name
-            if link_videos and rel_dir.parts[:1] == ("videos",):
-                try:
-                    os.link(os.path.realpath(path), target)
-                    linked += 1
-                    continue
-                except OSError:
-                    pass
-            shutil.copyfile(path, target)  # follows symlinks: the copy is a real file
-            copied += 1
+            except OSError:
+                pass
+        shutil.copyfile(path, target)  # follows symlinks: the copy is a real file
+        copied += 1
     logger.info("copied %d file(s), hard-linked %d video file(s) into %s", copied, linked, dst)
 
 

@@ -200,12 +200,26 @@ def av_errors() -> tuple[type[BaseException], ...]:
     return (av.error.FFmpegError,)
 
 
+def _is_sample(path: Path) -> bool:
+    """Whether `path` is a dataset this generator wrote (its ground_truth.json names the generator)."""
+    try:
+        record = json.loads((path / "ground_truth.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and "generator" in record
+
+
 def write_sample_dataset(out: str | Path, spec: SampleSpec, *, overwrite: bool = False) -> Path:
     """`make_sample_dataset` for an already built `SampleSpec` (tests use it for small `chunks_size`)."""
     out = Path(out).expanduser().absolute()
     if out.exists() and not _is_empty_dir(out) and not overwrite:
         raise FileExistsError(
             f"{out} already exists and is not empty; pass overwrite=True (CLI: --overwrite)"
+        )
+    if out.exists() and not _is_empty_dir(out) and not _is_sample(out):
+        raise FileExistsError(  # `sample ~/my_dataset --overwrite` must never delete a real dataset
+            f"{out} holds files that are not a sample dataset (no ground_truth.json from this generator); "
+            "--overwrite replaces only an earlier sample. Choose another folder."
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = _fresh_dir(out.parent, out.name)

@@ -79,12 +79,36 @@ def vllm_server_command(cfg: VlmConfig, host: str, port: int) -> list[str]:
         cmd += ["--enforce-eager"]
     if cfg.trust_remote_code:
         cmd += ["--trust-remote-code"]
-    if cfg.api_key:
-        cmd += ["--api-key", cfg.api_key]
+    # never `--api-key`: argv is readable by every local user (ps); the key goes by VLLM_API_KEY (server_env)
     if _knows_trust_request_mm_kwargs():
         cmd += ["--trust-request-mm-kwargs"]  # our own clients send when each video frame was taken
+    _check_serve_args(cfg.serve_args)
     cmd += list(cfg.serve_args)
     return cmd
+
+
+def server_env(cfg: VlmConfig) -> dict[str, str]:
+    """The server's environment: ours, with `--vlm.api_key` as VLLM_API_KEY (vLLM reads it when `--api-key`
+    is absent). Never argv: any local user can read a process's command line."""
+    env = dict(os.environ)
+    if cfg.api_key:
+        env["VLLM_API_KEY"] = cfg.api_key
+    return env
+
+
+def _check_serve_args(args: tuple[str, ...] | list[str]) -> None:
+    for arg in args:
+        if arg.split("=", 1)[0] in ("--api-key", "--api_key"):
+            raise VlmServeError(
+                "auto_serve: pass the server key as --vlm.api_key (sent to vLLM by environment), not as "
+                "--api-key in --vlm.serve_args, where it would be visible in the process list and logs"
+            )
+
+
+def redacted_command(cmd: list[str], secret: str | None) -> str:
+    """The command line for the log, with `secret` (if any slipped in) replaced by ***."""
+    text = " ".join(cmd)
+    return text.replace(secret, "***") if secret else text
 
 
 def _knows_trust_request_mm_kwargs() -> bool:
@@ -132,10 +156,11 @@ class VllmServer:
         os.close(fd)
         self.log_path = Path(log_name)
         cmd = vllm_server_command(cfg, host, port)
-        logger.info("auto_serve: starting %s (log: %s)", " ".join(cmd), self.log_path)
+        logger.info("auto_serve: starting %s (log: %s)", redacted_command(cmd, cfg.api_key), self.log_path)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                env=server_env(cfg),
             )
         atexit.register(self.stop)
         try:

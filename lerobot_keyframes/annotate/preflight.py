@@ -1,0 +1,118 @@
+"""Checks before the first decode or model call: every location, the Hub target, privacy and extras.
+
+A run that would be refused at the end (output inside the source, `--in_place` on a Hugging Face cache or
+through a symlink, a push to the source, a public copy of a private dataset, a backend that is not
+installed) is refused here, before staging is created and before the model spends a minute per episode.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..dataset.errors import DatasetFormatError
+from ..dataset.layout import INFO_PATH, check_output_separate, iter_dataset_files
+from .config import AnnotateConfig
+
+logger = logging.getLogger(__name__)
+
+# the modules each backend imports (vlm/errors.py names the extra to install)
+BACKEND_MODULES = {"transformers": ("torch", "transformers"), "vllm": ("vllm",), "openai": ("openai",)}
+
+
+class PreflightError(DatasetFormatError):
+    """The run would write where it must not, or cannot run at all: refused before any work."""
+
+
+def preflight(config: AnnotateConfig, vlm: Any, source: Any) -> None:
+    """Refuse a run that cannot finish safely; `source` is the resolved source (`ResolvedSource`)."""
+    from .pipeline import default_output_root, default_staging_dir
+
+    root = Path(source.root)
+    # a link out of the root or a link loop: refused before anything is copied (the writer skips these two)
+    iter_dataset_files(root, skip=lambda rel: rel in (".git/", ".cache/"))
+    out_root = default_output_root(config, root)
+    staging = Path(config.staging_dir) if config.staging_dir else default_staging_dir(out_root)
+    if config.in_place:
+        _check_in_place(config, source)
+    elif not config.push_staging_only:
+        check_output_separate(root, out_root, what="--out")
+    if not config.in_place or config.staging_dir:
+        check_output_separate(root, staging, what="--staging_dir" if config.staging_dir else "the staging folder")
+    if config.push_to_hub:
+        _check_hub_target(config, source)
+    if vlm is not None and any(getattr(config, m).enabled for m in ("plan", "interjections", "vqa")):
+        check_backend_importable(vlm)
+
+
+def _check_in_place(config: AnnotateConfig, source: Any) -> None:
+    from ..language.writer import check_in_place_safe, is_hf_cache_path
+
+    given = Path(config.root).expanduser() if config.root is not None else None
+    root = Path(source.root)
+    if source.repo_id is not None or is_hf_cache_path(root) or (given is not None and is_hf_cache_path(given.absolute())):
+        raise PreflightError(
+            f"--in_place on {root}: it is a Hugging Face cache snapshot (its files are shared blobs); writing "
+            "there would corrupt the cache. Write to a new root with --out DIR."
+        )
+    if given is not None and given.is_symlink():
+        raise PreflightError(
+            f"--in_place on {given}: the root is a symlink (-> {given.resolve()}); in-place writes never go "
+            "through symlinks. Pass the real directory, or write to a new root with --out DIR."
+        )
+    shards = sorted(root.glob("data/**/*.parquet"))
+    try:
+        check_in_place_safe(root, [*shards, root / INFO_PATH])
+    except DatasetFormatError as exc:
+        raise PreflightError(f"--in_place: {exc}") from None
+
+
+def _check_hub_target(config: AnnotateConfig, source: Any) -> None:
+    from ..hub.push import check_push_target
+    from .publish import push_target
+
+    try:
+        target = push_target(config)
+    except ValueError as exc:
+        raise PreflightError(str(exc)) from None
+    if config.push_staging_only:
+        return  # shard branches of the target: `merge` applies the target rules once
+    from huggingface_hub import HfApi, get_token
+
+    if not get_token():
+        raise PreflightError(
+            f"--push_to_hub=true to {target}: no Hugging Face token (set HF_TOKEN or run `hf auth login`); "
+            "nothing was computed"
+        )
+    api = HfApi()
+    check_push_target(api, target, source_repo_id=source.repo_id or config.repo_id, private=config.private,
+                      allow_source_overwrite=config.allow_source_overwrite)
+    from ..hub.errors import hub_errors
+
+    with hub_errors("checking the token", repo_id=target):
+        me = api.whoami()
+    role = ((me.get("auth") or {}).get("accessToken") or {}).get("role")
+    namespaces = {me.get("name")} | {o.get("name") for o in me.get("orgs") or [] if isinstance(o, dict)}
+    namespace = target.split("/", 1)[0]
+    if role == "read" or namespace not in namespaces:
+        why = "it is a read-only token" if role == "read" else f"{me.get('name')!r} is not {namespace!r} nor one of its orgs"
+        raise PreflightError(f"--push_to_hub=true to {target}: this token cannot write there ({why}); nothing was computed")
+
+
+def check_backend_importable(vlm: Any) -> None:
+    """The chosen backend's packages are importable (the model is not loaded here)."""
+    from ..vlm.errors import MissingExtraError
+
+    backend = getattr(vlm, "backend", None)
+    modules = list(BACKEND_MODULES.get(backend, ()))
+    if backend == "openai" and getattr(vlm, "auto_serve", False) and importlib.util.find_spec("vllm") is None:
+        from ..vlm.serve import served_models
+
+        if served_models(vlm.api_bases[0], vlm.api_key, timeout=2.0) is None:  # nothing to reuse there
+            modules.append("vllm")  # auto_serve starts `python -m vllm.entrypoints.openai.api_server`
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            err = MissingExtraError("vllm" if module == "vllm" else backend, module)
+            raise PreflightError(str(err)) from None
