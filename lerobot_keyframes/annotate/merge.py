@@ -40,12 +40,15 @@ def write_from_staging(
     source_root: Path, out: Path, staging_dir: Path, episodes: list[int], config: AnnotateConfig,
     provenance: dict[str, Any],
 ):
-    """Assemble and write the staged rows of `episodes` (validated); returns the validation report."""
-    from .output import validate_and_write
+    """Assemble and write the staged rows of `episodes` (validated, existing rows of other styles kept);
+    returns the validation report."""
+    from .output import write_run
 
     staging = Staging(staging_dir)
     per_episode = {e: assemble_rows(staging.rows(e)) for e in episodes}
-    return validate_and_write(source_root, out, per_episode, config, provenance)
+    report, _, written = write_run(source_root, out, per_episode, config, provenance)
+    provenance.update(written)
+    return report
 
 
 def run_merge(config: MergeConfig, *, api: Any = None, token: str | None = None) -> dict[str, Any]:

@@ -19,15 +19,17 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from .. import __version__
-from .config import AnnotateConfig, config_hash
+from ..vlm.errors import VlmError
+from .config import AnnotateConfig
 from .context import AnnotationError, CallStats, EpisodeContext
 from .interjections import PROMPTS as INTERJECTION_PROMPTS
 from .interjections import run_interjections
+from .keys import episodes_inputs, module_keys, source_identity
 from .motion import run_motion
 from .plan import PROMPTS as PLAN_PROMPTS
 from .plan import run_plan
 from .prompting import prompt_hashes
-from .staging import Staging
+from .staging import RunLock, Staging
 from .vqa import PROMPTS as VQA_PROMPTS
 from .vqa import detect_family, run_vqa
 
@@ -53,6 +55,9 @@ class AnnotateResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     push: Any = None
     frames: dict[str, int] = field(default_factory=dict)  # decoded / served from the frame cache (local engine)
+    rows_kept: dict[str, int] = field(default_factory=dict)  # existing rows per style the run kept
+    rows_replaced: dict[str, int] = field(default_factory=dict)  # existing rows per style it replaced
+    rows_added: dict[str, int] = field(default_factory=dict)  # new rows per style it wrote
 
     def summary(self) -> str:
         ok = len(self.episodes) - len(self.failures)
@@ -64,6 +69,11 @@ class AnnotateResult:
             + "; reused from staging " + ", ".join(f"{m}={n}" for m, n in sorted(self.modules_reused.items())),
             "rows per style " + ", ".join(f"{s}={n}" for s, n in sorted(self.rows_per_style.items())),
         ]
+        if self.rows_kept or self.rows_replaced or self.rows_added:
+            lines.append("existing rows kept " + (", ".join(f"{s}={n}" for s, n in sorted(self.rows_kept.items()))
+                                                  or "none") + "; replaced " +
+                         (", ".join(f"{s}={n}" for s, n in sorted(self.rows_replaced.items())) or "none") +
+                         f"; rows added {sum(self.rows_added.values())}")
         if self.frames:
             lines.append(f"frames decoded {self.frames['decoded']}, served from the frame cache {self.frames['cached']}")
         if self.validation is not None:
@@ -73,28 +83,6 @@ class AnnotateResult:
         for e, reason in sorted(self.failures.items()):
             lines.append(f"FAILED episode {e}: {reason}")
         return "\n".join(lines)
-
-
-def module_keys(config: AnnotateConfig, vlm: Any) -> dict[str, str]:
-    """Staging keys: module config + model identity + prompts + seed; later modules include the plan key."""
-    identity = {
-        "model_id": getattr(vlm, "model_id", None),
-        "revision": getattr(vlm, "revision", None),
-        "temperature": getattr(vlm, "temperature", None),
-        "top_p": getattr(vlm, "top_p", None),
-        "seed": getattr(vlm, "seed", None),
-        "max_new_tokens": getattr(vlm, "max_new_tokens", None),
-        "chat_template_kwargs": getattr(vlm, "chat_template_kwargs", None),
-    }
-    plan = config_hash("plan", config.plan, identity, prompt_hashes(PLAN_PROMPTS), config.seed)
-    return {
-        "plan": plan,
-        "interjections": config_hash(
-            "interjections", config.interjections, identity, prompt_hashes(INTERJECTION_PROMPTS), config.seed, plan
-        ),
-        "vqa": config_hash("vqa", config.vqa, identity, prompt_hashes(VQA_PROMPTS), config.seed, plan),
-        "motion": config_hash("motion", config.motion),
-    }
 
 
 async def _annotate_episode(
@@ -110,7 +98,10 @@ async def _annotate_episode(
                 result.modules_reused[module] += 1
                 bars[module].update(1)
                 return staged.info
-        rows, info = await produce()
+        try:
+            rows, info = await produce()
+        except VlmError as exc:  # a transport failure after the retries fails this episode, not the run
+            raise AnnotationError(str(exc), episode_index=e, module=module) from exc
         staging.write(e, module, keys[module], rows, info)
         result.modules_run[module] += 1
         bars[module].update(1)
@@ -213,6 +204,7 @@ class PreparedRun:
     out_root: Path
     staging: Staging
     result: AnnotateResult
+    lock: RunLock | None = None
 
 
 def prepare_run(config: AnnotateConfig, camera_key: str | None = None) -> PreparedRun:
@@ -220,39 +212,62 @@ def prepare_run(config: AnnotateConfig, camera_key: str | None = None) -> Prepar
 
     A `camera_key` (`--vlm.camera_key`) that is not a camera of the dataset is an error here, before any
     work, never a silent switch to another camera."""
-    from ..dataset import load_episodes
     from ..dataset.source import resolve_source
 
     source = resolve_source(config.root or config.repo_id, revision=config.revision)
+    out_root = default_output_root(config, source.root)
+    staging_dir = Path(config.staging_dir) if config.staging_dir else default_staging_dir(out_root)
+    lock = RunLock(out_root, staging_dir).acquire()  # one run per output: a second one fails here, at once
+    try:
+        return _prepare_locked(config, camera_key, source, out_root, staging_dir, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _prepare_locked(config: AnnotateConfig, camera_key: str | None, source: Any, out_root: Path, staging_dir: Path,
+                    lock: RunLock) -> PreparedRun:
+    from ..dataset import load_episodes
+    from ..language.writer import recover_interrupted_write
+
+    for root in {source.root, out_root} if source.repo_id is None else {out_root}:
+        if root.is_dir():
+            recover_interrupted_write(root)  # an in-place write killed midway is finished or undone first
     episodes = load_episodes(source.root, episodes=config.only_episodes)
     cameras = sorted({c["key"] for r in episodes for c in r["cameras"]})
     if camera_key and camera_key not in cameras:
         raise ValueError(f"--vlm.camera_key={camera_key!r} is not a camera of {source.root}; it has {cameras}")
     if source.repo_id is not None:  # meta + data are local now; fetch only the videos of these episodes
         source.fetch_files(sorted({c["path"] for r in episodes for c in r["cameras"] if c["storage"] == "video"}))
-    out_root = default_output_root(config, source.root)
-    staging_dir = Path(config.staging_dir) if config.staging_dir else default_staging_dir(out_root)
     rows = episodes.to_list()
     result = AnnotateResult(output_root=out_root, staging_dir=staging_dir, episodes=[r["episode_index"] for r in rows])
-    return PreparedRun(source, rows, out_root, Staging(staging_dir), result)
+    staging = Staging(staging_dir, inputs=episodes_inputs(rows, source.root, source_identity(config)))
+    staging.save_inputs()
+    return PreparedRun(source, rows, out_root, staging, result, lock)
 
 
 def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[str, str], started: float) -> AnnotateResult:
     """Assemble every finished episode's rows from staging, then validate and write them once."""
     result, staging = run.result, run.staging
     finished = [e for e in result.episodes if e not in result.failures]
-    per_episode = {e: assemble_rows(staging.rows(e)) for e in finished}
+    current = {m: keys[m] for m in MODULES if getattr(config, m).enabled}  # never a stale or disabled module's rows
+    per_episode = {e: assemble_rows(staging.current_rows(e, current)) for e in finished}
     result.rows_per_style = dict(Counter(str(r.get("style")) for rs in per_episode.values() for r in rs))
     result.provenance = provenance(config, vlm, result, keys)
     if not config.push_staging_only:  # a shard job leaves writing to `merge`
-        from .output import validate_and_write
+        from .output import write_run
 
-        result.validation = validate_and_write(run.source.root, run.out_root, per_episode, config, result.provenance)
+        result.validation, counts, result.provenance = write_run(
+            run.source.root, run.out_root, per_episode, config, result.provenance, result.failures)
+        result.rows_kept, result.rows_replaced = dict(counts.kept), dict(counts.replaced)
+        result.rows_added = dict(counts.added)
     if config.push_to_hub and getattr(result.validation, "ok", True):
         from .publish import publish
 
         result.push = publish(config, result, run.source.revision)
     result.seconds = time.perf_counter() - started
+    if run.lock is not None:
+        run.lock.release()
     return result
 
 
@@ -268,6 +283,15 @@ def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, pro
         return run_annotation_ray(config, vlm, backend_factory=factory)
     started = time.perf_counter()
     run = prepare_run(config, getattr(vlm, "camera_key", None))
+    try:
+        return _run_prepared(run, config, vlm, backend, provider, started)
+    finally:
+        if run.lock is not None:
+            run.lock.release()
+
+
+def _run_prepared(run: PreparedRun, config: AnnotateConfig, vlm: Any, backend: Any, provider: Any,
+                  started: float) -> AnnotateResult:
     rows, staging, result = run.rows, run.staging, run.result
 
     if provider is None:
@@ -317,6 +341,7 @@ def provenance(config: AnnotateConfig, vlm: Any, result: AnnotateResult, keys: d
         "module_keys": keys,
         "modules": [m for m in MODULES if getattr(config, m).enabled],
         "episodes": len(result.episodes) - len(result.failures),
+        "failed_episodes": {str(e): reason[:300] for e, reason in sorted(result.failures.items())},
         "rows_per_style": result.rows_per_style,
         "seed": config.seed,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
