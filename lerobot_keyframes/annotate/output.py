@@ -65,6 +65,24 @@ def existing_root(source_root: Path, out_root: Path, config: AnnotateConfig) -> 
     return source_root
 
 
+def check_output_source(out_root: Path, config: AnnotateConfig) -> None:
+    """Refuse, before any work, to update an output that holds the annotated copy of another source dataset."""
+    from .keys import source_identity
+
+    if config.in_place or not (out_root / INFO_PATH).is_file():
+        return
+    try:
+        recorded = json.loads((out_root / PROVENANCE_PATH).read_text(encoding="utf-8")).get("source_identity")
+    except (OSError, ValueError, AttributeError):
+        return
+    current = source_identity(config)
+    if recorded and recorded != current:
+        raise FileExistsError(
+            f"{out_root} is the annotated copy of another source ({recorded.split(':', 1)[-1]}), not of "
+            f"{current.split(':', 1)[-1]}; choose another --out (nothing was changed)"
+        )
+
+
 def enabled_modules(config: AnnotateConfig) -> list[str]:
     return [m for m in MODULE_STYLES if getattr(config, m).enabled]
 
@@ -162,9 +180,12 @@ def write_run(
     """The end of a run: keep existing rows (`keep_existing_rows`), merge the provenance, validate and write.
 
     Returns (validation report, kept/replaced/added counts, the provenance written)."""
+    from .keys import source_identity
+
     base = existing_root(source_root, out_root, config)
     per_episode, counts = keep_existing_rows(base, staged, config)
     record = merged_provenance(base, provenance, counts, failures, per_episode)
+    record["source_identity"] = source_identity(config)
     report = validate_and_write(source_root, out_root, per_episode, config, record, failures)
     return report, counts, record
 

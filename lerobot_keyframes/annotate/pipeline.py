@@ -229,7 +229,9 @@ def _prepare_locked(config: AnnotateConfig, camera_key: str | None, source: Any,
                     lock: RunLock) -> PreparedRun:
     from ..dataset import load_episodes
     from ..language.writer import recover_interrupted_write
+    from .output import check_output_source
 
+    check_output_source(out_root, config)  # an --out holding another dataset's annotated copy: refused now
     for root in {source.root, out_root} if source.repo_id is None else {out_root}:
         if root.is_dir():
             recover_interrupted_write(root)  # an in-place write killed midway is finished or undone first
