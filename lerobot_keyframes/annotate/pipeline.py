@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..vlm.errors import VlmError
+from ..vlm.jsonparse import bounded
 from .config import AnnotateConfig
 from .context import AnnotationError, CallStats, EpisodeContext
 from .interjections import PROMPTS as INTERJECTION_PROMPTS
@@ -170,7 +171,7 @@ async def _run_all(contexts: list[EpisodeContext], staging: Staging, keys: dict[
                 result.failures[ctx.index] = str(exc)
                 logger.error("%s", exc)
                 if exc.raw:
-                    logger.debug("raw model answer: %s", exc.raw)
+                    logger.debug("raw model answer: %s", bounded(exc.raw, 2000))
                 if config.on_error == "stop":
                     raise
 

@@ -16,7 +16,7 @@ scripted per request by directives in the last user text, e.g. ``"id=7 fail429=2
 (a vLLM server started without ``--trust-request-mm-kwargs``).
 ``responder(request, attempt)`` scripts whole runs (e.g. an annotation run, whose prompts carry no
 directives): it returns None (the behaviour above), a string (the answer text), or ``(status, body)``
-(``body`` a JSON value or raw bytes). ``plausible=True`` answers every request that carries a JSON schema
+(``body`` a JSON value or raw bytes), or ``(status, body, seconds)`` to answer that late. ``plausible=True`` answers every request that carries a JSON schema
 with ``testing.scripted.plausible_answers`` (valid, deterministic answers).
 ``GET /v1/stats`` (and ``POST /v1/stats/reset``) expose the counters to a client in another process;
 ``python -m lerobot_keyframes.testing.fake_openai --latency 0.05`` serves until killed and prints its port.
@@ -205,6 +205,8 @@ class FakeOpenAIServer:
             if self.responder is not None:
                 scripted = self.responder(request, attempt)
                 if isinstance(scripted, tuple):
+                    if len(scripted) > 2:  # (status, body, seconds to wait first): client timeouts
+                        await asyncio.sleep(scripted[2])
                     return scripted[0], scripted[1], {}
                 if isinstance(scripted, str):
                     return 200, _completion(self.model, scripted, "stop"), {}
