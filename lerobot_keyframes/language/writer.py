@@ -11,7 +11,7 @@ Improvements over lerobot's own writer, each for a failure seen in practice:
 - nothing is ever written through a symlink: a Hugging Face cache snapshot is refused for in-place
   writes, and the default output is a new root (meta and data copied, videos hard-linked or copied);
 - an in-place write is all-or-nothing: every new shard, `meta/info.json` and the provenance are written
-  beside under `<root>/.lerobot_keyframes.journal/new/`, a journal record then commits the swap, and the
+  beside under `<root>/.lerobot_keyframes/journal/new/`, a journal record then commits the swap, and the
   files are renamed into place. A write killed before the commit leaves the dataset as it was; one killed
   after it is finished by the next write or run (`recover_interrupted_write`), before anything reads it.
 """
@@ -64,8 +64,8 @@ logger = logging.getLogger(__name__)
 # Errors the writer cannot work around even with validation skipped: it would misplace or drop rows.
 STRUCTURAL_RULES = frozenset({"unknown_style", "wrong_column", "timestamp_not_float32", "timestamp_not_frame",
                               "unknown_episode", "invalid_role"})
-JOURNAL_DIR = ".lerobot_keyframes.journal"  # in-place writes: new files + the commit record, inside the root
-_SKIP_TOP_LEVEL = {".git", ".cache", JOURNAL_DIR}
+JOURNAL_DIR = ".lerobot_keyframes/journal"  # in-place writes: new files + commit record (pushes skip the folder)
+_SKIP_TOP_LEVEL = {".git", ".cache", ".lerobot_keyframes"}
 CRASH_ENV = "LEROBOT_KEYFRAMES_CRASH_AT"  # tests: "point" or "point:N" kills the process (SIGKILL) there
 _crash_counts: Counter[str] = Counter()
 
@@ -131,7 +131,8 @@ def write_language(
         if out is not None and Path(out).expanduser().resolve() != layout.root:
             raise ValueError(f"in_place=True writes into {layout.root}; do not also pass out={out}")
         extra = {rel: layout.root / rel for rel in (extra_files or {})}
-        check_in_place_safe(layout.root, [*shards, layout.root / INFO_PATH, *extra.values()])
+        check_in_place_safe(layout.root, [*shards, layout.root / INFO_PATH, *extra.values(),
+                                          layout.root / JOURNAL_DIR / "journal.json"])
         return _write_journaled(layout, anns, shards, report, extra_files or {})
 
     if out is None:
@@ -222,14 +223,22 @@ def recover_interrupted_write(root: str | Path) -> str | None:
                 os.replace(src, dst)
                 _fsync_dir(dst.parent)
                 moved += 1
-        shutil.rmtree(journal, ignore_errors=True)
+        _remove_journal(journal)
         logger.warning("%s: finished an interrupted in-place write (%d of %d file(s) were still to swap in)",
                        root, moved, len(files))
         return "rolled_forward"
-    shutil.rmtree(journal, ignore_errors=True)
+    _remove_journal(journal)
     logger.warning("%s: discarded an in-place write that was interrupted before its commit; the dataset is as "
                    "it was before that write", root)
     return "rolled_back"
+
+
+def _remove_journal(journal: Path) -> None:
+    shutil.rmtree(journal, ignore_errors=True)
+    try:
+        journal.parent.rmdir()  # the `.lerobot_keyframes` folder, when nothing else is in it
+    except OSError:
+        pass
 
 
 def _write_journaled(layout: DatasetLayout, anns: dict[int, EpisodeAnnotations], shards: list[Path],
@@ -255,7 +264,7 @@ def _write_journaled(layout: DatasetLayout, anns: dict[int, EpisodeAnnotations],
         os.replace(new_root / rel, dst)
         _fsync_dir(dst.parent)
         crash_point("journal.swap")
-    shutil.rmtree(journal, ignore_errors=True)
+    _remove_journal(journal)
     written = tuple(root / p.relative_to(new_root) for p in result.shards_written)
     return WriteResult(root, written, result.episodes_written, result.episodes_kept, result.rows_per_style, report)
 

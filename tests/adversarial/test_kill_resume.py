@@ -16,7 +16,7 @@ from lerobot_keyframes.testing.fake_openai import FakeOpenAIServer  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 CRASH = "LEROBOT_KEYFRAMES_CRASH_AT"
-JOURNAL = ".lerobot_keyframes.journal"
+JOURNAL = ".lerobot_keyframes/journal"
 
 WRITE = """
 import sys
