@@ -19,7 +19,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..vlm.errors import VlmError
+from ..vlm.errors import VlmRequestError
 from ..vlm.jsonparse import bounded
 from .config import AnnotateConfig
 from .context import AnnotationError, CallStats, EpisodeContext
@@ -101,7 +101,7 @@ async def _annotate_episode(
                 return staged.info
         try:
             rows, info = await produce()
-        except VlmError as exc:  # a transport failure after the retries fails this episode, not the run
+        except VlmRequestError as exc:  # a transport failure after the retries fails this episode, not the run
             raise AnnotationError(str(exc), episode_index=e, module=module) from exc
         staging.write(e, module, keys[module], rows, info)
         result.modules_run[module] += 1
