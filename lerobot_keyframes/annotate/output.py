@@ -43,6 +43,13 @@ def _time(row: Any) -> float:
     return float(row.timestamp if hasattr(row, "timestamp") else row["timestamp"])
 
 
+def _persistent(row: Any) -> bool:
+    from ..language.schema import LANGUAGE_PERSISTENT, STYLE_RULES
+
+    rule = STYLE_RULES.get(row.style)
+    return rule is not None and rule.column == LANGUAGE_PERSISTENT
+
+
 @dataclass
 class RowCounts:
     """Rows per style: kept from the existing dataset, replaced (existing rows dropped), added (new rows)."""
@@ -128,6 +135,11 @@ def keep_existing_rows(
                 (drop if mine else keep).append(r)
             if kept_interjections:  # one plan per frame: the kept interjection's plan row wins
                 new = [r for r in new if not (_style(r) == "plan" and _time(r) in kept_interjections)]
+            # never two persistent rows of one style and role at one time (training fails on them): the new wins
+            taken = {(_style(r), r.role, _time(r)) for r in new if _persistent(r)}
+            clash = [r for r in keep if _persistent(r) and (_style(r), r.role, _time(r)) in taken]
+            keep = [r for r in keep if r not in clash]
+            drop.extend(clash)
         counts.kept.update(_style(r) for r in keep)
         counts.replaced.update(_style(r) for r in drop)
         counts.added.update(_style(r) for r in new)

@@ -99,3 +99,28 @@ def test_replace_existing_is_a_flag() -> None:
 
     args = build_parser().parse_args(["annotate", "--root=/x", "--replace_existing=true"])
     assert annotate_configs_from_args(args)[0].replace_existing is True
+
+
+def test_new_interjection_on_a_kept_plan_frame_never_makes_two_plans(annotated: Path) -> None:
+    """An interjections-only re-run whose cue lands where a kept plan row is: the new plan row wins (training
+    fails on two plan rows at one time)."""
+    from lerobot_keyframes.annotate.output import keep_existing_rows
+    from lerobot_keyframes.language import read_dataset_annotations, validate_annotations
+    from lerobot_keyframes.language.schema import LanguageRow
+
+    anns, times = read_dataset_annotations(annotated)
+    t = float(times[0][0])  # the first span start: a plan row of the plan module is there
+    assert any(r.style == "plan" and r.timestamp == t for r in anns[0].persistent)
+    speech = ({"type": "function", "function": {"name": "say", "arguments": {"text": "on it"}}},)
+    new = [LanguageRow("user", "now the other one", "interjection", t),
+           LanguageRow("assistant", None, None, t, tool_calls=speech),
+           LanguageRow("assistant", "1. do the other one", "plan", t)]
+    config = _config(annotated, annotated, plan=PlanConfig(enabled=False))
+    merged, counts = keep_existing_rows(annotated, {0: new}, config)
+    plans_at_t = [r for r in merged[0] if r.style == "plan" and r.timestamp == t]
+    assert [r.content for r in plans_at_t] == ["1. do the other one"]
+    assert counts.replaced["plan"] >= 1 and counts.replaced["interjection"] >= 1
+    from lerobot_keyframes.language import EpisodeAnnotations
+
+    report = validate_annotations([EpisodeAnnotations.from_rows(0, merged[0])], {0: times[0]})
+    assert report.ok, report.format()
