@@ -122,3 +122,18 @@ def test_staged_entry_from_other_inputs_is_not_read(tmp_path: Path) -> None:
     assert Staging(tmp_path).lookup(0, "plan", "k") is None
     shutil.rmtree(tmp_path)
     assert json.dumps(rows)  # rows untouched by the checks
+
+
+def test_merge_refuses_shards_staged_under_different_keys(sample_root: Path, tmp_path: Path) -> None:
+    from lerobot_keyframes.annotate.merge import write_from_staging
+    from lerobot_keyframes.annotate.staging import Staging
+
+    staging = tmp_path / "merged.staging"
+    run_annotation(_config(sample_root, tmp_path / "a", staging_dir=staging), VLM_A,
+                   backend=ScriptedBackend(plausible_answers))
+    odd = Staging(staging).read(1, "vqa")
+    Staging(staging).write(1, "vqa", "another-key", odd.rows, odd.info)  # one shard ran with other VQA flags
+    out = tmp_path / "merged"
+    with pytest.raises(ValueError, match=r"module 'vqa' under 2 different keys.*episodes \[1\]"):
+        write_from_staging(sample_root, out, staging, [0, 1], AnnotateConfig(root=sample_root, out=out), {})
+    assert not out.exists()
