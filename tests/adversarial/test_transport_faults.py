@@ -27,6 +27,7 @@ FAULTS = {
     "http429": lambda: (429, {"error": {"message": "slow down"}}),
     "timeout": lambda: (200, {"choices": []}, 3.0),
     "unreadable200": lambda: (200, b"<html>this is not json"),
+    "not_a_completion200": lambda: (200, {"object": "error", "message": "overloaded"}),
     "wrong_shape": lambda: json.dumps({"id": 7, "ok": True}),  # a server that does not enforce the schema
     "huge_field": lambda: json.dumps({"description": HUGE, "subtasks": HUGE}),
 }
@@ -58,7 +59,7 @@ def test_fault_fails_only_its_episode(fault: str, sample_root: Path, tmp_path: P
     assert list(result.failures) == [1], result.failures
     message = result.failures[1]
     assert message.startswith("episode 1, module plan:"), message
-    expected = {"http500": "HTTP 500", "http429": "HTTP 429", "timeout": "timed out", "unreadable200": "unreadable",
+    expected = {"http500": "HTTP 500", "http429": "HTTP 429", "timeout": "timed out", "unreadable200": "unreadable", "not_a_completion200": "not a chat completion (no 'choices')",
                 "wrong_shape": "schema_mismatch", "huge_field": "schema_mismatch"}[fault]
     assert expected in message and "KeyError" not in message
     # bounded quotes everywhere: the failure, the staged error, every log line, stderr
