@@ -53,19 +53,15 @@ def extract_json(text: str, schema: Mapping[str, Any] | None = None) -> Any:
 
 @functools.lru_cache(maxsize=256)
 def _validator(schema_json: str) -> Any:
-    try:
-        import jsonschema
-    except ImportError:  # pragma: no cover - jsonschema ships with the dev/ci stack
-        return None
+    import jsonschema  # a core dependency: every answer is checked, whether or not the backend enforced it
+
     schema = json.loads(schema_json)
     return jsonschema.validators.validator_for(schema)(schema)
 
 
 def validation_error(value: Any, schema: Mapping[str, Any]) -> str | None:
-    """The first schema violation as a message, or None (jsonschema when installed, else none checked)."""
+    """The first schema violation as a message (quoting at most `QUOTE_LIMIT` characters of the answer), or None."""
     validator = _validator(json.dumps(schema, sort_keys=True))
-    if validator is None:
-        return None
     errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
     if not errors:
         return None

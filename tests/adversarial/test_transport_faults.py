@@ -90,3 +90,17 @@ def test_cli_exit_code_and_message_on_a_failing_server(sample_root: Path, tmp_pa
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "FAILED episode 0: episode 0, module plan:" in proc.stdout and "HTTP 500" in proc.stdout
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("enforced", [True, False])
+def test_every_answer_is_schema_checked_and_quoted_bounded(enforced: bool) -> None:
+    from lerobot_keyframes.annotate import schemas
+    from lerobot_keyframes.vlm.jsonparse import parse_answer
+    from lerobot_keyframes.vlm.types import FailureKind
+
+    schema = schemas.segment_schema(0.0, 2.0, 4)
+    for text in (json.dumps({"id": 1, "ok": True}), json.dumps({"subtasks": [{"text": HUGE, "start": 0, "end": 1}]}),
+                 json.dumps({"subtasks": HUGE})):
+        value, failure = parse_answer(text, schema, enforced=enforced, finish_reason="stop")
+        assert value is None and failure.kind is FailureKind.SCHEMA_MISMATCH
+        assert len(str(failure)) < 1000
