@@ -114,3 +114,20 @@ def test_annotate_in_place_killed_then_resumed(point: str, sample_root: Path, tm
     a, b = h.provenance(victim), h.provenance(ref)
     for key in ("model_id", "modules", "episodes", "failed_episodes", "rows_per_style", "seed"):
         assert a[key] == b[key], key
+
+
+def test_annotate_into_out_killed_while_staging_then_resumed(sample_root: Path, tmp_path: Path) -> None:
+    source_before = h.file_hashes(sample_root)
+    with FakeOpenAIServer(plausible=True) as server:
+        ref = h.run_cli(h.annotate_argv(sample_root, tmp_path / "ref", server.api_base))
+        assert ref.returncode == 0, ref.stderr[-2000:]
+        killed = h.run_cli(h.annotate_argv(sample_root, tmp_path / "out", server.api_base), **{CRASH: "staging.write:4"})
+        assert killed.returncode == -9
+        assert not (tmp_path / "out").exists()  # no half output: it appears whole or not at all
+        resumed = h.run_cli(h.annotate_argv(sample_root, tmp_path / "out", server.api_base))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    reused = resumed.stdout.split("reused from staging", 1)[1].splitlines()[0]
+    assert "=" in reused, resumed.stdout  # what was staged before the kill is not asked again
+    skip = ("meta/annotation_provenance.json",)
+    assert h.file_hashes(tmp_path / "out", skip) == h.file_hashes(tmp_path / "ref", skip)
+    assert h.file_hashes(sample_root) == source_before
