@@ -153,12 +153,15 @@ class Annotator:
                                            cache_bytes=self.config.frame_cache_mb << 20)
         from tqdm.auto import tqdm
 
+        from .keys import episodes_inputs, source_identity
         from .staging import Staging
 
+        root = rows[0].get("root") if rows else None  # staged work is checked against these episodes' inputs
+        staging = Staging(self.staging_dir, inputs=episodes_inputs(rows, root, source_identity(self.config)))
         bar = tqdm(total=len(rows), desc="annotate", unit="ep", disable=not self.progress)
         try:
             return await annotate_rows(rows, config=self.config, backend=backend, provider=provider,
-                                       keys=dict(self.keys or {}), staging=Staging(self.staging_dir),
+                                       keys=dict(self.keys or {}), staging=staging,
                                        model_family=detect_family(getattr(self.vlm, "model_id", None)),
                                        on_done=lambda outcome: bar.update(1))
         finally:

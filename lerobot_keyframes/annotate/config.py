@@ -110,6 +110,9 @@ class AnnotateConfig:
     only_episodes: tuple[int, ...] | None = None  # comma-separated episode indices to annotate; unset: all
     seed: int = 1729  # seeds the per-episode choices (interjection boundaries, VQA question types)
     force: bool = False  # recompute every module instead of reusing staged results
+    # existing language rows (human labels, earlier runs) of the styles no enabled module produces are kept;
+    # true: an annotated episode's rows are all replaced by this run's
+    replace_existing: bool = False  # replace every existing language row of the annotated episodes
     skip_validation: bool = False  # write despite validation errors, except structural ones (row placement)
     on_error: str = "skip"  # skip: report the episode and go on; stop: abort the run
     frame_backend: str = "auto"  # video decoder: auto|torchcodec|pyav|ffmpeg (auto falls back in that order, per file)

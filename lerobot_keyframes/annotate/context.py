@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..vlm.jsonparse import bounded
 from .config import AnnotateConfig
 
 logger = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ class EpisodeContext:
                 error = getattr(result, "failure", None) or getattr(result, "error", None) or "no valid JSON answer"
                 raw = str(getattr(result, "text", "") or "")
                 raise AnnotationError(
-                    f"model answer rejected ({_bounded(str(error))}); raw text: {_bounded(raw)!r}",
+                    f"model answer rejected ({bounded(str(error))}); raw text: {bounded(raw)!r}",
                     episode_index=self.index,
                     module=module,
                     raw=raw[:RAW_KEEP_CHARS],
@@ -154,9 +155,4 @@ class EpisodeContext:
         return answers
 
 
-RAW_QUOTE_CHARS = 300  # what an error message quotes of a model answer
-RAW_KEEP_CHARS = 20_000  # what an error keeps for --verbose logging
-
-
-def _bounded(text: str, limit: int = RAW_QUOTE_CHARS) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more characters]"
+RAW_KEEP_CHARS = 20_000  # what an error keeps of a model answer, for --verbose logging

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..vlm.errors import VlmRequestError
+from ..vlm.jsonparse import bounded
 from .config import AnnotateConfig
 from .context import AnnotationError, CallStats, EpisodeContext
 from .interjections import keyframes as keyframes_of_interjections
@@ -99,7 +101,10 @@ async def annotate_episode(ctx: EpisodeContext, staging: Staging, keys: dict[str
             if staged is not None:
                 reused[module] += 1
                 return staged.info
-        rows, info = await produce()
+        try:
+            rows, info = await produce()
+        except VlmRequestError as exc:  # a transport failure after the retries fails this episode, not the run
+            raise AnnotationError(str(exc), episode_index=e, module=module) from exc
         staging.write(e, module, keys[module], rows, info)
         run[module] += 1
         return info
@@ -182,12 +187,13 @@ async def annotate_rows(
                 outcome.error, outcome.error_module = str(exc), exc.module
                 logger.error("%s", exc)
                 if exc.raw:
-                    logger.debug("raw model answer: %s", exc.raw)
+                    logger.debug("raw model answer: %s", bounded(exc.raw, 2000))
                 if config.on_error == "stop":
                     raise
         outcome.staged = [s for m in MODULES if (s := staging.lookup(e, m, keys[m])) is not None]
-        if outcome.error is None:
-            outcome.rows = assemble_rows(staging.rows(e))
+        if outcome.error is None:  # only entries made under this run's keys, never a stale or disabled module's
+            current = {m: keys[m] for m in MODULES if getattr(config, m).enabled and m in keys}
+            outcome.rows = assemble_rows(staging.current_rows(e, current))
         if on_done is not None:
             on_done(outcome)
         return outcome

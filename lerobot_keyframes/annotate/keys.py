@@ -1,8 +1,26 @@
-"""Staging keys: a hash of everything that determines a module's rows, so a re-run reuses only what matches."""
+"""Staging keys: everything that determines a staged result, hashed.
+
+A staged (episode, module) result is reused only when nothing that produced it changed. Two halves:
+
+- the *module key* (`module_keys`): the module's config, the model identity (id, revision, sampling),
+  the prompt templates, the run seed, and the source dataset's identity; later modules include the
+  plan key, since they are built on its spans;
+- the *episode inputs* (`episode_inputs`): what the episode itself feeds the modules — its task text,
+  its exact frame timestamps, its data file, and per camera the video file's identity (path, size,
+  modification time) with the episode's time range in it. An edited task, a re-encoded video or another
+  dataset in the same `--out` changes it, so its staged rows are recomputed, never reused.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .config import AnnotateConfig, config_hash
 from .interjections import PROMPTS as INTERJECTION_PROMPTS
@@ -11,9 +29,9 @@ from .prompting import prompt_hashes
 from .vqa import PROMPTS as VQA_PROMPTS
 
 
-def module_keys(config: AnnotateConfig, vlm: Any) -> dict[str, str]:
-    """Staging keys: module config + model identity + prompts + seed; later modules include the plan key."""
-    identity = {
+def model_identity(vlm: Any) -> dict[str, Any]:
+    """What about the model changes its answers (and so belongs in a staging key)."""
+    return {
         "model_id": getattr(vlm, "model_id", None),
         "revision": getattr(vlm, "revision", None),
         "temperature": getattr(vlm, "temperature", None),
@@ -22,12 +40,66 @@ def module_keys(config: AnnotateConfig, vlm: Any) -> dict[str, str]:
         "max_new_tokens": getattr(vlm, "max_new_tokens", None),
         "chat_template_kwargs": getattr(vlm, "chat_template_kwargs", None),
     }
-    plan = config_hash("plan", config.plan, identity, prompt_hashes(PLAN_PROMPTS), config.seed)
+
+
+def source_identity(config: AnnotateConfig) -> str:
+    """The source dataset: a Hub repo id (its revision's content is in the episode inputs) or a local root."""
+    if config.root is not None:
+        return "local:" + str(Path(config.root).expanduser().resolve())
+    return f"hub:{config.repo_id}"
+
+
+def module_keys(config: AnnotateConfig, vlm: Any) -> dict[str, str]:
+    """Staging keys: module config + model identity + prompts + seed + source; later modules include the plan key."""
+    identity = model_identity(vlm)
+    source = source_identity(config)
+    plan = config_hash("plan", config.plan, identity, prompt_hashes(PLAN_PROMPTS), config.seed, source)
     return {
         "plan": plan,
         "interjections": config_hash(
             "interjections", config.interjections, identity, prompt_hashes(INTERJECTION_PROMPTS), config.seed, plan
         ),
         "vqa": config_hash("vqa", config.vqa, identity, prompt_hashes(VQA_PROMPTS), config.seed, plan),
-        "motion": config_hash("motion", config.motion),
+        "motion": config_hash("motion", config.motion, source),
     }
+
+
+def _file_identity(path: Path) -> dict[str, Any]:
+    try:
+        st = os.stat(path)  # follows symlinks: a Hub cache snapshot's blob
+    except OSError:
+        return {"missing": True}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def episode_inputs(row: Mapping[str, Any], root: str | Path | None = None) -> str:
+    """A short hash of what one episode feeds the modules (see the module docstring).
+
+    `row` is an episode-table row (`load_episodes`); `root` resolves its relative camera paths. Image
+    cameras live in the data file, which in-place writes rewrite, so they are identified by path only.
+    """
+    ts = np.asarray(row.get("timestamps") or [], dtype=np.float32)
+    cameras = []
+    for cam in row.get("cameras") or []:
+        entry = {k: cam.get(k) for k in ("key", "storage", "path", "from_timestamp", "to_timestamp")}
+        if cam.get("storage") == "video" and root is not None and cam.get("path"):
+            entry.update(_file_identity(Path(root) / cam["path"]))
+        cameras.append(entry)
+    blob = {
+        "episode_index": int(row.get("episode_index", -1)),
+        "task": row.get("task"),
+        "tasks": row.get("tasks"),
+        "length": len(ts),
+        "timestamps": hashlib.sha256(ts.tobytes()).hexdigest(),
+        "data_file": row.get("data_file"),
+        "cameras": sorted(cameras, key=lambda c: str(c["key"])),
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def episodes_inputs(rows: Iterable[Mapping[str, Any]], root: str | Path | None, source: str = "") -> dict[int, str]:
+    """episode index -> its inputs key (`episode_inputs`), with the source identity folded in."""
+    return {int(r["episode_index"]): config_hash(source, episode_inputs(r, root)) for r in rows}
+
+
+__all__ = ["episode_inputs", "episodes_inputs", "model_identity", "module_keys", "source_identity"]

@@ -36,16 +36,43 @@ class MergeConfig:
     skip_validation: bool = False
 
 
+def check_one_key_per_module(staging: Staging, episodes: list[int]) -> None:
+    """Refuse shards whose staging of one module was made under different keys (another config, model, prompts
+    or source): one dataset, one provenance."""
+    from collections import defaultdict
+
+    from .pipeline import MODULES
+
+    seen: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for e in episodes:
+        for module in MODULES:
+            staged = staging.read(e, module)
+            if staged is not None:
+                seen[module][staged.key].append(e)
+    for module, by_key in seen.items():
+        if len(by_key) > 1:
+            groups = sorted(by_key.items(), key=lambda kv: -len(kv[1]))
+            detail = "; ".join(f"key {k}: episodes {eps[:10]}" for k, eps in groups[:3])
+            raise ValueError(
+                f"the shards staged module {module!r} under {len(by_key)} different keys (another config, model, "
+                f"prompts or source): {detail}. Re-run the odd shards with the same flags; nothing was written."
+            )
+
+
 def write_from_staging(
     source_root: Path, out: Path, staging_dir: Path, episodes: list[int], config: AnnotateConfig,
     provenance: dict[str, Any],
 ):
-    """Assemble and write the staged rows of `episodes` (validated); returns the validation report."""
-    from .output import validate_and_write
+    """Assemble and write the staged rows of `episodes` (validated, existing rows of other styles kept);
+    returns the validation report."""
+    from .output import write_run
 
     staging = Staging(staging_dir)
+    check_one_key_per_module(staging, episodes)
     per_episode = {e: assemble_rows(staging.rows(e)) for e in episodes}
-    return validate_and_write(source_root, out, per_episode, config, provenance)
+    report, _, written = write_run(source_root, out, per_episode, config, provenance)
+    provenance.update(written)
+    return report
 
 
 def run_merge(config: MergeConfig, *, api: Any = None, token: str | None = None) -> dict[str, Any]:

@@ -1,8 +1,18 @@
-"""From staged rows to the annotated dataset: validate, then write lerobot's two language columns."""
+"""From staged rows to the annotated dataset: keep what the run does not produce, validate, write.
+
+Existing language rows are other people's work (human labels, an earlier run, lerobot-annotate): a run
+replaces only the rows of the styles its modules own (`MODULE_STYLES`) in the episodes it annotated, keeps
+every other row, and says what it kept, replaced and added. `--replace_existing=true` replaces all of an
+annotated episode's rows. A run where every episode failed writes nothing (and so pushes nothing).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,43 +21,223 @@ from .config import AnnotateConfig
 
 logger = logging.getLogger(__name__)
 
+PROVENANCE_PATH = "meta/annotation_provenance.json"
+SPEECH = "speech"  # the style-less speech atom, as counted in summaries
+# The styles each module writes (and so replaces when it runs again). `interjections` also owns the plan
+# rows at its interjection times (see `keep_existing_rows`).
+MODULE_STYLES: dict[str, frozenset[str]] = {
+    "plan": frozenset({"subtask", "plan", "memory", "task_aug"}),
+    "interjections": frozenset({"interjection", SPEECH}),
+    "vqa": frozenset({"vqa"}),
+    "motion": frozenset({"motion"}),
+}
+HISTORY_LIMIT = 20
+
+
+def _style(row: Any) -> str:
+    style = row.style if hasattr(row, "style") else row.get("style")
+    return SPEECH if style is None else str(style)
+
+
+def _time(row: Any) -> float:
+    return float(row.timestamp if hasattr(row, "timestamp") else row["timestamp"])
+
+
+def _persistent(row: Any) -> bool:
+    from ..language.schema import LANGUAGE_PERSISTENT, STYLE_RULES
+
+    rule = STYLE_RULES.get(row.style)
+    return rule is not None and rule.column == LANGUAGE_PERSISTENT
+
+
+@dataclass
+class RowCounts:
+    """Rows per style: kept from the existing dataset, replaced (existing rows dropped), added (new rows)."""
+
+    kept: Counter = field(default_factory=Counter)
+    replaced: Counter = field(default_factory=Counter)
+    added: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        return {k: dict(sorted(getattr(self, k).items())) for k in ("kept", "replaced", "added")}
+
+
+def existing_root(source_root: Path, out_root: Path, config: AnnotateConfig) -> Path:
+    """The dataset a run writes over (whose rows it keeps): the source in place, else an earlier output, else
+    the source it copies."""
+    if config.in_place:
+        return source_root
+    if (out_root / INFO_PATH).is_file():
+        return out_root
+    return source_root
+
+
+def check_output_source(out_root: Path, config: AnnotateConfig) -> None:
+    """Refuse, before any work, to update an output that holds the annotated copy of another source dataset."""
+    from .keys import source_identity
+
+    if config.in_place or not (out_root / INFO_PATH).is_file():
+        return
+    try:
+        recorded = json.loads((out_root / PROVENANCE_PATH).read_text(encoding="utf-8")).get("source_identity")
+    except (OSError, ValueError, AttributeError):
+        return
+    current = source_identity(config)
+    if recorded and recorded != current:
+        raise FileExistsError(
+            f"{out_root} is the annotated copy of another source ({recorded.split(':', 1)[-1]}), not of "
+            f"{current.split(':', 1)[-1]}; choose another --out (nothing was changed)"
+        )
+
+
+def enabled_modules(config: AnnotateConfig) -> list[str]:
+    return [m for m in MODULE_STYLES if getattr(config, m).enabled]
+
+
+def keep_existing_rows(
+    base_root: Path, per_episode: Mapping[int, list[Any]], config: AnnotateConfig,
+    modules: Iterable[str] | None = None,
+) -> tuple[dict[int, list[Any]], RowCounts]:
+    """Each annotated episode's rows = its existing rows of the styles `modules` do not own + the new rows.
+
+    With `config.replace_existing` the new rows replace all. When `plan` runs without `interjections`, the
+    plan rows at the kept interjections' times stay (every interjection frame carries its own plan row) and
+    win over the new plan row at that time; when `interjections` runs, the old interjections' plan rows go.
+    """
+    from ..language import read_dataset_annotations
+    from ..language.schema import as_row
+
+    modules = list(enabled_modules(config) if modules is None else modules)
+    owned = frozenset().union(*(MODULE_STYLES[m] for m in modules if m in MODULE_STYLES))
+    counts = RowCounts()
+    if not per_episode:
+        return {}, counts
+    try:
+        existing, _ = read_dataset_annotations(base_root, episodes=sorted(per_episode))
+    except Exception as exc:  # noqa: BLE001 - an unreadable dataset fails in the writer with its own message
+        logger.debug("could not read existing rows of %s: %s", base_root, exc)
+        existing = {}
+    out: dict[int, list[Any]] = {}
+    for e, rows in per_episode.items():
+        new = [as_row(r) for r in rows]
+        old = list(existing[e].rows) if e in existing else []
+        if config.replace_existing:
+            keep, drop = [], old
+        else:
+            old_interjections = {_time(r) for r in old if _style(r) == "interjection"}
+            kept_interjections = old_interjections if "interjections" not in modules else set()
+            keep, drop = [], []
+            for r in old:
+                style = _style(r)
+                mine = style in owned
+                if style == "plan" and _time(r) in old_interjections:
+                    mine = "interjections" in modules  # an interjection's plan row belongs to its interjection
+                (drop if mine else keep).append(r)
+            if kept_interjections:  # one plan per frame: the kept interjection's plan row wins
+                new = [r for r in new if not (_style(r) == "plan" and _time(r) in kept_interjections)]
+            # never two persistent rows of one style and role at one time (training fails on them): the new wins
+            taken = {(_style(r), r.role, _time(r)) for r in new if _persistent(r)}
+            clash = [r for r in keep if _persistent(r) and (_style(r), r.role, _time(r)) in taken]
+            keep = [r for r in keep if r not in clash]
+            drop.extend(clash)
+        counts.kept.update(_style(r) for r in keep)
+        counts.replaced.update(_style(r) for r in drop)
+        counts.added.update(_style(r) for r in new)
+        out[e] = keep + new
+    if counts.kept:
+        logger.info("kept %d existing row(s) the run does not produce (%s)", sum(counts.kept.values()),
+                    ", ".join(f"{s}={n}" for s, n in sorted(counts.kept.items())))
+    if counts.replaced:
+        logger.info("replaced %d existing row(s) of the styles the run's modules own (%s)",
+                    sum(counts.replaced.values()), ", ".join(f"{s}={n}" for s, n in sorted(counts.replaced.items())))
+    return out, counts
+
+
+def merged_provenance(base_root: Path, provenance: Mapping[str, Any], counts: RowCounts | None = None,
+                      failures: Mapping[int, str] | None = None, episodes: Iterable[int] = ()) -> dict[str, Any]:
+    """This run's provenance over the existing dataset's: failed episodes carried over until they succeed,
+    kept rows' origin (the earlier runs, else the source), a bounded history of earlier runs."""
+    previous: dict[str, Any] = {}
+    try:
+        previous = json.loads((base_root / PROVENANCE_PATH).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = {}
+    if not isinstance(previous, dict):
+        previous = {}
+    out = dict(provenance)
+    done = {int(e) for e in episodes} - {int(e) for e in (failures or {})}
+    failed = {str(k): v for k, v in (previous.get("failed_episodes") or {}).items() if int(k) not in done}
+    failed.update({str(e): str(reason)[:300] for e, reason in (failures or {}).items()})
+    out["failed_episodes"] = dict(sorted(failed.items(), key=lambda kv: int(kv[0])))
+    if counts is not None:
+        out["rows"] = counts.as_dict()
+        if counts.kept:
+            if previous:
+                origin = {k: previous.get(k) for k in ("package", "package_version", "model_id", "date", "modules")}
+            else:
+                origin = {"source": str(base_root), "note": "rows present before any lerobot_keyframes run"}
+            out["kept_rows_origin"] = origin
+    history = list(previous.get("history") or [])
+    if previous:
+        history.append({k: v for k, v in previous.items() if k not in ("history", "failed_episodes")})
+    if history:
+        out["history"] = history[-HISTORY_LIMIT:]
+    return out
+
+
+def write_run(
+    source_root: Path, out_root: Path, staged: Mapping[int, list[dict[str, Any]]], config: AnnotateConfig,
+    provenance: Mapping[str, Any], failures: Mapping[int, str] | None = None,
+) -> tuple[Any, RowCounts, dict[str, Any]]:
+    """The end of a run: keep existing rows (`keep_existing_rows`), merge the provenance, validate and write.
+
+    Returns (validation report, kept/replaced/added counts, the provenance written)."""
+    from .keys import source_identity
+
+    base = existing_root(source_root, out_root, config)
+    per_episode, counts = keep_existing_rows(base, staged, config)
+    record = merged_provenance(base, provenance, counts, failures, per_episode)
+    record["source_identity"] = source_identity(config)
+    report = validate_and_write(source_root, out_root, per_episode, config, record, failures)
+    return report, counts, record
+
 
 def validate_and_write(
     source_root: Path, out_root: Path, per_episode: dict[int, list[dict[str, Any]]], config: AnnotateConfig,
-    provenance: dict[str, Any],
+    provenance: dict[str, Any], failures: Mapping[int, str] | None = None,
 ):
-    """Write the episodes' rows; return the validation report. Nothing is written when it has errors.
+    """Write the episodes' rows; return the validation report. Nothing is written when it has errors, or
+    when every episode of the run failed (`failures`): failed episodes keep the rows they have.
 
     A first run builds `out_root` from the source (videos hard-linked). A later run into the same
     `out_root` rewrites it in place, so episodes not annotated this time keep the rows they have.
     """
     from ..language import EpisodeAnnotations, LanguageValidationError, ValidatorConfig, write_language
+    from ..language.validator import ValidationReport
 
+    if failures and not per_episode:
+        report = ValidationReport()
+        report.error("all_episodes_failed",
+                     f"every episode of the run failed ({len(failures)}): nothing was written, existing annotations "
+                     f"are untouched; see the failures above and re-run (staged work is kept)")
+        logger.error("%s", report.errors[0])
+        return report
     annotations = {e: EpisodeAnnotations.from_rows(e, rows) for e, rows in per_episode.items()}
     options = {
         "validate": not config.skip_validation,
         # released lerobot 0.6.x fails on VQA of two cameras on one frame: enforce it when rotating
         "validator_config": ValidatorConfig(single_camera_vqa_per_frame=config.vqa.rotate_cameras),
     }
+    extra = {PROVENANCE_PATH: json.dumps(provenance, indent=2, sort_keys=True)}
     try:
         if config.in_place:
-            result = write_language(source_root, annotations, in_place=True, **options)
+            result = write_language(source_root, annotations, in_place=True, extra_files=extra, **options)
         elif (out_root / INFO_PATH).is_file():
             logger.info("updating the annotated dataset already at %s", out_root)
-            result = write_language(out_root, annotations, in_place=True, **options)
+            result = write_language(out_root, annotations, in_place=True, extra_files=extra, **options)
         else:
-            result = write_language(source_root, annotations, out=out_root, **options)
+            result = write_language(source_root, annotations, out=out_root, extra_files=extra, **options)
     except LanguageValidationError as exc:
         logger.error("validation failed, nothing was written (staged rows are kept):\n%s", exc.report.format())
         return exc.report
-    _write_provenance(result.root, provenance)
     return result.report
-
-
-def _write_provenance(root: Path, provenance: dict[str, Any]) -> None:
-    """Provenance next to the data (meta/annotation_provenance.json), for the dataset card and for users."""
-    import json
-
-    from ..language.writer import atomic_write_text
-
-    atomic_write_text(root / "meta" / "annotation_provenance.json", json.dumps(provenance, indent=2, sort_keys=True))

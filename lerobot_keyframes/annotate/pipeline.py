@@ -23,10 +23,10 @@ from .config import AnnotateConfig
 from .context import CallStats
 from .engine import MODULES, assemble_rows
 from .interjections import PROMPTS as INTERJECTION_PROMPTS
-from .keys import module_keys
+from .keys import episodes_inputs, module_keys, source_identity
 from .plan import PROMPTS as PLAN_PROMPTS
 from .prompting import prompt_hashes
-from .staging import Staging
+from .staging import RunLock, Staging
 from .vqa import PROMPTS as VQA_PROMPTS
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,9 @@ class AnnotateResult:
     push: Any = None
     frames: dict[str, int] = field(default_factory=dict)  # decoded / from keyframe columns / shared by modules
     batches: Any = None  # BatchStats of an in-process engine: conversations per engine call
+    rows_kept: dict[str, int] = field(default_factory=dict)  # existing rows per style the run kept
+    rows_replaced: dict[str, int] = field(default_factory=dict)  # existing rows per style it replaced
+    rows_added: dict[str, int] = field(default_factory=dict)  # new rows per style it wrote
 
     def summary(self) -> str:
         ok = len(self.episodes) - len(self.failures)
@@ -64,6 +67,11 @@ class AnnotateResult:
             + "; reused from staging " + ", ".join(f"{m}={n}" for m, n in sorted(self.modules_reused.items())),
             "rows per style " + ", ".join(f"{s}={n}" for s, n in sorted(self.rows_per_style.items())),
         ]
+        if self.rows_kept or self.rows_replaced or self.rows_added:
+            lines.append("existing rows kept " + (", ".join(f"{s}={n}" for s, n in sorted(self.rows_kept.items()))
+                                                  or "none") + "; replaced " +
+                         (", ".join(f"{s}={n}" for s, n in sorted(self.rows_replaced.items())) or "none") +
+                         f"; rows added {sum(self.rows_added.values())}")
         if self.frames:
             lines.append(f"frames decoded {self.frames['decoded']}, taken from keyframe columns "
                          f"{self.frames['from_row']}, shared between modules {self.frames['reused']}")
@@ -101,6 +109,7 @@ class PreparedRun:
     out_root: Path
     staging: Staging
     result: AnnotateResult
+    lock: RunLock | None = None
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -112,24 +121,43 @@ def prepare_run(config: AnnotateConfig, camera_key: str | None = None, vlm: Any 
 
     A `camera_key` (`--vlm.camera_key`) that is not a camera of the dataset is an error here, before any
     work, never a silent switch to another camera."""
-    from ..dataset import load_episodes
     from ..dataset.source import resolve_source
 
     source = resolve_source(config.root or config.repo_id, revision=config.revision)
     from .preflight import preflight
 
     preflight(config, vlm, source)  # locations, Hub target, privacy, extras: before any decode or model call
+    out_root = default_output_root(config, source.root)
+    staging_dir = Path(config.staging_dir) if config.staging_dir else default_staging_dir(out_root)
+    lock = RunLock(out_root, staging_dir).acquire()  # one run per output: a second one fails here, at once
+    try:
+        return _prepare_locked(config, camera_key, source, out_root, staging_dir, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _prepare_locked(config: AnnotateConfig, camera_key: str | None, source: Any, out_root: Path, staging_dir: Path,
+                    lock: RunLock) -> PreparedRun:
+    from ..dataset import load_episodes
+    from ..language.writer import recover_interrupted_write
+    from .output import check_output_source
+
+    check_output_source(out_root, config)  # an --out holding another dataset's annotated copy: refused now
+    for root in {source.root, out_root} if source.repo_id is None else {out_root}:
+        if root.is_dir():
+            recover_interrupted_write(root)  # an in-place write killed midway is finished or undone first
     episodes = load_episodes(source.root, episodes=config.only_episodes)
     cameras = sorted({c["key"] for r in episodes for c in r["cameras"]})
     if camera_key and camera_key not in cameras:
         raise ValueError(f"--vlm.camera_key={camera_key!r} is not a camera of {source.root}; it has {cameras}")
     if source.repo_id is not None:  # meta + data are local now; fetch only the videos of these episodes
         source.fetch_files(sorted({c["path"] for r in episodes for c in r["cameras"] if c["storage"] == "video"}))
-    out_root = default_output_root(config, source.root)
-    staging_dir = Path(config.staging_dir) if config.staging_dir else default_staging_dir(out_root)
     result = AnnotateResult(output_root=out_root, staging_dir=staging_dir,
                             episodes=[int(e) for e in episodes["episode_index"]])
-    return PreparedRun(source, episodes, out_root, Staging(staging_dir), result)
+    staging = Staging(staging_dir, inputs=episodes_inputs(episodes.to_list(), source.root, source_identity(config)))
+    staging.save_inputs()
+    return PreparedRun(source, episodes, out_root, staging, result, lock)
 
 
 def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[str, str], started: float,
@@ -138,20 +166,26 @@ def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[st
     result, staging = run.result, run.staging
     if per_episode is None:
         finished = [e for e in result.episodes if e not in result.failures]
-        per_episode = {e: assemble_rows(staging.rows(e)) for e in finished}
+        current = {m: keys[m] for m in MODULES if getattr(config, m).enabled}  # never a stale or disabled module
+        per_episode = {e: assemble_rows(staging.current_rows(e, current)) for e in finished}
     result.rows_per_style = dict(Counter(str(r.get("style") or "speech") for rs in per_episode.values() for r in rs))
     result.provenance = provenance(config, vlm, result, keys)
     # `push` reads these back so it never writes the source without --allow_source_overwrite
     result.provenance.update(source_repo_id=run.source.repo_id, source_revision=run.source.revision)
     if not config.push_staging_only:  # a shard job leaves writing to `merge`
-        from .output import validate_and_write
+        from .output import write_run
 
-        result.validation = validate_and_write(run.source.root, run.out_root, per_episode, config, result.provenance)
+        result.validation, counts, result.provenance = write_run(
+            run.source.root, run.out_root, per_episode, config, result.provenance, result.failures)
+        result.rows_kept, result.rows_replaced = dict(counts.kept), dict(counts.replaced)
+        result.rows_added = dict(counts.added)
     if config.push_to_hub and getattr(result.validation, "ok", True):
         from .publish import publish
 
         result.push = publish(config, result, run.source.revision)
     result.seconds = time.perf_counter() - started
+    if run.lock is not None:
+        run.lock.release()
     return result
 
 
@@ -181,8 +215,12 @@ def write_annotations(annotated: Any, config: AnnotateConfig, vlm: Any, *, start
     """Validate and write an `Annotator`-mapped episode table (the end of a user's own datasets.map chain)."""
     started = time.perf_counter() if started is None else started
     run = prepare_run(config, getattr(vlm, "camera_key", None))
-    per_episode = collect_annotations(annotated, run.result)
-    return finish_run(run, config, vlm, module_keys(config, vlm), started, per_episode)
+    try:
+        per_episode = collect_annotations(annotated, run.result)
+        return finish_run(run, config, vlm, module_keys(config, vlm), started, per_episode)
+    finally:
+        if run.lock is not None:
+            run.lock.release()
 
 
 @contextlib.contextmanager
@@ -211,11 +249,20 @@ def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, pro
 
         factory = (lambda: backend) if backend is not None else None
         return run_annotation_ray(config, vlm, backend_factory=factory)
+    started = time.perf_counter()
+    run = prepare_run(config, getattr(vlm, "camera_key", None), vlm=vlm if backend is None else None)
+    try:
+        return _run_prepared(run, config, vlm, backend, provider, started)
+    finally:
+        if run.lock is not None:
+            run.lock.release()
+
+
+def _run_prepared(run: PreparedRun, config: AnnotateConfig, vlm: Any, backend: Any, provider: Any,
+                  started: float) -> AnnotateResult:
     from ..vlm.batching import BatchingScheduler, wrap_in_process
     from .annotator import Annotator
 
-    started = time.perf_counter()
-    run = prepare_run(config, getattr(vlm, "camera_key", None), vlm=vlm if backend is None else None)
     rows = run.rows
     if provider is None:
         from ..frames import make_frame_provider
@@ -259,6 +306,7 @@ def provenance(config: AnnotateConfig, vlm: Any, result: AnnotateResult, keys: d
         "module_keys": keys,
         "modules": [m for m in MODULES if getattr(config, m).enabled],
         "episodes": len(result.episodes) - len(result.failures),
+        "failed_episodes": {str(e): reason[:300] for e, reason in sorted(result.failures.items())},
         "rows_per_style": result.rows_per_style,
         "seed": config.seed,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

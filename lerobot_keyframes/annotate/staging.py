@@ -1,20 +1,33 @@
 """Staging: one JSONL file per (episode, module), written atomically, keyed by what produced it.
 
 A staged file is reused on a re-run (resume) only when its key — a hash of the module config, the
-model id and revision, and the prompts — matches; otherwise the module runs again. Staged rows are
-lerobot language rows plus the exact float32 `timestamp` they belong to (events included).
+model id and revision, the prompts, the seed and the source (`keys.module_keys`) — matches AND the
+episode's inputs (task, frame timestamps, video identity: `keys.episode_inputs`) are those it was
+made from; otherwise the module runs again. Staged rows are lerobot language rows plus the exact
+float32 `timestamp` they belong to (events included).
+
+One run per output at a time: `RunLock` holds an exclusive `flock` on a lock file beside the output
+(and beside the staging directory) for the whole run; the kernel releases it when the process dies,
+so a run killed with SIGKILL never blocks the next one.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import socket
+import sys
 import tempfile
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 STAGING_VERSION = 1
+INPUTS_FILE = "_inputs.json"  # episode -> inputs key of the run that opened this staging (for Ray actors)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,8 +42,24 @@ class StagedModule:
 class Staging:
     """The staging tree: `<dir>/episode-XXXXXX/<module>.jsonl` (+ `<module>.error.json` on failure)."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, inputs: Mapping[int, str] | None = None) -> None:
+        """`inputs`: episode -> inputs key (`keys.episodes_inputs`). Without it, the ones the run that opened
+        this directory saved (`save_inputs`) apply, if any; episodes without one are not checked."""
         self.dir = Path(directory)
+        if inputs is None:
+            try:
+                inputs = {int(k): str(v) for k, v in json.loads((self.dir / INPUTS_FILE).read_text()).items()}
+            except (OSError, ValueError, AttributeError):
+                inputs = None
+        self.inputs: dict[int, str] | None = dict(inputs) if inputs is not None else None
+
+    def save_inputs(self) -> None:
+        """Record this run's episode inputs, so other processes opening the directory (Ray actors) check them."""
+        if self.inputs is not None:
+            _atomic_write(self.dir / INPUTS_FILE, json.dumps({str(k): v for k, v in sorted(self.inputs.items())}))
+
+    def _inputs_of(self, episode_index: int) -> str | None:
+        return None if self.inputs is None else self.inputs.get(episode_index)
 
     def _episode_dir(self, episode_index: int) -> Path:
         return self.dir / f"episode-{episode_index:06d}"
@@ -53,6 +82,9 @@ class Staging:
             return None  # unreadable staging is recomputed, never trusted
         if header.get("version") != STAGING_VERSION or header.get("rows") != len(rows):
             return None
+        wanted = self._inputs_of(episode_index)
+        if wanted is not None and header.get("inputs") != wanted:
+            return None  # made from other episode inputs (another task text, video, dataset): never reused
         return StagedModule(episode_index, module, header.get("key", ""), rows, header.get("info", {}))
 
     def lookup(self, episode_index: int, module: str, key: str) -> StagedModule | None:
@@ -63,11 +95,12 @@ class Staging:
         self, episode_index: int, module: str, key: str, rows: list[dict[str, Any]], info: dict[str, Any] | None = None
     ) -> Path:
         header = {"version": STAGING_VERSION, "episode_index": episode_index, "module": module, "key": key,
-                  "rows": len(rows), "info": info or {}}
+                  "inputs": self._inputs_of(episode_index), "rows": len(rows), "info": info or {}}
         text = "\n".join(json.dumps(r, sort_keys=True, ensure_ascii=False) for r in [header, *rows]) + "\n"
         path = self.path(episode_index, module)
         _atomic_write(path, text)
         self.error_path(episode_index, module).unlink(missing_ok=True)
+        _crash_point("staging.write")
         return path
 
     def write_error(self, episode_index: int, module: str, key: str, message: str) -> None:
@@ -99,6 +132,108 @@ class Staging:
             if staged is not None:
                 out[module] = staged.rows
         return out
+
+    def current_rows(self, episode_index: int, keys: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
+        """module -> staged rows, only for the given modules and only entries made under their current key
+        and from the episode's current inputs: a stale entry (another model, config, task, or a module this
+        run does not run) is never assembled into the output."""
+        out = {}
+        for module, key in keys.items():
+            staged = self.lookup(episode_index, module, key)
+            if staged is not None:
+                out[module] = staged.rows
+        return out
+
+
+class RunLockedError(FileExistsError):
+    """Another run holds the output (or its staging); its pid, host, start time and command are in the message."""
+
+
+class RunLock:
+    """An exclusive `fcntl.flock` on lock files beside the output and the staging directory, for one run.
+
+    The lock file records who holds it (pid, host, start time, command); a second run fails at once with
+    that in its message. The kernel drops the lock when the holder exits, killed or not, so a stale lock
+    file never blocks anyone. Without `fcntl` (Windows) runs are not locked (a warning says so).
+    """
+
+    def __init__(self, *targets: Path) -> None:
+        seen: list[Path] = []
+        for target in targets:
+            target = Path(target).expanduser().absolute()
+            path = target.parent / f".{target.name}.lock"
+            if path not in seen:
+                seen.append(path)
+        self.paths = seen
+        self._files: list[Any] = []
+
+    @staticmethod
+    def holder(path: Path) -> str:
+        try:
+            info = json.loads(path.read_text() or "{}")
+        except (OSError, ValueError):
+            info = {}
+        if not info:
+            return "another run (it has not written its details yet)"
+        return (f"pid {info.get('pid')} on {info.get('host')}, started {info.get('started')}, "
+                f"command: {info.get('command')}")
+
+    def acquire(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            logger.warning("no fcntl on this platform: concurrent runs into one output are not prevented")
+            return self
+        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                             "command": " ".join(sys.argv)[:500]})
+        try:
+            for path in self.paths:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                f = open(path, "a+")  # noqa: SIM115 - held for the whole run
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    f.close()
+                    target = path.with_name(path.name[1:-len(".lock")])
+                    raise RunLockedError(
+                        f"another annotation run is using {target}: {self.holder(path)}. Wait for it to finish "
+                        f"or stop it (lock file {path}; the lock goes away when that process exits)."
+                    ) from None
+                f.seek(0)
+                f.truncate()
+                f.write(record)
+                f.flush()
+                self._files.append(f)
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def release(self) -> None:
+        files, self._files = self._files, []
+        for f in files:
+            try:
+                f.seek(0)
+                f.truncate()
+            except (OSError, ValueError):
+                pass
+            f.close()  # closing the only descriptor drops the flock
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:  # a run that raised before releasing (Ray driver): never hold it longer
+        self.release()
+
+
+def _crash_point(name: str) -> None:
+    from ..language.writer import crash_point
+
+    crash_point(name)
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -632,4 +632,25 @@ def validate_dataset(root: str | Path, *, config: ValidatorConfig | None = None,
             report.episodes_checked.append(e)
             continue
         validate_episode(ann, times[e], cameras=cameras, config=config, report=report)
+    _check_failed_episodes(layout.root, anns, report)
     return report
+
+
+def _check_failed_episodes(root: Path, anns: Mapping[int, EpisodeAnnotations], report: ValidationReport) -> None:
+    """Episodes the annotation run recorded as failed (meta/annotation_provenance.json) are never passed silently:
+    an error when they have no rows, a warning when they kept rows from before."""
+    try:
+        failed = json.loads((root / "meta/annotation_provenance.json").read_text(encoding="utf-8"))["failed_episodes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    for key, reason in sorted((failed or {}).items(), key=lambda kv: int(kv[0])):
+        e = int(key)
+        if e not in anns:
+            continue
+        rerun = f"re-run it with --only_episodes={e}"
+        if anns[e].empty:
+            report.error("annotation_failed", f"episode {e} failed in the annotation run and has no language rows "
+                         f"({str(reason)[:300]}); {rerun}", episode_index=e)
+        else:
+            report.warning("annotation_failed_kept", f"episode {e} failed in the last annotation run and kept its "
+                           f"earlier rows ({str(reason)[:300]}); {rerun}", episode_index=e)

@@ -9,7 +9,11 @@ Improvements over lerobot's own writer, each for a failure seen in practice:
 - every shard and `meta/info.json` is replaced atomically (temp file in the same directory, fsync,
   `os.replace`): a crash leaves the old file intact;
 - nothing is ever written through a symlink: a Hugging Face cache snapshot is refused for in-place
-  writes, and the default output is a new root (meta and data copied, videos hard-linked or copied).
+  writes, and the default output is a new root (meta and data copied, videos hard-linked or copied);
+- an in-place write is all-or-nothing: every new shard, `meta/info.json` and the provenance are written
+  beside under `<root>/.lerobot_keyframes/journal/new/`, a journal record then commits the swap, and the
+  files are renamed into place. A write killed before the commit leaves the dataset as it was; one killed
+  after it is finished by the next write or run (`recover_interrupted_write`), before anything reads it.
 """
 
 from __future__ import annotations
@@ -60,7 +64,10 @@ logger = logging.getLogger(__name__)
 # Errors the writer cannot work around even with validation skipped: it would misplace or drop rows.
 STRUCTURAL_RULES = frozenset({"unknown_style", "wrong_column", "timestamp_not_float32", "timestamp_not_frame",
                               "unknown_episode", "invalid_role"})
-_SKIP_TOP_LEVEL = {".git", ".cache"}
+JOURNAL_DIR = ".lerobot_keyframes/journal"  # in-place writes: new files + commit record (pushes skip the folder)
+_SKIP_TOP_LEVEL = {".git", ".cache", ".lerobot_keyframes"}
+CRASH_ENV = "LEROBOT_KEYFRAMES_CRASH_AT"  # tests: "point" or "point:N" kills the process (SIGKILL) there
+_crash_counts: Counter[str] = Counter()
 
 
 class UnsafeWriteError(DatasetFormatError):
@@ -89,6 +96,7 @@ def write_language(
     validate: bool = True,
     validator_config: ValidatorConfig | None = None,
     link_videos: bool = True,
+    extra_files: Mapping[str, str] | None = None,
 ) -> WriteResult:
     """Write `annotations` into the data shards of the dataset at `source`.
 
@@ -98,7 +106,10 @@ def write_language(
     symlink or the root lies in a Hugging Face cache. Episodes absent from `annotations` keep the language
     rows they already have. Rows are validated first (`validate=False` skips the rules that do not affect
     placement); on errors nothing is written and `LanguageValidationError` carries the report.
+    `extra_files` (root-relative path -> text, e.g. the provenance) are written in the same all-or-nothing step.
     """
+    if Path(source).expanduser().is_dir():
+        recover_interrupted_write(Path(source).expanduser())
     layout = DatasetLayout.open(source)
     anns = _collect(annotations)
     from ..dataset.episodes import build_episode_rows
@@ -119,8 +130,10 @@ def write_language(
     if in_place:
         if out is not None and Path(out).expanduser().resolve() != layout.root:
             raise ValueError(f"in_place=True writes into {layout.root}; do not also pass out={out}")
-        check_in_place_safe(layout.root, [*shards, layout.root / INFO_PATH])
-        return _write(layout, layout.root, anns, shards, report, copy_unchanged=False)
+        extra = {rel: layout.root / rel for rel in (extra_files or {})}
+        check_in_place_safe(layout.root, [*shards, layout.root / INFO_PATH, *extra.values(),
+                                          layout.root / JOURNAL_DIR / "journal.json"])
+        return _write_journaled(layout, anns, shards, report, extra_files or {})
 
     if out is None:
         raise ValueError(f"pass out=<new dataset root> (or in_place=True for a local dataset) to annotate {layout.root}")
@@ -134,6 +147,8 @@ def write_language(
         data_shards = set(shards)
         _copy_tree(layout.root, staging, skip=data_shards, link_videos=link_videos)
         result = _write(layout, staging, anns, shards, report, copy_unchanged=True)
+        for rel, text in (extra_files or {}).items():
+            atomic_write_text(_inside(staging, rel), text)
         if out.exists():
             trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(out, trash)
@@ -156,6 +171,100 @@ def _collect(annotations: Iterable[EpisodeAnnotations] | Mapping[int, EpisodeAnn
             raise ValueError(f"episode {ann.episode_index} is given twice")
         out[ann.episode_index] = ann
     return out
+
+
+# -- all-or-nothing in-place writes --------------------------------------------------------------------
+def crash_point(name: str) -> None:
+    """Tests kill the process here (SIGKILL) when `LEROBOT_KEYFRAMES_CRASH_AT` names this point ("name[:N]")."""
+    wanted = os.environ.get(CRASH_ENV)
+    if not wanted:
+        return
+    point, _, nth = wanted.partition(":")
+    if point != name:
+        return
+    _crash_counts[name] += 1
+    if _crash_counts[name] >= int(nth or 1):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _inside(root: Path, rel: str) -> Path:
+    path = Path(rel)
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise ValueError(f"{rel!r} is not a path inside {root}")
+    return root / path
+
+
+def recover_interrupted_write(root: str | Path) -> str | None:
+    """Finish or undo an in-place write that was killed: "rolled_forward", "rolled_back" or None (none found).
+
+    Before the journal's commit record the dataset was not touched: the new files are discarded. After
+    it, every new file still waiting is renamed into place. Both are safe to repeat if killed again.
+    """
+    root = Path(root)
+    journal = root / JOURNAL_DIR
+    if not journal.is_dir() or journal.is_symlink():
+        return None
+    try:
+        record = json.loads((journal / "journal.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = None
+    if isinstance(record, dict) and record.get("state") == "committed":
+        files = [str(f) for f in record.get("files", [])]
+        moved = 0
+        for rel in files:
+            src = _inside(journal / "new", rel)
+            if src.is_file():
+                dst = _inside(root, rel)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+                _fsync_dir(dst.parent)
+                moved += 1
+        _remove_journal(journal)
+        logger.warning("%s: finished an interrupted in-place write (%d of %d file(s) were still to swap in)",
+                       root, moved, len(files))
+        return "rolled_forward"
+    _remove_journal(journal)
+    logger.warning("%s: discarded an in-place write that was interrupted before its commit; the dataset is as "
+                   "it was before that write", root)
+    return "rolled_back"
+
+
+def _remove_journal(journal: Path) -> None:
+    shutil.rmtree(journal, ignore_errors=True)
+    try:
+        journal.parent.rmdir()  # the `.lerobot_keyframes` folder, when nothing else is in it
+    except OSError:
+        pass
+
+
+def _write_journaled(layout: DatasetLayout, anns: dict[int, EpisodeAnnotations], shards: list[Path],
+                     report: ValidationReport, extra_files: Mapping[str, str]) -> WriteResult:
+    root = layout.root
+    journal = root / JOURNAL_DIR
+    shutil.rmtree(journal, ignore_errors=True)  # recovered at the start; anything left is not committed
+    new_root = journal / "new"
+    new_root.mkdir(parents=True)
+    result = _write(layout, new_root, anns, shards, report, copy_unchanged=False)
+    for rel, text in extra_files.items():
+        path = _inside(new_root, rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+    files = sorted(p.relative_to(new_root).as_posix() for p in new_root.rglob("*") if p.is_file())
+    crash_point("journal.prepared")
+    atomic_write_text(journal / "journal.json", json.dumps({"state": "committed", "files": files}, indent=1))
+    crash_point("journal.committed")
+    # data shards first, meta/info.json (which declares their columns) last
+    for rel in sorted(files, key=lambda f: (f == INFO_PATH, f)):
+        dst = root / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(new_root / rel, dst)
+        _fsync_dir(dst.parent)
+        crash_point("journal.swap")
+    _remove_journal(journal)
+    written = tuple(root / p.relative_to(new_root) for p in result.shards_written)
+    return WriteResult(root, written, result.episodes_written, result.episodes_kept, result.rows_per_style, report)
 
 
 # -- safety ------------------------------------------------------------------------------------------
@@ -269,9 +378,11 @@ def update_info(info: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
-def write_info(root: Path) -> None:
+def write_info(root: Path, source: Path | None = None) -> None:
+    """`root`'s meta/info.json with the language declarations, read from `source` (default: that same file)."""
     path = root / INFO_PATH
-    info = json.loads(path.read_text(encoding="utf-8"))
+    info = json.loads((source or path).read_text(encoding="utf-8"))
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(update_info(info), indent=4, ensure_ascii=False) + "\n")
 
 
@@ -442,7 +553,7 @@ def _write(layout: DatasetLayout, dest_root: Path, anns: dict[int, EpisodeAnnota
         written.extend(w)
         kept.extend(k)
         written_shards.append(dst)
-    write_info(dest_root)
+    write_info(dest_root, layout.root / INFO_PATH)
     counts: Counter[str] = Counter()
     for e in written:
         for r in anns[e].rows:

@@ -14,6 +14,10 @@ scripted per request by directives in the last user text, e.g. ``"id=7 fail429=2
 ``reject_response_format=True`` makes every request carrying ``response_format`` fail with HTTP 400;
 ``reject_media_io_kwargs=True`` does the same for ``media_io_kwargs``, with vLLM's message and ``param``
 (a vLLM server started without ``--trust-request-mm-kwargs``).
+``responder(request, attempt)`` scripts whole runs (e.g. an annotation run, whose prompts carry no
+directives): it returns None (the behaviour above), a string (the answer text), or ``(status, body)``
+(``body`` a JSON value or raw bytes), or ``(status, body, seconds)`` to answer that late. ``plausible=True`` answers every request that carries a JSON schema
+with ``testing.scripted.plausible_answers`` (valid, deterministic answers).
 ``GET /v1/stats`` (and ``POST /v1/stats/reset``) expose the counters to a client in another process;
 ``python -m lerobot_keyframes.testing.fake_openai --latency 0.05`` serves until killed and prints its port.
 """
@@ -55,6 +59,8 @@ class FakeOpenAIServer:
         reject_response_format: bool = False,
         reject_media_io_kwargs: bool = False,
         keep_bodies: bool = True,
+        responder: Any = None,
+        plausible: bool = False,
     ) -> None:
         self.model = model
         self.latency = latency
@@ -62,6 +68,8 @@ class FakeOpenAIServer:
         self.reject_response_format = reject_response_format
         self.reject_media_io_kwargs = reject_media_io_kwargs
         self.keep_bodies = keep_bodies
+        self.responder = responder
+        self.plausible = plausible
         self.stats = FakeServerStats()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -194,6 +202,19 @@ class FakeOpenAIServer:
                                "media loading resource usage. Start the server with --trust-request-mm-kwargs only "
                                "when clients are trusted. (parameter=media_io_kwargs)",
                     "type": "BadRequestError", "param": "media_io_kwargs", "code": 400}}, {}
+            if self.responder is not None:
+                scripted = self.responder(request, attempt)
+                if isinstance(scripted, tuple):
+                    if len(scripted) > 2:  # (status, body, seconds to wait first): client timeouts
+                        await asyncio.sleep(scripted[2])
+                    return scripted[0], scripted[1], {}
+                if isinstance(scripted, str):
+                    return 200, _completion(self.model, scripted, "stop"), {}
+            if self.plausible and _schema_of(request) is not None:
+                from .scripted import plausible_answers
+
+                answer = json.dumps(plausible_answers(request.get("messages", []), _schema_of(request)))
+                return 200, _completion(self.model, answer, "stop"), {}
             for code in (429, 500, 400):
                 if attempt <= int(directives.get(f"fail{code}", 0)):
                     extra = {"Retry-After": "0"} if code == 429 else {}
@@ -210,6 +231,11 @@ class FakeOpenAIServer:
         finally:
             with self._lock:
                 self.stats.in_flight -= 1
+
+
+def _schema_of(request: dict[str, Any]) -> dict[str, Any] | None:
+    fmt = request.get("response_format") or {}
+    return (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
 
 
 def _last_user_text(request: dict[str, Any]) -> str:
@@ -246,8 +272,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="scriptable fake OpenAI chat server on 127.0.0.1")
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--model", default="fake-model")
+    parser.add_argument("--plausible", action="store_true", help="answer schema requests with plausible answers")
     args = parser.parse_args()
-    server = FakeOpenAIServer(model=args.model, latency=args.latency, keep_bodies=False).start()
+    server = FakeOpenAIServer(model=args.model, latency=args.latency, keep_bodies=False,
+                              plausible=args.plausible).start()
     print(server.port, flush=True)
     try:
         sys.stdin.read()  # serve until stdin closes (the parent exits or closes the pipe)

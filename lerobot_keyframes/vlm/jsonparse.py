@@ -53,25 +53,30 @@ def extract_json(text: str, schema: Mapping[str, Any] | None = None) -> Any:
 
 @functools.lru_cache(maxsize=256)
 def _validator(schema_json: str) -> Any:
-    try:
-        import jsonschema
-    except ImportError:  # pragma: no cover - jsonschema ships with the dev/ci stack
-        return None
+    import jsonschema  # a core dependency: every answer is checked, whether or not the backend enforced it
+
     schema = json.loads(schema_json)
     return jsonschema.validators.validator_for(schema)(schema)
 
 
 def validation_error(value: Any, schema: Mapping[str, Any]) -> str | None:
-    """The first schema violation as a message, or None (jsonschema when installed, else none checked)."""
+    """The first schema violation as a message (quoting at most `QUOTE_LIMIT` characters of the answer), or None."""
     validator = _validator(json.dumps(schema, sort_keys=True))
-    if validator is None:
-        return None
     errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
     if not errors:
         return None
     err = errors[0]
-    where = "/".join(str(p) for p in err.absolute_path) or "$"
-    return f"at {where}: {err.message}"
+    where = bounded("/".join(str(p) for p in err.absolute_path) or "$", 100)
+    return f"at {where}: {bounded(err.message)}"
+
+
+QUOTE_LIMIT = 300  # characters of a model answer (or of a message quoting one) any error message carries
+
+
+def bounded(text: Any, limit: int = QUOTE_LIMIT) -> str:
+    """At most `limit` characters of `text`, saying how long it was: a 2 MB answer never floods a log."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}... [{len(text)} chars]"
 
 
 def parse_answer(
@@ -87,7 +92,7 @@ def parse_answer(
                 value = extract_json(text, schema)
             except ValueError:
                 kind = FailureKind.TRUNCATED if finish_reason == "length" else FailureKind.INVALID_JSON
-                return None, Failure(kind, f"answer is not JSON ({exc}); finish_reason={finish_reason}")
+                return None, Failure(kind, f"answer is not JSON ({bounded(exc)}); finish_reason={finish_reason}")
     else:
         try:
             value = extract_json(text, schema)
@@ -95,7 +100,7 @@ def parse_answer(
             kind = FailureKind.TRUNCATED if finish_reason == "length" else FailureKind.INVALID_JSON
             if kind is FailureKind.INVALID_JSON and "at " in str(exc):
                 kind = FailureKind.SCHEMA_MISMATCH
-            return None, Failure(kind, f"no schema-valid JSON in the answer: {exc}")
+            return None, Failure(kind, f"no schema-valid JSON in the answer: {bounded(exc)}")
     problem = validation_error(value, schema)
     if problem is not None:
         kind = FailureKind.TRUNCATED if finish_reason == "length" else FailureKind.SCHEMA_MISMATCH

@@ -232,6 +232,7 @@ class OpenAIBackend(BaseBackend):
         while attempts < total:
             base = bases[next(self._rr) % len(bases)]
             body: dict[str, Any] = {}
+            data: Any = None  # this attempt's answer, quoted (bounded) when it is not a completion
             attempts += 1
             retry_after: float | None = None
             try:
@@ -293,10 +294,14 @@ class OpenAIBackend(BaseBackend):
                 openai.APIResponseValidationError,
                 ValueError,
                 AttributeError,
-                IndexError,
+                LookupError,  # a 200 whose JSON is not a completion ({"error": ...}, no "choices"/"message")
                 TypeError,
             ) as exc:
-                last_status, last_error = None, f"unreadable answer: {type(exc).__name__}: {_short(exc)}"
+                if isinstance(exc, LookupError):
+                    what = f"the JSON is not a chat completion (no {_short(exc, 60)}): {_short(data)}"
+                    last_status, last_error = None, f"unreadable answer: {what}"
+                else:
+                    last_status, last_error = None, f"unreadable answer: {type(exc).__name__}: {_short(exc)}"
             if attempts < total:
                 delay = self._backoff(attempts - 1, retry_after)
                 logger.info(
@@ -337,7 +342,7 @@ def _wire(body: dict[str, Any]) -> dict[str, Any]:
     return wire
 
 
-def _short(exc: BaseException, limit: int = 300) -> str:
+def _short(exc: Any, limit: int = 300) -> str:
     text = str(exc).replace("\n", " ")
     return text if len(text) <= limit else text[:limit] + "..."
 
