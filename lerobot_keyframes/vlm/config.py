@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 BACKENDS = ("transformers", "vllm", "openai")
 STRUCTURED_OUTPUT_MODES = ("auto", "schema", "json_object", "off")
@@ -25,6 +25,9 @@ class VlmConfig:
         afterwards;
       - ``"off"``: no constraint; parse the text with the tolerant extractor.
     """
+
+    # lerobot-annotate's names for the same knobs.
+    FLAG_ALIASES: ClassVar[dict[str, str]] = {"serve_ready_timeout_s": "serve_timeout"}
 
     backend: str = "transformers"  # transformers|vllm|openai: in-process HF/vLLM model or an OpenAI-compatible server
     model_id: str = "Qwen/Qwen2.5-VL-3B-Instruct"  # Hub id or local dir (openai: the served model name)
@@ -71,6 +74,12 @@ class VlmConfig:
     auto_serve: bool = False  # start a vLLM server for model_id on api_base's port (reuses one already serving it)
     serve_timeout: float = 600.0  # how long auto_serve waits for the server to be ready (s)
     serve_args: tuple[str, ...] = ()  # extra vLLM server arguments, comma-separated, e.g. --quantization=fp8
+    # lerobot-annotate 0.6.1 knobs, same names (UNAPPLIED_VLM_SETTINGS says what each does here).
+    serve_port: int | None = None  # auto_serve port; unset: api_base's port (set alone: api_base uses this port)
+    serve_command: str | None = None  # full server command, {port} substituted (lerobot-annotate); see serve_args
+    parallel_servers: int = 1  # independent auto-served servers, round-robin (lerobot-annotate; here: one)
+    num_gpus: int = 0  # GPUs per auto-served server, 0: one each (here: --vlm.tensor_parallel_size)
+    reasoning_effort: str | None = None  # thinking-budget hint low|medium|high for OpenAI-compatible servers
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -88,6 +97,10 @@ class VlmConfig:
             raise ValueError(f"--vlm.client_concurrency must be >= 1 (got {self.client_concurrency})")
         if self.max_retries < 0:
             raise ValueError(f"--vlm.max_retries must be >= 0 (got {self.max_retries})")
+        if self.reasoning_effort not in (None, "low", "medium", "high"):
+            raise ValueError(f"--vlm.reasoning_effort must be low, medium or high, got {self.reasoning_effort!r}")
+        if self.parallel_servers < 1:
+            raise ValueError(f"--vlm.parallel_servers must be >= 1 (got {self.parallel_servers})")
         if self.batch_size < 1:
             raise ValueError(f"--vlm.batch_size must be >= 1 (got {self.batch_size})")
 
@@ -98,3 +111,21 @@ class VlmConfig:
 
     def replace(self, **changes: Any) -> VlmConfig:
         return dataclasses.replace(self, **changes)
+
+
+# (flag, lerobot default, what happens here): changed values are warned about once by the CLI.
+UNAPPLIED_VLM_SETTINGS: tuple[tuple[str, Any, str], ...] = (
+    ("serve_command", None, "auto_serve starts `python -m vllm.entrypoints.openai.api_server` with --vlm.serve_args; "
+     "start your own server and pass --vlm.api_base instead"),
+    ("parallel_servers", 1, "auto_serve starts one server; for several, start them and list their URLs in "
+     "--vlm.api_base (comma-separated, round-robin)"),
+    ("num_gpus", 0, "GPUs per server are --vlm.tensor_parallel_size"),
+    ("reasoning_effort", None, "not forwarded to the server yet; cap thinking with --vlm.chat_template_kwargs"),
+)
+
+
+def unapplied_vlm_settings(config: VlmConfig) -> list[str]:
+    """One message per lerobot-annotate VLM setting that was changed but has no effect here."""
+    return [f"--vlm.{name}={getattr(config, name)!r} is accepted for lerobot-annotate compatibility but not "
+            f"applied: {effect}" for name, default, effect in UNAPPLIED_VLM_SETTINGS
+            if getattr(config, name, default) != default]
