@@ -23,6 +23,7 @@ from .cli_flags import (
     apply_config_file,
     fail,
     normalize_bools,
+    parse_bool,
     parse_int_list,
     unknown_flags_error,
 )
@@ -513,6 +514,8 @@ def _add_keyframes(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", help="dataset root or Hub repo id")
     add_dataclass_flags(p, "", KeyframesConfig, skip=("source",))
+    p.add_argument("--new_repo_id", default=None, metavar="USER/NAME",
+                   help="with --push_to_hub=true: the Hub dataset to push to (annotate's grammar)")
     p.set_defaults(func=_run_keyframes)
 
 
@@ -523,7 +526,15 @@ def _run_keyframes(args: argparse.Namespace) -> int:
     cameras = getattr(args, "cameras", None)
     if cameras is not None and [c.lower() for c in cameras] in (["all"], []):
         cameras = None
-    config = dataclass_from_flags(args, "", KeyframesConfig, source=args.source, cameras=cameras)
+    extra = {}
+    push = getattr(args, "push_to_hub", None)
+    if push is not None and push.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        if parse_bool(push) and not args.new_repo_id:
+            raise ValueError("--push_to_hub=true needs --new_repo_id=<user/name>")
+        extra["push_to_hub"] = args.new_repo_id if parse_bool(push) else None
+    elif push is None and args.new_repo_id:
+        raise ValueError("--new_repo_id needs --push_to_hub=true")
+    config = dataclass_from_flags(args, "", KeyframesConfig, source=args.source, cameras=cameras, **extra)
     result = extract_keyframes(config)
     where = config.out or "(not written: pass --out)"
     print(f"{len(result)} episodes, columns {', '.join(result.column_names[-3:])} ... -> {where}")
@@ -612,10 +623,12 @@ def setup_logging(verbosity: int) -> None:
         logging.getLogger(name).setLevel(others)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "debug" if verbosity >= 2 else "error")
     if verbosity < 0 or not sys.stderr.isatty():
+        from .progress import MODE_ENV
+
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TQDM_DISABLE", "1")
-        os.environ.setdefault("LEROBOT_KEYFRAMES_PROGRESS", "log")
+        os.environ.setdefault(MODE_ENV, "off" if verbosity < 0 else "log")
     try:
         import huggingface_hub.utils as hf_utils
 

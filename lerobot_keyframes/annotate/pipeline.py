@@ -55,17 +55,25 @@ class AnnotateResult:
     frames: dict[str, int] = field(default_factory=dict)  # decoded / served from the frame cache (local engine)
 
     def summary(self) -> str:
+        """A few lines in plain words: what was annotated, by which module, how many rows of each kind."""
         ok = len(self.episodes) - len(self.failures)
-        lines = [
-            f"annotated {ok}/{len(self.episodes)} episodes in {self.seconds:.1f} s -> {self.output_root}",
-            f"model calls {self.stats.calls} (rejected answers {self.stats.failures}), "
-            f"tokens in/out {self.stats.prompt_tokens}/{self.stats.completion_tokens}",
-            "modules run " + ", ".join(f"{m}={n}" for m, n in sorted(self.modules_run.items()))
-            + "; reused from staging " + ", ".join(f"{m}={n}" for m, n in sorted(self.modules_reused.items())),
-            "rows per style " + ", ".join(f"{s}={n}" for s, n in sorted(self.rows_per_style.items())),
-        ]
+        lines = [f"annotated {ok} of {len(self.episodes)} episodes in {self.seconds:.1f} s -> {self.output_root}"]
+        modules = []
+        for m in sorted(set(self.modules_run) | set(self.modules_reused)):
+            ran, reused = self.modules_run.get(m, 0), self.modules_reused.get(m, 0)
+            total = ran + reused
+            modules.append(f"{m} {total} episode{'s' if total != 1 else ''}"
+                           + (f" ({reused} from staging)" if reused else ""))
+        lines.append("modules: " + (", ".join(modules) if modules else "none ran"))
+        named = {("speech" if s in (None, "None") else str(s)): n for s, n in self.rows_per_style.items()}
+        lines.append("rows: " + (", ".join(f"{s} {n}" for s, n in sorted(named.items())) if named else "none"))
+        if self.stats.calls:
+            rejected = f", {self.stats.failures} answers rejected" if self.stats.failures else ""
+            lines.append(f"model calls {self.stats.calls}{rejected}; tokens {self.stats.prompt_tokens} in, "
+                         f"{self.stats.completion_tokens} out")
         if self.frames:
-            lines.append(f"frames decoded {self.frames['decoded']}, served from the frame cache {self.frames['cached']}")
+            lines.append(f"frames decoded {self.frames.get('decoded', 0)}, "
+                         f"{self.frames.get('cached', 0)} more served from the frame cache")
         if self.validation is not None:
             lines.append(f"validation: {getattr(self.validation, 'summary', lambda: self.validation)()}")
         if self.push is not None:
