@@ -699,11 +699,12 @@ def one_line(exc: BaseException) -> str:
     return text if len(text) <= 600 else text[:597] + "..."
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    verbosity, argv = _verbosity(argv)
-    setup_logging(verbosity)
+def parse(argv: Sequence[str], verbosity: int = 0) -> tuple[argparse.Namespace, argparse.ArgumentParser]:
+    """Parsed arguments (booleans normalized, `--config_path` applied) and the parser of the command.
+
+    A mistake exits 2 with one line (and the usage of the command)."""
     parser = build_parser()
+    argv = list(argv)
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     at = _command_index(argv, list(commands))
     command_parser = commands[argv[at]] if at is not None else parser
@@ -722,6 +723,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown_flags_error(command_parser, extras)
     args.argv = argv
     args.verbose = verbosity
+    return args, command_parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbosity, argv = _verbosity(argv)
+    setup_logging(verbosity)
+    args, command_parser = parse(argv, verbosity)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -72,15 +72,11 @@ def _offline() -> bool:
 
 def cached_revision(repo_id: str) -> str | None:
     """Offline: the `v3.0` tag if the cache has a snapshot for it, else `main`, else None (nothing cached)."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub import try_to_load_from_cache
 
     for rev in (CODEBASE_TAG, "main"):
-        try:
-            snapshot_download(repo_id, repo_type="dataset", revision=rev, local_files_only=True)
-        except (LocalEntryNotFoundError, FileNotFoundError, ValueError):
-            continue
-        return rev
+        if isinstance(try_to_load_from_cache(repo_id, "meta/info.json", revision=rev, repo_type="dataset"), str):
+            return rev
     return None
 
 
