@@ -211,6 +211,8 @@ def preflight(config, vlm) -> None:
         raise MissingExtraError(vlm.backend, module)
     if config.executor.engine == "ray" and importlib.util.find_spec("ray") is None:
         raise ImportError("--executor.engine=ray needs Ray: pip install 'lerobot_keyframes[ray]'")
+    if not (config.plan.enabled or config.interjections.enabled or config.vqa.enabled):
+        return  # motion only: no model is asked anything
     if vlm.backend == "openai":
         if not vlm.auto_serve:
             probe_openai_server(vlm)

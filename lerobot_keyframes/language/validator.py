@@ -156,6 +156,9 @@ class LanguageValidationError(ValueError):
         super().__init__("language rows failed validation: " + report.format(limit=20))
 
 
+VIEW_DEPENDENT_STYLES = ("vqa", "trace")  # lerobot.datasets.language.VIEW_DEPENDENT_STYLES
+
+
 @dataclass(frozen=True)
 class ValidatorConfig:
     """Which optional rules apply.
@@ -350,11 +353,12 @@ def validate_episode(
         for row in rows:
             ok = _check_row(row, column, frame_set, camera_set, report, where(row))
             if ok and video_cameras is not None and not config.vqa_on_image_cameras and row.camera \
-                    and row.style == "vqa" and row.camera not in video_cameras:
+                    and row.style in VIEW_DEPENDENT_STYLES and row.camera not in video_cameras:
                 report.error("vqa_image_camera",
-                             f"VQA on camera {row.camera!r}, which is stored as images: lerobot 0.6.1's validator "
-                             f"accepts VQA only on the dataset's video keys {sorted(video_cameras)} (allow it with "
-                             "ValidatorConfig(vqa_on_image_cameras=True))", **where(row))
+                             f"{row.style} row on camera {row.camera!r}, which is stored as images: lerobot 0.6.1's "
+                             f"validator accepts view-dependent rows only on the dataset's video keys "
+                             f"{sorted(video_cameras)} (allow it with ValidatorConfig(vqa_on_image_cameras=True))",
+                             **where(row))
                 ok = False
             if ok:
                 bucket.append(row)
