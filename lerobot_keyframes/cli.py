@@ -484,6 +484,8 @@ def _run_job(args: argparse.Namespace) -> int:
     )
 
     annotate_args = [a for a in args.annotate_args if a != "--"]
+    if args.resubmit_failed is None:  # the annotate flags are checked here, not after the job has started
+        annotate_configs_from_args(parse(["annotate", *annotate_args], args.verbose)[0])
     config = dataclass_from_flags(args, "job", JobConfig)
     if args.shards is not None:
         config = dataclasses.replace(config, shards=args.shards)

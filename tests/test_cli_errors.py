@@ -205,3 +205,28 @@ def test_keyframes_push_has_no_local_root_column(sample_root: Path, hub_env: dic
     assert "root" not in names and "episode_index" in names
     assert not any(str(sample_root) in str(v) for v in pq.read_table(
         hf_hub_download("tester/kf", files[0], repo_type="dataset")).to_pylist()[0].values())
+
+
+def test_merge_deletes_the_shard_branches_after_the_push(sample_root: Path, hub_env: dict[str, str],
+                                                         tmp_path: Path) -> None:
+    from huggingface_hub import HfApi
+
+    from lerobot_keyframes.annotate.staging import Staging
+    from lerobot_keyframes.hub.merge import push_shard_staging
+    from lerobot_keyframes.hub.push import push_dataset
+
+    push_dataset(sample_root, "tester/src", private=True)
+    for branch, episode in (("shard-a", 0), ("shard-b", 1)):
+        staging = Staging(tmp_path / branch)
+        staging.write(episode, "plan", "k", [
+            {"role": "assistant", "content": "grasp the cube", "style": "subtask", "timestamp": 0.0}])
+        push_shard_staging(staging.dir, "tester/final", branch=branch, episodes=[episode])
+    refs = HfApi().list_repo_refs("tester/final", repo_type="dataset")
+    assert {b.name for b in refs.branches} == {"main", "shard-a", "shard-b"}
+    proc = run("merge", "--repo_id=tester/src", "--new_repo_id=tester/final", "--branches=shard-a,shard-b",
+               f"--out={tmp_path / 'merged'}", env=hub_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    refs = HfApi().list_repo_refs("tester/final", repo_type="dataset")
+    assert {b.name for b in refs.branches} == {"main"}
+    files = HfApi().list_repo_files("tester/final", repo_type="dataset")
+    assert "data/chunk-000/file-000.parquet" in files

@@ -71,7 +71,7 @@ class AnnotateResult:
             rejected = f", {self.stats.failures} answers rejected" if self.stats.failures else ""
             lines.append(f"model calls {self.stats.calls}{rejected}; tokens {self.stats.prompt_tokens} in, "
                          f"{self.stats.completion_tokens} out")
-        if self.frames:
+        if self.frames.get("decoded") or self.frames.get("cached"):
             lines.append(f"frames decoded {self.frames.get('decoded', 0)}, "
                          f"{self.frames.get('cached', 0)} more served from the frame cache")
         if self.validation is not None:

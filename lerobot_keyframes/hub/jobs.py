@@ -199,8 +199,8 @@ def _last(values: Mapping[str, list[str | None]], flag: str) -> str | None:
 
 
 def _truthy(value: str | None) -> bool:
-    """`annotate` flags take explicit values (`--push_to_hub=true`); a bare flag would be rejected by it."""
-    return value is not None and value.strip().lower() in ("1", "true", "yes", "on")
+    """`--push_to_hub=true`, or the bare `--push_to_hub` (None here), which `annotate` reads as true."""
+    return value is None or value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def without_flags(args: Sequence[str], flags: Sequence[str]) -> list[str]:
