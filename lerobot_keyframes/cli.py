@@ -213,10 +213,9 @@ def preflight(config, vlm) -> None:
         raise ImportError("--executor.engine=ray needs Ray: pip install 'lerobot_keyframes[ray]'")
     if not (config.plan.enabled or config.interjections.enabled or config.vqa.enabled):
         return  # motion only: no model is asked anything
-    if vlm.backend == "openai":
-        if not vlm.auto_serve:
-            probe_openai_server(vlm)
-    else:
+    if vlm.backend == "openai" and not vlm.auto_serve:
+        probe_openai_server(vlm)
+    else:  # loaded here, or by the vLLM server auto_serve starts
         check_model(vlm.model_id, vlm.revision)
 
 

@@ -582,7 +582,7 @@ def submit_sharded_annotation(
         handle = submit_annotation_job(detached, shard_args, api, token=token, run_id=run_id, shard=shard,
                                        num_shards=len(shards), branch=branch, print_fn=print_fn, check_source=False)
         run.shards.append(handle)
-        if run_file is not None:
+        if run_file is not None and not config.dry_run:
             run.save(run_file)  # after every submission: a crash mid-way still leaves a usable record
     print_fn(f"Run {run_id}: {len(shards)} shard jobs; frames per shard {[s.frames for s in shards]}"
              + (f"\n  record: {run_file} (resubmit failed shards: lerobot-keyframes job --resubmit_failed {run_file})"
