@@ -132,6 +132,7 @@ def _converter(tp: Any) -> Any:
             return None
         return conv(value)
 
+    maybe_none.accepts_none = True  # type: ignore[attr-defined]
     return _named(maybe_none, getattr(conv, "__name__", "value"))
 
 
@@ -406,6 +407,8 @@ def apply_config_file(parser: argparse.ArgumentParser, path: str | Path) -> None
             close = difflib.get_close_matches(key, list(by_dest), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]}?" if close else ""
             raise ValueError(f"--config_path={path}: unknown setting {key!r}{hint}")
+        if value is None and not getattr(action.type, "accepts_none", False):
+            continue  # lerobot writes null for "the library's default": keep ours
         try:
             if value is None or action.type is None:
                 converted = value

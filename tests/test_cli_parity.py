@@ -124,6 +124,26 @@ def test_config_file_yaml_and_json_flags_win(tmp_path: Path) -> None:
     assert str(config.root) == "/data/x" and config.seed == 3 and vlm.backend == "openai"
 
 
+def test_a_full_lerobot_config_file_loads(tmp_path: Path) -> None:
+    """A dump of lerobot-annotate's whole config (every field, nulls included) is a valid --config_path."""
+    import yaml
+
+    nested: dict = {}
+    for flag, default in LEROBOT_ANNOTATE_061.items():
+        *groups, name = flag.split(".")
+        node = nested
+        for group in groups:
+            node = node.setdefault(group, {})
+        node[name] = list(default) if isinstance(default, tuple) else default
+    nested["root"] = "/data/ds"
+    path = tmp_path / "lerobot.yaml"
+    path.write_text(yaml.safe_dump(nested))
+    config, vlm = annotate_configs_from_args(parse(["annotate", f"--config_path={path}"])[0])
+    assert config.frame_backend == "auto" and vlm.chat_template_kwargs == {}  # lerobot's nulls: our defaults
+    assert config.plan.n_task_rephrasings == 10 and vlm.model_id == "Qwen/Qwen3.6-27B" and vlm.camera_key is None
+    assert config.private is False and vlm.serve_timeout == 600.0
+
+
 @pytest.mark.parametrize(("argv", "expected"), [
     (["--vqa.enabled"], True), (["--vqa.enabled=false"], False), (["--vqa.enabled", "false"], False),
     (["--vqa.enabled=True"], True), (["--vqa.enabled", "--force"], True),

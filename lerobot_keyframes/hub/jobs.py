@@ -63,7 +63,7 @@ class JobConfig:
     # lerobot-annotate's `--job.target=<flavor>` is our `--job.flavor` (`local` / unset: run here, no job).
     FLAG_ALIASES: ClassVar[dict[str, str]] = {"target": "flavor"}
 
-    flavor: str = "l4x1"  # HF Jobs hardware flavor, e.g. l4x1|l40sx1|a10g-large|a100-large|h200
+    flavor: str = "l4x1"  # HF Jobs hardware, e.g. l4x1|a10g-large|a100-large|h200 (annotate: unset or local runs here)
     timeout: str = "2h"  # always set: s, m, h or d suffix, or seconds
     image: str = DEFAULT_IMAGE  # Docker image the job runs in (run_job: needs python3 and vLLM inside)
     runner: str = "run_job"  # run_job: the image's own vLLM | uv: run_uv_job(script)
