@@ -158,7 +158,7 @@ def _base_converter(tp: Any) -> Any:
     return str
 
 
-def _metavar(tp: Any, default: Any) -> str:
+def _metavar(tp: Any) -> str:
     inner, _ = _optional_inner(tp)
     origin = typing.get_origin(inner)
     if inner is bool:
@@ -209,7 +209,7 @@ def add_bool_flag(parser: Any, *names: str, help: str, dest: str | None = None, 
     action = parser.add_argument(*names, dest=dest, type=parse_bool, nargs="?", const=True, default=default,
                                  metavar="BOOL", help=help)
     for alias in hidden:
-        parser.add_argument(alias, dest=action.dest, type=parse_bool, nargs="?", const=True,
+        parser.add_argument(alias, dest=action.dest, type=parse_bool, nargs="?", const=True, metavar="BOOL",
                             default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
@@ -252,7 +252,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, prefix: str, cls: type,
         shown = "unset" if default is None else (str(default).lower() if isinstance(default, bool) else repr(default))
         help_text = f"{text} (default: {shown})" if text else f"default: {shown}"
         kwargs: dict[str, Any] = {"dest": name, "type": _converter(tp), "default": argparse.SUPPRESS,
-                                  "metavar": _metavar(tp, default), "help": help_text}
+                                  "metavar": _metavar(tp), "help": help_text}
         if _optional_inner(tp)[0] is bool:
             kwargs.update(nargs="?", const=True)
         group.add_argument(*options, **kwargs)
@@ -279,11 +279,6 @@ def dataclass_from_flags(args: argparse.Namespace, prefix: str, cls: type, **ext
     return cls(**{**values, **extra})
 
 
-def given_flags(args: argparse.Namespace, prefix: str) -> list[str]:
-    """The dests under `prefix.` that were set on the command line or in a config file."""
-    return [k for k in vars(args) if k.startswith(prefix + ".")]
-
-
 # -- argv handling shared by every command -------------------------------------------------------------
 def option_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     return {opt: a for a in parser._actions for opt in a.option_strings}
@@ -301,7 +296,7 @@ def normalize_bools(parser: argparse.ArgumentParser, argv: Sequence[str]) -> lis
             out.extend(argv[i:])
             break
         action = actions.get(arg)
-        if action is not None and action.type is parse_bool and action.nargs == "?":
+        if action is not None and action.metavar == "BOOL" and action.nargs == "?":
             nxt = argv[i + 1] if i + 1 < len(argv) else None
             if nxt is not None and nxt.strip().lower() in TRUE + FALSE:
                 out.append(f"{arg}={nxt}")

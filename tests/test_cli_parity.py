@@ -167,6 +167,10 @@ def test_bare_bool_never_takes_the_positional_argument() -> None:
     assert args.overwrite is True and args.source == "src/ds"
     args, _ = parse(["keyframes", "--overwrite=false", "src/ds"])
     assert args.overwrite is False
+    args, _ = parse(["validate", "--single-camera-vqa", "root"])  # a hidden old spelling too
+    assert args.single_camera_vqa is True and str(args.root) == "root"
+    args, _ = parse(["push", "--private", "--root=r"])  # an optional boolean
+    assert args.private is True
 
 
 def test_old_dashed_spellings_still_work() -> None:
