@@ -189,6 +189,7 @@ def annotate_configs_from_args(args: argparse.Namespace):
     from .vlm.config import VlmConfig
 
     vlm = dataclass_from_flags(args, "vlm", VlmConfig)
+    vlm = _lerobot_serving(args, vlm)
     if vlm.serve_port is not None and not hasattr(args, "vlm.api_base"):  # lerobot: the server's port
         from urllib.parse import urlsplit, urlunsplit
 
@@ -196,6 +197,27 @@ def annotate_configs_from_args(args: argparse.Namespace):
         vlm = dataclasses.replace(vlm, api_base=urlunsplit(
             parts._replace(netloc=f"{parts.hostname}:{vlm.serve_port}")))
     return dataclass_from_flags(args, "", AnnotateConfig), vlm
+
+
+def _lerobot_serving(args: argparse.Namespace, vlm):
+    """lerobot-annotate's --vlm.serve_command and --vlm.num_gpus as our fields (flags given here win)."""
+    import dataclasses
+
+    from .vlm.config import serve_command_settings
+
+    changes: dict = {}
+    if vlm.serve_command:
+        model, fields, extra = serve_command_settings(vlm.serve_command)
+        changes = {k: v for k, v in fields.items() if not hasattr(args, f"vlm.{k}")}
+        if extra and not hasattr(args, "vlm.serve_args"):
+            changes["serve_args"] = (*vlm.serve_args, *extra)
+        if model and model != vlm.model_id:
+            warn_once(f"--vlm.serve_command serves {model}, --vlm.model_id is {vlm.model_id}: the run uses "
+                      "--vlm.model_id")
+        logger.debug("--vlm.serve_command as settings: %s", changes)
+    if vlm.num_gpus > 0 and "tensor_parallel_size" not in changes and not hasattr(args, "vlm.tensor_parallel_size"):
+        changes["tensor_parallel_size"] = vlm.num_gpus
+    return dataclasses.replace(vlm, **changes) if changes else vlm
 
 
 _WARNED: set[str] = set()

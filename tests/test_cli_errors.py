@@ -185,8 +185,7 @@ def test_job_dry_run_prints_the_spec_of_lerobots_docs_command(hub_env: dict[str,
     command = spec["command"]
     assert "--vlm.serve_ready_timeout_s=1800" in command and not any(a.startswith("--job.") for a in command)
     assert out.count("cannot install") <= 1  # the package warning, once
-    for knob in ("--vlm.num_gpus=1", "--vlm.serve_command="):
-        assert sum(knob in line for line in proc.stderr.splitlines()) == 1, proc.stderr
+    assert "--vlm.num_gpus" not in proc.stderr and "--vlm.serve_command" not in proc.stderr  # both mean something
 
 
 def test_keyframes_push_has_no_local_root_column(sample_root: Path, hub_env: dict[str, str]) -> None:

@@ -90,6 +90,18 @@ def test_lerobot_docs_job_command_is_understood() -> None:
     assert config.push_to_hub and config.new_repo_id == "user/my_dataset_annotated"
 
 
+def test_serve_command_and_num_gpus_become_our_settings() -> None:
+    _, vlm = annotate_configs_from_args(parse(["annotate", *LEROBOT_DOCS_JOB])[0])
+    assert (vlm.tensor_parallel_size, vlm.max_model_len, vlm.gpu_memory_utilization) == (1, 32768, 0.8)
+    assert vlm.serve_args == ("--uvicorn-log-level=warning",)  # --port {port} is auto_serve's own
+    argv = ["annotate", "--root=x", "--vlm.num_gpus=4", "--vlm.serve_command=vllm serve m --enforce-eager "
+            "--max-num-seqs 8 --quantization fp8 --max-model-len=4096", "--vlm.max_model_len=2048"]
+    _, vlm = annotate_configs_from_args(parse(argv)[0])
+    assert vlm.tensor_parallel_size == 4 and vlm.enforce_eager and vlm.max_num_seqs == 8
+    assert vlm.max_model_len == 2048  # the flag given here wins over the command
+    assert vlm.serve_args == ("--quantization=fp8",)
+
+
 def test_serve_port_alone_moves_the_api_base() -> None:
     _, vlm = annotate_configs_from_args(parse(["annotate", "--root=x", "--vlm.serve_port=8123"])[0])
     assert vlm.api_base == "http://127.0.0.1:8123/v1"
