@@ -259,7 +259,7 @@ def check_annotate_args(args: Sequence[str], *, api: Any = None, token: str | No
     """Refuse job arguments that would waste the run or cannot work remotely; returns source/target repo ids."""
     values = flag_values(args)
     for flag in SECRET_FLAGS:
-        if flag in values:
+        if any(v not in (None, "EMPTY") for v in values.get(flag, ())):  # lerobot's EMPTY key is no secret
             raise HubError(f"{flag} would be visible in the job's command line; do not pass secrets as arguments "
                            "(HF_TOKEN is passed to the job as a secret automatically).")
     if any(TOKEN_PATTERN.search(a) for a in args):
