@@ -1,44 +1,142 @@
 """`--group.field=value` flags generated from frozen config dataclasses (lerobot-annotate's flag style).
 
-Every field of a config dataclass becomes a flag, so the CLI never drifts from the library: booleans take
-`true/false`, tuples take comma-separated values, dicts take JSON. A field's help is the comment on its line
-in the dataclass (`name: type = default  # what it does`), so `--help` says what the code says.
+Every field of a config dataclass becomes a flag, so the CLI never drifts from the library. The grammar is
+lerobot-annotate's (draccus): `--x=value`, booleans as `--x`, `--x=true` or `--x=false`, tuples as `a,b` or
+`[a, b]` (integer tuples also take ranges: `0-2,5`), dicts as JSON (or YAML), `null` for an optional value,
+and `--config_path=FILE.yaml|json` for a whole config file (flags on the command line win over the file).
+A field's help is the comment on its line in the dataclass (`name: type = default  # what it does`), so
+`--help` says what the code says. A class may declare `FLAG_ALIASES = {"alias": "field"}`: lerobot-annotate's
+name for the same knob, accepted and shown next to ours.
+
+draccus (lerobot's own config library) is not used: it is not a dependency here, and this generator gives the
+same command lines (same flag names, values and config files) while keeping `--help` texts, readable errors and
+a nearest-flag suggestion for typos.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import functools
 import inspect
 import json
 import re
+import sys
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off")
+NULL = ("none", "null", "~")
 
 
-def parse_bool(value: str) -> bool:
+def parse_bool(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
     v = value.strip().lower()
-    if v in ("1", "true", "yes", "on"):
+    if v in TRUE:
         return True
-    if v in ("0", "false", "no", "off"):
+    if v in FALSE:
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
-def _optional_inner(tp: Any) -> Any:
+def parse_int_list(value: str) -> tuple[int, ...]:
+    """`0,3,5-8` or `[0, 3]` -> (0, 3, 5, 6, 7, 8)."""
+    out: list[int] = []
+    for part in _list_items(value):
+        text = str(part).strip()
+        lo, dash, hi = text.partition("-")
+        try:
+            if dash and lo:
+                first, last = int(lo), int(hi)
+                if last < first:
+                    raise ValueError
+                out.extend(range(first, last + 1))
+            else:
+                out.append(int(text))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected integers or ranges like 0,3,5-8, got {value!r}") from None
+    return tuple(out)
+
+
+def _list_items(value: str | Sequence[Any]) -> list[Any]:
+    """Items of `a,b`, `[a, b]` (JSON/YAML list) or an already parsed list."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = _yaml(text)
+        if isinstance(parsed, list):
+            return parsed
+        raise argparse.ArgumentTypeError(f"expected a list, got {value!r}")
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _yaml(text: str) -> Any:
+    try:
+        import yaml
+    except ImportError:  # PyYAML is optional: JSON always works
+        raise argparse.ArgumentTypeError(f"cannot parse {text!r} as JSON (install PyYAML for YAML values)") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise argparse.ArgumentTypeError(f"cannot parse {text!r}: {exc}") from None
+
+
+def parse_mapping(value: str | Mapping[str, Any]) -> dict[str, Any]:
+    """JSON (or YAML flow) object -> dict: `'{"enable_thinking": false}'`."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = _yaml(value)
+    if parsed is None:
+        return {}
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"key\": 1}}', got {value!r}")
+    return parsed
+
+
+def _optional_inner(tp: Any) -> tuple[Any, bool]:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(args) == 1:
-            return args[0]
-    return tp
+            return args[0], len(args) < len(typing.get_args(tp))
+    return tp, False
 
 
-def _converter(tp: Any):
-    tp = _optional_inner(tp)
+def _named(fn: Any, name: str) -> Any:
+    fn.__name__ = name  # argparse names the converter in "invalid <name> value" errors
+    return fn
+
+
+def _converter(tp: Any) -> Any:
+    inner, optional = _optional_inner(tp)
+    conv = _base_converter(inner)
+    if not optional:
+        return conv
+
+    def maybe_none(value: Any) -> Any:
+        if value is None or (isinstance(value, str) and value.strip().lower() in NULL):
+            return None
+        return conv(value)
+
+    maybe_none.accepts_none = True  # type: ignore[attr-defined]
+    return _named(maybe_none, getattr(conv, "__name__", "value"))
+
+
+def _base_converter(tp: Any) -> Any:
     origin = typing.get_origin(tp)
     if tp is bool:
         return parse_bool
@@ -46,13 +144,37 @@ def _converter(tp: Any):
         return tp
     if tp is Path:
         return Path
-    if origin is tuple:
+    if typing.get_origin(tp) is typing.Literal:
+        return str
+    if origin in (tuple, list):
         (inner, *_rest) = typing.get_args(tp) or (str,)
-        conv = _converter(inner)
-        return lambda s: tuple(conv(v.strip()) for v in s.split(",") if v.strip())
+        if inner is int:
+            return _named(parse_int_list, "integer list")
+        conv = _base_converter(inner)
+        return _named(lambda s: tuple(conv(v if not isinstance(v, str) else v.strip()) for v in _list_items(s)),
+                      "list")
     if origin is dict or tp is dict:
-        return json.loads
+        return _named(parse_mapping, "JSON object")
     return str
+
+
+def _metavar(tp: Any) -> str:
+    inner, _ = _optional_inner(tp)
+    origin = typing.get_origin(inner)
+    if inner is bool:
+        return "BOOL"
+    if origin is typing.Literal:
+        return "{" + ",".join(map(str, typing.get_args(inner))) + "}"
+    if origin in (tuple, list):
+        (item, *_rest) = typing.get_args(inner) or (str,)
+        return "INT,..." if item is int else "A,B,..."
+    if origin is dict or inner is dict:
+        return "JSON"
+    if inner is Path:
+        return "PATH"
+    if inner in (int, float, str):
+        return inner.__name__.upper()
+    return "VALUE"
 
 
 _FIELD_COMMENT = re.compile(r"^\s+(\w+)\s*:[^#]*#\s*(.+?)\s*$")
@@ -73,24 +195,69 @@ def field_comments(cls: type) -> dict[str, str]:
     return out
 
 
-def add_dataclass_flags(parser: argparse.ArgumentParser, prefix: str, cls: type, *, skip: tuple[str, ...] = ()) -> None:
-    """Add `--{prefix}.{field}` for every field of `cls` (defaults stay in the dataclass)."""
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def add_bool_flag(parser: Any, *names: str, help: str, dest: str | None = None, default: Any = False,
+                  hidden: Sequence[str] = ()) -> None:
+    """`--x`, `--x=true`, `--x=false` (and `--x true`): one boolean grammar for every command."""
+    action = parser.add_argument(*names, dest=dest, type=parse_bool, nargs="?", const=True, default=default,
+                                 metavar="BOOL", help=help)
+    for alias in hidden:
+        parser.add_argument(alias, dest=action.dest, type=parse_bool, nargs="?", const=True, metavar="BOOL",
+                            default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def add_flag(parser: Any, *names: str, hidden: Sequence[str] = (), **kwargs: Any) -> argparse.Action:
+    """`parser.add_argument`, plus hidden old spellings (e.g. `--image-camera` for `--image_camera`)."""
+    action = parser.add_argument(*names, **kwargs)
+    for alias in hidden:
+        extra = {k: v for k, v in kwargs.items() if k not in ("help", "default", "required", "dest")}
+        parser.add_argument(alias, dest=action.dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **extra)
+    return action
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, prefix: str, cls: type, *, skip: tuple[str, ...] = (),
+                        nested: bool = True, help: Mapping[str, str] | None = None) -> None:
+    """Add `--{prefix}.{field}` for every field of `cls` (defaults stay in the dataclass).
+
+    Nested config dataclasses get their own `--{prefix}.{field}.*` group (skip them with `nested=False`).
+    `help` gives the text of fields that have no comment in the class.
+    """
     hints = typing.get_type_hints(cls)
     title = f"--{prefix}.*" if prefix else "run"
     group = parser.add_argument_group(title, (cls.__doc__ or "").strip().splitlines()[0])
     comments = field_comments(cls)
+    aliases: dict[str, list[str]] = {}
+    for alias, target in dict(getattr(cls, "FLAG_ALIASES", {}) or {}).items():
+        aliases.setdefault(target, []).append(alias)
+    later: list[tuple[str, type]] = []
     for f in dataclasses.fields(cls):
-        if f.name in skip or dataclasses.is_dataclass(hints[f.name]):
+        if f.name in skip:
             continue
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None
-        )
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            if nested:
+                later.append((f"{prefix}.{f.name}" if prefix else f.name, tp))
+            continue
+        default = _default(f)
         name = f"{prefix}.{f.name}" if prefix else f.name
-        group.add_argument(
-            f"--{name}", dest=name, type=_converter(hints[f.name]),
-            default=argparse.SUPPRESS, metavar=type(default).__name__.upper() if default is not None else "VALUE",
-            help=(f"{comments[f.name]} (default: {default!r})" if f.name in comments else f"default: {default!r}"),
-        )
+        options = [f"--{name}"] + [f"--{prefix}.{a}" if prefix else f"--{a}" for a in aliases.get(f.name, ())]
+        text = comments.get(f.name) or (help or {}).get(f.name)
+        shown = "unset" if default is None else (str(default).lower() if isinstance(default, bool) else repr(default))
+        help_text = f"{text} (default: {shown})" if text else f"default: {shown}"
+        kwargs: dict[str, Any] = {"dest": name, "type": _converter(tp), "default": argparse.SUPPRESS,
+                                  "metavar": _metavar(tp), "help": help_text}
+        if _optional_inner(tp)[0] is bool:
+            kwargs.update(nargs="?", const=True)
+        group.add_argument(*options, **kwargs)
+    for sub_prefix, sub_cls in later:
+        add_dataclass_flags(parser, sub_prefix, sub_cls)
 
 
 def dataclass_from_flags(args: argparse.Namespace, prefix: str, cls: type, **extra: Any) -> Any:
@@ -98,5 +265,155 @@ def dataclass_from_flags(args: argparse.Namespace, prefix: str, cls: type, **ext
     def name(field: str) -> str:
         return f"{prefix}.{field}" if prefix else field
 
-    values = {f.name: getattr(args, name(f.name)) for f in dataclasses.fields(cls) if hasattr(args, name(f.name))}
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in extra:
+            continue
+        if dataclasses.is_dataclass(hints[f.name]):
+            sub = name(f.name) + "."
+            if any(k.startswith(sub) for k in vars(args)):
+                values[f.name] = dataclass_from_flags(args, name(f.name), hints[f.name])
+        elif hasattr(args, name(f.name)):
+            values[f.name] = getattr(args, name(f.name))
     return cls(**{**values, **extra})
+
+
+# -- argv handling shared by every command -------------------------------------------------------------
+def option_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {opt: a for a in parser._actions for opt in a.option_strings}
+
+
+def normalize_bools(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """`--x` -> `--x=true`, `--x false` -> `--x=false` for boolean flags, so a bare boolean flag never takes
+    the next positional argument as its value."""
+    actions = option_actions(parser)
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            out.extend(argv[i:])
+            break
+        action = actions.get(arg)
+        if action is not None and action.metavar == "BOOL" and action.nargs == "?":
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            if nxt is not None and nxt.strip().lower() in TRUE + FALSE:
+                out.append(f"{arg}={nxt}")
+                i += 2
+                continue
+            out.append(f"{arg}=true")
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+def suggest(name: str, parser: argparse.ArgumentParser) -> str | None:
+    """The option of `parser` closest to `name` (difflib), if any is close."""
+    options = [o for o in option_actions(parser) if o.startswith("--")]
+    hidden = {o for o, a in option_actions(parser).items() if a.help == argparse.SUPPRESS}
+    found = difflib.get_close_matches(name, [o for o in options if o not in hidden], n=1, cutoff=0.6)
+    if not found:
+        found = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    """One line first (`prog: error: ...`), then the command's usage; exit 2."""
+    sys.stderr.write(f"{parser.prog}: error: {message}\n")
+    parser.print_usage(sys.stderr)
+    raise SystemExit(2)
+
+
+def unknown_flags_error(parser: argparse.ArgumentParser, extras: Sequence[str]) -> NoReturn:
+    names = [e for e in extras if e.startswith("-")]
+    if not names:
+        fail(parser, f"unexpected argument(s): {' '.join(extras)}")
+    flag = names[0].partition("=")[0]
+    close = suggest(flag, parser)
+    hint = f"; did you mean {close}?" if close else f"; see {parser.prog} --help"
+    more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+    fail(parser, f"unrecognized argument {flag}{more}{hint}")
+
+
+# -- config files (draccus-style --config_path) --------------------------------------------------------
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML or JSON config file (nested like the dataclasses: `{"vlm": {"model_id": ...}}`)."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"--config_path={path}: no such file")
+    text = p.read_text()
+    if p.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"--config_path={path}: not valid JSON: {exc}") from None
+    else:
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"--config_path={path}: reading YAML needs PyYAML (pip install pyyaml), "
+                             "or write the config as .json") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"--config_path={path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"--config_path={path}: expected a mapping of settings at the top level")
+    return data
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and not _is_mapping_field(name):
+            out.update(flatten(value, name))
+        else:
+            out[name] = value
+    return out
+
+
+_MAPPING_FIELDS: set[str] = set()
+
+
+def _is_mapping_field(name: str) -> bool:
+    return name in _MAPPING_FIELDS
+
+
+def apply_config_file(parser: argparse.ArgumentParser, path: str | Path) -> None:
+    """Make the file's settings the parser's defaults (command-line flags still win)."""
+    by_dest: dict[str, argparse.Action] = {}
+    for action in parser._actions:
+        if action.option_strings and action.dest not in by_dest:
+            by_dest[action.dest] = action
+    for opt, action in option_actions(parser).items():  # aliases: lerobot names map to our dest
+        by_dest.setdefault(opt.lstrip("-"), action)
+    _MAPPING_FIELDS.clear()
+    _MAPPING_FIELDS.update(d for d, a in by_dest.items() if a.metavar == "JSON")
+    settings = flatten(load_config_file(path))
+    defaults: dict[str, Any] = {}
+    for key, value in settings.items():
+        action = by_dest.get(key)
+        if action is None or key == "config_path":
+            close = difflib.get_close_matches(key, list(by_dest), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ValueError(f"--config_path={path}: unknown setting {key!r}{hint}")
+        if value is None and not getattr(action.type, "accepts_none", False):
+            continue  # lerobot writes null for "the library's default": keep ours
+        try:
+            if value is None or action.type is None:
+                converted = value
+            elif isinstance(value, (dict, list, tuple, bool, int, float)) and action.metavar in ("JSON", "BOOL"):
+                converted = action.type(value)
+            elif isinstance(value, (list, tuple)):
+                converted = action.type(json.dumps(list(value)))
+            else:
+                converted = action.type(value if isinstance(value, str) else json.dumps(value))
+        except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
+            raise ValueError(f"--config_path={path}: {key}: {exc}") from None
+        defaults[action.dest] = converted
+    parser.set_defaults(**defaults)

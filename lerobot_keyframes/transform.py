@@ -260,8 +260,12 @@ class KeyframeTransform:
         return self.cameras
 
     # -- the batch function ------------------------------------------------------------------------------
-    def __call__(self, batch: Mapping[str, Any]) -> dict[str, Any]:
-        """Dict of lists in, dict of lists out (a single row in, a single row out also works)."""
+    def __call__(self, batch: Mapping[str, Any], rank: int | None = None) -> dict[str, Any]:
+        """Dict of lists in, dict of lists out (a single row in, a single row out also works).
+
+        `rank` is what `datasets.map(..., with_rank=True)` passes; every worker process opens its own decoders,
+        so the rank changes nothing. Rows of a Hub dataset whose videos are not downloaded yet get them
+        fetched here (only the files of the chosen cameras)."""
         batch = {k: _to_py(v) for k, v in batch.items()}
         key = "timestamps" if "timestamps" in batch else "timestamp"
         if key not in batch:
@@ -272,6 +276,10 @@ class KeyframeTransform:
         values = batch[key]
         single = len(values) > 0 and not isinstance(values[0], (list, tuple))
         rows = [batch] if single else [{k: v[i] for k, v in batch.items()} for i in range(len(values))]
+        if key == "timestamps" and any(r.get("repo_id") for r in rows):
+            from .dataset.source import fetch_episode_videos
+
+            fetch_episode_videos(rows, self.cameras)
         results = [self.process_episode(row) for row in rows]
         columns = self.output_columns()
         if single:
@@ -677,7 +685,8 @@ def extract_keyframes(config: KeyframesConfig) -> Dataset:
         _write(result, out, config, transform)
     if config.push_to_hub:
         logger.info("pushing %d episodes to %s (private=%s)", len(result), config.push_to_hub, config.private)
-        result.push_to_hub(config.push_to_hub, private=config.private)
+        local = [c for c in ("root",) if c in result.column_names]  # machine-local paths stay here
+        result.remove_columns(local).push_to_hub(config.push_to_hub, private=config.private)
     return result
 
 

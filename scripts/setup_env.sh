@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 source "$here/scripts/venv_disk.sh"
 
 # torchcodec loads FFmpeg's shared libraries from the system; the ffmpeg CLI backend needs the binary.
-if ! command -v ffmpeg >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep -q libavcodec; then
+if ! command -v ffmpeg >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep libavcodec >/dev/null; then  # not grep -q: it exits early, ldconfig gets SIGPIPE and pipefail fails the check
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "[setup] installing FFmpeg (apt-get install -y ffmpeg)"
     export DEBIAN_FRONTEND=noninteractive

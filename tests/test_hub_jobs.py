@@ -130,7 +130,7 @@ def test_runs_that_would_waste_the_job_are_refused(source: str, tmp_path: Path, 
     refused = {
         "--push_to_hub=true": ["--repo_id=tester/src"],
         "thrown away": ["--repo_id=tester/src", "--push_to_hub=false"],
-        "Add --push_to_hub=true": ["--repo_id=tester/src", "--push_to_hub"],
+        "Add --push_to_hub=true": ["--repo_id=tester/src", "--push_to_hub=0"],
         "path on this machine": ["--root=/data/ds", "--push_to_hub=true"],
         "local path": ["--repo_id=tester/src", "--push_to_hub", "true", f"--vlm.model_id={local_dir}"],
         "not on the Hub": ["--repo_id=tester/nope", "--push_to_hub=true"],

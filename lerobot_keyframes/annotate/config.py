@@ -7,9 +7,22 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 QUESTION_TYPES = ("bbox", "keypoint", "count", "attribute", "spatial")
+FRAME_BACKENDS = ("auto", "torchcodec", "pyav", "ffmpeg")
+
+
+@dataclass(frozen=True)
+class TaskAugAxesConfig:
+    """`plan.task_aug_axes`: lerobot-annotate's 5-axis task augmentation (accepted; not applied here yet)."""
+
+    enabled: bool = False  # replace n_task_rephrasings by per-axis variants (not applied here yet: a warning)
+    synonym_paraphrase: int = 3  # synonym paraphrases
+    omit_arm: int = 3  # variants without the arm
+    omit_orientation: int = 2  # variants without the orientation
+    omit_grasp_method: int = 2  # variants without the grasp method
+    combined_omissions: int = 2  # variants with several omissions
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,11 @@ class PlanConfig:
     emit_plan: bool = True  # write a plan row (the remaining steps) at each subtask start
     emit_memory: bool = True  # write memory rows (what is done so far) at each subtask start after the first
     keyframe_policy: str = "fps"  # "fps" (frames_per_second) or "motion+fps": add gripper/pause keyframes
+    # lerobot-annotate 0.6.1 knobs, accepted with the same names (see unapplied_settings for their effect here).
+    contact_sheet_quality: int = 84  # JPEG quality of contact sheets (here: the model's images use --vlm.jpeg_quality)
+    subtask_seeded_relabel: bool = False  # re-label each span from prev/current/next sheets (not applied here yet)
+    subtask_relabel_frames: int = 5  # frames per segment sheet in the relabel pass (with subtask_seeded_relabel)
+    task_aug_axes: TaskAugAxesConfig = field(default_factory=TaskAugAxesConfig)
 
 
 @dataclass(frozen=True)
@@ -41,6 +59,7 @@ class InterjectionsConfig:
     max_interjections_per_episode: int = 1  # most user cues per episode, on seeded-random subtask boundaries
     interjection_min_t: float = 1.0  # only subtasks starting at or after this time (s) get a cue
     interjection_window_frames: int = 3  # frames up to the boundary shown to the model with each cue
+    interjection_window_seconds: float | None = None  # lerobot-annotate's window length (s); unset: the frames above
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,7 @@ class VqaConfig:
     # lerobot 0.6.0/0.6.1 fail when one frame carries VQA of two cameras: rotate cameras across ticks.
     rotate_cameras: bool = True  # one camera per tick, in turn; false: every camera at every tick
     max_side: int = 448  # the image the model sees is resized to fit this; its size is recorded
+    K: int = 1  # consecutive frames per tick (lerobot-annotate); only 1 here: the answer is grounded on one frame
 
 
 @dataclass(frozen=True)
@@ -95,6 +115,9 @@ class RayConfig:
 class AnnotateConfig:
     """A whole annotation run. `root` or `repo_id` names the source; output goes to `out` unless in place."""
 
+    # lerobot-annotate's names for the same knobs (accepted as flags and in --config_path files).
+    FLAG_ALIASES: ClassVar[dict[str, str]] = {"push_private": "private", "video_backend": "frame_backend"}
+
     repo_id: str | None = None  # source dataset on the Hub (user/name); --root wins when both are set
     root: Path | None = None  # source dataset root on disk
     revision: str | None = None  # Hub revision of --repo_id (branch, tag, commit); default: the v3.0 tag, else main
@@ -102,6 +125,7 @@ class AnnotateConfig:
     in_place: bool = False  # write the language columns into the source root itself
     new_repo_id: str | None = None  # Hub dataset (user/name) that --push_to_hub pushes to
     push_to_hub: bool = False  # push the result to the Hub when it validates (needs --new_repo_id)
+    push_commit_message: str | None = None  # commit message of the push (unset: a generated one)
     private: bool | None = None  # None: private unless the source is known public (never public by accident)
     allow_source_overwrite: bool = False  # without --new_repo_id, let --push_to_hub push back to --repo_id
     push_branch: str | None = None  # shard jobs: push staging to this branch of --new_repo_id ...
@@ -139,6 +163,11 @@ class AnnotateConfig:
             raise ValueError(f"--frame_cache_mb must be >= 0, got {self.frame_cache_mb}")
         if self.plan.derive_task_from_video not in ("off", "if_short", "always"):
             raise ValueError("--plan.derive_task_from_video must be off, if_short or always")
+        if self.frame_backend not in FRAME_BACKENDS:
+            raise ValueError(f"--frame_backend (--video_backend) must be one of {', '.join(FRAME_BACKENDS)}, "
+                             f"got {self.frame_backend!r}")
+        if self.vqa.K < 1:
+            raise ValueError(f"--vqa.K must be >= 1, got {self.vqa.K}")
         unknown = set(self.vqa.question_types) - set(QUESTION_TYPES)
         if unknown:
             raise ValueError(f"--vqa.question_types: unknown {sorted(unknown)}; known {list(QUESTION_TYPES)}")
@@ -160,3 +189,39 @@ def config_hash(*parts: Any) -> str:
 
     blob = json.dumps([plain(p) for p in parts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# lerobot-annotate 0.6.1 settings accepted here with the same name but not (yet) acting the same way:
+# (flag, its lerobot default, what happens here). A run that sets one to another value is warned once.
+UNAPPLIED_SETTINGS: tuple[tuple[str, Any, str], ...] = (
+    ("plan.contact_sheet_quality", 84, "contact sheets reach the model as images; with the openai backend "
+     "their JPEG quality is --vlm.jpeg_quality"),
+    ("plan.subtask_seeded_relabel", False, "the seeded relabel pass is not implemented here; spans keep "
+     "their first label"),
+    ("plan.subtask_relabel_frames", 5, "only used by --plan.subtask_seeded_relabel, not implemented here"),
+    ("plan.task_aug_axes.enabled", False, "the 5-axis task augmentation is not implemented here; "
+     "--plan.n_task_rephrasings task_aug rows are written instead"),
+    ("interjections.interjection_window_seconds", None, "the window is --interjections.interjection_window_frames "
+     "frames up to the boundary"),
+    ("vqa.K", 1, "each VQA tick is grounded on one frame (K=1, lerobot's default)"),
+    ("push_commit_message", None, "the push uses a generated commit message"),
+)
+
+
+def _get(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def unapplied_settings(config: AnnotateConfig) -> list[str]:
+    """One message per lerobot-annotate setting that was changed but has no effect here (see UNAPPLIED_SETTINGS)."""
+    out = []
+    for name, default, effect in UNAPPLIED_SETTINGS:
+        try:
+            value = _get(config, name)
+        except AttributeError:
+            continue
+        if value != default:
+            out.append(f"--{name}={value} is accepted for lerobot-annotate compatibility but not applied: {effect}")
+    return out

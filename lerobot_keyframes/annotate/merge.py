@@ -112,4 +112,8 @@ def run_merge(config: MergeConfig, *, api: Any = None, token: str | None = None)
         provenance["validator"] = report.summary()
         outcome["push"] = push_dataset(out, target, private=config.private, source_repo_id=source_repo,
                                        provenance=provenance, source_revision=source.revision, token=token, api=api)
+        from ..hub.merge import delete_shard_branches
+
+        # pushed once: the shard branches have served their purpose
+        delete_shard_branches(work_repo, [s.branch for s in shards], token=token, api=api)
     return outcome

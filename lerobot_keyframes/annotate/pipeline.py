@@ -58,23 +58,30 @@ class AnnotateResult:
     rows_added: dict[str, int] = field(default_factory=dict)  # new rows per style it wrote
 
     def summary(self) -> str:
+        """A few lines in plain words: what was annotated, by which module, how many rows of each kind."""
         ok = len(self.episodes) - len(self.failures)
-        lines = [
-            f"annotated {ok}/{len(self.episodes)} episodes in {self.seconds:.1f} s -> {self.output_root}",
-            f"model calls {self.stats.calls} (rejected answers {self.stats.failures}), "
-            f"tokens in/out {self.stats.prompt_tokens}/{self.stats.completion_tokens}",
-            "modules run " + ", ".join(f"{m}={n}" for m, n in sorted(self.modules_run.items()))
-            + "; reused from staging " + ", ".join(f"{m}={n}" for m, n in sorted(self.modules_reused.items())),
-            "rows per style " + ", ".join(f"{s}={n}" for s, n in sorted(self.rows_per_style.items())),
-        ]
+        lines = [f"annotated {ok} of {len(self.episodes)} episodes in {self.seconds:.1f} s -> {self.output_root}"]
+        modules = []
+        for m in sorted(set(self.modules_run) | set(self.modules_reused)):
+            ran, reused = self.modules_run.get(m, 0), self.modules_reused.get(m, 0)
+            total = ran + reused
+            modules.append(f"{m} {total} episode{'s' if total != 1 else ''}"
+                           + (f" ({reused} from staging)" if reused else ""))
+        lines.append("modules: " + (", ".join(modules) if modules else "none ran"))
+        named = {("speech" if s in (None, "None") else str(s)): n for s, n in self.rows_per_style.items()}
+        lines.append("rows: " + (", ".join(f"{s} {n}" for s, n in sorted(named.items())) if named else "none"))
+        if self.stats.calls:
+            rejected = f", {self.stats.failures} answers rejected" if self.stats.failures else ""
+            lines.append(f"model calls {self.stats.calls}{rejected}; tokens {self.stats.prompt_tokens} in, "
+                         f"{self.stats.completion_tokens} out")
         if self.rows_kept or self.rows_replaced or self.rows_added:
             lines.append("existing rows kept " + (", ".join(f"{s}={n}" for s, n in sorted(self.rows_kept.items()))
                                                   or "none") + "; replaced " +
                          (", ".join(f"{s}={n}" for s, n in sorted(self.rows_replaced.items())) or "none") +
                          f"; rows added {sum(self.rows_added.values())}")
-        if self.frames:
-            lines.append(f"frames decoded {self.frames['decoded']}, taken from keyframe columns "
-                         f"{self.frames['from_row']}, shared between modules {self.frames['reused']}")
+        if self.frames.get("decoded") or self.frames.get("from_row"):
+            lines.append(f"frames decoded {self.frames.get('decoded', 0)}, taken from keyframe columns "
+                         f"{self.frames.get('from_row', 0)}, shared between modules {self.frames.get('reused', 0)}")
         if self.batches is not None and self.batches.calls:
             lines.append(f"engine batches: {self.batches.summary()}")
         if self.validation is not None:

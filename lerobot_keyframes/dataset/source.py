@@ -29,23 +29,82 @@ class ResolvedSource:
             return
         from huggingface_hub import snapshot_download
 
-        logger.info("downloading %d file(s) of %s@%s", len(relative_paths), self.repo_id, self.revision)
-        snapshot_download(
-            self.repo_id, repo_type="dataset", revision=self.revision, allow_patterns=list(relative_paths)
-        )
+        from ..hub.errors import hub_errors
+
+        missing = [p for p in relative_paths if not (self.root / p).exists()]
+        if not missing:
+            return
+        if _offline():
+            raise DatasetFormatError(
+                f"{self.repo_id}@{self.revision}: {len(missing)} file(s) the chosen cameras need are not in the "
+                f"cache (first: {missing[0]}) and HF_HUB_OFFLINE=1; run once online, or pass cameras=[...] to "
+                "choose cameras that are cached")
+        logger.info("downloading %d file(s) of %s@%s", len(missing), self.repo_id, self.revision)
+        with hub_errors("downloading the videos", repo_id=self.repo_id, revision=self.revision):
+            snapshot_download(self.repo_id, repo_type="dataset", revision=self.revision, allow_patterns=missing)
+
+
+def fetch_episode_videos(rows: Sequence[dict], cameras: Sequence[str] | None = None) -> None:
+    """Download the videos of `cameras` (all when None) that episode rows of a Hub dataset need and the
+    snapshot lacks, so `load_episodes("user/name")` rows decode without `download_videos=True`."""
+    by_source: dict[tuple[str, str | None, str], set[str]] = {}
+    for row in rows:
+        repo_id, root = row.get("repo_id"), row.get("root")
+        if not repo_id or not root:
+            continue
+        for cam in row.get("cameras") or ():
+            if cam.get("storage") == "video" and (cameras is None or cam["key"] in cameras):
+                if not (Path(root) / cam["path"]).exists():
+                    by_source.setdefault((repo_id, row.get("revision"), root), set()).add(cam["path"])
+    for (repo_id, revision, root), paths in by_source.items():
+        ResolvedSource(root=Path(root), repo_id=repo_id, revision=revision).fetch_files(sorted(paths))
 
 
 def is_local(source: str | Path) -> bool:
     return Path(source).expanduser().exists()
 
 
+def _offline() -> bool:
+    import huggingface_hub.constants as hf_constants
+
+    return bool(hf_constants.HF_HUB_OFFLINE)
+
+
+def cached_revision(repo_id: str) -> str | None:
+    """Offline: the `v3.0` tag if the cache has a snapshot for it, else `main`, else None (nothing cached)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for rev in (CODEBASE_TAG, "main"):
+        if isinstance(try_to_load_from_cache(repo_id, "meta/info.json", revision=rev, repo_type="dataset"), str):
+            return rev
+    return None
+
+
 def resolve_revision(repo_id: str, revision: str | None) -> str:
-    """The requested revision, else the `v3.0` codebase tag when the repo has one, else `main`."""
+    """The requested revision, else the `v3.0` codebase tag when the repo has one, else `main`.
+
+    Offline (`HF_HUB_OFFLINE=1`), like huggingface_hub: the cached snapshot of the `v3.0` tag, else of `main`."""
     if revision is not None:
         return revision
+    if _offline():
+        cached = cached_revision(repo_id)
+        if cached is None:
+            raise DatasetFormatError(
+                f"{repo_id}: not in the Hugging Face cache and HF_HUB_OFFLINE=1; run once online (or unset "
+                "HF_HUB_OFFLINE) to download it, or pass a local dataset root")
+        return cached
     from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
 
-    refs = HfApi().list_repo_refs(repo_id, repo_type="dataset")
+    from ..hub.errors import hub_errors
+
+    with hub_errors("reading the dataset's tags", repo_id=repo_id):
+        try:
+            refs = HfApi().list_repo_refs(repo_id, repo_type="dataset")
+        except RepositoryNotFoundError:
+            raise DatasetFormatError(
+                f"{repo_id}: no such dataset on the Hub (or it is private and you are not logged in: hf auth "
+                "login); for a local dataset pass its directory") from None
     tags = {t.name for t in refs.tags}
     return CODEBASE_TAG if CODEBASE_TAG in tags else "main"
 
@@ -61,7 +120,10 @@ def resolve_source(source: str | Path, *, revision: str | None = None) -> Resolv
         )
     from huggingface_hub import snapshot_download
 
+    from ..hub.errors import hub_errors
+
     rev = resolve_revision(repo_id, revision)
-    logger.info("fetching meta and data of %s@%s", repo_id, rev)
-    root = snapshot_download(repo_id, repo_type="dataset", revision=rev, allow_patterns=list(META_PATTERNS))
+    logger.debug("fetching meta and data of %s@%s", repo_id, rev)
+    with hub_errors("downloading the dataset's meta and data", repo_id=repo_id, revision=rev):
+        root = snapshot_download(repo_id, repo_type="dataset", revision=rev, allow_patterns=list(META_PATTERNS))
     return ResolvedSource(root=Path(root), repo_id=repo_id, revision=rev)

@@ -18,6 +18,8 @@ PROVENANCE_START = "<!-- lerobot_keyframes:provenance:start -->"
 PROVENANCE_END = "<!-- lerobot_keyframes:provenance:end -->"
 LEROBOT_TAGS = ("LeRobot", "lerobot-keyframes", "robotics", "language-annotations")
 DATA_FILES = "data/*/*.parquet"
+DEFAULT_LICENSE = "apache-2.0"  # what lerobot-annotate's card sets; a license the card already has is kept
+_LOCAL_PATH = re.compile(r"^(~|/|\.{1,2}/|[A-Za-z]:[\\/])")
 _INFO_BLOCK = re.compile(r"(\[meta/info\.json\]\(meta/info\.json\):\s*```json\n)(.*?)(\n```)", re.S)
 
 
@@ -57,9 +59,23 @@ def _validator(value: Any) -> str:
     return _fmt(summary() if callable(summary) else value)
 
 
+def public(value: Any) -> Any:
+    """`value` without machine-local paths: a local path becomes its last part, marked `(local)`."""
+    if isinstance(value, Mapping):
+        return {k: public(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [public(v) for v in value]
+    if isinstance(value, str) and _LOCAL_PATH.match(value):
+        name = re.split(r"[\\/]", value.rstrip("/\\"))[-1] or "?"
+        return f"{name} (local)"
+    return value
+
+
 def render_provenance(provenance: Mapping[str, Any]) -> str:
-    """The markdown section, between the markers. Known keys become table rows; everything is also kept as JSON."""
-    p = dict(provenance)
+    """The markdown section, between the markers. Known keys become table rows; everything is also kept as JSON.
+
+    Machine-local paths (a model loaded from a directory, output roots) appear by their last part only."""
+    p = public(dict(provenance))
     model = p.get("model_id")
     if model and p.get("model_revision"):
         model = f"{model} @ {p['model_revision']}"
@@ -132,8 +148,11 @@ def build_card(
     existing: str | None = None,
     provenance: Mapping[str, Any] | None = None,
     source_repo_id: str | None = None,
+    license: str | None = None,
 ):
-    """A `DatasetCard` for `repo_id`: `existing` card text merged (kept) with LeRobot metadata and provenance."""
+    """A `DatasetCard` for `repo_id`: `existing` card text merged (kept) with LeRobot metadata and provenance.
+
+    `license`: set it; unset, the card keeps its own license, else gets lerobot-annotate's `apache-2.0`."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
     if existing and existing.strip():
@@ -145,6 +164,8 @@ def build_card(
         data = DatasetCardData()
         card = DatasetCard(f"---\n{data.to_yaml()}\n---\n{text}")
         data = card.data
+    if license or not data.get("license"):
+        data["license"] = license or DEFAULT_LICENSE
     data["tags"] = _merge_list(data.get("tags"), LEROBOT_TAGS)
     data["task_categories"] = _merge_list(data.get("task_categories"), ["robotics"])
     configs = [dict(c) for c in (data.get("configs") or []) if isinstance(c, Mapping)]

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .. import __version__
 from .errors import TOKEN_PATTERN, HubError, hub_errors
@@ -60,7 +60,10 @@ _LABEL_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 class JobConfig:
     """Where and how the annotation job runs on Hugging Face Jobs (`--job.*` flags)."""
 
-    flavor: str = "l4x1"  # HF Jobs hardware flavor, e.g. l4x1|l40sx1|a10g-large|a100-large|h200
+    # lerobot-annotate's `--job.target=<flavor>` is our `--job.flavor` (`local` / unset: run here, no job).
+    FLAG_ALIASES: ClassVar[dict[str, str]] = {"target": "flavor"}
+
+    flavor: str = "l4x1"  # HF Jobs hardware, e.g. l4x1|a10g-large|a100-large|h200 (annotate: unset or local runs here)
     timeout: str = "2h"  # always set: s, m, h or d suffix, or seconds
     image: str = DEFAULT_IMAGE  # Docker image the job runs in (run_job: needs python3 and vLLM inside)
     runner: str = "run_job"  # run_job: the image's own vLLM | uv: run_uv_job(script)
@@ -73,8 +76,14 @@ class JobConfig:
     attempts: int | None = None  # max attempts, the first run included (unset: the Hub's default, 1)
     shards: int = 1  # split into N frame-balanced shard jobs (same as --shards)
     work_repo_id: str | None = None  # dataset repo the shard branches are pushed to (unset: --new_repo_id)
+    tags: tuple[str, ...] = ()  # extra tags, comma-separated or a JSON list; each becomes a job label tag=true
+    lerobot_ref: str | None = None  # lerobot-annotate's git ref of lerobot; here the job installs --job.package
+    dry_run: bool = False  # print the exact job spec (image, command, env, secret names, flavor, timeout); submit nothing
 
     def __post_init__(self) -> None:
+        if self.flavor == "local":
+            raise ValueError("--job.target=local (--job.flavor=local) means run here, not on HF Jobs: run "
+                             "`lerobot-keyframes annotate` without --job.* flags")
         if self.runner not in ("run_job", "uv"):
             raise ValueError(f"--job.runner must be run_job or uv, got {self.runner!r}")
         if parse_timeout(self.timeout) <= 0:
@@ -190,8 +199,8 @@ def _last(values: Mapping[str, list[str | None]], flag: str) -> str | None:
 
 
 def _truthy(value: str | None) -> bool:
-    """`annotate` flags take explicit values (`--push_to_hub=true`); a bare flag would be rejected by it."""
-    return value is not None and value.strip().lower() in ("1", "true", "yes", "on")
+    """`--push_to_hub=true`, or the bare `--push_to_hub` (None here), which `annotate` reads as true."""
+    return value is None or value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def without_flags(args: Sequence[str], flags: Sequence[str]) -> list[str]:
@@ -235,6 +244,13 @@ def job_config_from_args(args: Any) -> JobConfig | None:
 
     if not any(hasattr(args, f"job.{f.name}") for f in dataclasses.fields(JobConfig)):
         return None
+    if getattr(args, "job.flavor", None) in (None, "local"):  # lerobot-annotate: no --job.target runs here
+        given = sorted(f"--job.{f.name}" for f in dataclasses.fields(JobConfig)
+                       if hasattr(args, f"job.{f.name}") and f.name != "flavor")
+        if given:
+            logger.warning("%s: no effect without --job.target=<flavor> (or --job.flavor): running here",
+                           ", ".join(given))
+        return None
     return dataclass_from_flags(args, "job", JobConfig)
 
 
@@ -243,7 +259,7 @@ def check_annotate_args(args: Sequence[str], *, api: Any = None, token: str | No
     """Refuse job arguments that would waste the run or cannot work remotely; returns source/target repo ids."""
     values = flag_values(args)
     for flag in SECRET_FLAGS:
-        if flag in values:
+        if any(v not in (None, "EMPTY") for v in values.get(flag, ())):  # lerobot's EMPTY key is no secret
             raise HubError(f"{flag} would be visible in the job's command line; do not pass secrets as arguments "
                            "(HF_TOKEN is passed to the job as a secret automatically).")
     if any(TOKEN_PATTERN.search(a) for a in args):
@@ -347,7 +363,6 @@ def with_package(config: JobConfig, print_fn: Callable[[str], None] = print) -> 
         return config
     package, warning = job_package()
     if warning:
-        logger.warning("%s", warning)
         print_fn(f"warning: {warning}")
     return replace(config, package=package)
 
@@ -389,9 +404,10 @@ def submit_annotation_job(
     `inspect_job`), injectable for tests. Raises `HubError` for refused runs and Hub failures.
     """
     args = [a for a in annotate_args if a != "--"]
-    repos = check_annotate_args(args, api=api, token=token, check_source=check_source)
-    api = _api(api, token)
-    secret = _resolve_token(token)
+    repos = check_annotate_args(args, api=api, token=token, check_source=check_source and not config.dry_run)
+    if not config.dry_run:
+        api = _api(api, token)
+    secret = "<HF_TOKEN>" if config.dry_run else _resolve_token(token)
     run_id = run_id or uuid.uuid4().hex[:12]
     if "--vlm.backend" not in flag_values(args):
         args.append("--vlm.backend=vllm")
@@ -409,7 +425,11 @@ def submit_annotation_job(
         labels["target"] = _label(repos["target"])
     if shard is not None:
         labels["shard"] = f"{shard.index}-of-{num_shards}"
+    labels.update(dict.fromkeys(config.tags, "true"))
     labels.update(_pairs(config.labels))
+    if config.lerobot_ref is not None:
+        print_fn(f"warning: --job.lerobot_ref={config.lerobot_ref} is accepted for lerobot-annotate compatibility but "
+                 "not applied: the job installs lerobot_keyframes (--job.package), not lerobot from git")
     name = f"lerobot-keyframes-{run_id}" + (f"-shard-{shard.index}" if shard is not None else "")
     common: dict[str, Any] = {
         "image": config.image, "env": env, "secrets": {"HF_TOKEN": secret}, "flavor": config.flavor,
@@ -417,6 +437,9 @@ def submit_annotation_job(
     }
     if config.attempts is not None:
         common["attempts"] = config.attempts
+    if config.dry_run:
+        return _print_dry_run(config, common, args, run_id, print_fn, shard=shard, num_shards=num_shards,
+                              branch=branch)
     with hub_errors("submitting the job", token=secret):
         if config.runner == "uv":
             if not config.script:
@@ -438,6 +461,25 @@ def submit_annotation_job(
     if not config.detach and shard is None:
         follow_logs(handle, api, token=secret, print_fn=print_fn)
     return handle
+
+
+def _print_dry_run(config: JobConfig, common: dict[str, Any], args: Sequence[str], run_id: str,
+                   print_fn: Callable[[str], None], *, shard: Shard | None, num_shards: int | None,
+                   branch: str | None) -> JobHandle:
+    """What `--job.dry_run=true` prints instead of submitting: the exact spec, secrets by name only."""
+    spec = {k: v for k, v in common.items() if k != "secrets"}
+    spec["secrets"] = sorted(common["secrets"])  # names only, never values
+    if config.runner == "uv":
+        spec.update(runner="run_uv_job", script=config.script, script_args=list(args))
+    else:
+        package = with_package(config, print_fn).package
+        spec["env"] = {**spec["env"], PACKAGE_ENV: package}
+        spec.update(runner="run_job", command=["bash", "-c", BOOTSTRAP, "lerobot-keyframes-job", *args])
+    print_fn("dry run (nothing submitted): " + json.dumps(spec, indent=2, sort_keys=True))
+    return JobHandle(job_id="dry-run", url="", namespace=config.namespace or "", run_id=run_id, stage="DRY_RUN",
+                     shard=shard.index if shard is not None else None, num_shards=num_shards, branch=branch,
+                     episodes=shard.episodes if shard is not None else None,
+                     frames=shard.frames if shard is not None else None)
 
 
 def follow_logs(handle: JobHandle, api: Any = None, *, token: str | None = None,
@@ -540,7 +582,7 @@ def submit_sharded_annotation(
         handle = submit_annotation_job(detached, shard_args, api, token=token, run_id=run_id, shard=shard,
                                        num_shards=len(shards), branch=branch, print_fn=print_fn, check_source=False)
         run.shards.append(handle)
-        if run_file is not None:
+        if run_file is not None and not config.dry_run:
             run.save(run_file)  # after every submission: a crash mid-way still leaves a usable record
     print_fn(f"Run {run_id}: {len(shards)} shard jobs; frames per shard {[s.frames for s in shards]}"
              + (f"\n  record: {run_file} (resubmit failed shards: lerobot-keyframes job --resubmit_failed {run_file})"

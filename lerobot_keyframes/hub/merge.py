@@ -286,10 +286,17 @@ def shard_sources(run: Any) -> list[ShardSource]:
 
 
 def delete_shard_branches(repo_id: str, branches: Sequence[str], *, token: str | None = None, api: Any = None) -> None:
-    """Remove the shard branches after a successful merge (their content is in the final dataset)."""
+    """Remove the shard branches after a successful merge and push (their content is in the final dataset),
+    so the final repo shows only its `main`. A branch already gone is fine (a re-run of the merge)."""
+    from huggingface_hub.errors import RevisionNotFoundError
+
     api = _api(api, token)
     for branch in branches:
         with hub_errors("deleting a shard branch", repo_id=repo_id, revision=branch, token=token):
-            api.delete_branch(repo_id, branch=branch, repo_type=REPO_TYPE, token=token)
+            try:
+                api.delete_branch(repo_id, branch=branch, repo_type=REPO_TYPE, token=token)
+            except RevisionNotFoundError:
+                continue
+        logger.info("deleted merged shard branch %s of %s", branch, repo_id)
 
 

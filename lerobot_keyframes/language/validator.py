@@ -156,6 +156,9 @@ class LanguageValidationError(ValueError):
         super().__init__("language rows failed validation: " + report.format(limit=20))
 
 
+VIEW_DEPENDENT_STYLES = ("vqa", "trace")  # lerobot.datasets.language.VIEW_DEPENDENT_STYLES
+
+
 @dataclass(frozen=True)
 class ValidatorConfig:
     """Which optional rules apply.
@@ -163,11 +166,16 @@ class ValidatorConfig:
     `single_camera_vqa_per_frame`: released lerobot 0.6.0/0.6.1 resolve `emitted_at(t, style=vqa, ...)`
     without a camera and fail when one frame carries VQA from two cameras; turn this on (with the VQA
     module's camera rotation) for output those versions can train on. Off, it is a warning.
-    `require_subtasks`: an annotated episode must have subtask rows covering it.
+    `require_subtasks`: an episode with plan or memory rows must have subtask rows covering it (an episode
+    with neither, e.g. a motion-only run, passes: lerobot 0.6.1 has no subtask rule at all).
+    `vqa_on_image_cameras`: lerobot 0.6.1's `StagingValidator`, as lerobot-annotate sets it up, rejects
+    view-dependent rows (VQA) on a camera stored as images ("not one of the dataset's video keys"); off
+    (the default), so do we. Checked when the caller names the video cameras (`video_cameras=`).
     """
 
     single_camera_vqa_per_frame: bool = False
     require_subtasks: bool = True
+    vqa_on_image_cameras: bool = False
 
 
 @dataclass(frozen=True)
@@ -319,8 +327,10 @@ def validate_episode(
     cameras: Sequence[str] | None = None,
     config: ValidatorConfig | None = None,
     report: ValidationReport | None = None,
+    video_cameras: Sequence[str] | None = None,
 ) -> ValidationReport:
-    """Check one episode's rows against its exact parquet frame timestamps and the dataset's cameras."""
+    """Check one episode's rows against its exact parquet frame timestamps and the dataset's cameras
+    (`video_cameras`: those stored as videos, for `ValidatorConfig.vqa_on_image_cameras`)."""
     config = config or ValidatorConfig()
     report = report if report is not None else ValidationReport()
     ep = annotations.episode_index
@@ -342,6 +352,14 @@ def validate_episode(
                                  (LANGUAGE_EVENTS, annotations.events, valid_events)):
         for row in rows:
             ok = _check_row(row, column, frame_set, camera_set, report, where(row))
+            if ok and video_cameras is not None and not config.vqa_on_image_cameras and row.camera \
+                    and row.style in VIEW_DEPENDENT_STYLES and row.camera not in video_cameras:
+                report.error("vqa_image_camera",
+                             f"{row.style} row on camera {row.camera!r}, which is stored as images: lerobot 0.6.1's "
+                             f"validator accepts view-dependent rows only on the dataset's video keys "
+                             f"{sorted(video_cameras)} (allow it with ValidatorConfig(vqa_on_image_cameras=True))",
+                             **where(row))
+                ok = False
             if ok:
                 bucket.append(row)
 
@@ -447,9 +465,10 @@ def _check_persistent(rows: list[LanguageRow], frames: list[float], config: Vali
                            episode_index=ep, style="task_aug")
     subtasks = sorted(r.timestamp for r in rows if r.style == "subtask")
     if not subtasks:
-        if config.require_subtasks and frames:
-            report.error("subtask_coverage", "no subtask rows: every frame needs one active subtask",
-                         episode_index=ep, style="subtask")
+        needing = sorted({str(r.style) for r in rows if r.style in ("plan", "memory")})
+        if config.require_subtasks and frames and needing:
+            report.error("subtask_coverage", f"{' and '.join(needing)} rows but no subtask rows: every frame needs "
+                         "one active subtask", episode_index=ep, style="subtask")
     elif frames and subtasks[0] != frames[0]:
         report.error("subtask_coverage",
                      f"first subtask starts at t={subtasks[0]!r}, after the first frame t={frames[0]!r}: "
@@ -518,6 +537,7 @@ def validate_annotations(
     *,
     cameras: Sequence[str] | None = None,
     config: ValidatorConfig | None = None,
+    video_cameras: Sequence[str] | None = None,
 ) -> ValidationReport:
     """Validate several episodes; `frame_timestamps` maps episode index to its exact parquet timestamps."""
     report = ValidationReport()
@@ -526,7 +546,8 @@ def validate_annotations(
             report.error("unknown_episode", f"episode {ann.episode_index} is not in the dataset",
                          episode_index=ann.episode_index)
             continue
-        validate_episode(ann, frame_timestamps[ann.episode_index], cameras=cameras, config=config, report=report)
+        validate_episode(ann, frame_timestamps[ann.episode_index], cameras=cameras, config=config, report=report,
+                         video_cameras=video_cameras)
     return report
 
 
@@ -631,7 +652,7 @@ def validate_dataset(root: str | Path, *, config: ValidatorConfig | None = None,
         if ann.empty:
             report.episodes_checked.append(e)
             continue
-        validate_episode(ann, times[e], cameras=cameras, config=config, report=report)
+        validate_episode(ann, times[e], cameras=cameras, config=config, report=report, video_cameras=layout.video_keys)
     _check_failed_episodes(layout.root, anns, report)
     return report
 

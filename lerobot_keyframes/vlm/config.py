@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 BACKENDS = ("transformers", "vllm", "openai")
 STRUCTURED_OUTPUT_MODES = ("auto", "schema", "json_object", "off")
@@ -25,6 +25,9 @@ class VlmConfig:
         afterwards;
       - ``"off"``: no constraint; parse the text with the tolerant extractor.
     """
+
+    # lerobot-annotate's names for the same knobs.
+    FLAG_ALIASES: ClassVar[dict[str, str]] = {"serve_ready_timeout_s": "serve_timeout"}
 
     backend: str = "transformers"  # transformers|vllm|openai: in-process HF/vLLM model or an OpenAI-compatible server
     model_id: str = "Qwen/Qwen2.5-VL-3B-Instruct"  # Hub id or local dir (openai: the served model name)
@@ -71,6 +74,12 @@ class VlmConfig:
     auto_serve: bool = False  # start a vLLM server for model_id on api_base's port (reuses one already serving it)
     serve_timeout: float = 600.0  # how long auto_serve waits for the server to be ready (s)
     serve_args: tuple[str, ...] = ()  # extra vLLM server arguments, comma-separated, e.g. --quantization=fp8
+    # lerobot-annotate 0.6.1 knobs, same names (UNAPPLIED_VLM_SETTINGS says what each does here).
+    serve_port: int | None = None  # auto_serve port; unset: api_base's port (set alone: api_base uses this port)
+    serve_command: str | None = None  # lerobot-annotate's `vllm serve MODEL ...`: its options set the fields below
+    parallel_servers: int = 1  # independent auto-served servers, round-robin (lerobot-annotate; here: one)
+    num_gpus: int = 0  # GPUs per server, 0: one each (here: --vlm.tensor_parallel_size unless that is given)
+    reasoning_effort: str | None = None  # thinking-budget hint low|medium|high for OpenAI-compatible servers
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -88,6 +97,10 @@ class VlmConfig:
             raise ValueError(f"--vlm.client_concurrency must be >= 1 (got {self.client_concurrency})")
         if self.max_retries < 0:
             raise ValueError(f"--vlm.max_retries must be >= 0 (got {self.max_retries})")
+        if self.reasoning_effort not in (None, "low", "medium", "high"):
+            raise ValueError(f"--vlm.reasoning_effort must be low, medium or high, got {self.reasoning_effort!r}")
+        if self.parallel_servers < 1:
+            raise ValueError(f"--vlm.parallel_servers must be >= 1 (got {self.parallel_servers})")
         if self.batch_size < 1:
             raise ValueError(f"--vlm.batch_size must be >= 1 (got {self.batch_size})")
 
@@ -98,3 +111,66 @@ class VlmConfig:
 
     def replace(self, **changes: Any) -> VlmConfig:
         return dataclasses.replace(self, **changes)
+
+
+# (flag, lerobot default, what happens here): changed values are warned about once by the CLI.
+UNAPPLIED_VLM_SETTINGS: tuple[tuple[str, Any, str], ...] = (
+    ("parallel_servers", 1, "auto_serve starts one server; for several, start them and list their URLs in "
+     "--vlm.api_base (comma-separated, round-robin)"),
+    ("reasoning_effort", None, "not forwarded to the server yet; cap thinking with --vlm.chat_template_kwargs"),
+)
+
+
+def unapplied_vlm_settings(config: VlmConfig) -> list[str]:
+    """One message per lerobot-annotate VLM setting that was changed but has no effect here."""
+    return [f"--vlm.{name}={getattr(config, name)!r} is accepted for lerobot-annotate compatibility but not "
+            f"applied: {effect}" for name, default, effect in UNAPPLIED_VLM_SETTINGS
+            if getattr(config, name, default) != default]
+
+
+# `vllm serve` options of a lerobot-annotate --vlm.serve_command that are VlmConfig fields here.
+_SERVE_OPTIONS: dict[str, tuple[str, Any]] = {
+    "--tensor-parallel-size": ("tensor_parallel_size", int), "-tp": ("tensor_parallel_size", int),
+    "--max-model-len": ("max_model_len", int), "--gpu-memory-utilization": ("gpu_memory_utilization", float),
+    "--max-num-seqs": ("max_num_seqs", int), "--revision": ("revision", str), "--dtype": ("dtype", str),
+    "--seed": ("seed", int),
+}
+_SERVE_SWITCHES = {"--enforce-eager": "enforce_eager", "--trust-remote-code": "trust_remote_code"}
+_SERVE_OWNED = ("--port", "--host", "--served-model-name", "--api-key", "--model")  # set by auto_serve itself
+
+
+def serve_command_settings(command: str) -> tuple[str | None, dict[str, Any], tuple[str, ...]]:
+    """(model, VlmConfig fields, remaining server arguments) of a `vllm serve MODEL ...` command.
+
+    lerobot-annotate's --vlm.serve_command replaces its auto-serve command; here the options with a VlmConfig
+    field become that field (so in-process vLLM gets them too) and the rest go to auto_serve as serve_args."""
+    import shlex
+
+    tokens = shlex.split(command.replace("{port}", "0"))
+    model = None
+    if "serve" in tokens:
+        rest = tokens[tokens.index("serve") + 1:]
+        if rest and not rest[0].startswith("-"):
+            model, rest = rest[0], rest[1:]
+    else:  # e.g. python -m vllm.entrypoints.openai.api_server --model X ...
+        rest = tokens[next((i for i, t in enumerate(tokens) if t.startswith("--")), len(tokens)):]
+    fields: dict[str, Any] = {}
+    extra: list[str] = []
+    i = 0
+    while i < len(rest):
+        name, eq, value = rest[i].partition("=")
+        takes_value = not eq and i + 1 < len(rest) and not rest[i + 1].startswith("--")
+        if not eq and takes_value and name not in _SERVE_SWITCHES:
+            value, i = rest[i + 1], i + 1
+        if name in _SERVE_SWITCHES:
+            fields[_SERVE_SWITCHES[name]] = True
+        elif name in _SERVE_OPTIONS:
+            field_name, convert = _SERVE_OPTIONS[name]
+            fields[field_name] = convert(value)
+        elif name == "--model":
+            model = value
+        elif name not in _SERVE_OWNED and name.startswith("-"):
+            extra.append(f"{name}={value}" if value else name)
+        i += 1
+    return model, fields, tuple(extra)
+
