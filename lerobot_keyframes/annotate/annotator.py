@@ -92,7 +92,7 @@ class Annotator:
     backend: Any = None
     provider: Any = None
     keys: dict[str, str] | None = None
-    progress: bool = False  # an episode progress bar per call
+    progress: bool = False  # one progress display per call (a bar on a terminal, log lines in a log file)
 
     def __post_init__(self) -> None:
         from .keys import module_keys
@@ -144,6 +144,10 @@ class Annotator:
     async def annotate(self, rows: list[dict[str, Any]], rank: int | None = None) -> list[EpisodeOutcome]:
         """The outcomes of these episode rows (the async core of `__call__`, for callers with a loop)."""
         from ..frames import make_frame_provider
+        from ..progress import RunProgress
+        from .engine import MODULES
+        from .keys import episodes_inputs, source_identity
+        from .staging import Staging
         from .vqa import detect_family
 
         backend = self._backend(rank)
@@ -151,21 +155,22 @@ class Annotator:
         if provider is None:
             provider = make_frame_provider(rows, backend=self.config.frame_backend,
                                            cache_bytes=self.config.frame_cache_mb << 20)
-        from tqdm.auto import tqdm
-
-        from .keys import episodes_inputs, source_identity
-        from .staging import Staging
-
         root = rows[0].get("root") if rows else None  # staged work is checked against these episodes' inputs
         staging = Staging(self.staging_dir, inputs=episodes_inputs(rows, root, source_identity(self.config)))
-        bar = tqdm(total=len(rows), desc="annotate", unit="ep", disable=not self.progress)
+        progress = RunProgress([m for m in MODULES if getattr(self.config, m).enabled], len(rows),
+                               mode=None if self.progress else "off")
+
+        def done(outcome: EpisodeOutcome) -> None:
+            for module in (*outcome.modules_run, *outcome.modules_reused):
+                progress.advance(module)
+
         try:
             return await annotate_rows(rows, config=self.config, backend=backend, provider=provider,
                                        keys=dict(self.keys or {}), staging=staging,
                                        model_family=detect_family(getattr(self.vlm, "model_id", None)),
-                                       on_done=lambda outcome: bar.update(1))
+                                       on_done=done)
         finally:
-            bar.close()
+            progress.close()
             if backend is not None and hasattr(backend, "aclose"):
                 await backend.aclose()  # clients bound to this loop go with it
             if self.provider is None and hasattr(provider, "close"):
