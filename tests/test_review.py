@@ -90,7 +90,7 @@ def test_episode_pages_show_subtasks_rephrasings_and_links(site: Path,
         assert bands == labels
         for r in a.persistent:
             if r.style == "task_aug":
-                assert f'<li class="task-aug">{r.content}</li>' in page
+                assert re.search(rf'<li class="task-aug row-item" data-row="p\d+">{re.escape(r.content)} ', page)
         assert page.count('class="tick interjection"') == sum(r.style == "interjection" for r in a.events)
         assert "https://" not in page and "http://" not in page
         for src in re.findall(r'src="([^"]+)"', page):  # every image exists, relative to the page
@@ -172,7 +172,7 @@ def test_process_pool_and_cli_match_in_process(site: Path, annotated: tuple[Path
     pooled = build_review(root, tmp_path / "pool", config=ReviewConfig(workers=2))
     assert pooled.read_text() == (site / "index.html").read_text()
     assert _page(tmp_path / "pool", 1) == _page(site, 1).replace(
-        '\n<p><a href="../timelines/episode_000001.png">timeline image (PNG)</a></p>', "")
+        '<p><a href="../timelines/episode_000001.png">timeline image (PNG)</a></p>', "")
     assert main(["review", str(root), "--out", str(tmp_path / "cli"), "--episodes", "1", "--workers", "1",
                  "--thumbs_per_camera", "3", "--validate", "false"]) == 0
     index = (tmp_path / "cli" / "index.html").read_text()
@@ -187,7 +187,7 @@ def test_unannotated_dataset_and_bad_config(sample_root: Path, tmp_path: Path) -
     text = index.read_text()
     assert 'data-count="1"' in text and "no annotations" in text
     page = _page(tmp_path / "site", 1)
-    assert page.count('class="thumb"') == 2 * 2 and "subtask-band" not in page  # 2 cameras x 2 thumbnails
+    assert page.count('class="thumb"') == 2 * 2 and 'class="band subtask-band"' not in page  # 2 cameras x 2 thumbnails
     with pytest.raises(ValueError, match="episode 99 does not exist"):
         build_review(sample_root, tmp_path / "none", episodes=[99])
     with pytest.raises(ValueError, match="no episodes to review"):
