@@ -384,38 +384,9 @@ def _run_keyframes(args: argparse.Namespace) -> int:
 
 # -- review ------------------------------------------------------------------------------------------
 def _add_review(sub: argparse._SubParsersAction) -> None:
-    from .cli_flags import add_dataclass_flags
-    from .review.config import ReviewConfig
+    from .review.cli import add_parser
 
-    p = sub.add_parser(
-        "review",
-        help="write a static HTML review site of an annotated dataset (timelines, subtask strips, VQA with boxes)",
-        description="Write a self-contained static site to --out (no server, no network): an index of episodes "
-        "with annotation counts and validator status, and one page per episode with per-camera timelines, "
-        "subtask spans and frame strips, plans, memory, interjections, speech, task rephrasings and VQA frames "
-        "with boxes/points drawn in the recorded coordinate convention. --png adds one timeline image per episode.",
-    )
-    p.add_argument("root", type=Path, help="annotated dataset root")
-    p.add_argument("--out", type=Path, required=True, help="output folder (its index.html, episodes/, assets/ "
-                   "and timelines/ are replaced)")
-    p.add_argument("--episodes", type=_episodes_arg, default=None, help="only these episodes, e.g. 0,3,5-8")
-    p.add_argument("--png", action="store_true", help="also render timelines/episode_NNNNNN.png per episode")
-    add_dataclass_flags(p, "", ReviewConfig)
-    p.set_defaults(func=_run_review)
-
-
-def _run_review(args: argparse.Namespace) -> int:
-    from .cli_flags import dataclass_from_flags
-    from .review import ReviewConfig, build_review
-
-    try:
-        config = dataclass_from_flags(args, "", ReviewConfig)
-        index = build_review(args.root, args.out, episodes=args.episodes, png=args.png, config=config)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(index)
-    return 0
+    add_parser(sub)  # `review` and `review-apply`
 
 
 COMMANDS: Sequence[Callable[[argparse._SubParsersAction], None]] = (
