@@ -8,10 +8,10 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from browser_helpers import chromium, driver  # noqa: F401 (fixtures)
 
 from lerobot_keyframes.language import EpisodeAnnotations, LanguageRow, write_language
 from lerobot_keyframes.language.synthetic import synthetic_annotations
@@ -197,40 +197,7 @@ def test_unannotated_dataset_and_bad_config(sample_root: Path, tmp_path: Path) -
 
 
 # -- a real browser ----------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def chromium() -> tuple[str, str]:
-    """(chromium, chromedriver) paths; installed from Debian by scripts/ensure_chromium.sh when root."""
-    pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium)")
-    proc = subprocess.run(["bash", str(REPO / "scripts" / "ensure_chromium.sh")], capture_output=True, text=True,
-                          timeout=900)
-    if proc.returncode == 3:
-        pytest.skip(f"no headless Chromium: {proc.stderr.strip()}")
-    assert proc.returncode == 0, f"scripts/ensure_chromium.sh failed: {proc.stderr}"
-    return shutil.which("chromium") or "chromium", shutil.which("chromedriver") or "chromedriver"
-
-
-@pytest.fixture
-def driver(chromium: tuple[str, str], tmp_path: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager fetch a driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium[0]
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-                 "--window-size=1400,1000"):
-        options.add_argument(flag)
-    drv = webdriver.Chrome(options=options, service=Service(executable_path=chromium[1]))
-    drv.set_page_load_timeout(30)
-    try:
-        yield drv
-    finally:
-        drv.quit()
-
-
-def test_browser_shows_episodes_subtasks_and_boxes(driver, site: Path, tmp_path: Path,
+def test_browser_shows_episodes_subtasks_and_boxes(driver, site: Path, tmp_path: Path,  # noqa: F811
                                                    annotated: tuple[Path, list[EpisodeAnnotations]]) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait

@@ -196,10 +196,15 @@ def apply_episode(ann: EpisodeAnnotations, decision: Mapping[str, Any], timestam
         cur = new.get(rid)
         for oid in list(new):
             o = new[oid]
+            text = o.content
             if cur is None and o.style == "plan":
-                new[oid] = replace(o, content=_drop_step(o.content, old.content or ""))
+                text = _drop_step(o.content, old.content or "")
             elif cur is not None and o.style == "plan" and cur.content != old.content:
-                new[oid] = replace(o, content=_replace_label(o.content, old.content or "", cur.content or ""))
+                text = _replace_label(o.content, old.content or "", cur.content or "")
+            if text != o.content:
+                new[oid] = replace(o, content=text)
+                changes.append({"episode_index": e, "row": oid, "style": "plan", "action": "edit", "from": o.content,
+                                "to": text, "because": f"subtask {rid} was {'edited' if cur else 'rejected'}"})
             if cur is not None and cur.timestamp != old.timestamp and o.timestamp == old.timestamp and \
                     oid not in decided and (o.style == "memory" or (o.style == "plan" and
                                                                     old.timestamp not in interjection_times)):
@@ -268,7 +273,9 @@ def apply_decisions(root: str | Path, decisions: str | Path | Mapping[str, Any],
         raise DecisionsError(f"{out}: the reviewed dataset fails validation and was removed:\n" + final.format(20))
     approved = tuple(e for e, d in sorted(decided.items()) if d.get("status") == "approved")
     rejected = tuple(e for e, d in sorted(decided.items()) if d.get("status") == "rejected")
-    count = {a: sum(1 for c in changes if c["action"] == a) for a in ("reject", "edit", "move", "approve")}
+    # what the reviewer decided; rows that followed (a VQA partner, a plan listing a label) carry "because"
+    count = {a: sum(1 for c in changes if c["action"] == a and "because" not in c)
+             for a in ("reject", "edit", "move", "approve")}
     provenance = read_provenance(root)
     blob = json.dumps(data, sort_keys=True).encode()
     review = {"by": "person", "reviewer": reviewer, "tool": "lerobot-keyframes review-apply",
@@ -282,6 +289,5 @@ def apply_decisions(root: str | Path, decisions: str | Path | Mapping[str, Any],
     provenance["human_review"] = [*(earlier if isinstance(earlier, list) else []), review]
     provenance["validator"] = final.summary()
     atomic_write_text(out / PROVENANCE_FILE, json.dumps(provenance, indent=2, sort_keys=True, default=str))
-    return ApplyResult(out, approved, rejected, count["reject"], count["edit"],
-                       sum(1 for c in changes if c["action"] == "move" and "because" not in c), count["approve"],
+    return ApplyResult(out, approved, rejected, count["reject"], count["edit"], count["move"], count["approve"],
                        tuple(changes), final)

@@ -54,9 +54,14 @@ class _Shared:
 
 
 def _videos_of(row: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [{"key": c["key"], "slug": camera_slug(c["key"]), "src": f"../videos/{c['path']}",
+    return [{"key": c["key"], "slug": camera_slug(c["key"]), "src": f"../{video_site_path(c['path'])}",
              "from": float(c["from_timestamp"]), "width": c.get("width"), "height": c.get("height")}
             for c in row.get("cameras") or [] if c.get("storage") == "video"]
+
+
+def video_site_path(rel: str) -> str:
+    """Where the site keeps a dataset video (`videos/...` in the dataset -> `videos/...` in the site)."""
+    return "videos/" + rel.removeprefix("videos/")
 
 
 def _render_one(job: _Job, provider: Any, out: Path, config: ReviewConfig, png: bool,
@@ -83,7 +88,20 @@ def _render_one(job: _Job, provider: Any, out: Path, config: ReviewConfig, png: 
                                attention=shared.attention, site=shared.site)
     (out / "episodes" / f"{name}.html").write_text(page, encoding="utf-8")
     return {"episode_index": view.episode_index, "task": view.task, "frames": n, "duration": view.duration,
-            "counts": view.counts, "errors": len(view.errors), "warnings": len(view.warnings)}
+            "counts": view.counts, "errors": len(view.errors), "warnings": len(view.warnings),
+            "text": _search_text(view)}
+
+
+def _search_text(view: Any, limit: int = 4000) -> str:
+    """The episode's words for the index's text filter: labels, rephrasings, plans, memory, speech (no VQA JSON)."""
+    seen: dict[str, None] = {}
+    for s in view.spans:
+        seen.setdefault(s.label)
+    for t in view.task_aug:
+        seen.setdefault(t)
+    for m in view.marks:
+        seen.setdefault(m.text)
+    return " | ".join(seen)[:limit]
 
 
 def _render_chunk(jobs: Sequence[_Job], out: Path, config: ReviewConfig, png: bool, shared: _Shared,
@@ -145,7 +163,7 @@ def link_videos(root: Path, out: Path, rel_paths: Iterable[str], mode: str) -> i
     """
     copied = 0
     for rel in sorted(set(rel_paths)):
-        src, dst = root / rel, out / "videos" / rel
+        src, dst = root / rel, out / video_site_path(rel)
         if not src.is_file():
             logger.warning("video %s is missing; its episodes play nothing", src)
             continue
