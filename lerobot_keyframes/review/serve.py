@@ -107,7 +107,10 @@ class _Handler(SimpleHTTPRequestHandler):
             self._json(413, {"error": "empty or too large"})
             return
         try:
-            data = load_decisions(json.loads(self.rfile.read(length)))
+            payload = json.loads(self.rfile.read(length))
+            if not isinstance(payload, dict):
+                raise DecisionsError("POST body is not a decisions object")
+            data = load_decisions(payload)
         except (ValueError, DecisionsError) as exc:
             self._json(400, {"error": str(exc)})
             return
