@@ -330,3 +330,23 @@ def test_static_page_downloads_decisions_that_apply(driver, badge_site: Path, ba
     anns, _ = read_dataset_annotations(tmp_path / "reviewed", episodes=[0])
     src, _ = read_dataset_annotations(badge_root, episodes=[0])
     assert len(anns[0].events) == len(src[0].events) - 2
+
+
+def test_h264_rolled_over_files_and_an_image_camera_seek_exactly(driver, tmp_path: Path) -> None:  # noqa: F811
+    """Episodes past the first of an mp4 (from_timestamp > 0), in H.264, next to a camera stored as PNGs."""
+    from selenium.webdriver.common.by import By
+
+    from lerobot_keyframes.testing.sample import make_sample_dataset
+
+    src = make_sample_dataset(tmp_path / "src", episodes=2, episode_seconds=1.0, codec="h264", image_camera="top",
+                              max_video_file_mb=0.05, frame_badge=True)
+    write_language(src, synthetic_annotations(src), out=tmp_path / "ann")
+    build_review(tmp_path / "ann", tmp_path / "site", config=ReviewConfig(workers=1))
+    data = _open(driver, (tmp_path / "site" / "episodes" / "episode_000001.html").as_uri())
+    assert [c["slug"] for c in data["cameras"]] == ["front", "wrist"]  # the PNG camera has thumbnails, no player
+    assert all(c["from"] > 0 for c in data["cameras"])
+    starts = _subtask_frames(tmp_path / "ann", 1)
+    bands = driver.find_elements(By.CSS_SELECTOR, ".subtask-band")
+    assert len(bands) == len(starts) >= 2
+    _click(driver, bands[-1])
+    assert shown_frames(driver) == [starts[-1]] * 2
