@@ -6,6 +6,17 @@ the result stays valid: a VQA question and its answer are dropped together, an i
 speech atom, the memory row at a subtask's start moves or goes with the subtask, and an edited subtask label
 is replaced in the plan rows that list it. Everything goes through the package's validator and writer;
 `meta/annotation_provenance.json` of the new root records that a person changed the rows.
+
+The decisions file (written by the site's pages):
+
+    {"format": "lerobot_keyframes.review.decisions", "version": 1, "dataset": "<root the site was built from>",
+     "episodes": {"3": {"status": "approved" | "rejected" | null,
+                        "rows": {"p4": {"status": "rejected", "was": {...}},
+                                 "p6": {"content": "new label", "frame": 57, "was": {...}},
+                                 "e9": {"content": "{...edited VQA answer...}", "was": {...}}}}}}
+
+Row ids are those of `review.model.row_ids`; `was` is the row as the reviewer saw it (`row_record`) and
+must still match the dataset; `frame` is a frame index of the episode (only for subtask rows).
 """
 
 from __future__ import annotations
