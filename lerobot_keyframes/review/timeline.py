@@ -65,7 +65,7 @@ def render_timeline_png(view: EpisodeView, cameras: Sequence[tuple[str, Sequence
             labels.append(kind)
             labels_y.append(y)
         ax.set_yticks(labels_y, labels, fontsize=8)
-        ax.set_xlim(0, dur)
+        ax.set_xlim(-0.006 * dur, dur * 1.006)  # ticks at t=0 stay visible; thumbnails end at dur
         ax.set_ylim(0, top)
         ax.set_xlabel("episode time (s)", fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
