@@ -76,10 +76,12 @@ def _videos(path: Path) -> str:
     return f"{sum(p.stat().st_size for p in files) / 1e6:.1f} MB in {len(files)} files ({linked} hard links)"
 
 
-def _cli(root: Path, out: Path, env: dict[str, str] | None = None) -> float:
+def _cli(root: Path, out: Path, package: Path | None = None) -> float:
+    """The CLI in a fresh process; `package`: the folder holding the `lerobot_keyframes` to run (else this one)."""
+    env = {**os.environ, "PYTHONPATH": str(package)} if package else None
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "lerobot_keyframes.cli", "review", str(root), "--out", str(out)],
-                   check=True, capture_output=True, env=env)
+                   check=True, capture_output=True, env=env, cwd=package)  # `-m` puts the cwd first on sys.path
     return time.perf_counter() - t0
 
 
@@ -107,8 +109,7 @@ def run(root: Path, work: Path, repeats: int, baseline_ref: str | None = None) -
                      "videos": _videos(work / "site")})
     shutil.rmtree(work / "site", ignore_errors=True)
     if baseline_ref:
-        env = {**os.environ, "PYTHONPATH": str(_old_package(baseline_ref, work / "old"))}
-        seconds = _cli(root, work / "old-cli", env)
+        seconds = _cli(root, work / "old-cli", _old_package(baseline_ref, work / "old"))
         rows.append({"name": f"CLI as of `{baseline_ref}` (baseline: static report, no player)", "seconds": seconds,
                      "mb": _size_mb(work / "old-cli"), "videos": _videos(work / "old-cli"),
                      "jpegs": len(list((work / "old-cli" / "assets").rglob("*.jpg")))})

@@ -95,6 +95,10 @@ def test_episode_pages_show_subtasks_rephrasings_and_links(site: Path,
         assert "https://" not in page and "http://" not in page
         for src in re.findall(r'src="([^"]+)"', page):  # every image exists, relative to the page
             assert (site / "episodes" / src).resolve().is_file(), src
+    static = sorted((site / "static").iterdir())
+    assert [p.name for p in static] == ["decisions.js", "episode.js", "index.js", "review.css"]
+    for p in static:  # the scripts and CSS reach nothing on the network either
+        assert "http://" not in p.read_text() and "https://" not in p.read_text()
     assert 'id="next" href="episode_000001.html"' in _page(site, 0)
     assert 'id="prev" href="episode_000000.html"' in _page(site, 1)
 

@@ -1,6 +1,7 @@
 """Building the review site: decode frames (one batched call per episode and camera), link the videos, render.
 
-Layout of OUT: `index.html`, `episodes/episode_NNNNNN.html`, `assets/` (JPEG thumbnails and VQA frames),
+Layout of OUT: `index.html`, `episodes/episode_NNNNNN.html`, `static/` (CSS and scripts), `assets/` (JPEG
+thumbnails and VQA frames),
 `videos/` (the dataset's mp4 files at their dataset paths, hard-linked when OUT is on the same file system,
 else copied; every episode page plays its slice of them), `timelines/` (`--png`), and `decisions.json` once
 a reviewer saves through `--serve`.
@@ -25,7 +26,7 @@ from ..language.validator import EpisodeAnnotations
 from .config import ReviewConfig
 from .images import camera_slug, decode_episode_images, episode_dir_name, spread
 from .model import episode_view
-from .render import render_episode_page, render_index
+from .render import render_episode_page, render_index, write_static
 
 logger = logging.getLogger(__name__)
 
@@ -219,9 +220,10 @@ def build_review(root: str | Path, out: str | Path, *, episodes: Iterable[int] |
         by_episode = validate_dataset(root, episodes=selected).by_episode()
     dataset_issues = [f"{i.level}: {i}" for lst in (by_episode.get(None) or {}).values() for i in lst]
 
-    for sub in ("episodes", "assets", "timelines"):
+    for sub in ("episodes", "assets", "timelines", "static"):
         shutil.rmtree(out / sub, ignore_errors=True)
     (out / "episodes").mkdir(parents=True, exist_ok=True)
+    write_static(out)
     if png:
         (out / "timelines").mkdir(parents=True, exist_ok=True)
     if config.videos != "none":

@@ -1,5 +1,5 @@
-"""HTML of the review site, from jinja2 templates (`templates/*.jinja`); CSS and JS are inlined, so every page
-works from `file://` with no network."""
+"""HTML of the review site, from jinja2 templates (`templates/*.jinja`). The CSS and scripts are written once
+into `OUT/static/` and referenced relatively, so every page works from `file://` with no network."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from .config import ReviewConfig
 from .images import camera_slug, episode_dir_name, spread
 from .model import STYLE_COLUMNS, SUBTASK_COLORS, EpisodeView, Shape, TraceItem, trace_shape, vqa_shapes
 
+# templates/NAME.jinja -> OUT/static/NAME, copied as they are (named .jinja so the package data ships them)
+STATIC_FILES = ("review.css", "decisions.js", "index.js", "episode.js")
 MARK_SECTIONS = (("plan", "Plans"), ("memory", "Memory"), ("motion", "Motion"), ("interjection", "Interjections"),
                  ("speech", "Speech"))
 
@@ -24,6 +26,16 @@ def environment() -> Any:
     return jinja2.Environment(loader=jinja2.PackageLoader("lerobot_keyframes.review", "templates"),
                               autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=False,
                               keep_trailing_newline=True)
+
+
+def write_static(out: Path) -> None:
+    """Copy the site's CSS and scripts into `out/static/` (shared by every page)."""
+    from importlib.resources import files
+
+    static = out / "static"
+    static.mkdir(parents=True, exist_ok=True)
+    for name in STATIC_FILES:
+        (static / name).write_bytes(files("lerobot_keyframes.review").joinpath("templates", f"{name}.jinja").read_bytes())
 
 
 def _e(value: Any) -> str:
@@ -117,7 +129,8 @@ def render_episode_page(view: EpisodeView, images: Mapping[str, Mapping[str, Any
         next_page=f"{episode_dir_name(next_ep)}.html" if next_ep is not None else "",
         videos=[{**c, "src": c["src"]} for c in videos], thumb_lanes=thumb_lanes, bands=bands, tick_lanes=tick_lanes,
         png=png, strips=strips, mark_sections=[s for s in mark_sections if s["marks"]], vqa_cards=vqa_cards,
-        trace_cards=trace_cards, data=episode_data(view, videos, attention), site=dict(site or {"dataset": ""}))
+        trace_cards=trace_cards, data=episode_data(view, videos, attention), site=dict(site or {"dataset": ""}),
+        static="../static", script="episode.js")
 
 
 def _frame_figure(info: Mapping[str, Any], frame: int, assets_rel: str,
@@ -173,4 +186,4 @@ def render_index(summaries: Sequence[Mapping[str, Any]], *, root: Path, dataset_
         title=f"Review: {root.name}", root_name=root.name, root=str(root), summaries=rows, total=total,
         validated=validated, n_err=sum(1 for s in summaries if s["errors"]), styles=STYLE_COLUMNS,
         model=model, models=[model] if model else [], dataset_issues=list(dataset_issues[:50]),
-        site=dict(site or {"dataset": str(root)}))
+        site=dict(site or {"dataset": str(root)}), static="static", script="index.js")
