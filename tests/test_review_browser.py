@@ -25,6 +25,7 @@ from lerobot_keyframes.language.validator import read_dataset_annotations, valid
 from lerobot_keyframes.review import ReviewConfig, build_review
 
 LONG = "a-very-long-rephrasing-without-any-space-" * 12
+MODEL = "local/tiny-qwen"
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,7 @@ def badge_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         anns.append(a)
     root = base / "annotated"
     write_language(src, anns, out=root)
+    (root / "meta" / "annotation_provenance.json").write_text(json.dumps({"model_id": MODEL}))  # as annotate writes
     return root
 
 
@@ -184,7 +186,9 @@ def test_index_sorts_filters_and_jumps_to_the_next_episode_needing_attention(dri
     driver.find_element(By.ID, "filter").clear()
     driver.execute_script("document.getElementById('filter').dispatchEvent(new Event('input'))")
     assert shown() == ["0", "1"]
-    Select(driver.find_element(By.ID, "model-filter")).select_by_value("")
+    assert driver.find_element(By.ID, "model").text == MODEL
+    Select(driver.find_element(By.ID, "model-filter")).select_by_value(MODEL)
+    assert shown() == ["0", "1"]
     header = driver.find_element(By.CSS_SELECTOR, "th[data-sort=episode]")
     header.click()
     header.click()  # descending
@@ -292,6 +296,7 @@ def test_decide_in_the_page_save_through_the_server_and_apply(driver, badge_site
     assert len(vqa) == len(src_vqa) - 2  # the rejected question and its answer
     assert new_answer in [r.content for r in vqa]
     provenance = json.loads((out / "meta" / "annotation_provenance.json").read_text())
+    assert provenance["model_id"] == MODEL  # the annotation's provenance is kept, the review added
     review = provenance["human_review"][-1]
     assert review["by"] == "person" and review["reviewer"] == "test"
     assert review["episodes_approved"] == [0] and review["episodes_rejected"] == [1]
