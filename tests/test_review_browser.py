@@ -330,6 +330,13 @@ def test_static_page_downloads_decisions_that_apply(driver, badge_site: Path, ba
     driver.get((badge_site / "index.html").as_uri())  # the index shows what was decided on the episode page
     cell = driver.find_element(By.CSS_SELECTOR, "tr.episode-row[data-episode='0'] .review-cell")
     wait_for(lambda: "approved" in cell.text, what="the index to show the decision")
+    driver.execute_script("localStorage.clear()")  # another browser: it continues from the saved file
+    _open(driver, (badge_site / "episodes" / "episode_000000.html").as_uri())
+    assert driver.find_element(By.ID, "episode-status").text == "undecided"
+    driver.find_element(By.ID, "load-decisions").send_keys(str(path))
+    wait_for(lambda: driver.find_element(By.ID, "episode-status").text == "approved", what="loaded decisions")
+    card = driver.find_element(By.CSS_SELECTOR, ".vqa-item:not(.trace-item)")
+    assert "decision-rejected" in card.get_attribute("class")
     result = apply_decisions(badge_root, path, tmp_path / "reviewed")
     assert result.report.ok and result.rows_rejected == 2 and result.episodes_approved == (0,)
     anns, _ = read_dataset_annotations(tmp_path / "reviewed", episodes=[0])
