@@ -252,3 +252,21 @@ def test_png_timeline_has_every_camera_and_keeps_the_last_thumbnail_inside(tmp_p
     _, sx = columns(last)
     assert rx.max() < img.shape[1] - 1 and abs(rx.max() - sx.max()) <= 3  # ends with the episode, not past it
     assert abs(bx.max() - sx.max()) <= 3
+
+
+def test_rejected_middle_subtask_leaves_the_plans_and_its_memory(annotated: Path, tmp_path: Path) -> None:
+    anns, _ = read_dataset_annotations(annotated, episodes=[0])
+    rows = dict(row_ids(anns[0]))
+    subs = sorted((k for k, r in rows.items() if r.style == "subtask"), key=lambda k: rows[k].timestamp)
+    gone = rows[subs[2]]
+    assert any(r.style == "memory" and r.timestamp == gone.timestamp for r in rows.values())
+    result = apply_decisions(annotated, _decisions(annotated, 0, {subs[2]: {"status": "rejected"}}), tmp_path / "out")
+    assert result.report.ok and result.rows_rejected == 1
+    out, _ = read_dataset_annotations(tmp_path / "out", episodes=[0])
+    labels = [r.content for r in sorted(out[0].persistent, key=lambda r: r.timestamp) if r.style == "subtask"]
+    assert gone.content not in labels and len(labels) == len(subs) - 1
+    assert not [r for r in out[0].persistent if r.style == "memory" and r.timestamp == gone.timestamp]
+    for plan in (r.content for r in out[0].persistent if r.style == "plan"):
+        steps = plan.split("\n")
+        assert all(not s.endswith(gone.content) for s in steps)
+        assert [s.split(".")[0] for s in steps] == [str(k) for k in range(1, len(steps) + 1)]  # renumbered
