@@ -8,10 +8,10 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from browser_helpers import chromium, driver  # noqa: F401 (fixtures)
 
 from lerobot_keyframes.language import EpisodeAnnotations, LanguageRow, write_language
 from lerobot_keyframes.language.synthetic import synthetic_annotations
@@ -90,11 +90,15 @@ def test_episode_pages_show_subtasks_rephrasings_and_links(site: Path,
         assert bands == labels
         for r in a.persistent:
             if r.style == "task_aug":
-                assert f'<li class="task-aug">{r.content}</li>' in page
+                assert re.search(rf'<li class="task-aug row-item" data-row="p\d+">{re.escape(r.content)} ', page)
         assert page.count('class="tick interjection"') == sum(r.style == "interjection" for r in a.events)
         assert "https://" not in page and "http://" not in page
         for src in re.findall(r'src="([^"]+)"', page):  # every image exists, relative to the page
             assert (site / "episodes" / src).resolve().is_file(), src
+    static = sorted((site / "static").iterdir())
+    assert [p.name for p in static] == ["decisions.js", "episode.js", "index.js", "review.css"]
+    for p in static:  # the scripts and CSS reach nothing on the network either
+        assert "http://" not in p.read_text() and "https://" not in p.read_text()
     assert 'id="next" href="episode_000001.html"' in _page(site, 0)
     assert 'id="prev" href="episode_000000.html"' in _page(site, 1)
 
@@ -172,7 +176,7 @@ def test_process_pool_and_cli_match_in_process(site: Path, annotated: tuple[Path
     pooled = build_review(root, tmp_path / "pool", config=ReviewConfig(workers=2))
     assert pooled.read_text() == (site / "index.html").read_text()
     assert _page(tmp_path / "pool", 1) == _page(site, 1).replace(
-        '\n<p><a href="../timelines/episode_000001.png">timeline image (PNG)</a></p>', "")
+        '<p><a href="../timelines/episode_000001.png">timeline image (PNG)</a></p>', "")
     assert main(["review", str(root), "--out", str(tmp_path / "cli"), "--episodes", "1", "--workers", "1",
                  "--thumbs_per_camera", "3", "--validate", "false"]) == 0
     index = (tmp_path / "cli" / "index.html").read_text()
@@ -187,7 +191,7 @@ def test_unannotated_dataset_and_bad_config(sample_root: Path, tmp_path: Path) -
     text = index.read_text()
     assert 'data-count="1"' in text and "no annotations" in text
     page = _page(tmp_path / "site", 1)
-    assert page.count('class="thumb"') == 2 * 2 and "subtask-band" not in page  # 2 cameras x 2 thumbnails
+    assert page.count('class="thumb"') == 2 * 2 and 'class="band subtask-band"' not in page  # 2 cameras x 2 thumbnails
     with pytest.raises(ValueError, match="episode 99 does not exist"):
         build_review(sample_root, tmp_path / "none", episodes=[99])
     with pytest.raises(ValueError, match="no episodes to review"):
@@ -197,40 +201,7 @@ def test_unannotated_dataset_and_bad_config(sample_root: Path, tmp_path: Path) -
 
 
 # -- a real browser ----------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def chromium() -> tuple[str, str]:
-    """(chromium, chromedriver) paths; installed from Debian by scripts/ensure_chromium.sh when root."""
-    pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium)")
-    proc = subprocess.run(["bash", str(REPO / "scripts" / "ensure_chromium.sh")], capture_output=True, text=True,
-                          timeout=900)
-    if proc.returncode == 3:
-        pytest.skip(f"no headless Chromium: {proc.stderr.strip()}")
-    assert proc.returncode == 0, f"scripts/ensure_chromium.sh failed: {proc.stderr}"
-    return shutil.which("chromium") or "chromium", shutil.which("chromedriver") or "chromedriver"
-
-
-@pytest.fixture
-def driver(chromium: tuple[str, str], tmp_path: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager fetch a driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium[0]
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-                 "--window-size=1400,1000"):
-        options.add_argument(flag)
-    drv = webdriver.Chrome(options=options, service=Service(executable_path=chromium[1]))
-    drv.set_page_load_timeout(30)
-    try:
-        yield drv
-    finally:
-        drv.quit()
-
-
-def test_browser_shows_episodes_subtasks_and_boxes(driver, site: Path, tmp_path: Path,
+def test_browser_shows_episodes_subtasks_and_boxes(driver, site: Path, tmp_path: Path,  # noqa: F811
                                                    annotated: tuple[Path, list[EpisodeAnnotations]]) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait

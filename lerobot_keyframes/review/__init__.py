@@ -1,4 +1,4 @@
-"""Review what was annotated: a static HTML site per dataset and optional PNG timelines per episode.
+"""Review what was annotated: a site per dataset (video player, timelines, decisions) and applying decisions.
 
 `ReviewConfig` is light; the site builder (numpy, pyarrow, PIL) loads on first use so `lerobot-keyframes
 --help` stays fast.
@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 from .config import ReviewConfig
 
 if TYPE_CHECKING:
+    from .apply import apply_decisions, load_decisions
     from .site import build_review, episode_view, trace_shape, vqa_shapes
 
-__all__ = ["ReviewConfig", "build_review", "episode_view", "trace_shape", "vqa_shapes"]
+__all__ = ["ReviewConfig", "apply_decisions", "build_review", "episode_view", "load_decisions", "trace_shape",
+           "vqa_shapes"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,4 +23,8 @@ def __getattr__(name: str) -> Any:
         from . import site
 
         return getattr(site, name)
+    if name in ("apply_decisions", "load_decisions"):
+        from . import apply
+
+        return getattr(apply, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+VIDEO_MODES = ("link", "copy", "none")
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,7 @@ class ReviewConfig:
     workers: int = 0  # processes; 0: auto (up to 4, only for more than a few episodes), 1: in-process
     backend: str = "auto"  # frame decoder: auto|torchcodec|pyav|ffmpeg (auto: falls back in that order)
     validate: bool = True  # run the validator and show its status per episode
+    videos: Literal["link", "copy", "none"] = "link"  # player videos under OUT/videos: hard links (copies across file systems), copies, or no player
 
     def __post_init__(self) -> None:
         for name in ("thumbs_per_camera", "strip_frames"):
@@ -31,5 +35,7 @@ class ReviewConfig:
                 raise ValueError(f"{name} must be >= 16 px, got {getattr(self, name)}")
         if not 1 <= self.jpeg_quality <= 95:
             raise ValueError(f"jpeg_quality must be within [1, 95], got {self.jpeg_quality}")
+        if self.videos not in VIDEO_MODES:
+            raise ValueError(f"videos must be one of {VIDEO_MODES}, got {self.videos!r}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")

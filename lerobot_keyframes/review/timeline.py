@@ -14,29 +14,39 @@ _TICK_COLORS = {"plan": "#4e79a7", "memory": "#59a14f", "motion": "#9c755f", "in
                 "speech": "#b07aa1", "vqa": "#f28e2b", "trace": "#76b7b2"}
 
 
-def render_timeline_png(view: EpisodeView, thumbs: Sequence[tuple[float, Any]], path: str | Path, *,
-                        width_in: float = 12.0, dpi: int = 80) -> Path:
-    """Draw the episode timeline (first camera's thumbnails on top) with matplotlib's Agg backend."""
+def render_timeline_png(view: EpisodeView, cameras: Sequence[tuple[str, Sequence[tuple[float, Any]]]],
+                        path: str | Path, *, width_in: float = 12.0, dpi: int = 80) -> Path:
+    """Draw the episode timeline with matplotlib's Agg backend: one thumbnail row per camera on top.
+
+    `cameras`: (name, [(time, PIL image), ...]) per camera. Thumbnails fill equal slots of the episode's
+    duration, so the last one ends at the end of the episode (inside the image).
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from .site import SUBTASK_COLORS
+    from .model import SUBTASK_COLORS
 
     dur = view.duration
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n_lanes = 1 + len(_LANES)
     thumb_h = 1.6
-    fig, ax = plt.subplots(figsize=(width_in, 1.2 + 0.28 * n_lanes + thumb_h), dpi=dpi)
+    rows = [c for c in cameras if c[1]]
+    fig, ax = plt.subplots(figsize=(width_in, 1.2 + 0.28 * n_lanes + thumb_h * max(len(rows), 1)), dpi=dpi)
     try:
-        top = n_lanes + thumb_h + 0.2
-        if thumbs:
-            w = dur / max(len(thumbs), 1)
-            for t, image in thumbs:
-                ax.imshow(np.asarray(image), extent=(t, min(t + w, dur + w), n_lanes + 0.2, top), aspect="auto")
+        top = n_lanes + 0.2 + thumb_h * len(rows)
+        labels_y, labels = [], []
+        for r, (name, thumbs) in enumerate(rows):
+            lo = n_lanes + 0.2 + thumb_h * (len(rows) - 1 - r)
+            w = dur / len(thumbs)
+            for k, (_t, image) in enumerate(thumbs):
+                ax.imshow(np.asarray(image), extent=(k * w, (k + 1) * w, lo + 0.05, lo + thumb_h - 0.05),
+                          aspect="auto")
+            labels_y.append(lo + thumb_h / 2)
+            labels.append(name)
         y = n_lanes - 0.5
         for k, s in enumerate(view.spans):
             color = SUBTASK_COLORS[k % len(SUBTASK_COLORS)]
@@ -44,7 +54,8 @@ def render_timeline_png(view: EpisodeView, thumbs: Sequence[tuple[float, Any]], 
             room = int((s.end - s.start) / dur * width_in * dpi * 0.8 / 4.5)  # ~4.5 px per 7 pt character
             label = s.label if len(s.label) <= room else (s.label[: max(room - 1, 0)] + "…" if room > 2 else "")
             ax.text(s.start + 0.01 * dur, y, label, va="center", ha="left", fontsize=7, color="white")
-        labels = ["subtasks"]
+        labels.append("subtasks")
+        labels_y.append(n_lanes - 0.5)
         for lane, kind in enumerate(_LANES):
             y = n_lanes - 1.5 - lane
             items = {"vqa": view.vqa, "trace": view.traces}.get(kind) or [m for m in view.marks if m.kind == kind]
@@ -52,8 +63,9 @@ def render_timeline_png(view: EpisodeView, thumbs: Sequence[tuple[float, Any]], 
             if times:
                 ax.vlines(times, y - 0.35, y + 0.35, colors=_TICK_COLORS[kind], linewidth=2)
             labels.append(kind)
-        ax.set_yticks([n_lanes - 0.5 - i for i in range(n_lanes)], labels, fontsize=8)
-        ax.set_xlim(-0.01 * dur, dur * 1.01)
+            labels_y.append(y)
+        ax.set_yticks(labels_y, labels, fontsize=8)
+        ax.set_xlim(-0.006 * dur, dur * 1.006)  # ticks at t=0 stay visible; thumbnails end at dur
         ax.set_ylim(0, top)
         ax.set_xlabel("episode time (s)", fontsize=8)
         ax.tick_params(axis="x", labelsize=8)

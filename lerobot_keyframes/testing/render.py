@@ -632,3 +632,33 @@ def add_noise(img: np.ndarray, rng: np.random.Generator, amplitude: int = 3) -> 
     """Sensor noise, fresh every frame, so the encoder has real work to do."""
     noise = rng.integers(-amplitude, amplitude + 1, img.shape, dtype=np.int16)
     return np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+BADGE_BITS = 10  # frame numbers 0..1023
+
+
+def badge_cell(width: int) -> int:
+    """Side of one badge cell in pixels: big enough to survive lossy codecs and downscaling."""
+    return max(4, width // 20)
+
+
+def draw_frame_badge(img: np.ndarray, frame_index: int) -> np.ndarray:
+    """Draw `frame_index` as a row of black/white squares (LSB first) along the top-left edge, in place.
+
+    Optional (`make_sample_dataset(frame_badge=True)`): lets a test read back which frame a player shows.
+    """
+    cell = badge_cell(img.shape[1])
+    for bit in range(BADGE_BITS):
+        img[:cell, bit * cell:(bit + 1) * cell] = 255 if (frame_index >> bit) & 1 else 0
+    return img
+
+
+def badge_centres(width: int) -> list[tuple[int, int]]:
+    """(x, y) pixel centres of the badge cells of a `width`-wide frame, LSB first."""
+    cell = badge_cell(width)
+    return [(bit * cell + cell // 2, cell // 2) for bit in range(BADGE_BITS)]
+
+
+def read_frame_badge(luma: Sequence[float]) -> int:
+    """The frame number from the cells' brightness (0..255, LSB first, as sampled at `badge_centres`)."""
+    return sum(1 << bit for bit, v in enumerate(luma) if v >= 128)

@@ -86,6 +86,7 @@ class SampleSpec:
     height: int = 240
     episode_seconds: float = 6.0
     robot_type: str = "sample_arm"
+    frame_badge: bool = False  # draw the frame number as black/white squares (top-left) into every video frame
     chunks_size: int = field(default=CHUNKS_SIZE, repr=False)
 
     def __post_init__(self) -> None:
@@ -164,6 +165,7 @@ def make_sample_dataset(
     episode_seconds: float = 6.0,
     robot_type: str = "sample_arm",
     overwrite: bool = False,
+    frame_badge: bool = False,
 ) -> Path:
     """Write a procedurally rendered LeRobot v3.0 dataset to `out` and return its absolute path.
 
@@ -183,6 +185,7 @@ def make_sample_dataset(
         height=height,
         episode_seconds=episode_seconds,
         robot_type=robot_type,
+        frame_badge=frame_badge,
     )
     return write_sample_dataset(out, spec, overwrite=overwrite)
 
@@ -264,7 +267,8 @@ def default_sample_dataset(**kwargs: Any) -> Path:
     params = {k: v for k, v in bound.arguments.items() if k not in ("out", "overwrite")}
     params["cameras"] = _normalize_cameras(params["cameras"])
     spec = SampleSpec(**params)
-    key = json.dumps({"generator": GENERATOR_VERSION, **_jsonable(asdict(spec))}, sort_keys=True)
+    key = json.dumps({"generator": GENERATOR_VERSION, **_jsonable(_spec_params(spec, keep=("chunks_size",)))},
+                     sort_keys=True)
     samples = cache_dir() / "samples"
     root = samples / hashlib.sha256(key.encode()).hexdigest()[:16]
     if (root / "meta" / "info.json").is_file():
@@ -612,6 +616,12 @@ def spec_from_ground_truth(root: str | Path) -> SampleSpec:
     return SampleSpec(**params)
 
 
+def _spec_params(spec: SampleSpec, keep: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The spec as recorded; `frame_badge` only when on, so datasets without it keep their exact bytes."""
+    return {k: v for k, v in asdict(spec).items()
+            if (k != "chunks_size" or k in keep) and not (k == "frame_badge" and not v)}
+
+
 def clean_frame(spec: SampleSpec, episode_index: int, camera: str, frame_index: int) -> np.ndarray:
     """The noise-free render of one frame: what the video shows before sensor noise and codec loss.
 
@@ -670,6 +680,8 @@ def _write_dataset(root: Path, spec: SampleSpec) -> None:
             for f in range(n):
                 for key, cam in cams.items():
                     rgb = render.add_noise(cam.render(f), noise[key])
+                    if spec.frame_badge:
+                        render.draw_frame_badge(rgb, f)
                     if key in video_writers:
                         video_writers[key].encode(rgb)
                     else:
@@ -780,7 +792,7 @@ def _write_dataset(root: Path, spec: SampleSpec) -> None:
             "generator": {
                 "name": "lerobot_keyframes.testing.sample",
                 "version": GENERATOR_VERSION,
-                "params": _jsonable({k: v for k, v in asdict(spec).items() if k != "chunks_size"}),
+                "params": _jsonable(_spec_params(spec)),
             },
             "fps": spec.fps,
             "phase_names": list(render.PHASES),

@@ -1,0 +1,304 @@
+"""Apply a reviewer's decisions (the site's `decisions.json`) to an annotated dataset, into a NEW root.
+
+Rejected rows are dropped (a rejected episode loses all its rows), edited contents replace the stored ones,
+a moved subtask boundary takes the exact parquet timestamp of the chosen frame. Dependent rows follow so
+the result stays valid: a VQA question and its answer are dropped together, an interjection goes with its
+speech atom, the memory row at a subtask's start moves or goes with the subtask, and an edited subtask label
+is replaced in the plan rows that list it. Everything goes through the package's validator and writer;
+`meta/annotation_provenance.json` of the new root records that a person changed the rows.
+
+The decisions file (written by the site's pages):
+
+    {"format": "lerobot_keyframes.review.decisions", "version": 1, "dataset": "<root the site was built from>",
+     "episodes": {"3": {"status": "approved" | "rejected" | null,
+                        "rows": {"p4": {"status": "rejected", "was": {...}},
+                                 "p6": {"content": "new label", "frame": 57, "was": {...}},
+                                 "e9": {"content": "{...edited VQA answer...}", "was": {...}}}}}}
+
+Row ids are those of `review.model.row_ids`; `was` is the row as the reviewer saw it (`row_record`) and
+must still match the dataset; `frame` is a frame index of the episode (only for subtask rows).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..language.schema import LanguageRow, say_tool_call, speech_text
+from ..language.validator import EpisodeAnnotations, ValidationReport
+from .model import row_ids, row_record
+
+DECISIONS_FORMAT = "lerobot_keyframes.review.decisions"
+DECISIONS_VERSION = 1
+ROW_STATUSES = (None, "approved", "rejected")
+
+
+class DecisionsError(ValueError):
+    """A decisions file is malformed or does not match the dataset it is applied to."""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """Where the reviewed dataset is and what the review changed."""
+
+    root: Path
+    episodes_approved: tuple[int, ...]
+    episodes_rejected: tuple[int, ...]
+    rows_rejected: int
+    rows_edited: int
+    boundaries_moved: int
+    rows_approved: int
+    changes: tuple[dict[str, Any], ...] = field(repr=False)
+    report: ValidationReport = field(repr=False)
+
+
+def load_decisions(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    """Read and check a decisions file (or dict); raises `DecisionsError` naming the file and the entry."""
+    name = str(source) if not isinstance(source, Mapping) else "decisions"
+    if isinstance(source, Mapping):
+        data: Any = dict(source)
+    else:
+        try:
+            data = json.loads(Path(source).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise DecisionsError(f"{name}: cannot read decisions ({exc.strerror or exc})") from exc
+        except ValueError as exc:
+            raise DecisionsError(f"{name}: not JSON ({exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != DECISIONS_FORMAT:
+        raise DecisionsError(f"{name}: not a review decisions file (format must be {DECISIONS_FORMAT!r})")
+    if data.get("version") != DECISIONS_VERSION:
+        raise DecisionsError(f"{name}: decisions version {data.get('version')!r} is not {DECISIONS_VERSION}")
+    episodes = data.get("episodes")
+    if not isinstance(episodes, dict):
+        raise DecisionsError(f"{name}: 'episodes' must be an object of episode index -> decisions")
+    for key, ep in episodes.items():
+        if not re.fullmatch(r"\d+", str(key)) or not isinstance(ep, dict):
+            raise DecisionsError(f"{name}: episode {key!r}: expected an episode index and an object")
+        if ep.get("status") not in ROW_STATUSES:
+            raise DecisionsError(f"{name}: episode {key}: status {ep.get('status')!r} is not approved/rejected/null")
+        rows = ep.get("rows") or {}
+        if not isinstance(rows, dict):
+            raise DecisionsError(f"{name}: episode {key}: 'rows' must be an object of row id -> decision")
+        for rid, d in rows.items():
+            where = f"{name}: episode {key} row {rid}"
+            if not re.fullmatch(r"[pe]\d+", rid) or not isinstance(d, dict):
+                raise DecisionsError(f"{where}: expected an id like p3/e7 and an object")
+            if d.get("status") not in ROW_STATUSES:
+                raise DecisionsError(f"{where}: status {d.get('status')!r} is not approved/rejected/null")
+            if "content" in d and not isinstance(d["content"], str):
+                raise DecisionsError(f"{where}: content must be a string")
+            if "frame" in d and (not isinstance(d["frame"], int) or isinstance(d["frame"], bool)):
+                raise DecisionsError(f"{where}: frame must be a frame index (integer)")
+            if not isinstance(d.get("was"), dict):
+                raise DecisionsError(f"{where}: 'was' (the row as reviewed) is missing")
+    return data
+
+
+def _same_row(was: Mapping[str, Any], row: LanguageRow) -> bool:
+    now = row_record(row)
+    return all(was.get(k) == now[k] for k in ("style", "role", "camera", "content")) and \
+        np.float32(was.get("timestamp", np.nan)) == np.float32(now["timestamp"])
+
+
+def _replace_label(text: str | None, old: str, new: str) -> str | None:
+    """`old` -> `new` in a plan, where it is a whole step (line text after an optional "N. ")."""
+    if not text or old == new:
+        return text
+    lines = text.split("\n")
+    out = []
+    for line in lines:
+        m = re.fullmatch(r"(\s*\d+[.)]\s*)?(.*?)\s*", line)
+        out.append((m.group(1) or "") + new if m and m.group(2) == old else line)
+    return "\n".join(out)
+
+
+def _drop_step(text: str | None, label: str) -> str | None:
+    """Remove the step `label` from a plan and renumber "N. " steps."""
+    if not text:
+        return text
+    kept = [ln for ln in text.split("\n") if re.sub(r"^\s*\d+[.)]\s*", "", ln).strip() != label]
+    if len(kept) == len(text.split("\n")):
+        return text
+    n = 0
+    out = []
+    for ln in kept:
+        m = re.match(r"^(\s*)\d+([.)])\s*(.*)$", ln)
+        if m:
+            n += 1
+            ln = f"{m.group(1)}{n}{m.group(2)} {m.group(3)}"
+        out.append(ln)
+    return "\n".join(out)
+
+
+def apply_episode(ann: EpisodeAnnotations, decision: Mapping[str, Any], timestamps: np.ndarray,
+                  changes: list[dict[str, Any]], name: str = "decisions") -> EpisodeAnnotations:
+    """The episode's rows after its decisions; appends one record per change to `changes`."""
+    e = ann.episode_index
+    if decision.get("status") == "rejected":
+        changes.append({"episode_index": e, "action": "reject_episode", "rows": len(ann.rows)})
+        return EpisodeAnnotations(e)
+    rows = dict(row_ids(ann))
+    decided = decision.get("rows") or {}
+    for rid, d in decided.items():
+        if rid not in rows:
+            raise DecisionsError(f"{name}: episode {e} row {rid}: no such row in the dataset (it has "
+                                 f"{len(ann.persistent)} persistent rows and {len(ann.events)} events)")
+        if not _same_row(d["was"], rows[rid]):
+            raise DecisionsError(f"{name}: episode {e} row {rid}: the dataset's row ({rows[rid].style} at "
+                                 f"t={rows[rid].timestamp!r}) differs from the reviewed one; rebuild the review site")
+    rejected = {rid for rid, d in decided.items() if d.get("status") == "rejected"}
+    # dependants: a VQA pair goes together, an interjection goes with its speech atom
+    for rid in list(rejected):
+        r = rows[rid]
+        for oid, o in rows.items():
+            if oid in rejected or o.timestamp != r.timestamp:
+                continue
+            if (r.style == "vqa" and o.style == "vqa" and o.camera == r.camera) or \
+                    (speech_text(r) is not None and o.style == "interjection") or \
+                    (r.style == "subtask" and o.style == "memory"):
+                rejected.add(oid)
+                changes.append({"episode_index": e, "row": oid, "style": o.style, "action": "reject",
+                                "because": f"{rid} ({r.style or 'speech'}) was rejected"})
+    new: dict[str, LanguageRow] = {}
+    n = len(timestamps)
+    for rid, r in rows.items():
+        if rid in rejected:
+            if rid in decided and decided[rid].get("status") == "rejected":
+                changes.append({"episode_index": e, "row": rid, "style": r.style or "speech", "action": "reject",
+                                "was": row_record(r)})
+            continue
+        d = decided.get(rid, {})
+        if "content" in d and d["content"] != row_record(r)["content"]:
+            if speech_text(r) is not None:
+                r2 = replace(r, tool_calls=(say_tool_call(d["content"]),))
+            else:
+                r2 = replace(r, content=d["content"])
+            changes.append({"episode_index": e, "row": rid, "style": r.style or "speech", "action": "edit",
+                            "from": row_record(r)["content"], "to": d["content"]})
+            r = r2
+        if "frame" in d:
+            k = d["frame"]
+            if r.style != "subtask":
+                raise DecisionsError(f"{name}: episode {e} row {rid}: only a subtask's start can be moved "
+                                     f"(this row is {r.style or 'speech'})")
+            if not 0 < k < n:
+                raise DecisionsError(f"{name}: episode {e} row {rid}: frame {k} is outside (0, {n}); the first "
+                                     "subtask starts at frame 0")
+            t = float(timestamps[k])  # the exact parquet timestamp, never a recomputed time
+            if t != r.timestamp:
+                changes.append({"episode_index": e, "row": rid, "style": "subtask", "action": "move",
+                                "from": r.timestamp, "to": t, "frame": k})
+                r = r.with_timestamp(t)
+        new[rid] = r
+    # rows that follow a subtask: memory at its start moves with it, the plan lists its label
+    interjection_times = {r.timestamp for r in new.values() if r.style == "interjection"}
+    for rid, old in rows.items():
+        if old.style != "subtask":
+            continue
+        cur = new.get(rid)
+        for oid in list(new):
+            o = new[oid]
+            text = o.content
+            if cur is None and o.style == "plan":
+                text = _drop_step(o.content, old.content or "")
+            elif cur is not None and o.style == "plan" and cur.content != old.content:
+                text = _replace_label(o.content, old.content or "", cur.content or "")
+            if text != o.content:
+                new[oid] = replace(o, content=text)
+                changes.append({"episode_index": e, "row": oid, "style": "plan", "action": "edit", "from": o.content,
+                                "to": text, "because": f"subtask {rid} was {'edited' if cur else 'rejected'}"})
+            if cur is not None and cur.timestamp != old.timestamp and o.timestamp == old.timestamp and \
+                    oid not in decided and (o.style == "memory" or (o.style == "plan" and
+                                                                    old.timestamp not in interjection_times)):
+                new[oid] = new[oid].with_timestamp(cur.timestamp)
+                changes.append({"episode_index": e, "row": oid, "style": o.style, "action": "move",
+                                "from": old.timestamp, "to": cur.timestamp, "because": f"{rid} moved"})
+    subtasks = [(rows[rid].timestamp, r.timestamp, rid) for rid, r in new.items() if r.style == "subtask"]
+    order_before = [rid for _, _, rid in sorted(subtasks)]
+    order_after = [rid for _, _, rid in sorted(subtasks, key=lambda s: (s[1], s[0]))]
+    starts = sorted(t for _, t, _ in subtasks)
+    if order_before != order_after or len(set(starts)) != len(starts):
+        raise DecisionsError(f"{name}: episode {e}: moved subtask boundaries change the order of the subtasks "
+                             "or put two on one frame; a subtask must start after the previous one and before the next")
+    for rid, d in decided.items():
+        if d.get("status") == "approved" and rid not in rejected:
+            changes.append({"episode_index": e, "row": rid, "style": rows[rid].style or "speech", "action": "approve"})
+    keep = [new[rid] for rid, _ in row_ids(ann) if rid in new]
+    return EpisodeAnnotations(e, tuple(r for r in keep if r.column == "language_persistent"),
+                              tuple(r for r in keep if r.column != "language_persistent"))
+
+
+def apply_decisions(root: str | Path, decisions: str | Path | Mapping[str, Any], out: str | Path, *,
+                    overwrite: bool = False, reviewer: str | None = None) -> ApplyResult:
+    """Write `root` with `decisions` applied to the NEW dataset root `out` (`root` is never modified)."""
+    from ..dataset.layout import DatasetLayout
+    from ..language.validator import (
+        LanguageValidationError,
+        ValidatorConfig,
+        read_dataset_annotations,
+        validate_annotations,
+        validate_dataset,
+    )
+    from ..language.writer import atomic_write_text, write_language
+    from .build import PROVENANCE_FILE, read_provenance
+
+    name = str(decisions) if not isinstance(decisions, Mapping) else "decisions"
+    data = load_decisions(decisions)
+    layout = DatasetLayout.open(root)
+    root = layout.root
+    out = Path(out).expanduser().absolute()
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")
+    decided = {int(k): v for k, v in data["episodes"].items()}
+    total = int(layout.info.get("total_episodes") or 0)
+    missing = sorted(e for e in decided if not 0 <= e < total)
+    if missing:
+        raise DecisionsError(f"{name}: episode(s) {missing} are not in {root} ({total} episodes)")
+    anns, times = read_dataset_annotations(root, episodes=sorted(decided))
+    changes: list[dict[str, Any]] = []
+    new = {e: apply_episode(anns[e], d, times[e], changes, name) for e, d in sorted(decided.items())}
+    changed = {e: a for e, a in new.items() if a != anns[e]}
+    report = validate_annotations([a for a in changed.values() if not a.empty], times, cameras=layout.camera_keys)
+    if report.errors:
+        raise DecisionsError(f"{name}: the reviewed rows fail validation, nothing was written:\n"
+                             + report.format(limit=20))
+    try:
+        # a rejected episode has no rows at all; that is allowed (validated above for the others)
+        write_language(root, changed, out=out, overwrite=overwrite,
+                       validator_config=ValidatorConfig(require_subtasks=False))
+    except LanguageValidationError as exc:
+        raise DecisionsError(f"{name}: the reviewed rows fail validation, nothing was written:\n"
+                             + exc.report.format(limit=20)) from exc
+    final = validate_dataset(out)
+    if final.errors:
+        shutil.rmtree(out, ignore_errors=True)  # ours, just written; the source is untouched
+        raise DecisionsError(f"{out}: the reviewed dataset fails validation and was removed:\n" + final.format(20))
+    approved = tuple(e for e, d in sorted(decided.items()) if d.get("status") == "approved")
+    rejected = tuple(e for e, d in sorted(decided.items()) if d.get("status") == "rejected")
+    # what the reviewer decided; rows that followed (a VQA partner, a plan listing a label) carry "because"
+    count = {a: sum(1 for c in changes if c["action"] == a and "because" not in c)
+             for a in ("reject", "edit", "move", "approve")}
+    provenance = read_provenance(root)
+    blob = json.dumps(data, sort_keys=True).encode()
+    review = {"by": "person", "reviewer": reviewer, "tool": "lerobot-keyframes review-apply",
+              "applied_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+              "source_root": str(root), "decisions_file": None if isinstance(decisions, Mapping) else str(decisions),
+              "decisions_sha256": hashlib.sha256(blob).hexdigest(), "episodes_reviewed": sorted(decided),
+              "episodes_approved": list(approved), "episodes_rejected": list(rejected),
+              "rows_rejected": count["reject"], "rows_edited": count["edit"], "rows_moved": count["move"],
+              "rows_approved": count["approve"], "changes": changes}
+    earlier = provenance.get("human_review")
+    provenance["human_review"] = [*(earlier if isinstance(earlier, list) else []), review]
+    provenance["validator"] = final.summary()
+    atomic_write_text(out / PROVENANCE_FILE, json.dumps(provenance, indent=2, sort_keys=True, default=str))
+    return ApplyResult(out, approved, rejected, count["reject"], count["edit"], count["move"], count["approve"],
+                       tuple(changes), final)

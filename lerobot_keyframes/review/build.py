@@ -1,0 +1,255 @@
+"""Building the review site: decode frames (one batched call per episode and camera), link the videos, render.
+
+Layout of OUT: `index.html`, `episodes/episode_NNNNNN.html`, `static/` (CSS and scripts), `assets/` (JPEG
+thumbnails and VQA frames),
+`videos/` (the dataset's mp4 files at their dataset paths, hard-linked when OUT is on the same file system,
+else copied; every episode page plays its slice of them), `timelines/` (`--png`), and `decisions.json` once
+a reviewer saves through `--serve`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..language.validator import EpisodeAnnotations
+from .config import ReviewConfig
+from .images import camera_slug, decode_episode_images, episode_dir_name, spread
+from .model import episode_view
+from .render import render_episode_page, render_index, write_static
+
+logger = logging.getLogger(__name__)
+
+_MIN_AUTO_PARALLEL = 6  # episodes; below this a process pool costs more than it saves
+PROVENANCE_FILE = "meta/annotation_provenance.json"
+
+
+@dataclass(frozen=True)
+class _Job:
+    row: dict[str, Any]
+    ann: EpisodeAnnotations | None
+    timestamps: np.ndarray
+    errors: tuple[str, ...]
+    warnings: tuple[str, ...]
+    prev_ep: int | None
+    next_ep: int | None
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every page of one build shares."""
+
+    attention: tuple[int, ...]
+    site: dict[str, Any]
+    videos: bool
+
+
+def _videos_of(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{"key": c["key"], "slug": camera_slug(c["key"]), "src": f"../{video_site_path(c['path'])}",
+             "from": float(c["from_timestamp"]), "width": c.get("width"), "height": c.get("height")}
+            for c in row.get("cameras") or [] if c.get("storage") == "video"]
+
+
+def video_site_path(rel: str) -> str:
+    """Where the site keeps a dataset video (`videos/...` in the dataset -> `videos/...` in the site)."""
+    return "videos/" + rel.removeprefix("videos/")
+
+
+def _render_one(job: _Job, provider: Any, out: Path, config: ReviewConfig, png: bool,
+                shared: _Shared) -> dict[str, Any]:
+    view = episode_view(job.row, job.ann, job.timestamps, errors=job.errors, warnings=job.warnings)
+    name = episode_dir_name(view.episode_index)
+    assets = out / "assets" / name
+    images = decode_episode_images(view, provider, job.row, assets, config)
+    n = len(view.timestamps)
+    png_rel = None
+    if png:
+        from .timeline import render_timeline_png
+
+        lanes = []
+        for cam in view.cameras:
+            pil = images.get(cam["key"], {}).get("pil", {})
+            thumbs = [(float(view.timestamps[i]), pil[i]) for i in spread(0, n, config.thumbs_per_camera) if i in pil]
+            if thumbs:
+                lanes.append((camera_slug(cam["key"]), thumbs))
+        render_timeline_png(view, lanes, out / "timelines" / f"{name}.png")
+        png_rel = f"../timelines/{name}.png"
+    page = render_episode_page(view, images, config, prev_ep=job.prev_ep, next_ep=job.next_ep, png=png_rel,
+                               assets_rel=f"../assets/{name}", videos=_videos_of(job.row) if shared.videos else (),
+                               attention=shared.attention, site=shared.site)
+    (out / "episodes" / f"{name}.html").write_text(page, encoding="utf-8")
+    return {"episode_index": view.episode_index, "task": view.task, "frames": n, "duration": view.duration,
+            "counts": view.counts, "errors": len(view.errors), "warnings": len(view.warnings),
+            "text": _search_text(view)}
+
+
+def _search_text(view: Any, limit: int = 4000) -> str:
+    """The episode's words for the index's text filter: labels, rephrasings, plans, memory, speech (no VQA JSON)."""
+    seen: dict[str, None] = {}
+    for s in view.spans:
+        seen.setdefault(s.label)
+    for t in view.task_aug:
+        seen.setdefault(t)
+    for m in view.marks:
+        seen.setdefault(m.text)
+    return " | ".join(seen)[:limit]
+
+
+def _render_chunk(jobs: Sequence[_Job], out: Path, config: ReviewConfig, png: bool, shared: _Shared,
+                  progress: bool = False) -> list[dict[str, Any]]:
+    """Render some episodes with one frame provider (its decoders stay open across neighbouring episodes)."""
+    from ..frames import make_frame_provider
+
+    provider = None
+    if any(j.row.get("cameras") for j in jobs):
+        provider = make_frame_provider([j.row for j in jobs], backend=config.backend, on_error="none",
+                                       cache_bytes=0)  # every frame is asked for once
+    try:
+        from tqdm.auto import tqdm
+
+        return [_render_one(j, provider, out, config, png, shared)
+                for j in tqdm(jobs, desc="review", unit="episode", disable=None if progress else True)]
+    finally:
+        if provider is not None and hasattr(provider, "close"):
+            provider.close()
+
+
+def _render_pool(jobs: Sequence[_Job], out: Path, config: ReviewConfig, png: bool, shared: _Shared,
+                 n_workers: int) -> list[dict[str, Any]]:
+    """Contiguous runs of episodes (so a worker's decoders keep their files open) over a process pool."""
+    from concurrent.futures import as_completed
+
+    from tqdm.auto import tqdm
+
+    if config.backend in ("auto", "torchcodec"):  # import the decoder library once, before forking
+        from ..frames.decoders.base import torchcodec_available
+
+        torchcodec_available()
+    bounds = np.linspace(0, len(jobs), n_workers * 2 + 1).round().astype(int)
+    chunks = [jobs[bounds[i]:bounds[i + 1]] for i in range(len(bounds) - 1) if bounds[i] < bounds[i + 1]]
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    results: dict[int, list[dict[str, Any]]] = {}
+    with ProcessPoolExecutor(n_workers, mp_context=ctx) as pool, \
+            tqdm(total=len(jobs), desc="review", unit="episode", disable=None) as bar:
+        futures = {pool.submit(_render_chunk, chunk, out, config, png, shared): k for k, chunk in enumerate(chunks)}
+        for fut in as_completed(futures):
+            results[futures[fut]] = fut.result()
+            bar.update(len(results[futures[fut]]))
+    return [s for k in sorted(results) for s in results[k]]
+
+
+def _workers(config: ReviewConfig, n: int) -> int:
+    if config.workers:
+        return max(1, min(config.workers, n))
+    if n < _MIN_AUTO_PARALLEL:
+        return 1
+    return max(1, min(4, os.cpu_count() or 1, n))
+
+
+def link_videos(root: Path, out: Path, rel_paths: Iterable[str], mode: str) -> int:
+    """Put the dataset's video files under `out/videos/` (hard link, else copy); returns bytes copied.
+
+    Never writes into `root`: a file already at the destination is kept when it is the same file or has the
+    same size (a rebuild), else replaced.
+    """
+    copied = 0
+    for rel in sorted(set(rel_paths)):
+        src, dst = root / rel, out / video_site_path(rel)
+        if not src.is_file():
+            logger.warning("video %s is missing; its episodes play nothing", src)
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.exists():
+            if os.path.samefile(src, dst) or (mode == "copy" and dst.stat().st_size == src.stat().st_size):
+                continue
+            dst.unlink()
+        if mode == "link":
+            try:
+                os.link(src, dst)
+                continue
+            except OSError:
+                pass
+        shutil.copyfile(src, dst)
+        copied += src.stat().st_size
+    return copied
+
+
+def read_provenance(root: Path) -> dict[str, Any]:
+    path = root / PROVENANCE_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def build_review(root: str | Path, out: str | Path, *, episodes: Iterable[int] | None = None, png: bool = False,
+                 config: ReviewConfig | None = None) -> Path:
+    """Write the review site of the annotated dataset at `root` into `out`; returns `out/index.html`.
+
+    `out` is (re)written: the `index.html`, `episodes/`, `assets/` and `timelines/` it holds are replaced;
+    `videos/` is refreshed and a reviewer's `decisions.json` is kept.
+    """
+    from ..dataset.episodes import build_episode_rows
+    from ..dataset.layout import DatasetLayout
+    from ..language.validator import read_dataset_annotations, validate_dataset
+
+    config = config or ReviewConfig()
+    root = Path(root).resolve()
+    out = Path(out)
+    if out.resolve() == root or out.resolve().is_relative_to(root) or root.is_relative_to(out.resolve()):
+        raise ValueError(f"review output {out} overlaps the dataset {root}; choose a separate folder")
+    selected = sorted(set(episodes)) if episodes is not None else None
+    layout = DatasetLayout.open(root)
+    rows = build_episode_rows(layout, episodes=selected)
+    if not rows:
+        raise ValueError(f"{root}: no episodes to review (asked for {selected})")
+    anns, times = read_dataset_annotations(root, episodes=selected)
+    by_episode: Mapping[int | None, Mapping[str, list[Any]]] = {}
+    if config.validate:
+        by_episode = validate_dataset(root, episodes=selected).by_episode()
+    dataset_issues = [f"{i.level}: {i}" for lst in (by_episode.get(None) or {}).values() for i in lst]
+
+    for sub in ("episodes", "assets", "timelines", "static"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    (out / "episodes").mkdir(parents=True, exist_ok=True)
+    write_static(out)
+    if png:
+        (out / "timelines").mkdir(parents=True, exist_ok=True)
+    if config.videos != "none":
+        link_videos(root, out, [c["path"] for r in rows for c in r["cameras"] if c["storage"] == "video"],
+                    config.videos)
+    order = [int(r["episode_index"]) for r in rows]
+    jobs = []
+    for k, r in enumerate(rows):
+        e = int(r["episode_index"])
+        issues = by_episode.get(e) or {}
+        jobs.append(_Job(dict(r), anns.get(e), times.get(e, np.asarray(r["timestamps"], dtype=np.float32)),
+                         tuple(str(i) for i in issues.get("errors", [])),
+                         tuple(str(i) for i in issues.get("warnings", [])),
+                         order[k - 1] if k > 0 else None, order[k + 1] if k + 1 < len(order) else None))
+    attention = tuple(j.row["episode_index"] for j in jobs if j.errors or j.warnings)
+    provenance = read_provenance(root)
+    site = {"dataset": str(root)}
+    shared = _Shared(attention, site, config.videos != "none")
+    n_workers = _workers(config, len(jobs))
+    if n_workers == 1:
+        summaries = _render_chunk(jobs, out, config, png, shared, progress=True)
+    else:
+        summaries = _render_pool(jobs, out, config, png, shared, n_workers)
+    index = out / "index.html"
+    model = provenance.get("model_id")
+    index.write_text(render_index(summaries, root=root, dataset_issues=dataset_issues, validated=config.validate,
+                                  model=str(model) if model else None, site=site), encoding="utf-8")
+    logger.info("review of %d episodes written to %s", len(summaries), index)
+    return index
