@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -11,6 +12,28 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def _cli_settings_stay_in_their_test():
+    """`cli.main` called in-process sets up logging (handlers on the stream of that moment, levels) and
+    environment defaults for the whole process, as a program should; a test must not leave them to the next."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    names = [n for n in logging.root.manager.loggerDict if not n.startswith("_")]
+    levels = {n: logging.getLogger(n).level for n in names}
+    environ = dict(os.environ)
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, lvl in levels.items():
+        logging.getLogger(name).setLevel(lvl)
+    for name in set(logging.root.manager.loggerDict) - set(names):
+        if not name.startswith("_"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    if os.environ != environ:
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 @pytest.fixture(scope="session")

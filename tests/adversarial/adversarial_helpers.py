@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def files_containing(root: Path, needle: bytes) -> list[str]:
 def one_error_line(err: str) -> str:
     """The `error: ...` line of stderr (the CLI's one-line refusal), failing when there is a traceback."""
     assert "Traceback" not in err, err[-2000:]
-    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    lines = [line for line in err.splitlines() if re.match(r"(lerobot-keyframes [\w-]+: )?error: ", line)]
     assert len(lines) == 1, err[-2000:]
     return lines[0]
 

@@ -80,6 +80,9 @@ def test_a_backend_that_is_not_installed_is_refused_before_any_work(tiny: Path, 
     assert rc == 2 and "pip install 'lerobot_keyframes[vllm]'" in one_error_line(err)
     assert not (tmp_path / "out.staging").exists() and tree_hash(tiny) == before
     # auto_serve needs vLLM too, unless a server already answers on the port
+    from lerobot_keyframes.testing.tiny_qwen import tiny_qwen_cached
+
     rc, _, err = cli("annotate", "--root", tiny, "--out", tmp_path / "out", "--vlm.backend=openai",
+                     f"--vlm.model_id={tiny_qwen_cached('qwen2_5_vl')}",  # a model that exists: the extra is missing
                      "--vlm.auto_serve=true", "--vlm.api_base=http://127.0.0.1:9/v1")
     assert rc == 2 and "'vllm'" in one_error_line(err)

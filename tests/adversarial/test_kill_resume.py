@@ -126,8 +126,7 @@ def test_annotate_into_out_killed_while_staging_then_resumed(sample_root: Path, 
         assert not (tmp_path / "out").exists()  # no half output: it appears whole or not at all
         resumed = h.run_cli(h.annotate_argv(sample_root, tmp_path / "out", server.api_base))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    reused = resumed.stdout.split("reused from staging", 1)[1].splitlines()[0]
-    assert "=" in reused, resumed.stdout  # what was staged before the kill is not asked again
+    assert "from staging)" in resumed.stdout, resumed.stdout  # what was staged before the kill is not asked again
     skip = ("meta/annotation_provenance.json",)
     assert h.file_hashes(tmp_path / "out", skip) == h.file_hashes(tmp_path / "ref", skip)
     assert h.file_hashes(sample_root) == source_before

@@ -47,7 +47,7 @@ def test_second_run_into_the_same_out_fails_at_start_naming_the_first(sample_roo
     assert first.returncode == 0, first_err[-2000:]
     assert second.returncode == 2, (second.returncode, second.stdout[-1000:], second.stderr[-2000:])
     message = second.stderr.strip().splitlines()[-1]
-    assert message.startswith("error: another annotation run is using") and str(out) in message
+    assert "error: another annotation run is using" in message and str(out) in message
     assert f"pid {first.pid}" in message and "started 20" in message and "annotate" in message
     # the output is the first run's alone: its seed in the provenance, its VQA rate's rows
     prov = h.provenance(out)
