@@ -111,6 +111,7 @@ def _add_annotate(sub: argparse._SubParsersAction) -> None:
         InterjectionsConfig,
         MotionConfig,
         PlanConfig,
+        QualityConfig,
         RayConfig,
         VqaConfig,
     )
@@ -126,7 +127,7 @@ def _add_annotate(sub: argparse._SubParsersAction) -> None:
     )
     add_dataclass_flags(p, "", AnnotateConfig)
     for prefix, cls in (("plan", PlanConfig), ("interjections", InterjectionsConfig), ("vqa", VqaConfig),
-                        ("motion", MotionConfig), ("executor", ExecutorConfig), ("ray", RayConfig),
+                        ("motion", MotionConfig), ("quality", QualityConfig), ("executor", ExecutorConfig), ("ray", RayConfig),
                         ("vlm", VlmConfig)):
         add_dataclass_flags(p, prefix, cls)
     from .hub.jobs import add_job_flags
@@ -145,6 +146,7 @@ def annotate_configs_from_args(args: argparse.Namespace):
         InterjectionsConfig,
         MotionConfig,
         PlanConfig,
+        QualityConfig,
         RayConfig,
         VqaConfig,
     )
@@ -156,6 +158,7 @@ def annotate_configs_from_args(args: argparse.Namespace):
         "interjections": dataclass_from_flags(args, "interjections", InterjectionsConfig),
         "vqa": dataclass_from_flags(args, "vqa", VqaConfig),
         "motion": dataclass_from_flags(args, "motion", MotionConfig),
+        "quality": dataclass_from_flags(args, "quality", QualityConfig),
         "executor": dataclass_from_flags(args, "executor", ExecutorConfig),
         "ray": dataclass_from_flags(args, "ray", RayConfig),
     }

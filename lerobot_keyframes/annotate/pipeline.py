@@ -53,6 +53,8 @@ class AnnotateResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     push: Any = None
     frames: dict[str, int] = field(default_factory=dict)  # decoded / served from the frame cache (local engine)
+    quality: dict[int, list[Any]] = field(default_factory=dict)  # quality.QualityFinding per episode (before the run)
+    notes: list[str] = field(default_factory=list)  # e.g. grounding: which episodes were snapped, and why not
 
     def summary(self) -> str:
         ok = len(self.episodes) - len(self.failures)
@@ -66,6 +68,11 @@ class AnnotateResult:
         ]
         if self.frames:
             lines.append(f"frames decoded {self.frames['decoded']}, served from the frame cache {self.frames['cached']}")
+        if self.quality:
+            from ..quality import findings_summary
+
+            lines.extend(findings_summary(self.quality))
+        lines.extend(self.notes)
         if self.validation is not None:
             lines.append(f"validation: {getattr(self.validation, 'summary', lambda: self.validation)()}")
         if self.push is not None:
@@ -86,7 +93,8 @@ def module_keys(config: AnnotateConfig, vlm: Any) -> dict[str, str]:
         "max_new_tokens": getattr(vlm, "max_new_tokens", None),
         "chat_template_kwargs": getattr(vlm, "chat_template_kwargs", None),
     }
-    plan = config_hash("plan", config.plan, identity, prompt_hashes(PLAN_PROMPTS), config.seed)
+    plan = config_hash("plan", config.plan, identity, prompt_hashes(PLAN_PROMPTS), config.seed,
+                       (config.motion.signal, config.motion.gripper_index))  # the grounding signal
     return {
         "plan": plan,
         "interjections": config_hash(
@@ -242,6 +250,10 @@ def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[st
     result, staging = run.result, run.staging
     finished = [e for e in result.episodes if e not in result.failures]
     per_episode = {e: assemble_rows(staging.rows(e)) for e in finished}
+    if config.plan.enabled:
+        from .grounding import grounding_summary
+
+        result.notes.extend(grounding_summary({e: getattr(staging.read(e, "plan"), "info", None) for e in finished}))
     result.rows_per_style = dict(Counter(str(r.get("style")) for rs in per_episode.values() for r in rs))
     result.provenance = provenance(config, vlm, result, keys)
     if not config.push_staging_only:  # a shard job leaves writing to `merge`
@@ -274,6 +286,14 @@ def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, pro
         from ..frames import make_frame_provider
 
         provider = make_frame_provider(rows, backend=config.frame_backend, cache_bytes=config.frame_cache_mb << 20)
+    if config.quality.enabled:  # before any model call; --quality.skip_bad_episodes leaves flagged episodes out
+        from ..quality import check_episodes
+
+        result.quality = check_episodes(rows, provider, config.quality, signal=config.motion.signal,
+                                        gripper_index=config.motion.gripper_index)
+        if config.quality.skip_bad_episodes:
+            result.failures.update({e: f"skipped (--quality.skip_bad_episodes): {f[0]}" for e, f in result.quality.items()})
+            rows = [r for r in rows if r["episode_index"] not in result.quality]
     if backend is None and any(getattr(config, m).enabled for m in ("plan", "interjections", "vqa")):
         from ..vlm import make_backend
 
@@ -318,6 +338,8 @@ def provenance(config: AnnotateConfig, vlm: Any, result: AnnotateResult, keys: d
         "modules": [m for m in MODULES if getattr(config, m).enabled],
         "episodes": len(result.episodes) - len(result.failures),
         "rows_per_style": result.rows_per_style,
+        "quality": {str(e): [f.as_dict() for f in fs] for e, fs in sorted(result.quality.items())},
+        "notes": list(result.notes),
         "seed": config.seed,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

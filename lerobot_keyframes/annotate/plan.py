@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -52,8 +53,10 @@ async def effective_task(ctx: EpisodeContext, images: list[Any], times: list[flo
     return normalize_label(answer["task"]) or ctx.task
 
 
-async def segment(ctx: EpisodeContext, task: str, images: list[Any], times: list[float]) -> list[Span]:
-    """Windows of at most `max_frames_per_prompt` frames; describe-then-segment per window; merged and cleaned."""
+async def segment(ctx: EpisodeContext, task: str, images: list[Any], times: list[float],
+                  grounding: Any = None) -> list[Span]:
+    """Windows of at most `max_frames_per_prompt` frames; describe-then-segment per window; merged and cleaned.
+    With `grounding` (grounding.Grounding) and `events_in_prompt`, each window's robot events are in its prompt."""
     cfg = ctx.config.plan
     size = max(2, cfg.max_frames_per_prompt)
     windows = [(images[i : i + size], times[i : i + size]) for i in range(0, len(images), size)]
@@ -70,7 +73,7 @@ async def segment(ctx: EpisodeContext, task: str, images: list[Any], times: list
         text = load_prompt("plan_segment").render(
             task=task, window_start=w_start, window_end=w_end, duration=ctx.duration,
             description_block=description_block, min_subtask_seconds=cfg.min_subtask_seconds,
-            max_steps=cfg.plan_max_steps,
+            max_steps=cfg.plan_max_steps, events_block=_events_block(cfg, grounding, w_start, w_end),
         )
         (answer,) = await ctx.ask(
             MODULE, [_user(blocks, text)], [schemas.segment_schema(w_start, w_end, cfg.plan_max_steps)]
@@ -80,6 +83,14 @@ async def segment(ctx: EpisodeContext, task: str, images: list[Any], times: list
         merge_windows(raw_windows), ctx.timestamps, ctx.fps, min_seconds=cfg.min_subtask_seconds,
         max_steps=cfg.plan_max_steps, fallback_text=task or "do the task",
     )
+
+
+def _events_block(cfg: Any, grounding: Any, start: float, end: float) -> str:
+    if grounding is None or grounding.signal is None or not cfg.events_in_prompt:
+        return ""
+    from .grounding import events_text
+
+    return events_text(grounding.events, start, end, grounding.signal.column)
 
 
 async def rephrasings(ctx: EpisodeContext, task: str) -> list[str]:
@@ -127,7 +138,16 @@ async def run_plan(ctx: EpisodeContext) -> tuple[list[dict[str, Any]], dict[str,
                               episode_index=ctx.index, module=MODULE)
     real_times = [float(t) for t in frames.timestamps]
     task = await effective_task(ctx, images, real_times)
-    spans = await segment(ctx, task, images, real_times)
+    from . import grounding as gr
+
+    ground = await asyncio.to_thread(gr.episode_grounding, ctx.episode, ctx.config.motion.signal,
+                                     ctx.config.motion.gripper_index)
+    spans = await segment(ctx, task, images, real_times, ground)
+    snap = gr.should_snap(cfg.snap_to_signals, ground)
+    snaps = None
+    if snap:
+        spans, snaps = gr.snap_spans(spans, ground.events, ctx.timestamps, ctx.fps, tolerance_s=cfg.snap_tolerance_s,
+                                     min_frames=max(1, int(round(cfg.min_subtask_seconds * ctx.fps))))
     rows: list[dict[str, Any]] = []
     t0 = ctx.frame_time(0)
     for phrase in await rephrasings(ctx, task):
@@ -139,5 +159,6 @@ async def run_plan(ctx: EpisodeContext) -> tuple[list[dict[str, Any]], dict[str,
             rows.append(persistent_row("plan", format_plan([s.text for s in spans[k:]]), span.start))
         if cfg.emit_memory and k > 0:
             rows.append(persistent_row("memory", mems[k - 1], span.start))
-    info = {"task": task, "spans": [s.as_dict() for s in spans], "camera": camera}
+    info = {"task": task, "spans": [s.as_dict() for s in spans], "camera": camera,
+            "grounding": gr.grounding_info(ground, snaps, snap, cfg.snap_tolerance_s)}
     return rows, info
