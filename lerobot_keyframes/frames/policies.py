@@ -391,7 +391,8 @@ def arm_motion(arm: np.ndarray, ts: np.ndarray) -> ArmMotion | None:
     in radians and positions in metres weigh the same. A dimension whose range is under 20x its sensor
     noise (from the second differences of the quietest frames) carries no motion and is left out. A slow
     drift (a dimension's median velocity over the frames where the other dimensions hold still) is
-    subtracted, so an orientation column creeping along while the arm holds still does not read as motion.
+    subtracted, so an orientation column creeping along while the arm holds still does not read as motion,
+    and a dead band of 3 sigma of the noise-only velocity keeps noisy dimensions from reading as motion.
     """
     arm = np.asarray(arm, dtype=np.float64).reshape(len(arm), -1)
     n = len(arm)
@@ -427,6 +428,10 @@ def arm_motion(arm: np.ndarray, ts: np.ndarray) -> ArmMotion | None:
             if held.sum() >= 3:
                 drift[k] = np.median(v[held, k])
         v = v - drift
+    # dead band: velocity within 3 sigma of what the sensor noise alone gives (sigma * fps / w after the
+    # w-frame moving average and the central difference) counts as none
+    floor = 3.0 * noise / (w * period) / scale
+    v = np.sign(v) * np.maximum(np.abs(v) - floor, 0.0)
     return ArmMotion(speed=np.sqrt((v * v).sum(axis=1)), position=pos, scale=scale, noise=noise)
 
 
