@@ -259,6 +259,23 @@ def snap_spans(spans: Sequence[Span], events: Sequence[SignalEvent], timestamps:
     return out, snaps
 
 
+def ground_spans(raw: Any, timestamps: Sequence[float] | np.ndarray, fps: float, events: Sequence[SignalEvent], *,
+                 tolerance_s: float, min_seconds: float, max_steps: int,
+                 fallback_text: str) -> tuple[list[Span], list[Snap]]:
+    """`clean_spans` with the boundaries snapped to the events in between: the model's spans are made
+    frame-exact (keeping short ones), snapped, then cleaned again with `min_seconds`. Snapping first keeps
+    two close boundaries that each have their own event (a noisy model often puts the two edges of a short
+    grasp 0.2 s apart), where merging first would lose one of them."""
+    from .spans import clean_spans
+
+    fine = clean_spans(raw, timestamps, fps, min_seconds=0.0, max_steps=max_steps, fallback_text=fallback_text)
+    snapped, snaps = snap_spans(fine, events, timestamps, fps, tolerance_s=tolerance_s)
+    final = clean_spans([s.as_dict() for s in snapped], timestamps, fps, min_seconds=min_seconds,
+                        max_steps=max_steps, fallback_text=fallback_text)
+    kept = {s.start_index for s in final}
+    return final, [s for s in snaps if s.to_index in kept]
+
+
 def should_snap(setting: bool | None, grounding: Grounding) -> bool:
     """`--plan.snap_to_signals`: None (auto) snaps when the episode has a usable signal with events."""
     return grounding.usable if setting is None else bool(setting) and grounding.usable

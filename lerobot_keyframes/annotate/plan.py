@@ -54,9 +54,10 @@ async def effective_task(ctx: EpisodeContext, images: list[Any], times: list[flo
 
 
 async def segment(ctx: EpisodeContext, task: str, images: list[Any], times: list[float],
-                  grounding: Any = None) -> list[Span]:
+                  grounding: Any = None, snaps: list[Any] | None = None) -> list[Span]:
     """Windows of at most `max_frames_per_prompt` frames; describe-then-segment per window; merged and cleaned.
-    With `grounding` (grounding.Grounding) and `events_in_prompt`, each window's robot events are in its prompt."""
+    With `grounding` (grounding.Grounding) and `events_in_prompt`, each window's robot events are in its prompt;
+    with a `snaps` list too, boundaries are snapped to the events (grounding.ground_spans) and the moves recorded."""
     cfg = ctx.config.plan
     size = max(2, cfg.max_frames_per_prompt)
     windows = [(images[i : i + size], times[i : i + size]) for i in range(0, len(images), size)]
@@ -79,6 +80,15 @@ async def segment(ctx: EpisodeContext, task: str, images: list[Any], times: list
             MODULE, [_user(blocks, text)], [schemas.segment_schema(w_start, w_end, cfg.plan_max_steps)]
         )
         raw_windows.append(answer.get("subtasks", []))
+    if snaps is not None and grounding is not None:
+        from .grounding import ground_spans
+
+        spans, moved = ground_spans(
+            merge_windows(raw_windows), ctx.timestamps, ctx.fps, grounding.events, tolerance_s=cfg.snap_tolerance_s,
+            min_seconds=cfg.min_subtask_seconds, max_steps=cfg.plan_max_steps, fallback_text=task or "do the task",
+        )
+        snaps.extend(moved)
+        return spans
     return clean_spans(
         merge_windows(raw_windows), ctx.timestamps, ctx.fps, min_seconds=cfg.min_subtask_seconds,
         max_steps=cfg.plan_max_steps, fallback_text=task or "do the task",
@@ -142,12 +152,9 @@ async def run_plan(ctx: EpisodeContext) -> tuple[list[dict[str, Any]], dict[str,
 
     ground = await asyncio.to_thread(gr.episode_grounding, ctx.episode, ctx.config.motion.signal,
                                      ctx.config.motion.gripper_index)
-    spans = await segment(ctx, task, images, real_times, ground)
     snap = gr.should_snap(cfg.snap_to_signals, ground)
-    snaps = None
-    if snap:
-        spans, snaps = gr.snap_spans(spans, ground.events, ctx.timestamps, ctx.fps, tolerance_s=cfg.snap_tolerance_s,
-                                     min_frames=max(1, int(round(cfg.min_subtask_seconds * ctx.fps))))
+    snaps: list[Any] | None = [] if snap else None
+    spans = await segment(ctx, task, images, real_times, ground, snaps)
     rows: list[dict[str, Any]] = []
     t0 = ctx.frame_time(0)
     for phrase in await rephrasings(ctx, task):
