@@ -53,8 +53,9 @@ class NoisyPhases:
 
     The episode is recognised from the prompt by its task and stated duration (`key`)."""
 
-    def __init__(self, truth: dict[str, Any], sigma: float, seed: int = 0) -> None:
-        self.sigma, self.seed = sigma, seed
+    def __init__(self, truth: dict[str, Any], sigma: float, seed: int = 0, p_miss: float = P_MISS,
+                 p_extra: float = P_EXTRA) -> None:
+        self.sigma, self.seed, self.p_miss, self.p_extra = sigma, seed, p_miss, p_extra
         self.by_key = {self.key(gt["task"], gt["duration"]): gt for gt in truth["episodes"]}
 
     @staticmethod
@@ -62,16 +63,18 @@ class NoisyPhases:
         return task, f"{duration:.2f}"
 
     def answer(self, gt: dict[str, Any], window: tuple[float, float]) -> dict[str, Any]:
-        rng = np.random.default_rng([self.seed, gt["episode_index"], int(self.sigma * 1000)])
+        # common random numbers: the same misses, extras and standard-normal draws at every sigma
         lo, hi = window
         phases = list(gt["phases"].items())
+        z = np.random.default_rng([self.seed, gt["episode_index"], 1]).normal(size=len(phases))
+        events = np.random.default_rng([self.seed, gt["episode_index"], 2])
+        keep, extra, extra_at = events.random(len(phases)), events.random(), events.uniform(0.3, gt["duration"] - 0.3)
         cuts = [(0.0, phases[0][0])]
-        for name, p in phases[1:]:
-            noisy = p["start"] + rng.normal(0.0, self.sigma)
-            if rng.random() >= P_MISS:
-                cuts.append((noisy, name))
-        if rng.random() < P_EXTRA:
-            cuts.append((rng.uniform(0.3, gt["duration"] - 0.3), "adjust"))
+        for k, (name, p) in enumerate(phases[1:], 1):
+            if keep[k] >= self.p_miss:
+                cuts.append((p["start"] + self.sigma * z[k], name))
+        if extra < self.p_extra:
+            cuts.append((extra_at, "adjust"))
         cuts = sorted((min(max(t, lo + 0.05), hi - 0.05) if k else 0.0, name) for k, (t, name) in enumerate(cuts))
         ends = [t for t, _ in cuts[1:]] + [hi]
         return {"subtasks": [{"text": name, "start": round(t, 3), "end": round(e, 3)}
@@ -87,11 +90,11 @@ class NoisyPhases:
         return self.answer(self.by_key[self.key(task, duration)], window)
 
 
-def run(root: Path, episodes: list[int], sigma: float, snap: bool, work: Path) -> dict[str, Any]:
+def run(root: Path, episodes: list[int], sigma: float, snap: bool, work: Path, errors: bool = True) -> dict[str, Any]:
     truth = json.loads((root / "ground_truth.json").read_text())
-    out = work / f"out-{sigma}-{snap}"
+    out = work / f"out-{sigma}-{snap}-{errors}"
     config = AnnotateConfig(
-        root=root, out=out, staging_dir=work / f"staging-{sigma}-{snap}", only_episodes=tuple(episodes),
+        root=root, out=out, staging_dir=work / f"staging-{sigma}-{snap}-{errors}", only_episodes=tuple(episodes),
         plan=PlanConfig(n_task_rephrasings=0, subtask_describe_first=False, emit_memory=False, min_subtask_seconds=0.3,
                         snap_to_signals=snap),
         interjections=InterjectionsConfig(enabled=False), vqa=VqaConfig(enabled=False),
@@ -99,7 +102,8 @@ def run(root: Path, episodes: list[int], sigma: float, snap: bool, work: Path) -
     )
     started = time.perf_counter()
     result = run_annotation(config, VlmConfig(backend="openai", model_id="simulated"),
-                            backend=ScriptedBackend(NoisyPhases(truth, sigma)))
+                            backend=ScriptedBackend(NoisyPhases(truth, sigma, p_miss=P_MISS if errors else 0.0,
+                                                                p_extra=P_EXTRA if errors else 0.0)))
     wall = time.perf_counter() - started
     assert not result.failures, result.failures
     reference = load_labels(root / "ground_truth.json")
@@ -107,7 +111,7 @@ def run(root: Path, episodes: list[int], sigma: float, snap: bool, work: Path) -
     totals = evaluate(load_labels(out), reference).totals()
     notes = [n for n in result.notes if n.startswith("grounding: boundaries snapped")]
     shutil.rmtree(out, ignore_errors=True)
-    return {"sigma_s": sigma, "snap": snap, "wall_s": round(wall, 2), "notes": notes,
+    return {"sigma_s": sigma, "snap": snap, "missed_and_extra": errors, "wall_s": round(wall, 2), "notes": notes,
             **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in totals.items()
                if k not in ("missing_in_pred", "only_in_pred")}}
 
@@ -133,16 +137,17 @@ def section(rows: list[dict[str, Any]], args: argparse.Namespace, n: int, fps: f
         f"{os.getloadavg()[0]:.1f} at the end, measured {time.strftime('%Y-%m-%d')}. No real VLM is involved: these "
         "figures say what snapping does to a model with this error, not how good any model is.",
         "",
-        "| sigma | snapping | F1@0.2 s | F1@0.5 s | F1@1 s | P@0.2 s | R@0.2 s | median error | mean error | labels | wall |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| sigma | model errors | snapping | F1@0.2 s | F1@0.5 s | F1@1 s | P@0.2 s | R@0.2 s | median error | mean error | labels | wall |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['sigma_s']:g} s | {'on' if r['snap'] else 'off (baseline)'} | {r['f1@0.2']:.3f} | {r['f1@0.5']:.3f} | "
+            f"| {r['sigma_s']:g} s | {'noise, missed, extra' if r['missed_and_extra'] else 'noise only'} | "
+            f"{'on' if r['snap'] else 'off (baseline)'} | {r['f1@0.2']:.3f} | {r['f1@0.5']:.3f} | "
             f"{r['f1@1']:.3f} | {r['precision@0.2']:.3f} | {r['recall@0.2']:.3f} | "
             f"{r['boundary_median_frames']:.1f} frames | {r['boundary_mae_frames']:.1f} frames | "
             f"{r['label_agreement']:.3f} | {r['wall_s']:.1f} s |")
-    on = next(r for r in rows if r["sigma_s"] == 0.5 and r["snap"])
+    on = next(r for r in rows if r["sigma_s"] == 0.5 and r["snap"] and r["missed_and_extra"])
     met = on["boundary_median_frames"] <= 2 and on["f1@0.2"] >= 0.9
     lines += ["", f"Target at sigma 0.5 s with snapping (median error <= 2 frames and F1@0.2 s >= 0.9): "
               f"{'met' if met else 'not met'} (median {on['boundary_median_frames']:.1f} frames, "
@@ -155,7 +160,7 @@ def section(rows: list[dict[str, Any]], args: argparse.Namespace, n: int, fps: f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=24)
+    parser.add_argument("--episodes", type=int, default=48)
     parser.add_argument("--write-docs", action="store_true", help="write the section into docs/benchmarks.md")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="grounding-bench-"))
@@ -165,6 +170,7 @@ def main() -> None:
         episodes = usable_episodes(root)
         fps = float(json.loads((root / "ground_truth.json").read_text())["fps"])
         rows = [run(root, episodes, sigma, snap, work) for sigma in SIGMAS for snap in (False, True)]
+        rows += [run(root, episodes, 0.5, snap, work, errors=False) for snap in (False, True)]  # noise alone
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(rows, indent=2))
