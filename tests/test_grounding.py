@@ -264,3 +264,17 @@ def test_the_pipeline_snaps_model_boundaries_onto_the_signal(grounded_root: Path
         else:
             assert all(abs(a - b) <= 1 for a, b in zip(starts, shifted)) and g["snapped"] == []
     assert ("boundaries snapped to robot events in 2 episodes" in result.summary()) is snap
+
+
+def test_grounding_and_quality_flags_reach_the_configs(tmp_path: Path):
+    from lerobot_keyframes.cli import annotate_configs_from_args, build_parser
+
+    args = build_parser().parse_args(["annotate", "--root", str(tmp_path), "--plan.snap_to_signals=false",
+                                      "--plan.snap_tolerance_s=0.5", "--motion.gripper_index=2",
+                                      "--quality.skip_bad_episodes=true", "--quality.short_fraction=0.2"])
+    config, _ = annotate_configs_from_args(args)
+    assert config.plan.snap_to_signals is False and config.plan.snap_tolerance_s == 0.5
+    assert config.motion.gripper_index == 2
+    assert config.quality.skip_bad_episodes is True and config.quality.short_fraction == 0.2
+    default, _ = annotate_configs_from_args(build_parser().parse_args(["annotate", "--root", str(tmp_path)]))
+    assert default.plan.snap_to_signals is None and default.motion.gripper_index is None

@@ -65,7 +65,7 @@ class MotionConfig:
     """`motion`: camera-agnostic rows from the robot's own signals (gripper, pauses); no VLM."""
 
     enabled: bool = False  # run the motion module: gripper open/close and arm-at-rest rows
-    gripper_index: int | None = None  # entry of the signal that is the gripper (unset: the one meta/info.json names gripper)
+    gripper_index: int | None = None  # entry of the signal that is the gripper (unset: the one meta/info.json names gripper; motion rows: else the last)
     signal: str = "observation.state"  # numeric vector column of the data parquet to read the motion from (else action)
 
 

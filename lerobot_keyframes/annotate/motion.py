@@ -9,6 +9,7 @@ names say which are positions), so it fires on real lerobot recordings (see `fra
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from .grounding import resolve_signal
 from .rows import persistent_row
 
 MODULE = "motion"
+logger = logging.getLogger(__name__)
 
 
 def motion_events(signal: np.ndarray, fps: float, gripper_index: int | None, rest_speed: float = 0.1,
@@ -55,6 +57,10 @@ def motion_events(signal: np.ndarray, fps: float, gripper_index: int | None, res
 def run_motion(ctx: EpisodeContext) -> list[dict[str, Any]]:
     cfg = ctx.config.motion
     signal, values, note = resolve_signal(ctx.episode, cfg.signal, cfg.gripper_index)
+    if signal is None and cfg.gripper_index is None:  # no entry named gripper: the last one, as before
+        signal, values, _ = resolve_signal(ctx.episode, cfg.signal, -1)
+        if signal is not None:
+            logger.info("episode %d: %s; using the last entry", ctx.index, note)
     if signal is None or values is None:
         raise AnnotationError(f"cannot read signal {cfg.signal!r}: {note}", episode_index=ctx.index, module=MODULE)
     names = feature_names(ctx.episode.get("root"), signal.column)
