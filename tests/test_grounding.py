@@ -264,6 +264,9 @@ def test_the_pipeline_snaps_model_boundaries_onto_the_signal(grounded_root: Path
         else:
             assert all(abs(a - b) <= 1 for a, b in zip(starts, shifted)) and g["snapped"] == []
     assert ("boundaries snapped to robot events in 2 episodes" in result.summary()) is snap
+    provenance = json.loads((tmp_path / "out/meta/annotation_provenance.json").read_text())["grounding"]
+    assert sorted(provenance) == ["0", "1"] and provenance["0"]["signal"] == "observation.state"
+    assert provenance["0"]["events"] >= 6 and len(provenance["0"]["moved"]) == (4 if snap else 0)
 
 
 def test_grounding_and_quality_flags_reach_the_configs(tmp_path: Path):

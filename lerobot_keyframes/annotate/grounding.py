@@ -290,6 +290,24 @@ def grounding_info(grounding: Grounding, snaps: Sequence[Snap] | None, enabled: 
     return info
 
 
+def grounding_provenance(infos: Mapping[int, Mapping[str, Any] | None]) -> dict[str, Any]:
+    """Per episode, compactly, for `meta/annotation_provenance.json`: the signal used, how many events were
+    found (and shown to the model), each moved boundary as [from s, to s, event], or the note why not."""
+    out: dict[str, Any] = {}
+    for e, info in sorted(infos.items()):
+        g = (info or {}).get("grounding")
+        if not g:
+            continue
+        signal = g.get("signal") or {}
+        out[str(e)] = {
+            "signal": signal.get("column"), "gripper_index": signal.get("gripper_index"),
+            "events": len(g.get("events", [])), "snap_to_signals": g.get("snap_to_signals"),
+            "moved": [[s["from"], s["to"], s["event"]] for s in g.get("snapped", []) if s.get("event")],
+            **({"note": g["note"]} if g.get("note") else {}),
+        }
+    return out
+
+
 def grounding_summary(infos: Mapping[int, Mapping[str, Any] | None]) -> list[str]:
     """Summary lines from the plan infos of a run ({episode: staged plan info}): how many episodes had their
     boundaries snapped and by how much, and why the others were not (e.g. no gripper entry named)."""

@@ -55,6 +55,7 @@ class AnnotateResult:
     frames: dict[str, int] = field(default_factory=dict)  # decoded / served from the frame cache (local engine)
     quality: dict[int, list[Any]] = field(default_factory=dict)  # quality.QualityFinding per episode (before the run)
     notes: list[str] = field(default_factory=list)  # e.g. grounding: which episodes were snapped, and why not
+    grounding: dict[str, Any] = field(default_factory=dict)  # per episode: boundaries moved to robot events
 
     def summary(self) -> str:
         ok = len(self.episodes) - len(self.failures)
@@ -251,9 +252,11 @@ def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[st
     finished = [e for e in result.episodes if e not in result.failures]
     per_episode = {e: assemble_rows(staging.rows(e)) for e in finished}
     if config.plan.enabled:
-        from .grounding import grounding_summary
+        from .grounding import grounding_provenance, grounding_summary
 
-        result.notes.extend(grounding_summary({e: getattr(staging.read(e, "plan"), "info", None) for e in finished}))
+        infos = {e: getattr(staging.read(e, "plan"), "info", None) for e in finished}
+        result.notes.extend(grounding_summary(infos))
+        result.grounding = grounding_provenance(infos)
     result.rows_per_style = dict(Counter(str(r.get("style")) for rs in per_episode.values() for r in rs))
     result.provenance = provenance(config, vlm, result, keys)
     if not config.push_staging_only:  # a shard job leaves writing to `merge`
@@ -340,6 +343,7 @@ def provenance(config: AnnotateConfig, vlm: Any, result: AnnotateResult, keys: d
         "rows_per_style": result.rows_per_style,
         "quality": {str(e): [f.as_dict() for f in fs] for e, fs in sorted(result.quality.items())},
         "notes": list(result.notes),
+        "grounding": result.grounding,
         "seed": config.seed,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
