@@ -154,7 +154,10 @@ def section(rows: list[dict[str, Any]], args: argparse.Namespace, n: int, fps: f
               f"F1@0.2 s {on['f1@0.2']:.3f}). Errors are over boundaries paired one to one in order; missed and "
               "spurious boundaries show in recall and precision. Boundaries snap to where the arm stops or starts "
               "moving (this generator's phase changes); the gripper closes and opens while the arm holds still, so "
-              "those events are listed in the prompt but are not snap targets."]
+              "those events are listed in the prompt but are not snap targets. This is the favourable case: here "
+              "every true boundary is a signal event (to within a frame). On real data, where a labeller's boundary "
+              "need not sit on an event, expect less; `lerobot-keyframes eval` against human labels measures it. "
+              "The first row's wall time includes the warm-up (imports, decoder start)."]
     return "\n".join(lines) + "\n"
 
 
