@@ -281,3 +281,26 @@ def test_grounding_and_quality_flags_reach_the_configs(tmp_path: Path):
     assert config.quality.skip_bad_episodes is True and config.quality.short_fraction == 0.2
     default, _ = annotate_configs_from_args(build_parser().parse_args(["annotate", "--root", str(tmp_path)]))
     assert default.plan.snap_to_signals is None and default.motion.gripper_index is None
+
+
+def test_gripper_polarity_follows_the_first_frame_and_long_event_lists_are_thinned(grounded_root: Path, tmp_path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lerobot_keyframes.dataset import load_episodes
+
+    root = tmp_path / "ds"
+    shutil.copytree(grounded_root, root)
+    data = next((root / "data").rglob("*.parquet"))
+    table = pq.read_table(data)
+    state = np.asarray(table["observation.state"].to_pylist(), dtype=np.float32)
+    state[:, 3] = 100.0 * (1.0 - state[:, 3])  # a gripper in 0..100 where high is open (like so100's gripper.pos)
+    i = table.schema.get_field_index("observation.state")
+    table = table.set_column(i, table.schema.field(i), pa.FixedSizeListArray.from_arrays(pa.array(state.ravel()), 4))
+    pq.write_table(table, data, row_group_size=len(table) // 2)
+    truth = json.loads((root / "ground_truth.json").read_text())["episodes"][0]
+    events = {e.kind: e.index for e in episode_grounding(load_episodes(root)[0]).events if e.kind.startswith("gripper")}
+    assert abs(events["gripper_close"] - truth["grasp_frame"]) <= 2
+    assert abs(events["gripper_open"] - truth["release_frame"]) <= 2
+    many = [_event("rest_start", k) for k in range(1, 200, 2)]
+    assert events_text(many).count("the arm stops at") == 24

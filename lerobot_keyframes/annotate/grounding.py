@@ -17,7 +17,8 @@ Events, by strength:
 
 Which column is the signal and which entry the gripper is read from `meta/info.json` feature names
 (a name containing gripper/claw/finger/jaw) or set by `--motion.signal` / `--motion.gripper_index`;
-without either, boundaries keep the model's frames and the plan info says why.
+without either, boundaries keep the model's frames and the plan info says why. Which way the gripper
+closes is not recorded anywhere: an episode is taken to start with it open.
 """
 
 from __future__ import annotations
@@ -147,7 +148,9 @@ def episode_events(episode: Mapping[str, Any], signal: RobotSignal, values: np.n
     if signal.gripper_index is not None:
         g = values[:, signal.gripper_index]
         if np.ptp(g) > 1e-9 * max(1.0, float(np.max(np.abs(g)))):
-            for kind, i in Motion().gripper_events(g):
+            # which way is closed is not in the data: an episode is taken to start with the gripper open
+            closed = "low" if g[0] - np.min(g) > 0.5 * np.ptp(g) else "high"
+            for kind, i in Motion(gripper_closed=closed).gripper_events(g):
                 inside = any(a <= i <= b for a, b in windows)
                 out.append(("gripper_close" if kind == "grasp" else "gripper_open", i, 0 if inside else 1))
     return [SignalEvent(kind, int(i), float(ts[i]), tier) for kind, i, tier in sorted(out, key=lambda e: (e[1], e[0]))]
@@ -166,11 +169,14 @@ def episode_grounding(episode: Mapping[str, Any], column: str = "observation.sta
 
 
 def events_text(events: Sequence[SignalEvent], start: float = -np.inf, end: float = np.inf,
-                column: str = "observation.state") -> str:
+                column: str = "observation.state", max_events: int = 24) -> str:
     """The events in [start, end) as a prompt line ("the gripper closes at 2.13 s; ..."), '' when none.
 
-    Speed minima are left out: they are weak cues, and a model reading them as boundaries over-segments."""
+    Speed minima are left out: they are weak cues, and a model reading them as boundaries over-segments.
+    At most `max_events` (evenly thinned) keep the prompt short on long windows."""
     shown = [e.text for e in events if e.kind != "speed_min" and start <= e.time < end]
+    if len(shown) > max_events:
+        shown = [shown[int(round(k))] for k in np.linspace(0, len(shown) - 1, max_events)]
     if not shown:
         return ""
     return (f"\nThe robot's own signals ({column}) show: " + "; ".join(shown)
