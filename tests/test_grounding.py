@@ -304,3 +304,14 @@ def test_gripper_polarity_follows_the_first_frame_and_long_event_lists_are_thinn
     assert abs(events["gripper_open"] - truth["release_frame"]) <= 2
     many = [_event("rest_start", k) for k in range(1, 200, 2)]
     assert events_text(many).count("the arm stops at") == 24
+
+
+def test_summary_says_why_episodes_were_not_snapped():
+    from lerobot_keyframes.annotate.grounding import Grounding, grounding_info, grounding_summary, should_snap
+
+    none = Grounding(None, (), "no entry of 'observation.state' is named as the gripper")
+    assert not should_snap(None, none) and not should_snap(True, none)
+    infos = {0: {"grounding": grounding_info(none, None, False, 1.0)},
+             1: {"grounding": grounding_info(none, None, False, 1.0)}}
+    (line,) = grounding_summary(infos)
+    assert line.startswith("grounding: not snapped in 2 episodes (0, 1): no entry of 'observation.state'")
