@@ -8,6 +8,7 @@ from .config import (
     InterjectionsConfig,
     MotionConfig,
     PlanConfig,
+    QualityConfig,
     RayConfig,
     VqaConfig,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "InterjectionsConfig",
     "MotionConfig",
     "PlanConfig",
+    "QualityConfig",
     "RayConfig",
     "VqaConfig",
     "run_annotation",
