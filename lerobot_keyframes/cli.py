@@ -612,6 +612,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMANDS:
         add(sub)
+    from .evaluate.cli import add_parser as add_eval
+
+    add_eval(sub)
     return parser
 
 

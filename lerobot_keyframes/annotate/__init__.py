@@ -9,6 +9,7 @@ from .config import (
     InterjectionsConfig,
     MotionConfig,
     PlanConfig,
+    QualityConfig,
     RayConfig,
     VqaConfig,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "InterjectionsConfig",
     "MotionConfig",
     "PlanConfig",
+    "QualityConfig",
     "RayConfig",
     "VqaConfig",
     "run_annotation",

@@ -49,6 +49,10 @@ class PlanConfig:
     subtask_seeded_relabel: bool = False  # re-label each span from prev/current/next sheets (not applied here yet)
     subtask_relabel_frames: int = 5  # frames per segment sheet in the relabel pass (with subtask_seeded_relabel)
     task_aug_axes: TaskAugAxesConfig = field(default_factory=TaskAugAxesConfig)
+    # Grounding (annotate/grounding.py): the signal and gripper entry are --motion.signal / --motion.gripper_index.
+    snap_to_signals: bool | None = None  # move subtask boundaries to the nearest robot event (unset: when the dataset has a usable signal)
+    snap_tolerance_s: float = 1.0  # a boundary moves to an event at most this far (s): about a VLM's error at 1-2 frames/s
+    events_in_prompt: bool = True  # list the robot's events (arm stops/moves, gripper closes/opens) in the segmentation prompt
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,21 @@ class MotionConfig:
     """`motion`: camera-agnostic rows from the robot's own signals (gripper, pauses); no VLM."""
 
     enabled: bool = False  # run the motion module: gripper open/close and arm-at-rest rows
-    gripper_index: int = -1  # entry of the signal that is the gripper (-1: last); > 0.5 counts as closed
-    signal: str = "observation.state"  # numeric vector column of the data parquet to read the motion from
+    gripper_index: int | None = None  # entry of the signal that is the gripper (unset: the one meta/info.json names gripper; motion rows: else the last)
+    signal: str = "observation.state"  # numeric vector column of the data parquet to read the motion from (else action)
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Episode quality checks before annotation (lerobot_keyframes/quality): cameras, length, gripper."""
+
+    enabled: bool = True  # check every episode before the first model call; findings go to the summary and provenance
+    skip_bad_episodes: bool = False  # do not annotate episodes with a finding (they are reported as skipped)
+    frames_per_camera: int = 8  # frames decoded per camera and episode for the black / frozen checks
+    black_max_mean: float = 12.0  # a camera whose sampled frames all have a mean pixel value below this is black
+    frozen_max_diff: float = 0.5  # ... whose successive sampled frames mostly (median) differ by at most this mean value is frozen
+    short_fraction: float = 0.35  # an episode shorter than this x the median length of its neighbours is short
+    neighbours: int = 10  # episodes on each side that the length is compared with
 
 
 @dataclass(frozen=True)
@@ -145,6 +162,7 @@ class AnnotateConfig:
     interjections: InterjectionsConfig = field(default_factory=InterjectionsConfig)
     vqa: VqaConfig = field(default_factory=VqaConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 
@@ -168,6 +186,8 @@ class AnnotateConfig:
                              f"got {self.frame_backend!r}")
         if self.vqa.K < 1:
             raise ValueError(f"--vqa.K must be >= 1, got {self.vqa.K}")
+        if not self.plan.snap_tolerance_s >= 0:
+            raise ValueError(f"--plan.snap_tolerance_s must be >= 0, got {self.plan.snap_tolerance_s}")
         unknown = set(self.vqa.question_types) - set(QUESTION_TYPES)
         if unknown:
             raise ValueError(f"--vqa.question_types: unknown {sorted(unknown)}; known {list(QUESTION_TYPES)}")

@@ -53,7 +53,8 @@ def module_keys(config: AnnotateConfig, vlm: Any) -> dict[str, str]:
     """Staging keys: module config + model identity + prompts + seed + source; later modules include the plan key."""
     identity = model_identity(vlm)
     source = source_identity(config)
-    plan = config_hash("plan", config.plan, identity, prompt_hashes(PLAN_PROMPTS), config.seed, source)
+    plan = config_hash("plan", config.plan, identity, prompt_hashes(PLAN_PROMPTS), config.seed, source,
+                       (config.motion.signal, config.motion.gripper_index))  # the grounding signal
     return {
         "plan": plan,
         "interjections": config_hash(

@@ -56,6 +56,10 @@ class AnnotateResult:
     rows_kept: dict[str, int] = field(default_factory=dict)  # existing rows per style the run kept
     rows_replaced: dict[str, int] = field(default_factory=dict)  # existing rows per style it replaced
     rows_added: dict[str, int] = field(default_factory=dict)  # new rows per style it wrote
+    quality: dict[int, list[Any]] = field(default_factory=dict)  # quality.QualityFinding per episode (before the run)
+    skipped: dict[int, str] = field(default_factory=dict)  # episodes --quality.skip_bad_episodes left out, and why
+    notes: list[str] = field(default_factory=list)  # e.g. grounding: which episodes were snapped, and why not
+    grounding: dict[str, Any] = field(default_factory=dict)  # per episode: boundaries moved to robot events
 
     def summary(self) -> str:
         """A few lines in plain words: what was annotated, by which module, how many rows of each kind."""
@@ -84,6 +88,12 @@ class AnnotateResult:
                          f"{self.frames.get('from_row', 0)}, shared between modules {self.frames.get('reused', 0)}")
         if self.batches is not None and self.batches.calls:
             lines.append(f"engine batches: {self.batches.summary()}")
+        if self.quality:
+            from ..quality import findings_summary
+
+            lines.extend(findings_summary(self.quality))
+        lines.extend(f"skipped episode {e}: {why}" for e, why in sorted(self.skipped.items()))
+        lines.extend(self.notes)
         if self.validation is not None:
             lines.append(f"validation: {getattr(self.validation, 'summary', lambda: self.validation)()}")
         if self.push is not None:
@@ -175,6 +185,12 @@ def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[st
         finished = [e for e in result.episodes if e not in result.failures]
         current = {m: keys[m] for m in MODULES if getattr(config, m).enabled}  # never a stale or disabled module
         per_episode = {e: assemble_rows(staging.current_rows(e, current)) for e in finished}
+    if config.plan.enabled:
+        from .grounding import grounding_provenance, grounding_summary
+
+        infos = {e: getattr(staging.lookup(e, "plan", keys["plan"]), "info", None) for e in per_episode}
+        result.notes.extend(grounding_summary(infos))
+        result.grounding = grounding_provenance(infos)
     result.rows_per_style = dict(Counter(str(r.get("style") or "speech") for rs in per_episode.values() for r in rs))
     result.provenance = provenance(config, vlm, result, keys)
     # `push` reads these back so it never writes the source without --allow_source_overwrite
@@ -282,12 +298,22 @@ def _run_prepared(run: PreparedRun, config: AnnotateConfig, vlm: Any, backend: A
         backend = make_backend(vlm)
     given, backend = backend, wrap_in_process(backend)
     keys = module_keys(config, vlm)
+    episodes = run.episodes
+    if config.quality.enabled:  # before any model call; --quality.skip_bad_episodes leaves flagged episodes out
+        from ..quality import check_episodes
+
+        run.result.quality = check_episodes(rows, provider, config.quality, signal=config.motion.signal,
+                                            gripper_index=config.motion.gripper_index)
+        if config.quality.skip_bad_episodes and run.result.quality:
+            run.result.skipped = {e: f"--quality.skip_bad_episodes: {f[0]}" for e, f in run.result.quality.items()}
+            episodes = episodes.select([i for i, e in enumerate(episodes["episode_index"])
+                                        if e not in run.result.skipped])
     annotator = Annotator(config, vlm, staging_dir=run.staging.dir, backend=backend, provider=provider, keys=keys,
                           progress=True)
     try:
         with _datasets_bar_off():
-            annotated = run.episodes.map(annotator, batched=True, batch_size=None, with_rank=True,
-                                         features=annotator.features(run.episodes.features),
+            annotated = episodes.map(annotator, batched=True, batch_size=None, with_rank=True,
+                                     features=annotator.features(episodes.features),
                                          new_fingerprint=annotator.fingerprint(), load_from_cache_file=False)
     finally:
         if owned and backend is not None:
@@ -312,9 +338,13 @@ def provenance(config: AnnotateConfig, vlm: Any, result: AnnotateResult, keys: d
         "prompt_hashes": prompt_hashes(PLAN_PROMPTS + INTERJECTION_PROMPTS + VQA_PROMPTS),
         "module_keys": keys,
         "modules": [m for m in MODULES if getattr(config, m).enabled],
-        "episodes": len(result.episodes) - len(result.failures),
+        "episodes": len(result.episodes) - len(result.failures) - len(result.skipped),
+        "skipped_episodes": {str(e): why for e, why in sorted(result.skipped.items())},
         "failed_episodes": {str(e): reason[:300] for e, reason in sorted(result.failures.items())},
         "rows_per_style": result.rows_per_style,
+        "quality": {str(e): [f.as_dict() for f in fs] for e, fs in sorted(result.quality.items())},
+        "notes": list(result.notes),
+        "grounding": result.grounding,
         "seed": config.seed,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

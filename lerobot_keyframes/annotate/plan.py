@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -52,8 +53,11 @@ async def effective_task(ctx: EpisodeContext, images: list[Any], times: list[flo
     return normalize_label(answer["task"]) or ctx.task
 
 
-async def segment(ctx: EpisodeContext, task: str, images: list[Any], times: list[float]) -> list[Span]:
-    """Windows of at most `max_frames_per_prompt` frames; describe-then-segment per window; merged and cleaned."""
+async def segment(ctx: EpisodeContext, task: str, images: list[Any], times: list[float],
+                  grounding: Any = None, snaps: list[Any] | None = None) -> list[Span]:
+    """Windows of at most `max_frames_per_prompt` frames; describe-then-segment per window; merged and cleaned.
+    With `grounding` (grounding.Grounding) and `events_in_prompt`, each window's robot events are in its prompt;
+    with a `snaps` list too, boundaries are snapped to the events (grounding.ground_spans) and the moves recorded."""
     cfg = ctx.config.plan
     size = max(2, cfg.max_frames_per_prompt)
     windows = [(images[i : i + size], times[i : i + size]) for i in range(0, len(images), size)]
@@ -70,16 +74,33 @@ async def segment(ctx: EpisodeContext, task: str, images: list[Any], times: list
         text = load_prompt("plan_segment").render(
             task=task, window_start=w_start, window_end=w_end, duration=ctx.duration,
             description_block=description_block, min_subtask_seconds=cfg.min_subtask_seconds,
-            max_steps=cfg.plan_max_steps,
+            max_steps=cfg.plan_max_steps, events_block=_events_block(cfg, grounding, w_start, w_end),
         )
         (answer,) = await ctx.ask(
             MODULE, [_user(blocks, text)], [schemas.segment_schema(w_start, w_end, cfg.plan_max_steps)]
         )
         raw_windows.append(answer.get("subtasks", []))
+    if snaps is not None and grounding is not None:
+        from .grounding import ground_spans
+
+        spans, moved = ground_spans(
+            merge_windows(raw_windows), ctx.timestamps, ctx.fps, grounding.events, tolerance_s=cfg.snap_tolerance_s,
+            min_seconds=cfg.min_subtask_seconds, max_steps=cfg.plan_max_steps, fallback_text=task or "do the task",
+        )
+        snaps.extend(moved)
+        return spans
     return clean_spans(
         merge_windows(raw_windows), ctx.timestamps, ctx.fps, min_seconds=cfg.min_subtask_seconds,
         max_steps=cfg.plan_max_steps, fallback_text=task or "do the task",
     )
+
+
+def _events_block(cfg: Any, grounding: Any, start: float, end: float) -> str:
+    if grounding is None or grounding.signal is None or not cfg.events_in_prompt:
+        return ""
+    from .grounding import events_text
+
+    return events_text(grounding.events, start, end, grounding.signal.column)
 
 
 async def rephrasings(ctx: EpisodeContext, task: str) -> list[str]:
@@ -126,7 +147,13 @@ async def run_plan(ctx: EpisodeContext) -> tuple[list[dict[str, Any]], dict[str,
     camera = ctx.default_camera
     images, times = await ctx.keyframes(MODULE, camera, keyframes(cfg, camera)[camera])
     task = await effective_task(ctx, images, times)
-    spans = await segment(ctx, task, images, times)
+    from . import grounding as gr
+
+    ground = await asyncio.to_thread(gr.episode_grounding, ctx.episode, ctx.config.motion.signal,
+                                     ctx.config.motion.gripper_index)
+    snap = gr.should_snap(cfg.snap_to_signals, ground)
+    snaps: list[Any] | None = [] if snap else None
+    spans = await segment(ctx, task, images, times, ground, snaps)
     rows: list[dict[str, Any]] = []
     t0 = ctx.frame_time(0)
     for phrase in await rephrasings(ctx, task):
@@ -138,5 +165,6 @@ async def run_plan(ctx: EpisodeContext) -> tuple[list[dict[str, Any]], dict[str,
             rows.append(persistent_row("plan", format_plan([s.text for s in spans[k:]]), span.start))
         if cfg.emit_memory and k > 0:
             rows.append(persistent_row("memory", mems[k - 1], span.start))
-    info = {"task": task, "spans": [s.as_dict() for s in spans], "camera": camera}
+    info = {"task": task, "spans": [s.as_dict() for s in spans], "camera": camera,
+            "grounding": gr.grounding_info(ground, snaps, snap, cfg.snap_tolerance_s)}
     return rows, info

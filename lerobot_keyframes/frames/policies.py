@@ -12,8 +12,10 @@ robot's own signals (`observation.state` / `action`) in the data parquet.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -315,6 +317,199 @@ def _episode_signals(episode: Episode, keys: Sequence[str], length: int) -> dict
     return out
 
 
+# -- signal names and robust rest detection -------------------------------------------------------------
+_GRIPPER_WORDS = {"gripper", "grip", "grasp", "finger", "fingers", "claw", "jaw", "hand"}
+_POSITION_WORDS = {"x", "y", "z"}
+_ORIENTATION_WORDS = {"roll", "pitch", "yaw", "rx", "ry", "rz", "qx", "qy", "qz", "qw", "quat", "quaternion",
+                      "rot", "rotation", "orientation", "ori", "euler", "axis", "angle"}
+_INFO_CACHE: dict[tuple[str, int], dict[str, Any]] = {}
+
+
+def _tokens(name: str) -> set[str]:
+    return {t for t in re.split(r"[^a-z0-9]+", str(name).lower()) if t}
+
+
+def feature_names(root: str | Path | None, key: str) -> list[str] | None:
+    """`meta/info.json` features[key]["names"] as a flat list (lerobot writes a list, older files a dict of one)."""
+    if not root:
+        return None
+    path = Path(root) / "meta" / "info.json"
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return None
+    info = _INFO_CACHE.get((str(path), stamp))
+    if info is None:
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        _INFO_CACHE[(str(path), stamp)] = info
+    names = (info.get("features") or {}).get(key, {}).get("names")
+    if isinstance(names, dict):
+        lists = [v for v in names.values() if isinstance(v, list)]
+        names = lists[0] if len(lists) == 1 else None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    return list(names)
+
+
+def gripper_from_names(names: Sequence[str] | None) -> int | None:
+    """Index of the one dimension whose name says gripper (gripper, claw, finger, ...); None unless exactly one."""
+    if not names:
+        return None
+    hits = [i for i, n in enumerate(names) if _tokens(n) & _GRIPPER_WORDS]
+    return hits[0] if len(hits) == 1 else None
+
+
+def arm_dimensions(names: Sequence[str] | None, d: int, gripper: int | None) -> list[int]:
+    """The dimensions that say where the arm is: every non-gripper one, or only the Cartesian position ones
+    (x, y, z) when the names also list orientation ones (yaw/pitch/roll, quaternions), which drift slowly."""
+    g = gripper % d if gripper is not None and -d <= gripper < d else None
+    dims = [i for i in range(d) if i != g]
+    if names and len(names) == d:
+        position = [i for i in dims if _tokens(names[i]) & _POSITION_WORDS and not _tokens(names[i]) & _ORIENTATION_WORDS]
+        orientation = [i for i in dims if _tokens(names[i]) & _ORIENTATION_WORDS]
+        if position and orientation:
+            return position
+    return dims
+
+
+@dataclass(frozen=True)
+class ArmMotion:
+    """Per-frame arm speed in units of each dimension's own range per second (see `arm_motion`)."""
+
+    speed: np.ndarray  # (n,) combined speed, drift removed
+    position: np.ndarray  # (n, k) raw positions of the dimensions that move
+    scale: np.ndarray  # (k,) robust range of each of those dimensions
+    noise: np.ndarray  # (k,) sensor noise (standard deviation) of each
+
+
+def arm_motion(arm: np.ndarray, ts: np.ndarray) -> ArmMotion | None:
+    """Arm speed robust to units, sensor noise and slow drift; None when no dimension really moves.
+
+    Each dimension is lightly smoothed (~0.1 s) and scaled by its own 1st-99th percentile range, so joints
+    in radians and positions in metres weigh the same. A dimension whose range is under 20x its sensor
+    noise (from the second differences of the quietest frames) carries no motion and is left out. A slow
+    drift (a dimension's median velocity over the frames where the other dimensions hold still) is
+    subtracted, so an orientation column creeping along while the arm holds still does not read as motion,
+    and a dead band of 3 sigma of the noise-only velocity keeps noisy dimensions from reading as motion.
+    """
+    arm = np.asarray(arm, dtype=np.float64).reshape(len(arm), -1)
+    n = len(arm)
+    if n < 3 or arm.shape[1] == 0:
+        return None
+    t = np.asarray(ts, dtype=np.float64)
+    period = float(np.median(np.diff(t))) if n > 1 else 1.0
+    lo, hi = np.percentile(arm, [1, 99], axis=0)
+    scale = hi - lo
+    moving = scale > 1e-9 * np.maximum(1.0, np.abs(hi))
+    if not moving.any():
+        return None
+    w = max(3, int(round(0.1 / period)) | 1)
+    padded = np.pad(arm, ((w // 2, w // 2), (0, 0)), mode="edge")
+    kernel = np.ones(w) / w
+    smooth = np.stack([np.convolve(padded[:, k], kernel, mode="valid") for k in range(arm.shape[1])], axis=1)
+    v = np.gradient(smooth, t, axis=0) / np.where(moving, scale, 1.0)
+    # sensor noise from the second differences of the quietest frames (motion curvature would inflate it)
+    crude = np.sqrt((v[:, moving] ** 2).sum(axis=1))[1:-1]
+    quiet = crude <= np.percentile(crude, 30)
+    d2 = np.abs(np.diff(arm, n=2, axis=0))[quiet]
+    noise = 1.4826 * np.median(d2, axis=0) / math.sqrt(6.0)
+    active = moving & (scale > 20 * noise)
+    if not active.any():
+        return None
+    pos, scale, noise, v = arm[:, active], scale[active], noise[active], v[:, active]
+    if v.shape[1] > 1:  # drift: what a dimension does while the other dimensions hold still
+        mag = np.abs(v)
+        drift = np.zeros(v.shape[1])
+        for k in range(v.shape[1]):
+            others = np.median(np.delete(mag, k, axis=1), axis=1)
+            held = others <= 0.1 * max(float(np.percentile(others, 95)), 1e-12)
+            if held.sum() >= 3:
+                drift[k] = np.median(v[held, k])
+        v = v - drift
+    # dead band: velocity within 3 sigma of what the sensor noise alone gives (sigma * fps / w after the
+    # w-frame moving average and the central difference) counts as none
+    floor = 3.0 * noise / (w * period) / scale
+    v = np.sign(v) * np.maximum(np.abs(v) - floor, 0.0)
+    return ArmMotion(speed=np.sqrt((v * v).sum(axis=1)), position=pos, scale=scale, noise=noise)
+
+
+def rest_windows(arm: np.ndarray, ts: np.ndarray, *, rest_speed: float = 0.1, rest_seconds: float = 0.2,
+                 include_ends: bool = False, motion: ArmMotion | None = None) -> list[tuple[int, int]]:
+    """[start, end] frame ranges (inclusive) where the arm holds still for at least `rest_seconds`.
+
+    Still means the `arm_motion` speed is at most `rest_speed` x its 95th percentile over the episode. The
+    edges are then refined on the raw positions: `start` is the first frame already within noise (3 sigma,
+    at least 0.05 % of the range) of where the arm holds at the start of the rest, `end` the last frame
+    before it leaves where it holds at the end (so drift within the rest does not matter). Windows touching
+    the first or last frame are dropped unless `include_ends`.
+    """
+    n = len(arm)
+    m = motion if motion is not None else arm_motion(arm, ts)
+    if m is None or n < 3:
+        return []
+    ref = float(np.percentile(m.speed, 95))
+    if ref <= 1e-12:
+        return []
+    still = m.speed <= rest_speed * ref
+    t = np.asarray(ts, dtype=np.float64)
+    period = float(np.median(np.diff(t)))
+    min_len = max(2, int(round(rest_seconds / period)))
+    eps = np.maximum(3 * m.noise, 5e-4 * m.scale)
+    reach = max(3, int(round(0.1 / period)) | 1)
+    out = []
+    k = 0
+    while k < n:
+        if not still[k]:
+            k += 1
+            continue
+        j = k
+        while j + 1 < n and still[j + 1]:
+            j += 1
+        if j - k + 1 >= min_len:
+            core = max(2, (j - k + 1) // 3)
+            hold_a = np.median(m.position[k : k + core], axis=0)
+            hold_b = np.median(m.position[j - core + 1 : j + 1], axis=0)
+            near_a = np.all(np.abs(m.position - hold_a) <= eps, axis=1)
+            near_b = np.all(np.abs(m.position - hold_b) <= eps, axis=1)
+            a = k
+            while a - 1 >= max(0, k - reach) and near_a[a - 1]:
+                a -= 1
+            while a < min(j, k + reach) and not near_a[a]:
+                a += 1
+            b = j
+            while b + 1 <= min(n - 1, j + reach) and near_b[b + 1]:
+                b += 1
+            while b > max(a, j - reach) and not near_b[b]:
+                b -= 1
+            if b - a + 1 >= min_len and (include_ends or (a > 0 and b < n - 1)):
+                out.append((a, b))
+        k = j + 1
+    return out
+
+
+def speed_minima(arm: np.ndarray, ts: np.ndarray, *, depth: float = 0.25, min_spacing_s: float = 0.3,
+                 motion: ArmMotion | None = None) -> list[int]:
+    """Frames where the arm slows to a local speed minimum below `depth` x its 95th-percentile speed
+    without stopping long enough to count as a rest (e.g. a via point), one per `min_spacing_s`."""
+    m = motion if motion is not None else arm_motion(arm, ts)
+    if m is None:
+        return []
+    s = m.speed
+    ref = float(np.percentile(s, 95))
+    if ref <= 1e-12 or len(s) < 3:
+        return []
+    t = np.asarray(ts, dtype=np.float64)
+    cand = [i for i in range(1, len(s) - 1) if s[i] <= s[i - 1] and s[i] < s[i + 1] and s[i] <= depth * ref]
+    kept: list[int] = []
+    for i in sorted(cand, key=lambda i: s[i]):
+        if all(abs(t[i] - t[c]) >= min_spacing_s for c in kept):
+            kept.append(i)
+    return sorted(kept)
+
+
 @dataclass(frozen=True)
 class KeyframeEvent:
     """One motion keyframe candidate: what happened at which frame."""
@@ -386,7 +581,8 @@ class Motion(KeyframePolicy):
                 arr = sig.get(k)
                 if arr is None or arr.shape[1] == 0:
                     continue
-                col = self._gripper_column(arr) if with_gripper else self._arm_columns(arr)
+                names = None if with_gripper else feature_names(episode.get("root"), k)
+                col = self._gripper_column(arr) if with_gripper else self._arm_columns(arr, names)
                 if col is not None and np.ptp(col, axis=0).max() > 1e-9:
                     return col
             return None
@@ -401,13 +597,12 @@ class Motion(KeyframePolicy):
             return None
         return arr[:, self.gripper_index]
 
-    def _arm_columns(self, arr: np.ndarray) -> np.ndarray | None:
+    def _arm_columns(self, arr: np.ndarray, names: Sequence[str] | None = None) -> np.ndarray | None:
         d = arr.shape[1]
         if self.arm_indices is not None:
             idx = [i for i in self.arm_indices if -d <= i < d]
         else:
-            g = self.gripper_index % d if -d <= self.gripper_index < d else None
-            idx = [i for i in range(d) if i != g]
+            idx = arm_dimensions(names, d, self.gripper_index)
         return arr[:, idx] if idx else None
 
     # events --------------------------------------------------------------------------------------
@@ -447,30 +642,8 @@ class Motion(KeyframePolicy):
         return out
 
     def rest_windows(self, arm: np.ndarray, ts: np.ndarray, period: float) -> list[tuple[int, int]]:
-        """[start, end] frame ranges where the arm is at rest, not touching the episode ends."""
-        n = len(arm)
-        if n < 3:
-            return []
-        speed = np.linalg.norm(np.gradient(arm, ts.astype(np.float64), axis=0), axis=1)
-        speed = np.convolve(speed, np.ones(3) / 3.0, mode="same")
-        ref = float(np.percentile(speed, 95))
-        if ref <= 1e-12:
-            return []
-        still = speed <= self.rest_speed * ref
-        min_len = max(2, int(round(self.rest_seconds / period)))
-        out = []
-        k = 0
-        while k < n:
-            if not still[k]:
-                k += 1
-                continue
-            j = k
-            while j + 1 < n and still[j + 1]:
-                j += 1
-            if j - k + 1 >= min_len and k > 0 and j < n - 1:
-                out.append((k, j))
-            k = j + 1
-        return out
+        """[start, end] frame ranges where the arm is at rest, not touching the episode ends (see `rest_windows`)."""
+        return rest_windows(arm, ts, rest_speed=self.rest_speed, rest_seconds=self.rest_seconds)
 
     def events(self, episode: Episode) -> list[KeyframeEvent]:
         """Every candidate (before spacing and cap), sorted by frame; empty when no usable signal."""
