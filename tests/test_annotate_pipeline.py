@@ -60,11 +60,12 @@ def test_full_run_writes_valid_language_columns(sample_root: Path, tmp_path: Pat
 
 def test_each_frame_is_decoded_once_per_episode_with_or_without_the_frame_cache(sample_root: Path,
                                                                                tmp_path: Path) -> None:
+    from lerobot_keyframes.annotate.config import QualityConfig
     from lerobot_keyframes.frames import make_frame_provider
 
     results, providers = [], []
-    for name, cache_mb in (("a", 64), ("b", 0)):
-        config = _config(sample_root, tmp_path / name, frame_cache_mb=cache_mb)
+    for name, cache_mb in (("a", 64), ("b", 0)):  # quality checks off: they sample frames of their own
+        config = _config(sample_root, tmp_path / name, frame_cache_mb=cache_mb, quality=QualityConfig(enabled=False))
         provider = make_frame_provider(sample_root, cache_bytes=cache_mb << 20)
         results.append(run_annotation(config, VLM, backend=ScriptedBackend(oracle), provider=provider))
         providers.append(provider.stats())

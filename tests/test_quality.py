@@ -154,7 +154,9 @@ def test_skip_bad_episodes_leaves_them_out_of_the_run(good_root: Path, tmp_path:
     skipped = run_annotation(
         AnnotateConfig(root=root, out=tmp_path / "b", quality=QualityConfig(skip_bad_episodes=True), **common), vlm,
         backend=backend)
-    assert list(skipped.failures) == [1] and "skipped" in skipped.failures[1]
+    # a skipped episode is not a failed one (that would fail `validate`): reported as skipped, with the reason
+    assert skipped.failures == {} and list(skipped.skipped) == [1] and "skip_bad_episodes" in skipped.skipped[1]
+    assert "skipped episode 1" in skipped.summary()
     assert calls % 4 == 0 and backend.calls - calls == calls // 4 * 3  # the model never sees the black episode
     from lerobot_keyframes.language import read_dataset_annotations
 
