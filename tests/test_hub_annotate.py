@@ -38,9 +38,11 @@ def _config(tmp: Path, name: str, **kw) -> AnnotateConfig:
 
 def test_annotate_from_hub_and_push(local_hub, hub_source: str, tmp_path: Path) -> None:
     source_commits = len(local_hub.commits(SOURCE))
-    cfg = _config(tmp_path, "out", new_repo_id="tester/annotated", push_to_hub=True)
+    cfg = _config(tmp_path, "out", new_repo_id="tester/annotated", push_to_hub=True,
+                  push_commit_message="Annotate with the scripted model")  # lerobot-annotate's flag
     result = run_annotation(cfg, VLM, backend=ScriptedBackend(oracle))
     assert result.validation.ok and result.push is not None
+    assert "Annotate with the scripted model" in [c.title for c in local_hub.commits("tester/annotated")]
     files = set(local_hub_files(local_hub, "tester/annotated"))
     assert "data/chunk-000/file-000.parquet" in files and "meta/info.json" in files
     assert any(f.startswith("videos/") for f in files)  # videos fetched from the source and pushed along

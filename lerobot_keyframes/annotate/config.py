@@ -224,7 +224,6 @@ UNAPPLIED_SETTINGS: tuple[tuple[str, Any, str], ...] = (
     ("interjections.interjection_window_seconds", None, "the window is --interjections.interjection_window_frames "
      "frames up to the boundary"),
     ("vqa.K", 1, "each VQA tick is grounded on one frame (K=1, lerobot's default)"),
-    ("push_commit_message", None, "the push uses a generated commit message"),
 )
 
 

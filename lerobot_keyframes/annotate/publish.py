@@ -48,6 +48,7 @@ def publish(config: AnnotateConfig, result: Any, source_revision: str | None) ->
     return push_dataset(
         result.output_root, target, private=config.private, source_repo_id=config.repo_id,
         allow_source_overwrite=config.allow_source_overwrite, provenance=provenance, source_revision=source_revision,
+        commit_message=config.push_commit_message,
     )
 
 

@@ -180,30 +180,34 @@ def run_annotation_ray(
 
     started = time.perf_counter()
     run = prepare_run(config, getattr(vlm, "camera_key", None), vlm=vlm if backend_factory is None else None)
-    staging, result = run.staging, run.result
-    keys = module_keys(config, vlm)
-    enabled = [m for m in MODULES if getattr(config, m).enabled]
+    try:
+        staging, result = run.staging, run.result
+        keys = module_keys(config, vlm)
+        enabled = [m for m in MODULES if getattr(config, m).enabled]
 
-    todo = []
-    for row in run.rows:
-        e = int(row["episode_index"])
-        if not config.force and _fully_staged(staging, e, enabled, keys):
-            for m in enabled:
-                result.modules_reused[m] += 1
-        else:
-            todo.append(row)
-    logger.info("ray engine: %d episodes to annotate, %d already staged", len(todo), len(run.rows) - len(todo))
+        todo = []
+        for row in run.rows:
+            e = int(row["episode_index"])
+            if not config.force and _fully_staged(staging, e, enabled, keys):
+                for m in enabled:
+                    result.modules_reused[m] += 1
+            else:
+                todo.append(row)
+        logger.info("ray engine: %d episodes to annotate, %d already staged", len(todo), len(run.rows) - len(todo))
 
-    if todo:
-        started_ray = _start_ray(ray, address)
-        try:
-            for outcome in _stream(ray, todo, config, vlm, keys, staging, backend_factory, num_vlm_actors,
-                                   num_gpus_per_actor, num_cpus_per_actor, cpu_workers):
-                _collect(outcome, staging, result, config)
-        finally:
-            if started_ray:
-                ray.shutdown()
-    return finish_run(run, config, vlm, keys, started)
+        if todo:
+            started_ray = _start_ray(ray, address)
+            try:
+                for outcome in _stream(ray, todo, config, vlm, keys, staging, backend_factory, num_vlm_actors,
+                                       num_gpus_per_actor, num_cpus_per_actor, cpu_workers):
+                    _collect(outcome, staging, result, config)
+            finally:
+                if started_ray:
+                    ray.shutdown()
+        return finish_run(run, config, vlm, keys, started)
+    finally:
+        if run.lock is not None:
+            run.lock.release()  # also when the run raised
 
 
 def _stream(ray: Any, rows: list[dict[str, Any]], config: AnnotateConfig, vlm: Any, keys: dict[str, str],

@@ -84,16 +84,19 @@ def read_episodes_meta(layout: DatasetLayout) -> pa.Table:
         except (pa.ArrowInvalid, OSError) as exc:
             raise DatasetFormatError(f"{path}: unreadable parquet ({exc})") from exc
     # stats columns may differ between files; keep only the columns every file has
-    common = [c for c in tables[0].column_names if all(c in t.column_names for t in tables)]
+    # (`Table.column_names` builds a new list on every access: read each file's names once)
+    names = [set(t.column_names) for t in tables]
+    common = [c for c in tables[0].column_names if all(c in n for n in names)]
     table = pa.concat_tables([t.select(common) for t in tables], promote_options="permissive")
+    have = set(common)
     required = ["episode_index", "length", "data/chunk_index", "data/file_index",
                 "dataset_from_index", "dataset_to_index"]
-    missing = [c for c in required if c not in table.column_names]
+    missing = [c for c in required if c not in have]
     if missing:
         raise DatasetFormatError(f"{paths[0].parent.parent}: episodes metadata lacks columns {missing}")
     for cam in layout.video_keys:
         cols = [f"videos/{cam}/{c}" for c in ("chunk_index", "file_index", "from_timestamp", "to_timestamp")]
-        missing = [c for c in cols if c not in table.column_names]
+        missing = [c for c in cols if c not in have]
         if missing:
             raise DatasetFormatError(
                 f"{paths[0].parent.parent}: episodes metadata lacks columns {missing} of camera {cam!r}"
