@@ -161,3 +161,22 @@ def test_invalid_rows_are_reported_and_nothing_is_written(sample_root: Path, tmp
     assert not result.validation.ok
     assert any(i.episode_index == 1 for i in result.validation.errors)
     assert {p: p.read_bytes() for p in (out / "data").rglob("*.parquet")} == before
+
+
+def test_vqa_asks_about_video_cameras_only_unless_told(multifile_root: Path, tmp_path: Path) -> None:
+    """lerobot 0.6.1's validator rejects VQA on an image-stored camera: annotate and validate agree."""
+    from lerobot_keyframes.language.validator import ValidatorConfig
+
+    result = run_annotation(_config(multifile_root, tmp_path / "a"), VLM, backend=ScriptedBackend(oracle))
+    assert result.failures == {} and result.validation.ok, result.validation.format()
+    cams = {r.camera for a in read_dataset_annotations(tmp_path / "a").values() for r in a.rows if r.style == "vqa"}
+    assert cams and "observation.images.top" not in cams
+    assert validate_dataset(tmp_path / "a").ok
+
+    asked = run_annotation(_config(multifile_root, tmp_path / "b", vqa=VqaConfig(image_cameras=True, rotate_cameras=False)), VLM,
+                           backend=ScriptedBackend(oracle))
+    assert asked.validation.ok, asked.validation.format()
+    cams = {r.camera for a in read_dataset_annotations(tmp_path / "b").values() for r in a.rows if r.style == "vqa"}
+    assert "observation.images.top" in cams
+    assert not validate_dataset(tmp_path / "b").ok  # lerobot's rule by default ...
+    assert validate_dataset(tmp_path / "b", config=ValidatorConfig(vqa_on_image_cameras=True)).ok  # ... unless allowed

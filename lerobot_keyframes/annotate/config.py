@@ -74,6 +74,8 @@ class VqaConfig:
     vqa_emission_hz: float = 1.0  # VQA ticks per second of episode
     question_types: tuple[str, ...] = QUESTION_TYPES  # comma-separated types, one drawn per question (seeded)
     restrict_to_default_camera: bool = False  # ask about the default camera only (--vlm camera key, else the first)
+    # lerobot 0.6.1's validator rejects VQA on cameras stored as images in the parquet: video cameras only by default
+    image_cameras: bool = False  # also ask about image-stored cameras (validate with --vqa_on_image_cameras=true)
     # lerobot 0.6.0/0.6.1 fail when one frame carries VQA of two cameras: rotate cameras across ticks.
     rotate_cameras: bool = True  # one camera per tick, in turn; false: every camera at every tick
     max_side: int = 448  # the image the model sees is resized to fit this; its size is recorded

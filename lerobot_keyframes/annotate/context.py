@@ -78,6 +78,13 @@ class EpisodeContext:
         return list(self.episode["camera_keys"])
 
     @property
+    def vqa_cameras(self) -> list[str]:
+        """The cameras VQA asks about: video cameras (image-stored ones too with `--vqa.image_cameras`)."""
+        from .keyframes import vqa_cameras
+
+        return vqa_cameras(self.episode, self.config.vqa)
+
+    @property
     def default_camera(self) -> str:
         wanted = getattr(self.backend, "camera_key", None) or getattr(
             getattr(self.backend, "config", None), "camera_key", None

@@ -35,19 +35,26 @@ def default_camera(episode: Mapping[str, Any], camera_key: str | None) -> str | 
     return cameras[0] if cameras else None
 
 
+def vqa_cameras(episode: Mapping[str, Any], vqa: Any) -> list[str]:
+    """Video cameras, in dataset order (image-stored ones too with `--vqa.image_cameras`)."""
+    cams = episode.get("cameras") or []
+    if not cams or vqa.image_cameras:
+        return list(episode.get("camera_keys") or ())
+    return [str(c["key"]) for c in cams if c.get("storage", "video") == "video"]
+
+
 def module_policies(episode: Mapping[str, Any], config: AnnotateConfig,
                     camera_key: str | None) -> dict[str, dict[str, KeyframePolicy]]:
     """module -> camera -> the policy of the frames that module decodes up front (enabled modules only)."""
     from . import interjections, plan, vqa
 
     camera = default_camera(episode, camera_key)
-    cameras = list(episode.get("camera_keys") or ())
     if camera is None:
         return {}
     declared = {
         "plan": lambda: plan.keyframes(config.plan, camera),
         "interjections": lambda: interjections.keyframes(camera),
-        "vqa": lambda: vqa.keyframes(config.vqa, camera, cameras),
+        "vqa": lambda: vqa.keyframes(config.vqa, camera, vqa_cameras(episode, config.vqa)),
     }
     return {m: make() for m, make in declared.items() if getattr(config, m).enabled}
 

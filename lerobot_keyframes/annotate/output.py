@@ -226,7 +226,8 @@ def validate_and_write(
     options = {
         "validate": not config.skip_validation,
         # released lerobot 0.6.x fails on VQA of two cameras on one frame: enforce it when rotating
-        "validator_config": ValidatorConfig(single_camera_vqa_per_frame=config.vqa.rotate_cameras),
+        "validator_config": ValidatorConfig(single_camera_vqa_per_frame=config.vqa.rotate_cameras,
+                                            vqa_on_image_cameras=config.vqa.image_cameras),
     }
     extra = {PROVENANCE_PATH: json.dumps(provenance, indent=2, sort_keys=True)}
     try:

@@ -73,6 +73,8 @@ def keyframes(cfg: Any, default_camera: str, cameras: list[str]) -> dict[str, An
     from ..frames.policies import Turns, fps
 
     cams = [default_camera] if cfg.restrict_to_default_camera else list(cameras)
+    if not cams:
+        return {}
     tick = fps(cfg.vqa_emission_hz)
     if cfg.rotate_cameras and len(cams) > 1:
         return {cam: Turns(tick, len(cams), k) for k, cam in enumerate(cams)}
@@ -81,7 +83,7 @@ def keyframes(cfg: Any, default_camera: str, cameras: list[str]) -> dict[str, An
 
 def ticks(ctx: EpisodeContext) -> list[tuple[int, str]]:
     """(frame index, camera) pairs in time order (cameras in dataset order within a tick)."""
-    policies = keyframes(ctx.config.vqa, ctx.default_camera, ctx.cameras)
+    policies = keyframes(ctx.config.vqa, ctx.default_camera, ctx.vqa_cameras)
     order = {cam: k for k, cam in enumerate(policies)}
     pairs = [(int(i), cam) for cam, policy in policies.items() for i in policy.frame_indices(ctx.episode)]
     return sorted(pairs, key=lambda p: (p[0], order[p[1]]))

@@ -164,8 +164,10 @@ def synthetic_annotations(
     vqa_hz: float = 1.0,
     rotate_cameras: bool = False,
     interjection: bool = True,
+    image_cameras: bool = False,
 ) -> list[EpisodeAnnotations]:
-    """Synthetic rows for the episodes of the dataset at `root` (all by default)."""
+    """Synthetic rows for the episodes of the dataset at `root` (all by default). VQA goes to the video
+    cameras only, as lerobot 0.6.1's validator wants (`image_cameras=True`: image-stored cameras too)."""
     from ..dataset.episodes import build_episode_rows
     from ..dataset.layout import DatasetLayout
 
@@ -190,7 +192,8 @@ def synthetic_annotations(
                 target = f"{gt['target']['color']} {gt['target']['kind']}"
         out.append(
             synthetic_episode(
-                e, row["timestamps"], task=row["task"] or "do the task", cameras=row["camera_keys"],
+                e, row["timestamps"], task=row["task"] or "do the task",
+                cameras=[k for k in row["camera_keys"] if image_cameras or k in layout.video_keys],
                 phases=phases, grasp_frame=grasp, release_frame=release, object_name=obj, target_name=target,
                 fps=float(layout.fps), image_sizes=sizes, vqa_hz=vqa_hz, rotate_cameras=rotate_cameras,
                 interjection=interjection,

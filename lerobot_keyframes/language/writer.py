@@ -116,7 +116,8 @@ def write_language(
 
     episode_rows = build_episode_rows(layout)
     times = {r["episode_index"]: np.asarray(r["timestamps"], dtype=np.float32) for r in episode_rows}
-    report = validate_annotations(anns.values(), times, cameras=layout.camera_keys, config=validator_config)
+    report = validate_annotations(anns.values(), times, cameras=layout.camera_keys, config=validator_config,
+                                  video_cameras=layout.video_keys)  # what `validate` checks, checked before writing
     blocking = report.errors if validate else [i for i in report.errors if i.rule in STRUCTURAL_RULES]
     if blocking:
         raise LanguageValidationError(ValidationReport(blocking, report.episodes_checked))

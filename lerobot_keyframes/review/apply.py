@@ -267,7 +267,8 @@ def apply_decisions(root: str | Path, decisions: str | Path | Mapping[str, Any],
     changes: list[dict[str, Any]] = []
     new = {e: apply_episode(anns[e], d, times[e], changes, name) for e, d in sorted(decided.items())}
     changed = {e: a for e, a in new.items() if a != anns[e]}
-    report = validate_annotations([a for a in changed.values() if not a.empty], times, cameras=layout.camera_keys)
+    report = validate_annotations([a for a in changed.values() if not a.empty], times, cameras=layout.camera_keys,
+                                  video_cameras=layout.video_keys)
     if report.errors:
         raise DecisionsError(f"{name}: the reviewed rows fail validation, nothing was written:\n"
                              + report.format(limit=20))

@@ -61,7 +61,9 @@ def annotated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     base = tmp_path_factory.mktemp(request.param)
     src = make_sample_dataset(base / "src", width=160, height=120, **spec)
     out = base / "annotated"
-    write_language(src, synthetic_annotations(src, rotate_cameras=rotate), out=out)
+    # VQA on the image camera too, on purpose (lerobot's renderer reads it; see test_language_render_...)
+    write_language(src, synthetic_annotations(src, rotate_cameras=rotate, image_cameras=True), out=out,
+                   validator_config=ValidatorConfig(single_camera_vqa_per_frame=rotate, vqa_on_image_cameras=True))
     assert len(list((out / "data").glob("*/*.parquet"))) > 1  # multi-file
     return Annotated(request.param, src, out, rotate)
 
