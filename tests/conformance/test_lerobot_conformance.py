@@ -229,7 +229,9 @@ def test_staging_validator_and_lerobot_writer_agree(annotated: Annotated, tmp_pa
     # re-annotating one episode of lerobot's output keeps the others' rows and unifies the shard schemas
     out = tmp_path / "ours-over-theirs"
     first = min(stored)
-    result = write_language(theirs, [stored[first]], out=out)
+    result = write_language(theirs, [stored[first]], out=out,  # the h264 sample's image-camera VQA, on purpose
+                            validator_config=ValidatorConfig(single_camera_vqa_per_frame=annotated.rotate_cameras,
+                                                             vqa_on_image_cameras=True))
     assert result.episodes_written == (first,) and set(result.episodes_kept) == set(stored) - {first}
     again, _ = read_dataset_annotations(out)
     assert _normalized(again) == _normalized(stored)
