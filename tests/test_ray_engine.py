@@ -3,6 +3,7 @@ an actor killed mid-run loses and duplicates nothing, a re-run resumes from stag
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -174,6 +175,41 @@ def test_resume_after_an_interrupted_driver_skips_finished_work(local_ray: Any, 
     backend = ScriptedBackend(oracle)
     run_annotation(_config(sample_root, out), SCRIPTED, backend=backend)
     assert backend.calls == 0 and _annotations(out) == before
+
+
+@pytest.mark.slow
+def test_quality_checks_run_before_ray_and_skip_bad_episodes(local_ray: Any, tmp_path: Path) -> None:
+    """The same checks as the local engine, on the driver: a black camera episode is reported, and under
+    --quality.skip_bad_episodes it is skipped (not failed) and never reaches a Ray actor."""
+    import numpy as np
+    from test_quality import _rewrite, _video
+
+    from lerobot_keyframes.annotate.config import QualityConfig
+    from lerobot_keyframes.annotate.ray_engine import run_annotation_ray
+    from lerobot_keyframes.dataset import load_episodes
+    from lerobot_keyframes.testing.sample import make_sample_dataset
+
+    root = make_sample_dataset(tmp_path / "ds", episodes=3, cameras=("front",), width=64, height=48, codec="h264",
+                               episode_seconds=1.0)
+    _rewrite(_video(root), load_episodes(root).to_list(), lambda e, k, rgb: np.zeros_like(rgb) if e == 1 else rgb)
+    small = {"interjections": InterjectionsConfig(enabled=False), "vqa": VqaConfig(enabled=False),
+             "plan": PlanConfig(n_task_rephrasings=0, subtask_describe_first=False, min_subtask_seconds=0.2)}
+    kept = run_annotation_ray(AnnotateConfig(root=root, out=tmp_path / "a", **small), SCRIPTED,
+                              backend_factory=scripted_factory(), **RAY_KW)
+    assert kept.failures == {} and kept.skipped == {} and list(kept.quality) == [1]
+    assert [f.kind for f in kept.quality[1]] == ["black_camera"]
+    assert kept.modules_run["plan"] == 3
+    skipped = run_annotation_ray(
+        AnnotateConfig(root=root, out=tmp_path / "b", quality=QualityConfig(skip_bad_episodes=True), **small),
+        SCRIPTED, backend_factory=scripted_factory(), **RAY_KW)
+    assert skipped.failures == {} and list(skipped.skipped) == [1] and "skip_bad_episodes" in skipped.skipped[1]
+    assert skipped.modules_run["plan"] == 2 and skipped.validation.ok, skipped.validation.format()
+    assert "skipped episode 1" in skipped.summary()
+    assert not (tmp_path / "b.staging" / "episode-000001").exists()  # no actor ever worked on it
+    anns = _annotations(tmp_path / "b")
+    assert sorted(e for e, a in anns.items() if not a.empty) == [0, 2]
+    provenance = json.loads((tmp_path / "b" / "meta" / "annotation_provenance.json").read_text())
+    assert provenance["quality"]["1"][0]["kind"] == "black_camera" and list(provenance["skipped_episodes"]) == ["1"]
 
 
 def test_stages_without_ray_decode_once_and_stage_like_the_local_engine(sample_root: Path, tmp_path: Path) -> None:

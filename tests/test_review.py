@@ -200,6 +200,51 @@ def test_unannotated_dataset_and_bad_config(sample_root: Path, tmp_path: Path) -
         ReviewConfig(jpeg_quality=0)
 
 
+QUALITY = [{"kind": "black_camera", "episode_index": 1, "camera": FRONT, "time": 0.5, "value": 0.0,
+            "message": "all 8 sampled frames are black (mean pixel 0.0)"},
+           {"kind": "short_episode", "episode_index": 1, "camera": None, "time": None, "value": 0.2,
+            "message": "2.0 s, 0.2x the median of its neighbours"}]
+
+
+@pytest.fixture(scope="module")
+def quality_site(annotated: tuple[Path, list[EpisodeAnnotations]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The review of a copy of the dataset whose provenance records two quality findings for episode 1."""
+    base = tmp_path_factory.mktemp("quality")
+    root = base / "ds"
+    shutil.copytree(annotated[0], root)
+    (root / "meta" / "annotation_provenance.json").write_text(json.dumps({"quality": {"1": QUALITY}}))
+    # not validated, so only the findings can make an episode need attention
+    build_review(root, base / "site", config=ReviewConfig(workers=1, videos="none", thumbs_per_camera=1,
+                                                          strip_frames=0, validate=False))
+    return base / "site"
+
+
+def _index_row(index: str, episode: int) -> str:
+    return re.search(rf'<tr class="episode-row"[^>]*data-episode="{episode}">.*?</tr>', index, re.S).group(0)
+
+
+def test_quality_findings_on_the_episode_page_and_in_the_index(site: Path, quality_site: Path) -> None:
+    page = _page(quality_site, 1)
+    items = re.findall(r'<li class="warn quality-finding" data-kind="([a-z_]+)">(.*?)</li>', page)
+    assert [k for k, _ in items] == ["black_camera", "short_episode"]
+    assert FRONT in items[0][1] and "at 0.500s" in items[0][1] and QUALITY[0]["message"] in items[0][1]
+    assert QUALITY[1]["message"] in items[1][1] and " at " not in items[1][1]
+    assert 'id="quality-summary"' in page and "2 quality finding(s)" in page
+    assert "quality-finding" not in _page(quality_site, 0)  # the episode without findings lists none
+    index = (quality_site / "index.html").read_text()
+    row1, row0 = _index_row(index, 1), _index_row(index, 0)
+    assert 'data-quality="2"' in row1 and 'data-attention="1"' in row1
+    assert '<td class="num quality-cell warn" title="black_camera, short_episode">2</td>' in row1
+    assert 'data-quality="0"' in row0 and 'data-attention="0"' in row0 and '<td class="num quality-cell">0</td>' in row0
+    # a provenance without "quality" (the plain site) shows no findings anywhere
+    plain = (site / "index.html").read_text()
+    assert 'data-quality="2"' not in plain and plain.count('data-quality="0"') == 2
+    assert all("quality-finding" not in _page(site, e) for e in (0, 1))
+    data = json.loads(re.search(r'<script type="application/json" id="episode-data">(.*?)</script>', _page(
+        quality_site, 0)).group(1))
+    assert data["attention"] == [1]  # the episode pages' "next needing attention" goes there too
+
+
 # -- a real browser ----------------------------------------------------------------------------------
 def test_browser_shows_episodes_subtasks_and_boxes(driver, site: Path, tmp_path: Path,  # noqa: F811
                                                    annotated: tuple[Path, list[EpisodeAnnotations]]) -> None:
@@ -255,3 +300,25 @@ def test_browser_shows_episodes_subtasks_and_boxes(driver, site: Path, tmp_path:
     driver.save_screenshot(str(tmp_path / "review_episode.png"))
     assert (tmp_path / "review_episode.png").stat().st_size > 10_000
     shutil.copy(tmp_path / "review_episode.png", os.environ.get("REVIEW_SCREENSHOT", tmp_path / "artifact.png"))
+
+
+def test_browser_quality_filter_and_attention_jump(driver, quality_site: Path) -> None:  # noqa: F811
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver.get((quality_site / "index.html").as_uri())
+    cell = driver.find_element(By.CSS_SELECTOR, 'tr[data-episode="1"] .quality-cell')
+    assert cell.text == "2" and cell.get_attribute("title") == "black_camera, short_episode"
+    Select(driver.find_element(By.ID, "status-filter")).select_by_value("quality")
+    shown = [r.get_attribute("data-episode") for r in driver.find_elements(By.CSS_SELECTOR, "tr.episode-row")
+             if r.is_displayed()]
+    assert shown == ["1"]
+    Select(driver.find_element(By.ID, "status-filter")).select_by_value("")
+    header = driver.find_element(By.CSS_SELECTOR, "th[data-sort=quality]")
+    header.click()
+    header.click()  # descending: most findings first
+    assert [r.get_attribute("data-episode") for r in driver.find_elements(By.CSS_SELECTOR, "tr.episode-row")] == [
+        "1", "0"]
+    driver.find_element(By.ID, "next-attention").click()
+    WebDriverWait(driver, 10).until(lambda d: d.current_url.endswith("episode_000001.html"))
+    assert driver.find_element(By.ID, "quality").is_displayed()

@@ -182,7 +182,7 @@ def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[st
     """Validate and write every finished episode's rows once (default: assembled from staging)."""
     result, staging = run.result, run.staging
     if per_episode is None:
-        finished = [e for e in result.episodes if e not in result.failures]
+        finished = [e for e in result.episodes if e not in result.failures and e not in result.skipped]
         current = {m: keys[m] for m in MODULES if getattr(config, m).enabled}  # never a stale or disabled module
         per_episode = {e: assemble_rows(staging.current_rows(e, current)) for e in finished}
     if config.plan.enabled:
@@ -281,6 +281,32 @@ def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, pro
             run.lock.release()
 
 
+def run_quality_checks(run: PreparedRun, config: AnnotateConfig, provider: Any | None = None) -> set[int]:
+    """The quality checks of every engine, before any model call: fill `run.result.quality` and, under
+    --quality.skip_bad_episodes, `run.result.skipped` (skipped, not failed); return the episodes to leave out.
+
+    Without a `provider` one is made here for the checks' few frames and closed again.
+    """
+    if not config.quality.enabled:
+        return set()
+    from ..quality import check_episodes
+
+    owned = provider is None
+    if owned:
+        from ..frames import make_frame_provider
+
+        provider = make_frame_provider(run.rows, backend=config.frame_backend, cache_bytes=0)
+    try:
+        run.result.quality = check_episodes(run.rows, provider, config.quality, signal=config.motion.signal,
+                                            gripper_index=config.motion.gripper_index)
+    finally:
+        if owned and hasattr(provider, "close"):
+            provider.close()
+    if config.quality.skip_bad_episodes and run.result.quality:
+        run.result.skipped = {e: f"--quality.skip_bad_episodes: {f[0]}" for e, f in run.result.quality.items()}
+    return set(run.result.skipped)
+
+
 def _run_prepared(run: PreparedRun, config: AnnotateConfig, vlm: Any, backend: Any, provider: Any,
                   started: float) -> AnnotateResult:
     from ..vlm.batching import BatchingScheduler, wrap_in_process
@@ -299,15 +325,9 @@ def _run_prepared(run: PreparedRun, config: AnnotateConfig, vlm: Any, backend: A
     given, backend = backend, wrap_in_process(backend)
     keys = module_keys(config, vlm)
     episodes = run.episodes
-    if config.quality.enabled:  # before any model call; --quality.skip_bad_episodes leaves flagged episodes out
-        from ..quality import check_episodes
-
-        run.result.quality = check_episodes(rows, provider, config.quality, signal=config.motion.signal,
-                                            gripper_index=config.motion.gripper_index)
-        if config.quality.skip_bad_episodes and run.result.quality:
-            run.result.skipped = {e: f"--quality.skip_bad_episodes: {f[0]}" for e, f in run.result.quality.items()}
-            episodes = episodes.select([i for i, e in enumerate(episodes["episode_index"])
-                                        if e not in run.result.skipped])
+    if run_quality_checks(run, config, provider):
+        episodes = episodes.select([i for i, e in enumerate(episodes["episode_index"])
+                                    if e not in run.result.skipped])
     annotator = Annotator(config, vlm, staging_dir=run.staging.dir, backend=backend, provider=provider, keys=keys,
                           progress=True)
     try:

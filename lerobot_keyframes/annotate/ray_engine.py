@@ -28,7 +28,7 @@ from .config import AnnotateConfig
 from .context import AnnotationError
 from .engine import MODULES, EpisodeOutcome, annotate_rows, episodes_in_flight
 from .keys import module_keys
-from .pipeline import AnnotateResult, finish_run, prepare_run
+from .pipeline import AnnotateResult, finish_run, prepare_run, run_quality_checks
 from .staging import Staging
 
 logger = logging.getLogger(__name__)
@@ -184,16 +184,20 @@ def run_annotation_ray(
         staging, result = run.staging, run.result
         keys = module_keys(config, vlm)
         enabled = [m for m in MODULES if getattr(config, m).enabled]
+        skipped = run_quality_checks(run, config)  # on the driver, before any decode or model call on Ray
 
         todo = []
         for row in run.rows:
             e = int(row["episode_index"])
+            if e in skipped:
+                continue
             if not config.force and _fully_staged(staging, e, enabled, keys):
                 for m in enabled:
                     result.modules_reused[m] += 1
             else:
                 todo.append(row)
-        logger.info("ray engine: %d episodes to annotate, %d already staged", len(todo), len(run.rows) - len(todo))
+        logger.info("ray engine: %d episodes to annotate, %d already staged, %d skipped", len(todo),
+                    len(run.rows) - len(todo) - len(skipped), len(skipped))
 
         if todo:
             started_ray = _start_ray(ray, address)

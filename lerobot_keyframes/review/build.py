@@ -43,6 +43,7 @@ class _Job:
     warnings: tuple[str, ...]
     prev_ep: int | None
     next_ep: int | None
+    quality: tuple[dict[str, Any], ...] = ()  # the run's quality findings (provenance "quality")
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ def video_site_path(rel: str) -> str:
 
 def _render_one(job: _Job, provider: Any, out: Path, config: ReviewConfig, png: bool,
                 shared: _Shared) -> dict[str, Any]:
-    view = episode_view(job.row, job.ann, job.timestamps, errors=job.errors, warnings=job.warnings)
+    view = episode_view(job.row, job.ann, job.timestamps, errors=job.errors, warnings=job.warnings,
+                        quality=job.quality)
     name = episode_dir_name(view.episode_index)
     assets = out / "assets" / name
     images = decode_episode_images(view, provider, job.row, assets, config)
@@ -90,6 +92,7 @@ def _render_one(job: _Job, provider: Any, out: Path, config: ReviewConfig, png: 
     (out / "episodes" / f"{name}.html").write_text(page, encoding="utf-8")
     return {"episode_index": view.episode_index, "task": view.task, "frames": n, "duration": view.duration,
             "counts": view.counts, "errors": len(view.errors), "warnings": len(view.warnings),
+            "quality": len(view.quality), "quality_kinds": sorted({str(f.get("kind")) for f in view.quality}),
             "text": _search_text(view)}
 
 
@@ -184,6 +187,21 @@ def link_videos(root: Path, out: Path, rel_paths: Iterable[str], mode: str) -> i
     return copied
 
 
+def quality_findings(provenance: Mapping[str, Any]) -> dict[int, tuple[dict[str, Any], ...]]:
+    """The annotate run's quality findings per episode (provenance "quality": {"3": [finding dicts]})."""
+    raw = provenance.get("quality")
+    out: dict[int, tuple[dict[str, Any], ...]] = {}
+    for key, items in (raw.items() if isinstance(raw, dict) else ()):
+        try:
+            e = int(key)
+        except (TypeError, ValueError):
+            continue
+        found = tuple(f for f in items if isinstance(f, dict)) if isinstance(items, list) else ()
+        if found:
+            out[e] = found
+    return out
+
+
 def read_provenance(root: Path) -> dict[str, Any]:
     path = root / PROVENANCE_FILE
     try:
@@ -230,6 +248,8 @@ def build_review(root: str | Path, out: str | Path, *, episodes: Iterable[int] |
         link_videos(root, out, [c["path"] for r in rows for c in r["cameras"] if c["storage"] == "video"],
                     config.videos)
     order = [int(r["episode_index"]) for r in rows]
+    provenance = read_provenance(root)
+    quality = quality_findings(provenance)
     jobs = []
     for k, r in enumerate(rows):
         e = int(r["episode_index"])
@@ -237,9 +257,9 @@ def build_review(root: str | Path, out: str | Path, *, episodes: Iterable[int] |
         jobs.append(_Job(dict(r), anns.get(e), times.get(e, np.asarray(r["timestamps"], dtype=np.float32)),
                          tuple(str(i) for i in issues.get("errors", [])),
                          tuple(str(i) for i in issues.get("warnings", [])),
-                         order[k - 1] if k > 0 else None, order[k + 1] if k + 1 < len(order) else None))
-    attention = tuple(j.row["episode_index"] for j in jobs if j.errors or j.warnings)
-    provenance = read_provenance(root)
+                         order[k - 1] if k > 0 else None, order[k + 1] if k + 1 < len(order) else None,
+                         quality.get(e, ())))
+    attention = tuple(j.row["episode_index"] for j in jobs if j.errors or j.warnings or j.quality)
     site = {"dataset": str(root)}
     shared = _Shared(attention, site, config.videos != "none")
     n_workers = _workers(config, len(jobs))

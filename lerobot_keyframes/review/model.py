@@ -93,6 +93,7 @@ class EpisodeView:
     counts: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    quality: list[dict[str, Any]] = field(default_factory=list)  # the run's quality findings (QualityFinding dicts)
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> row_record + frame
 
     @property
@@ -111,13 +112,15 @@ class EpisodeView:
 
 
 def episode_view(row: Mapping[str, Any], ann: EpisodeAnnotations | None, timestamps: Sequence[float] | np.ndarray,
-                 *, errors: Sequence[str] = (), warnings: Sequence[str] = ()) -> EpisodeView:
+                 *, errors: Sequence[str] = (), warnings: Sequence[str] = (),
+                 quality: Sequence[Mapping[str, Any]] = ()) -> EpisodeView:
     """Turn an episode's stored rows into spans, timeline marks and VQA pairs."""
     if not len(timestamps):
         timestamps = row.get("timestamps")
     ts = np.asarray(timestamps if timestamps is not None else [], dtype=np.float32)
     view = EpisodeView(int(row["episode_index"]), str(row.get("task") or ""), float(row.get("fps") or 30.0), ts,
-                       list(row.get("cameras") or []), errors=list(errors), warnings=list(warnings))
+                       list(row.get("cameras") or []), errors=list(errors), warnings=list(warnings),
+                       quality=[dict(f) for f in quality])
     ann = ann or EpisodeAnnotations(view.episode_index)
     ids = {id(r): k for k, r in row_ids(ann)}
     for k, r in row_ids(ann):

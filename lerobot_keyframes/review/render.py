@@ -129,8 +129,15 @@ def render_episode_page(view: EpisodeView, images: Mapping[str, Mapping[str, Any
         next_page=f"{episode_dir_name(next_ep)}.html" if next_ep is not None else "",
         videos=[{**c, "src": c["src"]} for c in videos], thumb_lanes=thumb_lanes, bands=bands, tick_lanes=tick_lanes,
         png=png, strips=strips, mark_sections=[s for s in mark_sections if s["marks"]], vqa_cards=vqa_cards,
-        trace_cards=trace_cards, data=episode_data(view, videos, attention), site=dict(site or {"dataset": ""}),
+        trace_cards=trace_cards, quality=[_quality_item(f) for f in view.quality], data=episode_data(view, videos, attention), site=dict(site or {"dataset": ""}),
         static="../static", script="episode.js")
+
+
+def _quality_item(f: Mapping[str, Any]) -> dict[str, str]:
+    """One quality finding as the episode page lists it (a time in seconds, else blank)."""
+    t = f.get("time")
+    return {"kind": str(f.get("kind") or "?"), "camera": str(f.get("camera") or ""),
+            "time": _fmt_t(float(t)) if isinstance(t, (int, float)) else "", "message": str(f.get("message") or "")}
 
 
 def _frame_figure(info: Mapping[str, Any], frame: int, assets_rel: str,
@@ -179,7 +186,7 @@ def render_index(summaries: Sequence[Mapping[str, Any]], *, root: Path, dataset_
     rows = []
     for s in summaries:
         status = episode_status(s, validated)
-        rows.append({**s, "status": status, "attention": status in ("err", "warn"),
+        rows.append({**s, "status": status, "attention": status in ("err", "warn") or bool(s.get("quality")),
                      "page": f"{episode_dir_name(s['episode_index'])}.html",
                      "styles": [k for k in STYLE_COLUMNS if s["counts"].get(k, 0)]})
     return environment().get_template("index.jinja").render(
