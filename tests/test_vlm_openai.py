@@ -369,3 +369,19 @@ def test_videos_of_different_timing_in_one_request_fail_before_anything_is_sent(
         with pytest.raises(ValueError, match="separate requests"):
             backend_for(server).generate([ok, [{"role": "user", "content": [a, b]}]], SCHEMA)
         assert server.stats.bodies == []
+
+
+def test_reasoning_effort_is_a_top_level_field_of_each_request() -> None:
+    """lerobot-annotate 0.6.1 passes --vlm.reasoning_effort as `reasoning_effort` of chat.completions.create."""
+    from lerobot_keyframes.vlm.config import unapplied_vlm_settings
+
+    with FakeOpenAIServer() as server:
+        assert backend_for(server, reasoning_effort="low").generate([conv("id=1"), conv("id=2")], SCHEMA)[0].ok
+        assert [b.get("reasoning_effort") for b in server.stats.bodies] == ["low", "low"]
+        assert backend_for(server).generate([conv("id=3")], SCHEMA)[0].ok
+        assert "reasoning_effort" not in server.stats.bodies[-1]  # unset: not sent, as in lerobot
+    assert unapplied_vlm_settings(VlmConfig(backend="openai", reasoning_effort="high")) == []
+    (msg,) = unapplied_vlm_settings(VlmConfig(backend="transformers", reasoning_effort="high"))
+    assert "OpenAI-compatible servers only" in msg
+    with pytest.raises(ValueError, match="reasoning_effort must be one of"):
+        VlmConfig(reasoning_effort="extreme")

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 BACKENDS = ("transformers", "vllm", "openai")
 STRUCTURED_OUTPUT_MODES = ("auto", "schema", "json_object", "off")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")  # the OpenAI API's values
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ class VlmConfig:
     serve_command: str | None = None  # lerobot-annotate's `vllm serve MODEL ...`: its options set the fields below
     parallel_servers: int = 1  # independent auto-served servers, round-robin (lerobot-annotate; here: one)
     num_gpus: int = 0  # GPUs per server, 0: one each (here: --vlm.tensor_parallel_size unless that is given)
-    reasoning_effort: str | None = None  # thinking-budget hint low|medium|high for OpenAI-compatible servers
+    # lerobot-annotate has no in-process backend: transformers/vllm ignore it (use chat_template_kwargs)
+    reasoning_effort: str | None = None  # thinking budget (low|medium|high...): the request's reasoning_effort field
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -97,8 +99,9 @@ class VlmConfig:
             raise ValueError(f"--vlm.client_concurrency must be >= 1 (got {self.client_concurrency})")
         if self.max_retries < 0:
             raise ValueError(f"--vlm.max_retries must be >= 0 (got {self.max_retries})")
-        if self.reasoning_effort not in (None, "low", "medium", "high"):
-            raise ValueError(f"--vlm.reasoning_effort must be low, medium or high, got {self.reasoning_effort!r}")
+        if self.reasoning_effort not in (None, *REASONING_EFFORTS):
+            raise ValueError(f"--vlm.reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}, "
+                             f"got {self.reasoning_effort!r}")
         if self.parallel_servers < 1:
             raise ValueError(f"--vlm.parallel_servers must be >= 1 (got {self.parallel_servers})")
         if self.batch_size < 1:
@@ -117,15 +120,19 @@ class VlmConfig:
 UNAPPLIED_VLM_SETTINGS: tuple[tuple[str, Any, str], ...] = (
     ("parallel_servers", 1, "auto_serve starts one server; for several, start them and list their URLs in "
      "--vlm.api_base (comma-separated, round-robin)"),
-    ("reasoning_effort", None, "not forwarded to the server yet; cap thinking with --vlm.chat_template_kwargs"),
 )
 
 
 def unapplied_vlm_settings(config: VlmConfig) -> list[str]:
     """One message per lerobot-annotate VLM setting that was changed but has no effect here."""
-    return [f"--vlm.{name}={getattr(config, name)!r} is accepted for lerobot-annotate compatibility but not "
-            f"applied: {effect}" for name, default, effect in UNAPPLIED_VLM_SETTINGS
-            if getattr(config, name, default) != default]
+    out = [f"--vlm.{name}={getattr(config, name)!r} is accepted for lerobot-annotate compatibility but not "
+           f"applied: {effect}" for name, default, effect in UNAPPLIED_VLM_SETTINGS
+           if getattr(config, name, default) != default]
+    if config.reasoning_effort and config.backend != "openai":
+        out.append(f"--vlm.reasoning_effort={config.reasoning_effort!r} is sent to OpenAI-compatible servers only "
+                   f"(lerobot-annotate's openai backend); --vlm.backend={config.backend} ignores it: cap thinking "
+                   "with --vlm.chat_template_kwargs")
+    return out
 
 
 # `vllm serve` options of a lerobot-annotate --vlm.serve_command that are VlmConfig fields here.

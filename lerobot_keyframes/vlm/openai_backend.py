@@ -182,6 +182,8 @@ class OpenAIBackend(BaseBackend):
             body["top_p"] = cfg.top_p
         if cfg.seed is not None:
             body["seed"] = cfg.seed
+        if cfg.reasoning_effort:  # a top-level field of the request, as lerobot-annotate 0.6.1 sends it
+            body["reasoning_effort"] = cfg.reasoning_effort
         extra: dict[str, Any] = {}
         if cfg.chat_template_kwargs:
             extra["chat_template_kwargs"] = dict(cfg.chat_template_kwargs)
