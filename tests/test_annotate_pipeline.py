@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +181,35 @@ def test_vqa_asks_about_video_cameras_only_unless_told(multifile_root: Path, tmp
     assert "observation.images.top" in cams
     assert not validate_dataset(tmp_path / "b").ok  # lerobot's rule by default ...
     assert validate_dataset(tmp_path / "b", config=ValidatorConfig(vqa_on_image_cameras=True)).ok  # ... unless allowed
+
+
+@pytest.mark.parametrize(("seconds", "frames", "expected"), [
+    (None, 3, 3),  # unset: the 3 frames up to the boundary
+    (0.3, 4, 4),  # lerobot: 4 frames spread over 0.3 s centred on the boundary (30 fps: 0.1 s apart)
+    (0.0, 4, 1),  # a zero-length window is the boundary frame, once
+    (10.0, 4, 2),  # clamped to the 2 s episode: its first and last frame
+])
+def test_interjection_window_seconds_is_lerobots_centred_window(
+    sample_root: Path, tmp_path: Path, seconds: float | None, frames: int, expected: int
+) -> None:
+    from lerobot_keyframes.annotate.config import QualityConfig
+
+    cues: list[tuple[int, str]] = []
+
+    def record(conversation: list[dict[str, Any]], schema: dict[str, Any] | None) -> Any:
+        if "interjection" in (schema or {}).get("properties", {}):
+            cues.append((count_images(conversation), prompt_text(conversation)))
+        return plausible_answers(conversation, schema)
+
+    config = AnnotateConfig(
+        root=sample_root, out=tmp_path / "out", plan=PlanConfig(n_task_rephrasings=2, min_subtask_seconds=0.3),
+        interjections=InterjectionsConfig(interjection_min_t=0.1, interjection_window_frames=frames,
+                                          interjection_window_seconds=seconds),
+        vqa=VqaConfig(enabled=False), quality=QualityConfig(enabled=False),
+    )
+    result = run_annotation(config, VLM, backend=ScriptedBackend(record))
+    assert result.failures == {} and result.validation.ok, result.validation.format()
+    assert len(cues) == 2  # one boundary per episode
+    assert [n for n, _ in cues] == [expected, expected]
+    window = "the last moments before" if seconds is None else f"the {seconds:g} s around"
+    assert all(re.search(rf"The images show {window} \d+\.\d\d s\.", text) for _, text in cues)
