@@ -79,7 +79,7 @@ class VqaConfig:
     # lerobot 0.6.0/0.6.1 fail when one frame carries VQA of two cameras: rotate cameras across ticks.
     rotate_cameras: bool = True  # one camera per tick, in turn; false: every camera at every tick
     max_side: int = 448  # the image the model sees is resized to fit this; its size is recorded
-    K: int = 1  # consecutive frames per tick (lerobot-annotate); only 1 here: the answer is grounded on one frame
+    K: int = 1  # consecutive frames per tick (lerobot-annotate), each its own question, grounded on that frame
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,6 @@ UNAPPLIED_SETTINGS: tuple[tuple[str, Any, str], ...] = (
     ("plan.subtask_relabel_frames", 5, "only used by --plan.subtask_seeded_relabel, not implemented here"),
     ("plan.task_aug_axes.enabled", False, "the 5-axis task augmentation is not implemented here; "
      "--plan.n_task_rephrasings task_aug rows are written instead"),
-    ("vqa.K", 1, "each VQA tick is grounded on one frame (K=1, lerobot's default)"),
 )
 
 
