@@ -385,3 +385,50 @@ def test_reasoning_effort_is_a_top_level_field_of_each_request() -> None:
     assert "OpenAI-compatible servers only" in msg
     with pytest.raises(ValueError, match="reasoning_effort must be one of"):
         VlmConfig(reasoning_effort="extreme")
+
+
+def test_parallel_servers_are_planned_on_consecutive_ports_and_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """lerobot-annotate 0.6.1: server i on serve_port + i, pinned to GPU i % num_gpus (0: one each)."""
+    from lerobot_keyframes.vlm.serve import ServerPool
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    cfg = VlmConfig(backend="openai", model_id="m", api_base="http://127.0.0.1:8100/v1", auto_serve=True,
+                    parallel_servers=3, num_gpus=2)
+    pool = ServerPool(cfg)
+    assert pool.api_base == "http://127.0.0.1:8100/v1,http://127.0.0.1:8101/v1,http://127.0.0.1:8102/v1"
+    for i, server in enumerate(pool.servers):
+        cmd = server.command()
+        assert cmd[cmd.index("--port") + 1] == str(8100 + i) and cmd[cmd.index("--model") + 1] == "m"
+        assert cmd[cmd.index("--tensor-parallel-size") + 1] == "1"
+    assert [s.env["CUDA_VISIBLE_DEVICES"] for s in pool.servers] == ["0", "1", "0"]
+    two_each = ServerPool(cfg.replace(parallel_servers=2, num_gpus=0, tensor_parallel_size=2))
+    assert [s.env["CUDA_VISIBLE_DEVICES"] for s in two_each.servers] == ["0,1", "2,3"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
+    assert [s.env["CUDA_VISIBLE_DEVICES"] for s in ServerPool(cfg.replace(num_gpus=0, parallel_servers=2)).servers] \
+        == ["4", "6"]
+    with pytest.raises(VlmServeError, match="consecutive ports from one --vlm.api_base"):
+        ServerPool(cfg.replace(api_base="http://a:1/v1,http://b:2/v1"))
+
+
+def test_auto_serve_with_parallel_servers_round_robins_over_all_of_them() -> None:
+    """Servers of the model already up on both ports are reused (no vLLM here); requests go to both."""
+    for _ in range(20):  # two consecutive free ports
+        first = FakeOpenAIServer(model="wanted-model").start()
+        try:
+            second = FakeOpenAIServer(model="wanted-model", port=first.port + 1).start()
+            break
+        except OSError:
+            first.stop()
+    else:
+        pytest.skip("no two consecutive free ports")
+    try:
+        backend = make_backend(VlmConfig(backend="openai", model_id="wanted-model", api_base=first.api_base,
+                                         auto_serve=True, parallel_servers=2, max_retries=0))
+        assert backend.config.api_bases == [first.api_base, second.api_base]
+        assert all(r.ok for r in backend.generate([conv(f"id={i}") for i in range(6)], SCHEMA))
+        assert len(first.stats.bodies) == len(second.stats.bodies) == 3
+        backend.close()  # reused servers are not ours: both keep running
+        assert backend_for(second, model_id="wanted-model").generate([conv("id=9")], SCHEMA)[0].ok
+    finally:
+        first.stop()
+        second.stop()

@@ -117,7 +117,12 @@ class OpenAIBackend(BaseBackend):
             weakref.WeakKeyDictionary()
         )
         self._clients_lock = threading.Lock()
-        if config.auto_serve:
+        if config.auto_serve and config.parallel_servers > 1:  # lerobot-annotate's parallel servers
+            from .serve import ServerPool
+
+            self._server = ServerPool(config).start()
+            self.config = config.replace(api_base=self._server.api_base)
+        elif config.auto_serve:
             from .serve import VllmServer
 
             self._server = VllmServer(config).start()
