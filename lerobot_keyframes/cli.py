@@ -215,7 +215,8 @@ def _lerobot_serving(args: argparse.Namespace, vlm):
             warn_once(f"--vlm.serve_command serves {model}, --vlm.model_id is {vlm.model_id}: the run uses "
                       "--vlm.model_id")
         logger.debug("--vlm.serve_command as settings: %s", changes)
-    if vlm.num_gpus > 0 and "tensor_parallel_size" not in changes and not hasattr(args, "vlm.tensor_parallel_size"):
+    if (vlm.num_gpus > 0 and vlm.parallel_servers == 1  # parallel servers: num_gpus is the GPUs they share
+            and "tensor_parallel_size" not in changes and not hasattr(args, "vlm.tensor_parallel_size")):
         changes["tensor_parallel_size"] = vlm.num_gpus
     return dataclasses.replace(vlm, **changes) if changes else vlm
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from lerobot_keyframes.annotate.config import AnnotateConfig, InterjectionsConfig, PlanConfig, VqaConfig
@@ -180,3 +182,84 @@ def test_vqa_asks_about_video_cameras_only_unless_told(multifile_root: Path, tmp
     assert "observation.images.top" in cams
     assert not validate_dataset(tmp_path / "b").ok  # lerobot's rule by default ...
     assert validate_dataset(tmp_path / "b", config=ValidatorConfig(vqa_on_image_cameras=True)).ok  # ... unless allowed
+
+
+@pytest.mark.parametrize(("seconds", "frames", "expected"), [
+    (None, 3, 3),  # unset: the 3 frames up to the boundary
+    (0.3, 4, 4),  # lerobot: 4 frames spread over 0.3 s centred on the boundary (30 fps: 0.1 s apart)
+    (0.0, 4, 1),  # a zero-length window is the boundary frame, once
+    (10.0, 4, 2),  # clamped to the 2 s episode: its first and last frame
+])
+def test_interjection_window_seconds_is_lerobots_centred_window(
+    sample_root: Path, tmp_path: Path, seconds: float | None, frames: int, expected: int
+) -> None:
+    from lerobot_keyframes.annotate.config import QualityConfig
+
+    cues: list[tuple[int, str]] = []
+
+    def record(conversation: list[dict[str, Any]], schema: dict[str, Any] | None) -> Any:
+        if "interjection" in (schema or {}).get("properties", {}):
+            cues.append((count_images(conversation), prompt_text(conversation)))
+        return plausible_answers(conversation, schema)
+
+    config = AnnotateConfig(
+        root=sample_root, out=tmp_path / "out", plan=PlanConfig(n_task_rephrasings=2, min_subtask_seconds=0.3),
+        interjections=InterjectionsConfig(interjection_min_t=0.1, interjection_window_frames=frames,
+                                          interjection_window_seconds=seconds),
+        vqa=VqaConfig(enabled=False), quality=QualityConfig(enabled=False),
+    )
+    result = run_annotation(config, VLM, backend=ScriptedBackend(record))
+    assert result.failures == {} and result.validation.ok, result.validation.format()
+    assert len(cues) == 2  # one boundary per episode
+    assert [n for n, _ in cues] == [expected, expected]
+    window = "the last moments before" if seconds is None else f"the {seconds:g} s around"
+    assert all(re.search(rf"The images show {window} \d+\.\d\d s\.", text) for _, text in cues)
+
+
+@pytest.mark.parametrize(("k", "rotate"), [(1, True), (3, True), (3, False)])
+def test_vqa_k_asks_about_k_consecutive_frames_per_tick(sample_root: Path, tmp_path: Path, k: int,
+                                                         rotate: bool) -> None:
+    """Ticks at 0, 1, 2 s (30 fps; the episodes have 62 and 64 frames); lerobot's K: K consecutive frames
+    from each tick, cut at the episode's end; cameras take turns on ticks unless told not to."""
+    import pyarrow.parquet as pq
+
+    from lerobot_keyframes.annotate.config import QualityConfig
+
+    data = pq.read_table(next((sample_root / "data").rglob("*.parquet")), columns=["episode_index"])
+    lengths = {int(e): n for e, n in zip(*np.unique(data["episode_index"].to_numpy(), return_counts=True))}
+
+    asked: list[int] = []
+
+    def record(conversation: list[dict[str, Any]], schema: dict[str, Any] | None) -> Any:
+        asked.append(count_images(conversation))
+        return plausible_answers(conversation, schema)
+
+    config = AnnotateConfig(root=sample_root, out=tmp_path / "out", plan=PlanConfig(enabled=False),
+                            interjections=InterjectionsConfig(enabled=False), quality=QualityConfig(enabled=False),
+                            vqa=VqaConfig(K=k, rotate_cameras=rotate))
+    result = run_annotation(config, VLM, backend=ScriptedBackend(record))
+    assert result.failures == {} and result.validation.ok, result.validation.format()
+    total = 0
+    for episode, ann in read_dataset_annotations(tmp_path / "out").items():
+        runs = [[i for i in range(tick, tick + k) if i < lengths[episode]] for tick in (0, 30, 60)]
+        turns = {"front": runs[0] + runs[2], "wrist": runs[1]} if rotate else {"front": sum(runs, []),
+                                                                               "wrist": sum(runs, [])}
+        want = {f"observation.images.{cam}": [round(i / 30, 4) for i in frames] for cam, frames in turns.items()}
+        total += sum(len(v) for v in want.values())
+        for role in ("user", "assistant"):  # one pair per (frame, camera), as lerobot 0.6.1 requires
+            got = {cam: sorted(round(r.timestamp, 4) for r in ann.rows
+                               if r.style == "vqa" and r.role == role and r.camera == cam) for cam in want}
+            assert got == want
+    assert asked and set(asked) == {1}  # every question is grounded on its one frame
+    assert len(asked) == total
+
+
+def test_vqa_k_runs_never_give_a_frame_to_two_taking_turns() -> None:
+    from lerobot_keyframes.annotate.vqa import keyframes
+
+    episode = {"episode_index": 0, "timestamps": [i / 4 for i in range(25)], "fps": 4}
+    policies = keyframes(VqaConfig(vqa_emission_hz=2.0, K=3), "front", ["front", "wrist"])  # runs overlap
+    front, wrist = (set(policies[c].frame_indices(episode).tolist()) for c in ("front", "wrist"))
+    assert not front & wrist and front | wrist == set(range(25))
+    # ticks every 2nd frame, turns front/wrist: each tick keeps its frame, its run stops at the next tick
+    assert sorted(front) == [0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24]

@@ -102,6 +102,22 @@ def test_serve_command_and_num_gpus_become_our_settings() -> None:
     assert vlm.serve_args == ("--quantization=fp8",)
 
 
+def test_num_gpus_with_parallel_servers_is_the_gpus_they_share() -> None:
+    """lerobot-annotate 0.6.1: with --vlm.parallel_servers, server i runs on GPU i % num_gpus (one GPU each)."""
+    argv = ["annotate", "--root=x", "--vlm.backend=openai", "--vlm.auto_serve=true", "--vlm.parallel_servers=4",
+            "--vlm.num_gpus=2", "--vlm.serve_port=8300"]
+    _, vlm = annotate_configs_from_args(parse(argv)[0])
+    assert vlm.parallel_servers == 4 and vlm.num_gpus == 2 and vlm.tensor_parallel_size == 1
+    from lerobot_keyframes.vlm.config import unapplied_vlm_settings
+    from lerobot_keyframes.vlm.serve import ServerPool
+
+    assert unapplied_vlm_settings(vlm) == []
+    pool = ServerPool(vlm)
+    assert [b.rsplit(":", 1)[1] for b in pool.api_bases] == ["8300/v1", "8301/v1", "8302/v1", "8303/v1"]
+    (msg,) = unapplied_vlm_settings(vlm.replace(auto_serve=False))
+    assert "--vlm.auto_serve=true only" in msg
+
+
 def test_serve_port_alone_moves_the_api_base() -> None:
     _, vlm = annotate_configs_from_args(parse(["annotate", "--root=x", "--vlm.serve_port=8123"])[0])
     assert vlm.api_base == "http://127.0.0.1:8123/v1"

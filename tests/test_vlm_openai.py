@@ -369,3 +369,66 @@ def test_videos_of_different_timing_in_one_request_fail_before_anything_is_sent(
         with pytest.raises(ValueError, match="separate requests"):
             backend_for(server).generate([ok, [{"role": "user", "content": [a, b]}]], SCHEMA)
         assert server.stats.bodies == []
+
+
+def test_reasoning_effort_is_a_top_level_field_of_each_request() -> None:
+    """lerobot-annotate 0.6.1 passes --vlm.reasoning_effort as `reasoning_effort` of chat.completions.create."""
+    from lerobot_keyframes.vlm.config import unapplied_vlm_settings
+
+    with FakeOpenAIServer() as server:
+        assert backend_for(server, reasoning_effort="low").generate([conv("id=1"), conv("id=2")], SCHEMA)[0].ok
+        assert [b.get("reasoning_effort") for b in server.stats.bodies] == ["low", "low"]
+        assert backend_for(server).generate([conv("id=3")], SCHEMA)[0].ok
+        assert "reasoning_effort" not in server.stats.bodies[-1]  # unset: not sent, as in lerobot
+    assert unapplied_vlm_settings(VlmConfig(backend="openai", reasoning_effort="high")) == []
+    (msg,) = unapplied_vlm_settings(VlmConfig(backend="transformers", reasoning_effort="high"))
+    assert "OpenAI-compatible servers only" in msg
+    with pytest.raises(ValueError, match="reasoning_effort must be one of"):
+        VlmConfig(reasoning_effort="extreme")
+
+
+def test_parallel_servers_are_planned_on_consecutive_ports_and_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """lerobot-annotate 0.6.1: server i on serve_port + i, pinned to GPU i % num_gpus (0: one each)."""
+    from lerobot_keyframes.vlm.serve import ServerPool
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    cfg = VlmConfig(backend="openai", model_id="m", api_base="http://127.0.0.1:8100/v1", auto_serve=True,
+                    parallel_servers=3, num_gpus=2)
+    pool = ServerPool(cfg)
+    assert pool.api_base == "http://127.0.0.1:8100/v1,http://127.0.0.1:8101/v1,http://127.0.0.1:8102/v1"
+    for i, server in enumerate(pool.servers):
+        cmd = server.command()
+        assert cmd[cmd.index("--port") + 1] == str(8100 + i) and cmd[cmd.index("--model") + 1] == "m"
+        assert cmd[cmd.index("--tensor-parallel-size") + 1] == "1"
+    assert [s.env["CUDA_VISIBLE_DEVICES"] for s in pool.servers] == ["0", "1", "0"]
+    two_each = ServerPool(cfg.replace(parallel_servers=2, num_gpus=0, tensor_parallel_size=2))
+    assert [s.env["CUDA_VISIBLE_DEVICES"] for s in two_each.servers] == ["0,1", "2,3"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
+    assert [s.env["CUDA_VISIBLE_DEVICES"] for s in ServerPool(cfg.replace(num_gpus=0, parallel_servers=2)).servers] \
+        == ["4", "6"]
+    with pytest.raises(VlmServeError, match="consecutive ports from one --vlm.api_base"):
+        ServerPool(cfg.replace(api_base="http://a:1/v1,http://b:2/v1"))
+
+
+def test_auto_serve_with_parallel_servers_round_robins_over_all_of_them() -> None:
+    """Servers of the model already up on both ports are reused (no vLLM here); requests go to both."""
+    for _ in range(20):  # two consecutive free ports
+        first = FakeOpenAIServer(model="wanted-model").start()
+        try:
+            second = FakeOpenAIServer(model="wanted-model", port=first.port + 1).start()
+            break
+        except OSError:
+            first.stop()
+    else:
+        pytest.skip("no two consecutive free ports")
+    try:
+        backend = make_backend(VlmConfig(backend="openai", model_id="wanted-model", api_base=first.api_base,
+                                         auto_serve=True, parallel_servers=2, max_retries=0))
+        assert backend.config.api_bases == [first.api_base, second.api_base]
+        assert all(r.ok for r in backend.generate([conv(f"id={i}") for i in range(6)], SCHEMA))
+        assert len(first.stats.bodies) == len(second.stats.bodies) == 3
+        backend.close()  # reused servers are not ours: both keep running
+        assert backend_for(second, model_id="wanted-model").generate([conv("id=9")], SCHEMA)[0].ok
+    finally:
+        first.stop()
+        second.stop()

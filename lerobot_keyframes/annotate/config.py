@@ -62,8 +62,8 @@ class InterjectionsConfig:
     enabled: bool = True  # run the interjections module (needs the plan module's spans, staged or this run)
     max_interjections_per_episode: int = 1  # most user cues per episode, on seeded-random subtask boundaries
     interjection_min_t: float = 1.0  # only subtasks starting at or after this time (s) get a cue
-    interjection_window_frames: int = 3  # frames up to the boundary shown to the model with each cue
-    interjection_window_seconds: float | None = None  # lerobot-annotate's window length (s); unset: the frames above
+    interjection_window_frames: int = 3  # frames shown to the model with each cue (unset seconds: up to the boundary)
+    interjection_window_seconds: float | None = None  # the frames spread over this many s centred on the boundary
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class VqaConfig:
     # lerobot 0.6.0/0.6.1 fail when one frame carries VQA of two cameras: rotate cameras across ticks.
     rotate_cameras: bool = True  # one camera per tick, in turn; false: every camera at every tick
     max_side: int = 448  # the image the model sees is resized to fit this; its size is recorded
-    K: int = 1  # consecutive frames per tick (lerobot-annotate); only 1 here: the answer is grounded on one frame
+    K: int = 1  # consecutive frames per tick (lerobot-annotate), each its own question, grounded on that frame
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,9 @@ class AnnotateConfig:
         if self.frame_backend not in FRAME_BACKENDS:
             raise ValueError(f"--frame_backend (--video_backend) must be one of {', '.join(FRAME_BACKENDS)}, "
                              f"got {self.frame_backend!r}")
+        seconds = self.interjections.interjection_window_seconds
+        if seconds is not None and not seconds >= 0:
+            raise ValueError(f"--interjections.interjection_window_seconds must be >= 0, got {seconds}")
         if self.vqa.K < 1:
             raise ValueError(f"--vqa.K must be >= 1, got {self.vqa.K}")
         if not self.plan.snap_tolerance_s >= 0:
@@ -223,9 +226,6 @@ UNAPPLIED_SETTINGS: tuple[tuple[str, Any, str], ...] = (
     ("plan.subtask_relabel_frames", 5, "only used by --plan.subtask_seeded_relabel, not implemented here"),
     ("plan.task_aug_axes.enabled", False, "the 5-axis task augmentation is not implemented here; "
      "--plan.n_task_rephrasings task_aug rows are written instead"),
-    ("interjections.interjection_window_seconds", None, "the window is --interjections.interjection_window_frames "
-     "frames up to the boundary"),
-    ("vqa.K", 1, "each VQA tick is grounded on one frame (K=1, lerobot's default)"),
 )
 
 

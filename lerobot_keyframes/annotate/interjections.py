@@ -32,15 +32,28 @@ def keyframes(camera: str, ctx: EpisodeContext | None = None,
 
 
 def cue_windows(ctx: EpisodeContext, spans: list[dict[str, Any]]) -> list[tuple[int, Any]]:
-    """(span index, policy of the window's frames) for each chosen boundary: the frames up to its start."""
+    """(span index, policy of the window's frames) for each chosen boundary.
+
+    Without `interjection_window_seconds`: the `interjection_window_frames` frames up to the boundary.
+    With it, lerobot-annotate 0.6.1's window: that many frames evenly spread over the given seconds
+    centred on the boundary (the end of the previous subtask and the start of the next), clamped to
+    the episode, each snapped to the nearest frame, repeats dropped.
+    """
     from ..frames.policies import at
 
     cfg = ctx.config.interjections
+    n = max(1, cfg.interjection_window_frames)
     out = []
     for k in choose_boundaries(ctx, spans):
         start_index = int(spans[k]["start_index"])
-        lo = max(0, start_index - max(1, cfg.interjection_window_frames) + 1)
-        out.append((k, at(*(ctx.frame_time(i) for i in range(lo, start_index + 1)))))
+        if cfg.interjection_window_seconds is None:
+            lo = max(0, start_index - n + 1)
+            out.append((k, at(*(ctx.frame_time(i) for i in range(lo, start_index + 1)))))
+            continue
+        anchor, window = ctx.frame_time(start_index), float(cfg.interjection_window_seconds)
+        first, last = ctx.frame_time(0), ctx.frame_time(len(ctx.timestamps) - 1)
+        targets = [anchor] if n == 1 else [anchor - window / 2 + window / (n - 1) * i for i in range(n)]
+        out.append((k, at(*(min(last, max(first, t)) for t in targets))))
     return out
 
 
@@ -68,8 +81,10 @@ async def run_interjections(ctx: EpisodeContext, plan_info: dict[str, Any]) -> l
     for k, window in cue_windows(ctx, spans):
         frames, _ = await ctx.keyframes(MODULE, camera, window)
         remaining = format_plan([s["text"] for s in spans[k:]])
+        seconds = ctx.config.interjections.interjection_window_seconds
         text = load_prompt("interjection_cue").render(
-            task=task, time=spans[k]["start"], completed=spans[k - 1]["text"], remaining_plan=remaining
+            task=task, time=spans[k]["start"], completed=spans[k - 1]["text"], remaining_plan=remaining,
+            window="the last moments before" if seconds is None else f"the {seconds:g} s around",
         )
         conversations.append(_user([{"type": "image", "image": im} for im in frames], text))
         boundary_times.append(ctx.frame_time(int(spans[k]["start_index"])))

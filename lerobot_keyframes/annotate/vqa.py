@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..frames.policies import Fps, KeyframePolicy, episode_timestamps
 from . import schemas
 from .context import EpisodeContext
 from .plan import _user
@@ -68,15 +72,47 @@ def model_input_size(width: int, height: int, max_side: int, family: str) -> tup
     return w, h
 
 
+@dataclass(frozen=True)
+class TickRuns(KeyframePolicy):
+    """lerobot-annotate's `--vqa.K`: the `k` consecutive frames from each tick of `tick` (cut at the
+    episode's end), the `offset`-th of every `step` ticks (cameras taking turns).
+
+    A frame is asked about once per camera; with turns, each tick's own frame is its camera's and a run
+    stops short of frames another camera already has, so no frame carries VQA of two cameras (what
+    lerobot 0.6.0/0.6.1 reject).
+    """
+
+    tick: KeyframePolicy = field(default_factory=lambda: Fps(1.0))
+    k: int = 1
+    step: int = 1
+    offset: int = 0
+
+    def frame_indices(self, episode: Any) -> np.ndarray:
+        length = len(episode_timestamps(episode))
+        starts = [int(i) for i in self.tick.frame_indices(episode)]
+        owner = {start: j % self.step for j, start in enumerate(starts)}
+        for j, start in enumerate(starts):
+            for i in range(start + 1, min(start + self.k, length)):
+                owner.setdefault(i, j % self.step)
+        return np.array(sorted(i for i, turn in owner.items() if turn == self.offset), dtype=np.int64)
+
+    def spec(self) -> str:
+        return f"{self.tick.spec()}*{self.k}" + (f"~{self.offset}/{self.step}" if self.step > 1 else "")
+
+
 def keyframes(cfg: Any, default_camera: str, cameras: list[str]) -> dict[str, Any]:
-    """The VQA ticks per camera: `vqa_emission_hz` on every camera, or the cameras taking turns."""
+    """The VQA ticks per camera: `vqa_emission_hz` on every camera, or the cameras taking turns; with
+    `K` > 1 each tick is the run of K consecutive frames from it (lerobot-annotate's `--vqa.K`)."""
     from ..frames.policies import Turns, fps
 
     cams = [default_camera] if cfg.restrict_to_default_camera else list(cameras)
     if not cams:
         return {}
     tick = fps(cfg.vqa_emission_hz)
-    if cfg.rotate_cameras and len(cams) > 1:
+    turns = cfg.rotate_cameras and len(cams) > 1
+    if cfg.K > 1:
+        return {cam: TickRuns(tick, cfg.K, len(cams) if turns else 1, k if turns else 0) for k, cam in enumerate(cams)}
+    if turns:
         return {cam: Turns(tick, len(cams), k) for k, cam in enumerate(cams)}
     return {cam: tick for cam in cams}
 

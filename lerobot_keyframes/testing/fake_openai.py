@@ -61,6 +61,7 @@ class FakeOpenAIServer:
         keep_bodies: bool = True,
         responder: Any = None,
         plausible: bool = False,
+        port: int = 0,
     ) -> None:
         self.model = model
         self.latency = latency
@@ -75,7 +76,7 @@ class FakeOpenAIServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
-        self.port = 0
+        self.port = port  # 0: any free port
 
     @property
     def api_base(self) -> str:
@@ -83,12 +84,19 @@ class FakeOpenAIServer:
 
     def start(self) -> FakeOpenAIServer:
         ready = threading.Event()
+        failed: list[OSError] = []
 
         def run() -> None:
             loop = asyncio.new_event_loop()
             self._loop = loop
             asyncio.set_event_loop(loop)
-            self._server = loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+            try:
+                self._server = loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
+            except OSError as exc:  # the port is taken
+                failed.append(exc)
+                ready.set()
+                loop.close()
+                return
             self.port = self._server.sockets[0].getsockname()[1]
             ready.set()
             loop.run_forever()
@@ -104,6 +112,9 @@ class FakeOpenAIServer:
         self._thread.start()
         if not ready.wait(10):
             raise RuntimeError("fake OpenAI server did not start")
+        if failed:
+            self._loop = self._thread = None
+            raise failed[0]
         return self
 
     def stop(self) -> None:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 BACKENDS = ("transformers", "vllm", "openai")
 STRUCTURED_OUTPUT_MODES = ("auto", "schema", "json_object", "off")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")  # the OpenAI API's values
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,10 @@ class VlmConfig:
     # lerobot-annotate 0.6.1 knobs, same names (UNAPPLIED_VLM_SETTINGS says what each does here).
     serve_port: int | None = None  # auto_serve port; unset: api_base's port (set alone: api_base uses this port)
     serve_command: str | None = None  # lerobot-annotate's `vllm serve MODEL ...`: its options set the fields below
-    parallel_servers: int = 1  # independent auto-served servers, round-robin (lerobot-annotate; here: one)
-    num_gpus: int = 0  # GPUs per server, 0: one each (here: --vlm.tensor_parallel_size unless that is given)
-    reasoning_effort: str | None = None  # thinking-budget hint low|medium|high for OpenAI-compatible servers
+    parallel_servers: int = 1  # auto_serve: this many servers on consecutive ports from api_base's, round-robin
+    num_gpus: int = 0  # parallel servers: GPUs they share (0: one each); one server: its tensor_parallel_size
+    # lerobot-annotate has no in-process backend: transformers/vllm ignore it (use chat_template_kwargs)
+    reasoning_effort: str | None = None  # thinking budget (low|medium|high...): the request's reasoning_effort field
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -97,8 +99,9 @@ class VlmConfig:
             raise ValueError(f"--vlm.client_concurrency must be >= 1 (got {self.client_concurrency})")
         if self.max_retries < 0:
             raise ValueError(f"--vlm.max_retries must be >= 0 (got {self.max_retries})")
-        if self.reasoning_effort not in (None, "low", "medium", "high"):
-            raise ValueError(f"--vlm.reasoning_effort must be low, medium or high, got {self.reasoning_effort!r}")
+        if self.reasoning_effort not in (None, *REASONING_EFFORTS):
+            raise ValueError(f"--vlm.reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}, "
+                             f"got {self.reasoning_effort!r}")
         if self.parallel_servers < 1:
             raise ValueError(f"--vlm.parallel_servers must be >= 1 (got {self.parallel_servers})")
         if self.batch_size < 1:
@@ -114,18 +117,23 @@ class VlmConfig:
 
 
 # (flag, lerobot default, what happens here): changed values are warned about once by the CLI.
-UNAPPLIED_VLM_SETTINGS: tuple[tuple[str, Any, str], ...] = (
-    ("parallel_servers", 1, "auto_serve starts one server; for several, start them and list their URLs in "
-     "--vlm.api_base (comma-separated, round-robin)"),
-    ("reasoning_effort", None, "not forwarded to the server yet; cap thinking with --vlm.chat_template_kwargs"),
-)
+UNAPPLIED_VLM_SETTINGS: tuple[tuple[str, Any, str], ...] = ()
 
 
 def unapplied_vlm_settings(config: VlmConfig) -> list[str]:
     """One message per lerobot-annotate VLM setting that was changed but has no effect here."""
-    return [f"--vlm.{name}={getattr(config, name)!r} is accepted for lerobot-annotate compatibility but not "
-            f"applied: {effect}" for name, default, effect in UNAPPLIED_VLM_SETTINGS
-            if getattr(config, name, default) != default]
+    out = [f"--vlm.{name}={getattr(config, name)!r} is accepted for lerobot-annotate compatibility but not "
+           f"applied: {effect}" for name, default, effect in UNAPPLIED_VLM_SETTINGS
+           if getattr(config, name, default) != default]
+    if config.parallel_servers > 1 and not (config.backend == "openai" and config.auto_serve):
+        out.append(f"--vlm.parallel_servers={config.parallel_servers} starts servers with --vlm.backend=openai "
+                   "--vlm.auto_serve=true only (as in lerobot-annotate); to use running servers, list their URLs "
+                   "in --vlm.api_base (comma-separated, round-robin)")
+    if config.reasoning_effort and config.backend != "openai":
+        out.append(f"--vlm.reasoning_effort={config.reasoning_effort!r} is sent to OpenAI-compatible servers only "
+                   f"(lerobot-annotate's openai backend); --vlm.backend={config.backend} ignores it: cap thinking "
+                   "with --vlm.chat_template_kwargs")
+    return out
 
 
 # `vllm serve` options of a lerobot-annotate --vlm.serve_command that are VlmConfig fields here.

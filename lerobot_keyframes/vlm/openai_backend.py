@@ -117,7 +117,12 @@ class OpenAIBackend(BaseBackend):
             weakref.WeakKeyDictionary()
         )
         self._clients_lock = threading.Lock()
-        if config.auto_serve:
+        if config.auto_serve and config.parallel_servers > 1:  # lerobot-annotate's parallel servers
+            from .serve import ServerPool
+
+            self._server = ServerPool(config).start()
+            self.config = config.replace(api_base=self._server.api_base)
+        elif config.auto_serve:
             from .serve import VllmServer
 
             self._server = VllmServer(config).start()
@@ -182,6 +187,8 @@ class OpenAIBackend(BaseBackend):
             body["top_p"] = cfg.top_p
         if cfg.seed is not None:
             body["seed"] = cfg.seed
+        if cfg.reasoning_effort:  # a top-level field of the request, as lerobot-annotate 0.6.1 sends it
+            body["reasoning_effort"] = cfg.reasoning_effort
         extra: dict[str, Any] = {}
         if cfg.chat_template_kwargs:
             extra["chat_template_kwargs"] = dict(cfg.chat_template_kwargs)

@@ -128,24 +128,37 @@ def _knows_trust_request_mm_kwargs() -> bool:
 class VllmServer:
     """A vLLM server process we started (or a reused one we did not)."""
 
-    def __init__(self, cfg: VlmConfig) -> None:
+    def __init__(self, cfg: VlmConfig, env: dict[str, str] | None = None) -> None:
         self.cfg = cfg
         self.api_base = cfg.api_bases[0]
+        self.env = dict(env or {})  # set in the server's environment (CUDA_VISIBLE_DEVICES of a parallel server)
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
 
-    def start(self) -> VllmServer:
-        cfg = self.cfg
+    def command(self) -> list[str]:
         parsed = urlparse(self.api_base)
-        host = parsed.hostname or "127.0.0.1"
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        return vllm_server_command(self.cfg, parsed.hostname or "127.0.0.1", port)
+
+    def start(self) -> VllmServer:
+        if self.launch():
+            try:
+                self._wait_ready()
+            except BaseException:
+                self.stop()
+                raise
+        return self
+
+    def launch(self) -> bool:
+        """Start the process without waiting for it; False when a server of `model_id` is reused."""
+        cfg = self.cfg
         existing = served_models(self.api_base, cfg.api_key)
         if existing is not None:
             if cfg.model_id in existing:
                 logger.info(
                     "auto_serve: reusing the server at %s, which serves %s", self.api_base, cfg.model_id
                 )
-                return self
+                return False
             raise VlmServeError(
                 f"auto_serve: {self.api_base} already serves {existing}, not {cfg.model_id!r}; "
                 "stop that server or point --vlm.api_base at a free port"
@@ -155,20 +168,16 @@ class VllmServer:
         fd, log_name = tempfile.mkstemp(prefix="lerobot-keyframes-vllm-", suffix=".log")
         os.close(fd)
         self.log_path = Path(log_name)
-        cmd = vllm_server_command(cfg, host, port)
-        logger.info("auto_serve: starting %s (log: %s)", redacted_command(cmd, cfg.api_key), self.log_path)
+        cmd = self.command()
+        logger.info("auto_serve: starting %s%s (log: %s)", " ".join(f"{k}={v} " for k, v in self.env.items()),
+                    redacted_command(cmd, cfg.api_key), self.log_path)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                env=server_env(cfg),
+                env={**server_env(cfg), **self.env},
             )
         atexit.register(self.stop)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        return True
 
     def _log_tail(self, n: int = 30) -> str:
         if self.log_path is None or not self.log_path.exists():
@@ -218,6 +227,62 @@ class VllmServer:
             proc.wait(10)
 
     def __enter__(self) -> VllmServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+class ServerPool:
+    """lerobot-annotate's `--vlm.parallel_servers`: N independent servers of `model_id` on consecutive ports
+    from `--vlm.api_base`'s (its `--vlm.serve_port`), started together; the client round-robins over
+    `api_bases`. As in lerobot, server i gets GPU i % `--vlm.num_gpus` (0: one GPU each); a server of
+    `tensor_parallel_size` GPUs gets that many consecutive ones. GPU numbers index $CUDA_VISIBLE_DEVICES
+    when it is set."""
+
+    def __init__(self, cfg: VlmConfig) -> None:
+        if len(cfg.api_bases) != 1:
+            raise VlmServeError(f"--vlm.parallel_servers={cfg.parallel_servers} with auto_serve starts the servers "
+                                "on consecutive ports from one --vlm.api_base; got several")
+        first = urlparse(cfg.api_bases[0])
+        port = first.port or (443 if first.scheme == "https" else 80)
+        tp = cfg.tensor_parallel_size
+        pool = cfg.num_gpus if cfg.num_gpus > 0 else cfg.parallel_servers * tp
+        visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+        self.servers: list[VllmServer] = []
+        for i in range(cfg.parallel_servers):
+            base = first._replace(netloc=f"{first.hostname}:{port + i}").geturl()
+            gpus = [(i * tp + j) % pool for j in range(tp)]
+            devices = ",".join(visible[g % len(visible)] if visible else str(g) for g in gpus)
+            self.servers.append(VllmServer(cfg.replace(api_base=base, parallel_servers=1),
+                                           env={"CUDA_VISIBLE_DEVICES": devices}))
+
+    @property
+    def api_bases(self) -> list[str]:
+        return [server.api_base for server in self.servers]
+
+    @property
+    def api_base(self) -> str:
+        """All of them, comma-separated: the `--vlm.api_base` the openai backend round-robins over."""
+        return ",".join(self.api_bases)
+
+    def start(self) -> ServerPool:
+        """Launch every server first (they load in parallel), then wait for each; one failing stops all."""
+        try:
+            launched = [server.launch() for server in self.servers]
+            for server, started in zip(self.servers, launched):
+                if started:
+                    server._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def __enter__(self) -> ServerPool:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
