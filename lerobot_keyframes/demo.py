@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -21,13 +22,20 @@ REAL_MODEL_COMMAND = (
 
 
 def run_demo(out: Path, *, episodes: int = 4) -> int:
-    from .annotate import AnnotateConfig, InterjectionsConfig, PlanConfig, VqaConfig, run_annotation
+    from .annotate import (
+        AnnotateConfig,
+        AnnotationKeyframes,
+        Annotator,
+        InterjectionsConfig,
+        PlanConfig,
+        VqaConfig,
+        write_annotations,
+    )
     from .dataset import load_episodes
     from .dataset.summary import format_summary, summarize
     from .language import validate_dataset
     from .testing.sample import default_sample_dataset
     from .testing.tiny_qwen import tiny_qwen_cached
-    from .transform import KeyframeTransform
     from .vlm import VlmConfig
 
     out = Path(out).absolute()
@@ -38,28 +46,35 @@ def run_demo(out: Path, *, episodes: int = 4) -> int:
     table = load_episodes(root)
     print(f"[2/6] episode table: {table.num_rows} episodes, {sum(table['length'])} frames")
 
-    transform = KeyframeTransform.for_dataset(table, policy="motion+uniform:4")
-    keyframes = table.map(transform, batched=True, batch_size=2, features=transform.features(table.features))
-    cams = [c for c in keyframes.column_names if c.startswith("keyframe_timestamps.")]
-    counts = {c.split(".", 1)[1]: sum(len(v) for v in keyframes[c]) for c in cams}
-    print(f"[3/6] keyframes decoded per camera: {counts}")
-    out.mkdir(parents=True, exist_ok=True)
-    keyframes.to_parquet(str(out / "keyframes.parquet"))
-
-    model = tiny_qwen_cached("qwen2_5_vl")
-    print(f"[4/6] annotating with a tiny random-weight Qwen2.5-VL ({model}); its text is meaningless,")
-    print("      but structured output keeps every answer valid JSON of the right shape")
     annotated = out / "annotated"
     for stale in (annotated, annotated.with_name(annotated.name + ".staging")):
         shutil.rmtree(stale, ignore_errors=True)
     config = AnnotateConfig(
         root=root, out=annotated, seed=0,
-        plan=PlanConfig(n_task_rephrasings=2, frames_per_second=2.0, min_subtask_seconds=1.0),
+        plan=PlanConfig(n_task_rephrasings=2, frames_per_second=2.0, min_subtask_seconds=1.0,
+                        keyframe_policy="motion+fps"),
         interjections=InterjectionsConfig(max_interjections_per_episode=1),
         vqa=VqaConfig(vqa_emission_hz=1.0),
     )
+    # the frames the annotation modules declare (gripper/pause keyframes + 2 Hz for the plan, VQA ticks), decoded
+    # once by a datasets.map and annotated from those rows by a second one
+    started = time.perf_counter()
+    transform = AnnotationKeyframes.for_annotation(table, config)
+    keyframes = table.map(transform, batched=True, batch_size=2, features=transform.features(table.features))
+    cams = [c for c in keyframes.column_names if c.startswith("keyframe_timestamps.")]
+    counts = {c.split(".", 1)[1]: sum(len(v) for v in keyframes[c]) for c in cams}
+    print(f"[3/6] keyframes decoded per camera (datasets.map): {counts}")
+    out.mkdir(parents=True, exist_ok=True)
+    keyframes.to_parquet(str(out / "keyframes.parquet"))
+
+    model = tiny_qwen_cached("qwen2_5_vl")
+    print(f"[4/6] annotating those rows (datasets.map) with a tiny random-weight Qwen2.5-VL ({model});")
+    print("      its text is meaningless, but structured output keeps every answer valid JSON of the right shape")
     vlm = VlmConfig(backend="transformers", model_id=str(model), max_new_tokens=512, temperature=0.0)
-    result = run_annotation(config, vlm)
+    annotator = Annotator(config, vlm, progress=True)
+    rows = keyframes.map(annotator, batched=True, batch_size=table.num_rows, with_rank=True,
+                         features=annotator.features(keyframes.features))
+    result = write_annotations(rows, config, vlm, started=started)
     print(result.summary())
 
     report = validate_dataset(annotated)
