@@ -182,7 +182,7 @@ class Annotator:
 
         if self._engine is not None and self._engine_rank == rank:
             return self._engine
-        if not any(getattr(self.config, m).enabled for m in ("plan", "interjections", "vqa")):
+        if not self.config.asks_model:
             return None
         backend = self.backend
         if backend is None:

@@ -168,6 +168,11 @@ class AnnotateConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 
+    @property
+    def asks_model(self) -> bool:
+        """True when a module that asks the VLM runs (plan, interjections, vqa); motion alone does not."""
+        return self.plan.enabled or self.interjections.enabled or self.vqa.enabled
+
     def __post_init__(self) -> None:
         if self.root is None and self.repo_id is None:
             raise ValueError("set --root (a local dataset) or --repo_id (a Hub dataset)")

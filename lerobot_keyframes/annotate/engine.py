@@ -167,8 +167,9 @@ async def annotate_rows(
     through `provider`. With `on_error="skip"` a failed episode is reported in its outcome and the
     others go on; with "stop" the first failure is raised (after staging its error).
     """
-    episodes = asyncio.Semaphore(episodes_in_flight(config, backend))
-    requests = asyncio.Semaphore(max(config.executor.max_requests_in_flight, episodes_in_flight(config, backend)))
+    in_flight = episodes_in_flight(config, backend)
+    episodes = asyncio.Semaphore(in_flight)
+    requests = asyncio.Semaphore(max(config.executor.max_requests_in_flight, in_flight))
     caller = getattr(backend, "caller", None)
 
     async def one(row: dict[str, Any]) -> EpisodeOutcome:
@@ -192,8 +193,7 @@ async def annotate_rows(
                     raise
         outcome.staged = [s for m in MODULES if (s := staging.lookup(e, m, keys[m])) is not None]
         if outcome.error is None:  # only entries made under this run's keys, never a stale or disabled module's
-            current = {m: keys[m] for m in MODULES if getattr(config, m).enabled and m in keys}
-            outcome.rows = assemble_rows(staging.current_rows(e, current))
+            outcome.rows = assemble_rows({s.module: s.rows for s in outcome.staged if getattr(config, s.module).enabled})
         if on_done is not None:
             on_done(outcome)
         return outcome

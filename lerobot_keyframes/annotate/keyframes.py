@@ -24,8 +24,6 @@ from .config import AnnotateConfig
 if TYPE_CHECKING:
     from PIL import Image
 
-ANNOTATION_MODULES_WITH_FRAMES = ("plan", "interjections", "vqa")
-
 
 def default_camera(episode: Mapping[str, Any], camera_key: str | None) -> str | None:
     """`--vlm.camera_key` when set (checked against the dataset before any work), else the first camera."""

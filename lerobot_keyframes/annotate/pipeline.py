@@ -122,15 +122,12 @@ class PreparedRun:
     """What every engine needs before the first episode: the source, its episode rows, output and staging."""
 
     source: Any
-    episodes: Any  # the episode table (datasets.Dataset)
+    episodes: Any  # the episode table (datasets.Dataset), what the Annotator maps over
+    rows: list[dict[str, Any]]  # the same table as Python rows (read once)
     out_root: Path
     staging: Staging
     result: AnnotateResult
     lock: RunLock | None = None
-
-    @property
-    def rows(self) -> list[dict[str, Any]]:
-        return self.episodes.to_list()
 
 
 def prepare_run(config: AnnotateConfig, camera_key: str | None = None, vlm: Any = None) -> PreparedRun:
@@ -172,9 +169,10 @@ def _prepare_locked(config: AnnotateConfig, camera_key: str | None, source: Any,
         source.fetch_files(sorted({c["path"] for r in episodes for c in r["cameras"] if c["storage"] == "video"}))
     result = AnnotateResult(output_root=out_root, staging_dir=staging_dir,
                             episodes=[int(e) for e in episodes["episode_index"]])
-    staging = Staging(staging_dir, inputs=episodes_inputs(episodes.to_list(), source.root, source_identity(config)))
+    rows = episodes.to_list()
+    staging = Staging(staging_dir, inputs=episodes_inputs(rows, source.root, source_identity(config)))
     staging.save_inputs()
-    return PreparedRun(source, episodes, out_root, staging, result, lock)
+    return PreparedRun(source, episodes, rows, out_root, staging, result, lock)
 
 
 def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[str, str], started: float,
@@ -207,8 +205,6 @@ def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[st
 
         result.push = publish(config, result, run.source.revision)
     result.seconds = time.perf_counter() - started
-    if run.lock is not None:
-        run.lock.release()
     return result
 
 
@@ -318,7 +314,7 @@ def _run_prepared(run: PreparedRun, config: AnnotateConfig, vlm: Any, backend: A
 
         provider = make_frame_provider(rows, backend=config.frame_backend, cache_bytes=config.frame_cache_mb << 20)
     owned = backend is None  # built here: released here (an engine's memory, an auto-served server)
-    if owned and any(getattr(config, m).enabled for m in ("plan", "interjections", "vqa")):
+    if owned and config.asks_model:
         from ..vlm import make_backend
 
         backend = make_backend(vlm)

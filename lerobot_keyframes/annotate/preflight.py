@@ -43,7 +43,7 @@ def preflight(config: AnnotateConfig, vlm: Any, source: Any) -> None:
         check_output_separate(root, staging, what="--staging_dir" if config.staging_dir else "the staging folder")
     if config.push_to_hub:
         _check_hub_target(config, source)
-    if vlm is not None and any(getattr(config, m).enabled for m in ("plan", "interjections", "vqa")):
+    if vlm is not None and config.asks_model:
         check_backend_importable(vlm)
 
 

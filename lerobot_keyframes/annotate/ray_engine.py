@@ -34,7 +34,6 @@ from .staging import Staging
 logger = logging.getLogger(__name__)
 
 INSTALL_COMMAND = "pip install 'lerobot_keyframes[ray]'"
-VLM_MODULES = ("plan", "interjections", "vqa")
 
 
 class RayMissingError(ImportError):
@@ -109,7 +108,7 @@ class AnnotateEpisodes:
         self.backend: Any = None
         if backend_factory is not None:
             self.backend = backend_factory()
-        elif any(getattr(config, m).enabled for m in VLM_MODULES):
+        elif config.asks_model:
             from ..vlm import make_backend
 
             self.backend = make_backend(vlm)
