@@ -6,40 +6,42 @@ language columns written back. Public names are imported lazily so `import lerob
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
+
+from .utils.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load_episodes": "lerobot_keyframes.dataset",
-    "DatasetLayout": "lerobot_keyframes.dataset",
-    "DatasetFormatError": "lerobot_keyframes.dataset",
-    "make_frame_provider": "lerobot_keyframes.frames",
-    "KeyframeTransform": "lerobot_keyframes.transform",
-    "extract_keyframes": "lerobot_keyframes.transform",
-    "AnnotateConfig": "lerobot_keyframes.annotate",
-    "run_annotation": "lerobot_keyframes.annotate",
-    "VlmConfig": "lerobot_keyframes.vlm",
-    "make_backend": "lerobot_keyframes.vlm",
-    "validate_dataset": "lerobot_keyframes.language",
-    "write_language": "lerobot_keyframes.language",
-    "push_dataset": "lerobot_keyframes.hub.push",
-    "build_review": "lerobot_keyframes.review",
-    "make_sample_dataset": "lerobot_keyframes.testing.sample",
-    "default_sample_dataset": "lerobot_keyframes.testing.sample",
+    "load_episodes": ".dataset",
+    "DatasetLayout": ".dataset",
+    "DatasetFormatError": ".dataset",
+    "make_frame_provider": ".frames",
+    "KeyframeTransform": ".transform",
+    "KeyframesConfig": ".transform",
+    "extract_keyframes": ".transform",
+    "materialize_messages": ".transform",
+    "AnnotateConfig": ".annotate",
+    "run_annotation": ".annotate",
+    "VlmConfig": ".vlm",
+    "make_backend": ".vlm",
+    "validate_dataset": ".language",
+    "write_language": ".language",
+    "push_dataset": ".hub.push",
+    "ReviewConfig": ".review",
+    "build_review": ".review",
+    "make_sample_dataset": ".testing.sample",
+    "default_sample_dataset": ".testing.sample",
 }
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lerobot_keyframes' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
-
-
-__all__ = sorted(_EXPORTS)
+if TYPE_CHECKING:  # what IDEs and type checkers see
+    from .annotate import AnnotateConfig, run_annotation  # noqa: F401
+    from .dataset import DatasetFormatError, DatasetLayout, load_episodes  # noqa: F401
+    from .frames import make_frame_provider  # noqa: F401
+    from .hub.push import push_dataset  # noqa: F401
+    from .language import validate_dataset, write_language  # noqa: F401
+    from .review import ReviewConfig, build_review  # noqa: F401
+    from .testing.sample import default_sample_dataset, make_sample_dataset  # noqa: F401
+    from .transform import KeyframesConfig, KeyframeTransform, extract_keyframes, materialize_messages  # noqa: F401
+    from .vlm import VlmConfig, make_backend  # noqa: F401

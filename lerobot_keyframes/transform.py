@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .frames.policies import KeyframePolicy, parse_policy
+from .utils.fork import torch_fork_guard
 
 if TYPE_CHECKING:
     from datasets import Dataset, Features
@@ -407,7 +408,7 @@ class KeyframeTransform:
     def _runtime(self) -> dict[str, Any]:
         state = self.__dict__.get("_runtime_state")
         if state is None or state["pid"] != os.getpid():
-            _after_fork_guard()
+            torch_fork_guard()
             state = {"pid": os.getpid(), "providers": {}, "episodes": {}}
             object.__setattr__(self, "_runtime_state", state)
         return state
@@ -457,25 +458,6 @@ class KeyframeTransform:
             episode["cameras"] = [c for c in episode["cameras"] if c["key"] in self.cameras]
             episode["camera_keys"] = [c["key"] for c in episode["cameras"]]
         return episode
-
-
-_IMPORT_PID = os.getpid()
-
-
-def _after_fork_guard() -> None:
-    """In a forked worker (datasets `num_proc`), run torch single-threaded.
-
-    A parent that already ran parallel torch ops leaves the OpenMP pool unusable in forked children:
-    the first parallel op (e.g. a tensor copy while caching a frame) hangs forever. One thread per
-    worker is also the right share of the cores when there are several workers.
-    """
-    if os.getpid() == _IMPORT_PID:
-        return
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(1)
 
 
 def _to_py(value: Any) -> Any:

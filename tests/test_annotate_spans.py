@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lerobot_keyframes.annotate.spans import clean_spans, format_plan, merge_windows, nearest_frame
+from lerobot_keyframes.annotate.spans import clean_spans, format_plan, merge_windows
+from lerobot_keyframes.utils.timeline import nearest_frame_index
 
 FPS = 30.0
 TS = (np.arange(180) / np.float32(FPS)).astype(np.float32)  # 6 s, float32 like lerobot's parquet
@@ -86,7 +87,7 @@ def test_window_edges_do_not_split_an_action() -> None:
 
 @pytest.mark.parametrize(("t", "expected"), [(0.0, 0), (1 / 30 - 1e-7, 1), (1 / 30 + 1e-7, 1), (0.049, 1), (0.051, 2), (99.0, 179)])
 def test_nearest_frame(t: float, expected: int) -> None:
-    assert nearest_frame(TS, t) == expected
+    assert nearest_frame_index(TS, t) == expected
 
 
 def test_format_plan() -> None:

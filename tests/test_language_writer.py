@@ -264,6 +264,7 @@ KILL_SCRIPT = textwrap.dedent(
     import os, signal, sys
     import pyarrow.parquet as pq
     from lerobot_keyframes.language import writer
+    from lerobot_keyframes.utils import files
     from lerobot_keyframes.language.synthetic import synthetic_annotations
 
     root, where = sys.argv[1], sys.argv[2]
@@ -271,7 +272,7 @@ KILL_SCRIPT = textwrap.dedent(
         def crash(tmp, dst):
             pq.read_metadata(tmp)  # the temp file is complete; die just before the rename
             os.kill(os.getpid(), signal.SIGKILL)
-        writer._replace_file = crash
+        files.replace_file = crash
     else:
         calls = []
         real = writer._persistent_cells

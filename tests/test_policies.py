@@ -25,10 +25,10 @@ from lerobot_keyframes.frames.policies import (
     motion,
     parse_policy,
     read_episode_signals,
-    snap_to_frames,
     uniform,
     union,
 )
+from lerobot_keyframes.utils.timeline import nearest_frame_indices
 
 
 def _episode(length: int = 180, rate: float = 30.0, jitter: float = 0.0, index: int = 0, **extra):
@@ -86,7 +86,7 @@ def test_at_snaps_and_rejects_times_outside_the_episode():
 
 def test_snap_ties_go_to_the_earlier_frame():
     ts = np.array([0.0, 1.0, 2.0], dtype=np.float32)
-    assert snap_to_frames(ts, [0.5, 1.5, -3, 9]).tolist() == [0, 1, 0, 2]
+    assert nearest_frame_indices(ts, [0.5, 1.5, -3, 9]).tolist() == [0, 1, 0, 2]
 
 
 def test_every_frame_and_empty_episode():

@@ -39,6 +39,7 @@ from ..frames.policies import (
     rest_windows,
     speed_minima,
 )
+from ..utils.timeline import evenly_spaced
 from .spans import Span
 
 EventKind = Literal["rest_start", "rest_end", "gripper_close", "gripper_open", "speed_min"]
@@ -176,7 +177,7 @@ def events_text(events: Sequence[SignalEvent], start: float = -np.inf, end: floa
     At most `max_events` (evenly thinned) keep the prompt short on long windows."""
     shown = [e.text for e in events if e.kind != "speed_min" and start <= e.time < end]
     if len(shown) > max_events:
-        shown = [shown[int(round(k))] for k in np.linspace(0, len(shown) - 1, max_events)]
+        shown = [shown[k] for k in evenly_spaced(len(shown), max_events)]
     if not shown:
         return ""
     return (f"\nThe robot's own signals ({column}) show: " + "; ".join(shown)

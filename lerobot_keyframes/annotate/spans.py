@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ..utils.timeline import nearest_frame_index
+
 
 @dataclass(frozen=True)
 class Span:
@@ -39,16 +41,6 @@ def normalize_label(text: str) -> str:
 
 def _same_action(a: str, b: str) -> bool:
     return normalize_label(a).lower() == normalize_label(b).lower()
-
-
-def nearest_frame(timestamps: np.ndarray, t: float) -> int:
-    """Index of the frame whose timestamp is nearest to t (ties go to the earlier frame)."""
-    i = int(np.searchsorted(timestamps, t))
-    if i <= 0:
-        return 0
-    if i >= len(timestamps):
-        return len(timestamps) - 1
-    return i - 1 if t - float(timestamps[i - 1]) <= float(timestamps[i]) - t else i
 
 
 def clean_spans(
@@ -92,7 +84,7 @@ def clean_spans(
     # snap starts to frames; the first span always starts on frame 0; one label per start frame
     starts: list[tuple[int, str]] = []
     for k, (start, text) in enumerate(candidates):
-        idx = 0 if k == 0 else nearest_frame(ts, start)
+        idx = 0 if k == 0 else nearest_frame_index(ts, start)
         if starts and idx <= starts[-1][0]:
             continue  # overlapping or duplicate start: the earlier span keeps the frame
         if starts and _same_action(starts[-1][1], text):

@@ -18,12 +18,13 @@ import logging
 import os
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ..utils.files import atomic_write_text
 
 STAGING_VERSION = 1
 INPUTS_FILE = "_inputs.json"  # episode -> inputs key of the run that opened this staging (for Ray actors)
@@ -56,7 +57,7 @@ class Staging:
     def save_inputs(self) -> None:
         """Record this run's episode inputs, so other processes opening the directory (Ray actors) check them."""
         if self.inputs is not None:
-            _atomic_write(self.dir / INPUTS_FILE, json.dumps({str(k): v for k, v in sorted(self.inputs.items())}))
+            atomic_write_text(self.dir / INPUTS_FILE, json.dumps({str(k): v for k, v in sorted(self.inputs.items())}))
 
     def _inputs_of(self, episode_index: int) -> str | None:
         return None if self.inputs is None else self.inputs.get(episode_index)
@@ -98,13 +99,13 @@ class Staging:
                   "inputs": self._inputs_of(episode_index), "rows": len(rows), "info": info or {}}
         text = "\n".join(json.dumps(r, sort_keys=True, ensure_ascii=False) for r in [header, *rows]) + "\n"
         path = self.path(episode_index, module)
-        _atomic_write(path, text)
+        atomic_write_text(path, text)
         self.error_path(episode_index, module).unlink(missing_ok=True)
         _crash_point("staging.write")
         return path
 
     def write_error(self, episode_index: int, module: str, key: str, message: str) -> None:
-        _atomic_write(
+        atomic_write_text(
             self.error_path(episode_index, module),
             json.dumps({"episode_index": episode_index, "module": module, "key": key, "error": message}),
         )
@@ -234,17 +235,3 @@ def _crash_point(name: str) -> None:
     from ..language.writer import crash_point
 
     crash_point(name)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

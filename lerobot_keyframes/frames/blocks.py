@@ -25,12 +25,13 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ..utils.files import atomic_path
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -495,26 +496,18 @@ def _encode_h264(images: Sequence[Image.Image], path: Path, fps: float, *, width
     w = width or w0
     h = round(h0 * w / w0)
     w, h = w - w % 2, h - h % 2  # yuv420p needs even sides
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent)
-    os.close(fd)
-    try:
-        with av.open(tmp, "w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            stream.options = {"crf": str(crf), "preset": "veryfast", "g": str(max(1, round(fps)))}
-            for im in images:
-                im = im.convert("RGB")
-                if im.size != (w, h):
-                    im = im.resize((w, h), PILImage.Resampling.BILINEAR)
-                for packet in stream.encode(av.VideoFrame.from_image(im)):
-                    container.mux(packet)
-            for packet in stream.encode():
+    with atomic_path(path) as tmp, av.open(str(tmp), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast", "g": str(max(1, round(fps)))}
+        for im in images:
+            im = im.convert("RGB")
+            if im.size != (w, h):
+                im = im.resize((w, h), PILImage.Resampling.BILINEAR)
+            for packet in stream.encode(av.VideoFrame.from_image(im)):
                 container.mux(packet)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        for packet in stream.encode():
+            container.mux(packet)
 
 
 def video_url_block(provider: Any, episode: Mapping[str, Any], camera: str | None = None, *, url: str = "file",

@@ -25,6 +25,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..utils.timeline import evenly_spaced, nearest_frame_indices
+
 logger = logging.getLogger(__name__)
 
 Episode = Mapping[str, Any]
@@ -48,7 +50,6 @@ __all__ = [
     "motion",
     "parse_policy",
     "read_episode_signals",
-    "snap_to_frames",
     "uniform",
     "union",
 ]
@@ -65,18 +66,6 @@ def episode_timestamps(episode: Episode) -> np.ndarray:
     return ts
 
 
-def snap_to_frames(timestamps: np.ndarray, times: Iterable[float]) -> np.ndarray:
-    """Index of the frame nearest to each time (ties go to the earlier frame)."""
-    ts = np.asarray(timestamps, dtype=np.float64)
-    t = np.asarray(list(times), dtype=np.float64)
-    if len(ts) == 0 or len(t) == 0:
-        return np.zeros(0, dtype=np.int64)
-    right = np.clip(np.searchsorted(ts, t, side="left"), 0, len(ts) - 1)
-    left = np.clip(right - 1, 0, len(ts) - 1)
-    pick_left = np.abs(t - ts[left]) <= np.abs(ts[right] - t)
-    return np.where(pick_left, left, right).astype(np.int64)
-
-
 def _period(ts: np.ndarray, episode: Episode) -> float:
     fps_value = episode.get("fps")
     if fps_value:
@@ -91,17 +80,6 @@ def _fmt(x: float) -> str:
     if float(x).is_integer():
         return str(int(x))
     return repr(float(x))
-
-
-def _spread(values: np.ndarray, n: int) -> np.ndarray:
-    """`n` entries of a sorted array, evenly spread, first and last included."""
-    if n <= 0:
-        return values[:0]
-    if len(values) <= n:
-        return values
-    if n == 1:
-        return values[[(len(values) - 1) // 2]]
-    return values[np.unique(np.linspace(0, len(values) - 1, n).round().astype(np.int64))]
 
 
 # -- base ---------------------------------------------------------------------------------------------
@@ -152,7 +130,7 @@ class Uniform(KeyframePolicy):
 
     def frame_indices(self, episode: Episode) -> np.ndarray:
         length = len(episode_timestamps(episode))
-        return _spread(np.arange(length, dtype=np.int64), self.n)
+        return evenly_spaced(length, self.n)
 
     def spec(self) -> str:
         return f"uniform:{self.n}"
@@ -177,7 +155,7 @@ class Fps(KeyframePolicy):
         # integer steps avoid accumulating float error over long episodes
         count = int(math.floor((end - start) * self.hz + 1e-6)) + 1
         times = start + np.arange(count, dtype=np.float64) / self.hz
-        return np.unique(snap_to_frames(ts, times))
+        return np.unique(nearest_frame_indices(ts, times))
 
     def spec(self) -> str:
         return f"fps:{_fmt(self.hz)}"
@@ -210,7 +188,7 @@ class At(KeyframePolicy):
                     f"at: time {t} s is outside episode {episode.get('episode_index')} "
                     f"[{float(ts[0])}, {float(ts[-1])}] s (tolerance {tol:.4g} s)"
                 )
-        return np.unique(snap_to_frames(ts, self.times))
+        return np.unique(nearest_frame_indices(ts, self.times))
 
     def spec(self) -> str:
         out = "at:" + ",".join(_fmt(t) for t in self.times)
@@ -739,7 +717,7 @@ class Cap(KeyframePolicy):
             if left <= 0:
                 break
             new = np.setdiff1d(term.frame_indices(episode), chosen)
-            chosen = np.union1d(chosen, _spread(new, left))
+            chosen = np.union1d(chosen, new[evenly_spaced(len(new), left)])
         return chosen.astype(np.int64)
 
     def spec(self) -> str:

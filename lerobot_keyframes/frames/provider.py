@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import os
-import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -30,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..utils.fork import torch_fork_guard
+from ..utils.timeline import evenly_spaced, nearest_frame_index, split_evenly
 from .cache import CacheStats, FrameCache
 from .decoders.base import BACKENDS, BackendDecodeError, backend_available
 from .errors import (
@@ -59,34 +60,6 @@ DEFAULT_TOLERANCE_FRAMES = 0.4
 ON_ERROR = ("raise", "none")
 
 EpisodeRef = Mapping[str, Any] | int
-
-# OpenMP thread pools do not survive fork: a child forked after the parent ran parallel torch ops hangs
-# in its first parallel kernel (seen with datasets.map(num_proc=2)). Like torch's DataLoader workers,
-# a forked child that uses a provider switches torch to one intra-op thread.
-_FORKED_AFTER_TORCH = False
-_FORK_FIXED = False
-
-
-def _after_fork_in_child() -> None:
-    global _FORKED_AFTER_TORCH, _FORK_FIXED
-    _FORKED_AFTER_TORCH = "torch" in sys.modules
-    _FORK_FIXED = False
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _fork_safety() -> None:
-    global _FORK_FIXED
-    if _FORKED_AFTER_TORCH and not _FORK_FIXED:
-        import torch
-
-        if torch.get_num_threads() != 1:
-            logger.debug("forked process: torch.set_num_threads(1) (OpenMP pools do not survive fork)")
-            torch.set_num_threads(1)
-        _FORK_FIXED = True
-
 
 @dataclass(frozen=True)
 class ProviderConfig:
@@ -393,7 +366,7 @@ class VideoFrameProvider:
         """Several (episode, timestamps, camera) requests at once: frames of the same file are merged,
         sorted and decoded in one batch call. One `Frames` per request, in order."""
         self._check_process()
-        _fork_safety()
+        torch_fork_guard()
         plans = [self._plan(episode, timestamps, camera) for episode, timestamps, camera in requests]
         self._fill_from_cache(plans)
         self._decode_missing(plans)
@@ -421,7 +394,7 @@ class VideoFrameProvider:
             raise FrameTimeError("the episode has no frames", file=self._episode_file(row, camera),
                                  episode=row["episode_index"], camera=camera or self.default_camera)
         k = min(int(max_frames), n)
-        positions = [0] if k == 1 else np.round(np.linspace(0, n - 1, k)).astype(np.int64).tolist()
+        positions = evenly_spaced(n, k).tolist()
         return self.frames_at(row if isinstance(episode, Mapping) else episode, [float(ts[i]) for i in positions], camera)
 
     def episode_timestamps(self, episode: EpisodeRef) -> np.ndarray:
@@ -614,7 +587,7 @@ class VideoFrameProvider:
             if not math.isfinite(entry.t) or entry.t < -tol or entry.t > last_t + tol or not len(ts):
                 self._entry_error(req, entry, f"time is outside the episode [0, {last_t:.6f}]s (tolerance {tol:.4f}s)")
                 continue
-            pos = int(np.argmin(np.abs(ts - entry.t)))
+            pos = nearest_frame_index(ts, entry.t)
             if abs(ts[pos] - entry.t) > tol:
                 self._entry_error(req, entry, f"no frame within {tol:.4f}s (nearest at {ts[pos]:.6f}s)")
                 continue
@@ -701,11 +674,9 @@ class VideoFrameProvider:
 
     def _split(self, frames: list[int]) -> list[list[int]]:
         """One file's sorted frames in `workers` contiguous chunks (a chunk per thread)."""
-        k = min(self.config.workers, len(frames))
-        if k <= 1:
+        if min(self.config.workers, len(frames)) <= 1:
             return [frames]
-        bounds = np.linspace(0, len(frames), k + 1).round().astype(int)
-        return [frames[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        return [frames[a:b] for a, b in split_evenly(len(frames), self.config.workers)]
 
     def _place(
         self, members: list[tuple[_Request, _Entry]], chunk: list[int], data: Any, backend: str, n_tasks: int
@@ -809,8 +780,7 @@ class VideoFrameProvider:
             for i in range(*bounds):
                 out[i].copy_(rows[i])
 
-        edges = np.linspace(0, len(rows), self.config.workers + 1).round().astype(int)
-        spans = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+        spans = split_evenly(len(rows), self.config.workers)
         futures = [self._pool.submit(copy, span) for span in spans[1:]]
         copy(spans[0])
         for f in futures:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .. import __version__
+from ..utils.files import atomic_write_json
 from .errors import TOKEN_PATTERN, HubError, hub_errors
 
 logger = logging.getLogger(__name__)
@@ -139,13 +139,7 @@ class ShardedRun:
     shards: list[JobHandle] = field(default_factory=list)
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = asdict(self)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-        os.replace(tmp, path)
-        return path
+        return atomic_write_json(path, asdict(self))
 
     @classmethod
     def load(cls, path: str | Path) -> ShardedRun:

@@ -28,12 +28,12 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..utils.files import atomic_write_text
 from .card import build_card, card_text
 from .errors import HubError, hub_errors
 
@@ -250,18 +250,6 @@ def cache_snapshot(root: Path) -> tuple[str, str] | None:
     return (f"{match['ns']}/{match['name']}", root.name) if match else None
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Replace `path` (even a symlink into a download cache: the link is replaced, never written through)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _repo_info(api: Any, repo_id: str, *, revision: str | None, token: str | None) -> Any | None:
     """The repo's info, or None when it does not exist (or is private and invisible to this token)."""
     from huggingface_hub.errors import RepositoryNotFoundError
@@ -474,7 +462,7 @@ def push_dataset(
         if snapshot is not None:
             card_bytes = text.encode("utf-8")
         elif not readme.is_file() or readme.read_text(encoding="utf-8") != text:
-            _atomic_write_text(readme, text)
+            atomic_write_text(readme, text)
 
     files = local_files(root)
     if card_bytes is not None:

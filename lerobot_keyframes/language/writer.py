@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from ..dataset.errors import DatasetFormatError
 from ..dataset.layout import INFO_PATH, DatasetLayout, check_output_separate, iter_dataset_files
+from ..utils.files import atomic_path, atomic_write_text, fsync_dir
 from .schema import (
     LANGUAGE_COLUMNS,
     LANGUAGE_EVENTS,
@@ -220,7 +221,7 @@ def recover_interrupted_write(root: str | Path) -> str | None:
                 dst = _inside(root, rel)
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dst)
-                _fsync_dir(dst.parent)
+                fsync_dir(dst.parent)
                 moved += 1
         _remove_journal(journal)
         logger.warning("%s: finished an interrupted in-place write (%d of %d file(s) were still to swap in)",
@@ -261,7 +262,7 @@ def _write_journaled(layout: DatasetLayout, anns: dict[int, EpisodeAnnotations],
         dst = root / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.replace(new_root / rel, dst)
-        _fsync_dir(dst.parent)
+        fsync_dir(dst.parent)
         crash_point("journal.swap")
     _remove_journal(journal)
     written = tuple(root / p.relative_to(new_root) for p in result.shards_written)
@@ -319,43 +320,6 @@ def _copy_tree(src: Path, dst: Path, *, skip: set[Path], link_videos: bool) -> N
         shutil.copyfile(path, target)  # follows symlinks: the copy is a real file
         copied += 1
     logger.info("copied %d file(s), hard-linked %d video file(s) into %s", copied, linked, dst)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _temp_path(path: Path) -> Path:
-    # never ends in .parquet/.json, so no loader globbing the directory picks up a half-written file
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
-def _replace_file(tmp: Path, path: Path) -> None:
-    """The commit point of every write (tests replace it to simulate a crash just before it)."""
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = _temp_path(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        _replace_file(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # -- info.json ---------------------------------------------------------------------------------------
@@ -490,42 +454,34 @@ def rewrite_shard(src: Path, dst: Path, schema: pa.Schema, anns: Mapping[int, Ep
     kept: list[int] = []
     for stale in dst.parent.glob(f".{dst.name}.tmp-*"):  # left by a crashed run; never a complete file
         stale.unlink(missing_ok=True)
-    tmp = _temp_path(dst)
-    try:
-        with pq.ParquetWriter(tmp, schema, compression="snappy") as writer:
-            for ep, start, stop in episodes:
-                timestamps = ts_all[start:stop]
-                if ep in anns:
-                    persistent, events = list(anns[ep].persistent), list(anns[ep].events)
-                    written.append(ep)
+    with atomic_path(dst) as tmp, pq.ParquetWriter(tmp, schema, compression="snappy") as writer:
+        for ep, start, stop in episodes:
+            timestamps = ts_all[start:stop]
+            if ep in anns:
+                persistent, events = list(anns[ep].persistent), list(anns[ep].events)
+                written.append(ep)
+            else:
+                persistent, events = _existing_rows(table, start, stop, timestamps)
+                if persistent or events:
+                    kept.append(ep)
+            part = table.slice(start, stop - start)
+            arrays = []
+            for f in schema:
+                if f.name == LANGUAGE_PERSISTENT:
+                    arrays.append(_persistent_cells(persistent, stop - start))
+                elif f.name == LANGUAGE_EVENTS:
+                    arrays.append(_event_cells(events, timestamps, ep, src))
                 else:
-                    persistent, events = _existing_rows(table, start, stop, timestamps)
-                    if persistent or events:
-                        kept.append(ep)
-                part = table.slice(start, stop - start)
-                arrays = []
-                for f in schema:
-                    if f.name == LANGUAGE_PERSISTENT:
-                        arrays.append(_persistent_cells(persistent, stop - start))
-                    elif f.name == LANGUAGE_EVENTS:
-                        arrays.append(_event_cells(events, timestamps, ep, src))
-                    else:
-                        col = part[f.name]
-                        if col.type != f.type:
-                            try:
-                                col = col.cast(f.type)
-                            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                                raise DatasetFormatError(
-                                    f"{src}: column {f.name!r} is {col.type}, other shards have {f.type} ({exc})"
-                                ) from exc
-                        arrays.append(col)
-                writer.write_table(pa.Table.from_arrays(arrays, schema=schema), row_group_size=max(stop - start, 1))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        _replace_file(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+                    col = part[f.name]
+                    if col.type != f.type:
+                        try:
+                            col = col.cast(f.type)
+                        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                            raise DatasetFormatError(
+                                f"{src}: column {f.name!r} is {col.type}, other shards have {f.type} ({exc})"
+                            ) from exc
+                    arrays.append(col)
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema), row_group_size=max(stop - start, 1))
     return written, kept
 
 

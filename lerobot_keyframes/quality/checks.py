@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ..utils.timeline import evenly_spaced
+
 if TYPE_CHECKING:
     from ..annotate.config import QualityConfig
 
@@ -97,7 +99,7 @@ def _picture_checks(row: Mapping[str, Any], cam: Mapping[str, Any], provider: An
     k = min(max(2, config.frames_per_camera), len(ok))
     if k < 2 or provider is None:
         return []
-    picks = [ok[int(round(j))] for j in np.linspace(0, len(ok) - 1, k)]
+    picks = [ok[j] for j in evenly_spaced(len(ok), k)]
     times = [float(ts[i]) for i in picks]
     try:
         frames = provider.frames_at(row, times, key)

@@ -6,25 +6,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .config import ReviewConfig
+from ..utils.lazy import lazy_exports
+from .config import ReviewConfig  # noqa: F401 (light: imported eagerly)
 
-if TYPE_CHECKING:
-    from .apply import apply_decisions, load_decisions
-    from .site import build_review, episode_view, trace_shape, vqa_shapes
+_EXPORTS = {
+    "ReviewConfig": ".config",
+    "build_review": ".site",
+    "episode_view": ".site",
+    "trace_shape": ".site",
+    "vqa_shapes": ".site",
+    "apply_decisions": ".apply",
+    "load_decisions": ".apply",
+}
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())
 
-__all__ = ["ReviewConfig", "apply_decisions", "build_review", "episode_view", "load_decisions", "trace_shape",
-           "vqa_shapes"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("build_review", "episode_view", "trace_shape", "vqa_shapes"):
-        from . import site
-
-        return getattr(site, name)
-    if name in ("apply_decisions", "load_decisions"):
-        from . import apply
-
-        return getattr(apply, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+if TYPE_CHECKING:  # what IDEs and type checkers see
+    from .apply import apply_decisions, load_decisions  # noqa: F401
+    from .site import build_review, episode_view, trace_shape, vqa_shapes  # noqa: F401

@@ -248,7 +248,8 @@ def apply_decisions(root: str | Path, decisions: str | Path | Mapping[str, Any],
         validate_annotations,
         validate_dataset,
     )
-    from ..language.writer import atomic_write_text, write_language
+    from ..language.writer import write_language
+    from ..utils.files import atomic_write_text
     from .build import PROVENANCE_FILE, read_provenance
 
     name = str(decisions) if not isinstance(decisions, Mapping) else "decisions"

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..language.validator import EpisodeAnnotations
+from ..utils.timeline import split_evenly
 from .config import ReviewConfig
 from .images import camera_slug, decode_episode_images, episode_dir_name, spread
 from .model import episode_view
@@ -138,8 +139,7 @@ def _render_pool(jobs: Sequence[_Job], out: Path, config: ReviewConfig, png: boo
         from ..frames.decoders.base import torchcodec_available
 
         torchcodec_available()
-    bounds = np.linspace(0, len(jobs), n_workers * 2 + 1).round().astype(int)
-    chunks = [jobs[bounds[i]:bounds[i + 1]] for i in range(len(bounds) - 1) if bounds[i] < bounds[i + 1]]
+    chunks = [jobs[a:b] for a, b in split_evenly(len(jobs), n_workers * 2)]
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     results: dict[int, list[dict[str, Any]]] = {}
     with ProcessPoolExecutor(n_workers, mp_context=ctx) as pool, \

@@ -8,8 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from ..utils.timeline import evenly_spaced
 from .config import ReviewConfig
 from .model import EpisodeView
 
@@ -18,9 +17,7 @@ logger = logging.getLogger(__name__)
 
 def spread(lo: int, hi: int, k: int) -> list[int]:
     """k frame indices spread evenly over [lo, hi)."""
-    if hi <= lo or k <= 0:
-        return []
-    return sorted({int(round(v)) for v in np.linspace(lo, hi - 1, k)})
+    return (lo + evenly_spaced(hi - lo, k)).tolist()
 
 
 def camera_slug(key: str) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..language.schema import LanguageRow, speech_text
 from ..language.validator import EpisodeAnnotations
+from ..utils.timeline import nearest_frame_index
 
 STYLE_COLUMNS = ("subtask", "plan", "memory", "task_aug", "motion", "interjection", "speech", "vqa", "trace")
 SUBTASK_COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2", "#edc948", "#9c755f")
@@ -105,10 +106,7 @@ class EpisodeView:
 
     def frame_of(self, t: float) -> int:
         """Index of the frame at time `t` (exact for parquet-copied times, else the nearest)."""
-        ts = self.timestamps
-        if not len(ts):
-            return 0
-        return int(np.argmin(np.abs(ts.astype(np.float64) - float(t))))
+        return nearest_frame_index(self.timestamps, t) if len(self.timestamps) else 0
 
 
 def episode_view(row: Mapping[str, Any], ann: EpisodeAnnotations | None, timestamps: Sequence[float] | np.ndarray,

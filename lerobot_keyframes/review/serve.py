@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 from functools import partial
@@ -19,6 +18,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from ..utils.files import atomic_write_json
 from .apply import DECISIONS_FORMAT, DECISIONS_VERSION, DecisionsError, load_decisions
 
 logger = logging.getLogger(__name__)
@@ -116,9 +116,7 @@ class _Handler(SimpleHTTPRequestHandler):
             return
         path = self.site / DECISIONS_FILE
         with self.lock:
-            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-            tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            os.replace(tmp, path)
+            atomic_write_json(path, data)
         self._json(200, {"saved": str(path), "episodes": len(data["episodes"])})
 
 

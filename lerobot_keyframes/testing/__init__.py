@@ -3,25 +3,24 @@ backend, a local Hub server and a fake OpenAI server. Imported lazily (each pull
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
+
+from ..utils.lazy import lazy_exports
 
 _EXPORTS = {
-    "make_sample_dataset": "sample",
-    "default_sample_dataset": "sample",
-    "build_tiny_qwen": "tiny_qwen",
-    "tiny_qwen_cached": "tiny_qwen",
-    "ScriptedBackend": "scripted",
-    "LocalHub": "local_hub",
-    "FakeOpenAIServer": "fake_openai",
+    "make_sample_dataset": ".sample",
+    "default_sample_dataset": ".sample",
+    "build_tiny_qwen": ".tiny_qwen",
+    "tiny_qwen_cached": ".tiny_qwen",
+    "ScriptedBackend": ".scripted",
+    "LocalHub": ".local_hub",
+    "FakeOpenAIServer": ".fake_openai",
 }
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lerobot_keyframes.testing' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
-
-__all__ = sorted(_EXPORTS)
+if TYPE_CHECKING:  # what IDEs and type checkers see
+    from .fake_openai import FakeOpenAIServer  # noqa: F401
+    from .local_hub import LocalHub  # noqa: F401
+    from .sample import default_sample_dataset, make_sample_dataset  # noqa: F401
+    from .scripted import ScriptedBackend  # noqa: F401
+    from .tiny_qwen import build_tiny_qwen, tiny_qwen_cached  # noqa: F401

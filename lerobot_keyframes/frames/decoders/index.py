@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ...utils.timeline import nearest_frame_indices
 from .base import BackendDecodeError
 
 logger = logging.getLogger(__name__)
@@ -55,14 +56,7 @@ class FileIndex:
 
     def nearest(self, seconds: np.ndarray) -> np.ndarray:
         """Index of the frame whose pts is nearest to each time (ties go to the earlier frame)."""
-        seconds = np.asarray(seconds, dtype=np.float64)
-        n = len(self.seconds)
-        if n == 0:
-            return np.full(seconds.shape, -1, dtype=np.int64)
-        right = np.minimum(np.searchsorted(self.seconds, seconds, side="left"), n - 1)
-        left = np.maximum(right - 1, 0)
-        pick_left = np.abs(seconds - self.seconds[left]) <= np.abs(self.seconds[right] - seconds)
-        return np.where(pick_left, left, right).astype(np.int64)
+        return nearest_frame_indices(self.seconds, np.asarray(seconds, dtype=np.float64))
 
     def keyframe_at_or_before(self, i: int) -> int:
         """Index of the last keyframe at or before frame i (0 when the file flags none)."""

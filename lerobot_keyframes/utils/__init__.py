@@ -1,0 +1,4 @@
+"""Small helpers with one home each: atomic files, lazy exports, frame timelines, the after-fork torch guard.
+
+Nothing here knows about datasets or models; every other folder may import from it.
+"""
