@@ -5,12 +5,15 @@ from __future__ import annotations
 from .episodes import build_episode_rows, episode_features, load_episodes, read_tasks
 from .errors import DatasetFormatError, UnsafePathError, UnsupportedVersionError
 from .layout import CameraFeature, DatasetLayout
+from .records import CameraRef, Episode
 from .source import ResolvedSource, resolve_source
 
 __all__ = [
     "CameraFeature",
+    "CameraRef",
     "DatasetFormatError",
     "DatasetLayout",
+    "Episode",
     "ResolvedSource",
     "UnsafePathError",
     "UnsupportedVersionError",
