@@ -156,7 +156,9 @@ class VllmServer:
         parsed = urlparse(self.api_base)
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         if self.cfg.serve_command:
-            return bind_serve_port(self.cfg.serve_command, port)
+            cmd = bind_serve_port(self.cfg.serve_command, port)
+            _check_serve_args(cmd)  # the key goes by environment (--vlm.api_key), never argv
+            return cmd
         return vllm_server_command(self.cfg, parsed.hostname or "127.0.0.1", port)
 
     def start(self) -> VllmServer:
