@@ -138,14 +138,17 @@ def test_task_aug_axes_replace_the_rephrasings_with_lerobots_counts(sample_root:
     assert maxima == {"synonym_paraphrase": 2, "omit_arm": 1, "omit_orientation": 0, "omit_grasp_method": 1,
                       "combined_omissions": 1}
     assert "- omit_arm (1):" in text and "- omit_orientation (0):" in text
-    anns = read_dataset_annotations(out)[0]
-    for ep, a in anns.items():
+    tasks = {re.search(r'given this task: "(.*)"', text).group(1) for text, _ in asked}
+    variants = ["Could you move that cube?", "Move the cube without a grip.", "Move it, any way you like."]
+    written = set()
+    for a in read_dataset_annotations(out)[0].values():  # episodes run at once: match rows to tasks by content
         rows = [r for r in a.persistent if r.style == "task_aug"]
-        task = re.search(r'given this task: "(.*)"', asked[ep][0]).group(1)
-        # as lerobot writes them: the task first, then the distinct variants, role user, at the first frame
-        assert sorted(r.content for r in rows) == sorted([task, "Could you move that cube?",
-                                                          "Move the cube without a grip.", "Move it, any way you like."])
+        # as lerobot writes them: the task, then the distinct variants, role user, at the first frame
+        contents = sorted(r.content for r in rows)
+        assert len(contents) == 4 and set(variants) < set(contents)
+        written |= set(contents) - set(variants)
         assert {r.role for r in rows} == {"user"} and {r.timestamp for r in rows} == {min(r.timestamp for r in a.persistent)}
+    assert written == tasks
 
 
 def test_rephrasings_rows_are_the_task_and_n_rephrasings(sample_root: Path, tmp_path: Path) -> None:
@@ -160,16 +163,20 @@ def test_rephrasings_rows_are_the_task_and_n_rephrasings(sample_root: Path, tmp_
 
 
 def test_contact_sheet_quality_changes_the_images_and_the_bytes_sent(sample_root: Path, tmp_path: Path) -> None:
-    seen: dict[int, list[bytes]] = {}
+    seen: dict[int, dict[str, list[Any]]] = {}  # quality -> segment prompt (one per episode) -> its sheets
     for quality in (10, 95):
         def responder(conversation, schema, quality=quality):
             if "subtasks" in (schema or {}).get("properties", {}):
-                seen.setdefault(quality, []).extend(im.tobytes() for im in _images(conversation))
+                seen.setdefault(quality, {})[prompt_text(conversation)] = _images(conversation)
             return plausible_answers(conversation, schema)
 
         run_annotation(_config(sample_root, tmp_path / f"s{quality}", contact_sheet_quality=quality), VLM,
                        backend=ScriptedBackend(responder))
-    assert len(seen[10]) == len(seen[95]) == 2 and all(a != b for a, b in zip(seen[10], seen[95]))
+    assert len(seen[10]) == 2 and seen[10].keys() == seen[95].keys()
+    for prompt, low in seen[10].items():  # the same sheets, other pixels
+        high = seen[95][prompt]
+        assert [im.size for im in low] == [im.size for im in high]
+        assert all(a.tobytes() != b.tobytes() for a, b in zip(low, high))
 
     sent: dict[int, int] = {}
     for quality in (10, 95):  # the openai backend against a real HTTP server: the image bytes on the wire
