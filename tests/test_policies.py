@@ -115,7 +115,9 @@ def test_one_spelling_each_union_is_or_and_a_policy_is_not_called():
     ep = _episode(181)
     with pytest.raises(TypeError):
         uniform(3) + fps(1)  # noqa: B018 - the union is `|`
-    assert not callable(uniform(3)) and not hasattr(uniform(3), "indices")
+    with pytest.raises(TypeError):
+        uniform(3) | "fps:1"  # noqa: B018 - parse a spec first
+    assert not callable(uniform(3)) and not hasattr(uniform(3), "indices") and not hasattr(uniform(3), "cap")
     idx = (uniform(3) | fps(1)).frame_indices(ep)
     assert idx.dtype == np.int64 and idx.tolist() == list(range(0, 181, 30))
     times = (uniform(3) | fps(1)).timestamps(ep)

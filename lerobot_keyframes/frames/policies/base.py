@@ -11,7 +11,7 @@ import numpy as np
 from ...dataset.records import Episode
 
 if TYPE_CHECKING:
-    from .compose import Cap, PolicyUnion
+    from .compose import PolicyUnion
 
 # An `Episode`, or its episode-table row as `datasets` hands it to `map` (converted with `Episode.from_row`).
 EpisodeLike = Episode | Mapping[str, Any]
@@ -19,7 +19,8 @@ EpisodeLike = Episode | Mapping[str, Any]
 
 @dataclass(frozen=True)
 class KeyframePolicy:
-    """Base of all policies. Subclasses implement `frame_indices`; `timestamps` derives from it.
+    """Base of all policies. Subclasses implement `frame_indices`; `timestamps` derives from it. `a | b` is
+    the union of two policies, `cap(policy, n)` limits the count.
 
     Compositions (`|`, `cap`, turns) hand the episode to their terms as given: pass an `Episode` to convert
     a row once; a row mapping is converted by each term (and `Motion` also reads robot signals it carries).
@@ -43,13 +44,9 @@ class KeyframePolicy:
         """The frames of either policy (set union)."""
         from .constructors import union
 
+        if not isinstance(other, KeyframePolicy):
+            return NotImplemented
         return union(self, other)
-
-    def cap(self, n: int) -> Cap:
-        """At most `n` of this policy's frames (see `Cap`)."""
-        from .compose import Cap
-
-        return Cap(self, n)
 
 
 def frame_times(episode: EpisodeLike) -> tuple[Episode, np.ndarray]:
