@@ -214,7 +214,7 @@ def keyframes(cfg: Any, camera: str) -> dict[str, Any]:
 
     policy = fps(cfg.frames_per_second)
     if cfg.keyframe_policy == "motion+fps":
-        policy = motion() + policy
+        policy = motion() | policy
     return {camera: policy}
 
 
