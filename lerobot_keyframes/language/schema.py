@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pyarrow as pa
@@ -24,15 +24,21 @@ PERSISTENT_ROW_FIELDS = ("role", "content", "style", "timestamp", "camera", "too
 EVENT_ROW_FIELDS = ("role", "content", "style", "camera", "tool_calls")
 
 LanguageColumn = Literal["language_persistent", "language_events"]
+# The option sets of a row, as types (the frozensets below are read from them); rows read from files may hold
+# anything, which the validator reports.
+PersistentStyle = Literal["subtask", "plan", "memory", "motion", "task_aug"]
+EventStyle = Literal["interjection", "vqa", "trace"]
+Style = Literal[PersistentStyle, EventStyle]
+Role = Literal["user", "assistant", "system", "tool"]  # lerobot's chat roles (`lerobot.configs.recipe.MessageRole`)
+QuestionType = Literal["bbox", "keypoint", "count", "attribute", "spatial"]
 
-PERSISTENT_STYLES = frozenset({"subtask", "plan", "memory", "motion", "task_aug"})
-EVENT_STYLES = frozenset({"interjection", "vqa", "trace"})
+PERSISTENT_STYLES: frozenset[str] = frozenset(get_args(PersistentStyle))
+EVENT_STYLES: frozenset[str] = frozenset(get_args(EventStyle))
 VIEW_DEPENDENT_STYLES = frozenset({"vqa", "trace"})
 KNOWN_STYLES = PERSISTENT_STYLES | EVENT_STYLES
 SPEECH_STYLE = None  # speech atoms have no style: `content` null, one `say` tool call
-# lerobot's chat roles (`lerobot.configs.recipe.MessageRole`).
-ROLES = frozenset({"user", "assistant", "system", "tool"})
-VQA_QUESTION_TYPES = ("bbox", "keypoint", "count", "attribute", "spatial")
+ROLES: frozenset[str] = frozenset(get_args(Role))
+VQA_QUESTION_TYPES: tuple[QuestionType, ...] = get_args(QuestionType)
 # lerobot's `emitted_at` matches persistent rows within this window of the frame time.
 EMITTED_AT_TOLERANCE_S = 0.1
 
@@ -59,14 +65,14 @@ class LanguageSchemaError(ValueError):
 class StyleRule:
     """Where rows of one style go, which roles they may have, and whether they name a camera."""
 
-    style: str | None
+    style: Style | None
     column: LanguageColumn
     roles: frozenset[str]
     camera_required: bool
     description: str
 
 
-STYLE_RULES: dict[str | None, StyleRule] = {
+STYLE_RULES: dict[Style | None, StyleRule] = {
     "subtask": StyleRule("subtask", LANGUAGE_PERSISTENT, frozenset({"assistant"}), False,
                          "active subtask, one row per span start; spans cover the episode"),
     "plan": StyleRule("plan", LANGUAGE_PERSISTENT, frozenset({"assistant"}), False,
@@ -273,13 +279,13 @@ class LanguageRow:
     `question_type` (VQA only) is checked by the validator against the answer's shape; it is not stored.
     """
 
-    role: str
+    role: Role
     content: str | None
-    style: str | None
+    style: Style | None
     timestamp: float
     camera: str | None = None
-    tool_calls: tuple[Any, ...] | None = None
-    question_type: str | None = field(default=None, compare=False)
+    tool_calls: tuple[dict[str, Any], ...] | None = None
+    question_type: QuestionType | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         ts = self.timestamp
