@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from .report import ValidationReport
 from .schema import (
@@ -47,7 +46,7 @@ class _RowCheck:
         self.ok = False
 
 
-def tool_call_problem(call: Any) -> str | None:
+def tool_call_problem(call: object) -> str | None:
     """What is wrong with one tool call (lerobot reads `function.arguments` as an object), or None."""
     if not isinstance(call, Mapping):
         return f"tool call {call!r} is not an object"

@@ -40,15 +40,15 @@ def _pairs_sorted(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
 
 
-def nonempty_str(v: Any) -> bool:
+def nonempty_str(v: object) -> bool:
     return isinstance(v, str) and bool(v.strip())
 
 
-def classify_vqa_answer(payload: Any) -> QuestionType | None:
+def classify_vqa_answer(payload: object) -> QuestionType | None:
     """The question type whose shape `payload` has (own keys present, only known extras), or None."""
     if not isinstance(payload, dict):
         return None
