@@ -36,7 +36,6 @@ class Dropped(Exception):
     """The handler closed the connection on purpose (fault injection)."""
 
 
-
 class HandlerBase(BaseHTTPRequestHandler):
     """The plumbing of one request; `hub` is set on the subclass `LocalHub.start` makes."""
 

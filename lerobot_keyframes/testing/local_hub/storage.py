@@ -38,6 +38,7 @@ def git_blob_oid(content: bytes) -> str:
 
 
 def lfs_pointer(sha256: str, size: int) -> bytes:
+    """The git-lfs pointer file the Hub stores in git for an LFS file."""
     return f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
 
 
@@ -61,6 +62,8 @@ class FileEntry:
 
 @dataclass
 class Commit:
+    """One commit: its full tree (`files`) and what it added or deleted against its first parent."""
+
     oid: str
     parents: list[str]
     title: str
@@ -74,6 +77,8 @@ class Commit:
 
 @dataclass
 class Repo:
+    """One repo's commits and refs (branches, tags, PR heads by number), each ref a commit id."""
+
     repo_id: str
     repo_type: str
     owner: str
@@ -112,7 +117,6 @@ class Repo:
             out.append(commit)
             commit = self.commits[commit.parents[0]] if commit.parents else None
         return out
-
 
 
 class RepoStore:
