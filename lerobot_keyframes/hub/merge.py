@@ -24,13 +24,18 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._api import REPO_TYPE, get_api
 from .errors import hub_errors
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
+
+    from .jobs import ShardedRun
 
 logger = logging.getLogger(__name__)
 
-REPO_TYPE = "dataset"
 STAGING_PREFIX = "staging/"
 SHARD_MARKER = "staging/_shard.json"
 _STAGED = re.compile(r"^episode-(\d+)/([A-Za-z0-9_.-]+?)(\.jsonl|\.error\.json)$")
@@ -64,14 +69,6 @@ class CollectedStaging:
 class MergeResult(Generic[T]):
     collected: CollectedStaging
     written: T
-
-
-def _api(api: Any, token: str | None) -> Any:
-    if api is not None:
-        return api
-    from huggingface_hub import HfApi
-
-    return HfApi(token=token)
 
 
 def staged_files(staging_dir: Path) -> dict[str, Path]:
@@ -110,19 +107,40 @@ def push_shard_staging(
     num_shards: int | None = None,
     private: bool | None = None,
     token: str | None = None,
-    api: Any = None,
+    api: HfApi | None = None,
 ) -> str:
     """Push a shard's staging to `repo_id@branch` in one commit, completion marker included; returns the commit.
 
     Creates the repo (private unless `private=False`) and the branch when missing. Refuses staging of episodes
     outside `episodes`. Re-running after an interruption is safe: unchanged files are skipped by the Hub.
+
+    Args:
+        staging_dir (`str` or `Path`):
+            The shard's local staging (the `Staging` layout).
+        repo_id (`str`):
+            The work repo the shard branches live in.
+        branch (`str`):
+            This shard's branch (see `jobs.shard_branch`).
+        episodes (`Sequence[int]`):
+            The episodes the shard was planned to annotate (recorded in the marker).
+        run_id, shard, num_shards (*optional*):
+            Recorded in the completion marker.
+        private (`bool`, *optional*):
+            A new work repo's visibility (default: private).
+        token (`str`, *optional*):
+            The Hugging Face token.
+        api (`HfApi`, *optional*):
+            The client (default: `HfApi(token=token)`).
+
+    Raises:
+        `MergeError`: staging of an episode outside `episodes`. `HubError`: a Hub failure.
     """
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
     from huggingface_hub.errors import RepositoryNotFoundError
     from huggingface_hub.hf_api import RepoFile
 
     staging_dir = Path(staging_dir)
-    api = _api(api, token)
+    api = get_api(api, token)
     planned = sorted(set(int(e) for e in episodes))
     files = staged_files(staging_dir)
     staged, failed = set(), set()
@@ -163,17 +181,36 @@ def collect_shards(
     *,
     work_dir: str | Path,
     token: str | None = None,
-    api: Any = None,
+    api: HfApi | None = None,
     require_complete: bool = True,
 ) -> CollectedStaging:
-    """Download every shard's staging and build their union in `work_dir/staging` (see the module docstring)."""
+    """Download every shard's staging and build their union in `work_dir/staging` (see the module docstring).
+
+    Args:
+        repo_id (`str`):
+            The work repo (a `ShardSource` may name another).
+        shards (`Sequence[ShardSource | str]`):
+            The shards, by `ShardSource` or branch name (a bare branch: its marker says its episodes).
+        work_dir (`str` or `Path`):
+            Where the union is built (`work_dir/staging` is replaced).
+        token (`str`, *optional*):
+            The Hugging Face token.
+        api (`HfApi`, *optional*):
+            The client (default: `HfApi(token=token)`).
+        require_complete (`bool`, *optional*, defaults to `True`):
+            Refuse planned episodes with no staged rows or with failed modules.
+
+    Raises:
+        `MergeError`: a branch that does not exist or did not finish, overlapping or wrong episodes, a
+        corrupt file (named with its line).
+    """
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
     from huggingface_hub.hf_api import RepoFile
 
     from .errors import remote_entry_not_found_error
 
     entry_not_found = remote_entry_not_found_error()
-    api = _api(api, token)
+    api = get_api(api, token)
     out = Path(work_dir) / "staging"
     if out.exists():
         shutil.rmtree(out)
@@ -264,7 +301,7 @@ def merge_shards(
     write: Callable[[Path, list[int]], T],
     work_dir: str | Path,
     token: str | None = None,
-    api: Any = None,
+    api: HfApi | None = None,
     require_complete: bool = True,
 ) -> MergeResult[T]:
     """Collect the shards' staging (checked union) and call `write(staging_dir, episodes)` once with it.
@@ -279,18 +316,18 @@ def merge_shards(
     return MergeResult(collected=collected, written=write(collected.staging_dir, collected.episodes))
 
 
-def shard_sources(run: Any) -> list[ShardSource]:
+def shard_sources(run: ShardedRun) -> list[ShardSource]:
     """`ShardSource`s of a `jobs.ShardedRun` (branch and planned episodes of each shard)."""
     return [ShardSource(branch=h.branch, episodes=tuple(h.episodes) if h.episodes is not None else None)
             for h in run.shards if h.branch]
 
 
-def delete_shard_branches(repo_id: str, branches: Sequence[str], *, token: str | None = None, api: Any = None) -> None:
+def delete_shard_branches(repo_id: str, branches: Sequence[str], *, token: str | None = None, api: HfApi | None = None) -> None:
     """Remove the shard branches after a successful merge and push (their content is in the final dataset),
     so the final repo shows only its `main`. A branch already gone is fine (a re-run of the merge)."""
     from huggingface_hub.errors import RevisionNotFoundError
 
-    api = _api(api, token)
+    api = get_api(api, token)
     for branch in branches:
         with hub_errors("deleting a shard branch", repo_id=repo_id, revision=branch, token=token):
             try:
