@@ -143,8 +143,8 @@ def test_runs_that_would_waste_the_job_are_refused(source: str, tmp_path: Path, 
             submit_annotation_job(JobConfig(), args, api)
     with pytest.raises(ValueError, match="timeout"):
         JobConfig(timeout="0")
-    with pytest.raises(ValueError, match=r"--job.flavor=l4x is not an HF Jobs flavor \(did you mean l4x1\?\)"):
-        JobConfig(flavor="l4x")
+    with pytest.raises(ValueError, match=r"--job.flavor=a10g-larg is not an HF Jobs flavor \(did you mean a10g-large\?\)"):
+        JobConfig(flavor="a10g-larg")
     with pytest.raises(ValueError, match="--job.runner must be run_job or uv"):
         JobConfig(runner="docker")  # type: ignore[arg-type]
     monkeypatch.delenv("HF_TOKEN")
