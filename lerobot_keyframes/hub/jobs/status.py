@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from huggingface_hub import HfApi, JobInfo
 
 
-def job_stage(info: JobInfo | Any) -> JobStage | None:
+def job_stage(info: JobInfo) -> JobStage | None:
     """The stage of a `JobInfo` (`RUNNING`, `COMPLETED`, ...), or None when the Hub gave none."""
     stage = getattr(getattr(info, "status", None), "stage", None)
     return cast("JobStage", str(stage.value if hasattr(stage, "value") else stage)) if stage else None

@@ -27,7 +27,7 @@ changed), `remote` (the Hub calls), `dataset` (`push_dataset` and its steps), `c
 from __future__ import annotations
 
 from .config import PushConfig, run_push
-from .dataset import CommitPlan, PushOptions, PushResult, PushTarget, push, push_dataset
+from .dataset import CommitPlan, PushOptions, PushResult, PushTarget, push_dataset, push_with_options
 from .files import (
     MANAGED_PREFIXES,
     SKIP_PATTERNS,
@@ -51,6 +51,6 @@ from .target import (
 __all__ = [
     "MANAGED_PREFIXES", "PROVENANCE_PATH", "SKIP_PATTERNS", "CommitPlan", "PushConfig", "PushOptions", "PushResult",
     "PushTarget", "Visibility", "cache_snapshot", "check_push_target", "file_matches_remote", "git_blob_oid_file",
-    "is_skipped", "iter_skipped", "local_files", "push", "push_dataset", "referenced_files", "run_push",
+    "is_skipped", "iter_skipped", "local_files", "push_dataset", "push_with_options", "referenced_files", "run_push",
     "sha256_file", "source_from_provenance", "source_visibility",
 ]

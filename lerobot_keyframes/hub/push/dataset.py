@@ -304,12 +304,16 @@ def push_dataset(
         private=private, source_repo_id=source_repo_id, allow_source_overwrite=allow_source_overwrite,
         provenance=provenance, revision=revision, commit_message=commit_message, tag=tag,
         source_revision=source_revision, fetch_missing=fetch_missing, write_card=write_card)
-    return push(root, repo_id, options, token=token, api=api)
+    return push_with_options(root, repo_id, options, token=token, api=api)
 
 
-def push(root: str | Path, repo_id: str, options: PushOptions, *, token: str | None = None,
+def push_with_options(root: str | Path, repo_id: str, options: PushOptions, *, token: str | None = None,
          api: HfApi | None = None) -> PushResult:
-    """`push_dataset` with its options as one `PushOptions` (the steps, in order)."""
+    """`push_dataset` with its options as one `PushOptions`: the steps, in order.
+
+    Resolve the target, check it (rules, links, missing files), create the repo and branch, write the card,
+    plan the files against the remote listing, commit once, move the tag.
+    """
     api = get_api(api, token)
     target = resolve_target(root, repo_id, options, token)
     info = check_target(api, target)
