@@ -16,6 +16,8 @@ from typing import Any
 from .types import Conversation
 
 _ROLES = ("system", "user", "assistant")
+# vLLM's per-request ``media_io_kwargs``: {"video": {"fps", "frames_indices", "total_num_frames", "duration"}}
+MediaIoKwargs = dict[str, dict[str, Any]]
 
 
 def _is_pil(obj: Any) -> bool:
@@ -165,7 +167,7 @@ def has_video(conversation: Conversation) -> bool:
     )
 
 
-def media_io_kwargs(conversation: Conversation) -> dict[str, dict[str, Any]] | None:
+def media_io_kwargs(conversation: Conversation) -> MediaIoKwargs | None:
     """vLLM's per-request ``media_io_kwargs`` for the conversation's videos, or None without videos.
 
     vLLM applies one setting to every video of a request: with several videos of different timing,

@@ -149,12 +149,6 @@ class TransformersBackend(BaseBackend):
         _require()
         super().__init__(config)
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.config = state["config"]
-
     @property
     def loaded(self) -> _Loaded:
         return _load(self.config)

@@ -98,12 +98,6 @@ class VllmBackend(BaseBackend):
             raise MissingExtraError("vllm", "vllm", exc) from exc
         super().__init__(config)
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.config = state["config"]
-
     @property
     def engine(self) -> Any:
         key = _engine_key(self.config)
