@@ -7,7 +7,6 @@ typing the results) is written once, as a plan (`BaseBackend._plan`) that both c
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import Coroutine, Generator, Mapping, Sequence
@@ -67,6 +66,8 @@ def normalize_schemas(schemas: Schemas, n: int) -> list[JsonSchema | None]:
 
 def run_coroutine_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion from sync code, even when this thread already runs an event loop."""
+    import asyncio  # here, not at the top: `import lerobot_keyframes.vlm` (the family table) stays cheap
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -150,6 +151,8 @@ class BaseBackend(RebuiltOnUnpickle):
         self, conversations: Sequence[Conversation], schemas: Schemas = None, *, raise_errors: bool = True
     ) -> list[VlmResult]:
         if not self.is_async:
+            import asyncio
+
             return await asyncio.to_thread(self.generate, conversations, schemas, raise_errors=raise_errors)
         plan = self._plan(conversations, schemas, raise_errors)
         try:
