@@ -25,8 +25,8 @@ from .config import VlmConfig
 from .errors import MissingExtraError, VlmRequestError
 from .limiter import GlobalLimiter
 from .messages import MediaIoKwargs, media_io_kwargs, to_openai_messages
+from .openai_wire import mentions_format, read_completion, request_body, retry_after, short, wire_json
 from .retry import RetryPolicy
-from .schema import grammar_schema
 from .types import Conversation, JsonSchema, RawOutput
 
 if TYPE_CHECKING:
@@ -108,45 +108,10 @@ class OpenAIBackend(BaseBackend):
         self, messages: list[dict[str, Any]], schema: JsonSchema | None, budget: int, base: str,
         media: MediaIoKwargs | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        cfg = self.config
-        body: dict[str, Any] = {
-            "model": cfg.model_id,
-            "messages": messages,
-            "max_tokens": budget,
-            "temperature": cfg.temperature,
-        }
-        if cfg.temperature > 0:
-            body["top_p"] = cfg.top_p
-        if cfg.seed is not None:
-            body["seed"] = cfg.seed
-        if cfg.reasoning_effort:  # a top-level field of the request, as lerobot-annotate 0.6.1 sends it
-            body["reasoning_effort"] = cfg.reasoning_effort
-        extra: dict[str, Any] = {}
-        if cfg.chat_template_kwargs:
-            extra["chat_template_kwargs"] = dict(cfg.chat_template_kwargs)
-        mm = dict(cfg.mm_processor_kwargs)
-        if cfg.min_pixels is not None:
-            mm.setdefault("min_pixels", cfg.min_pixels)
-        if cfg.max_pixels is not None:
-            mm.setdefault("max_pixels", cfg.max_pixels)
-        if mm:
-            extra["mm_processor_kwargs"] = mm
-        if media and base not in self._media_unsupported:
-            extra["media_io_kwargs"] = media  # when the sampled video frames were taken (vLLM's field)
-        if extra:
-            body["extra_body"] = extra
-        enforced = False
-        mode = cfg.structured_output
-        if schema is not None and mode != "off" and base not in self._schema_unsupported:
-            if mode == "json_object":
-                body["response_format"] = {"type": "json_object"}
-            else:
-                body["response_format"] = {
-                    "type": "json_schema",
-                    "json_schema": {"name": "answer", "schema": grammar_schema(schema), "strict": True},
-                }
-                enforced = True
-        return body, enforced
+        """This request's body for `base`, without the fields that server refused before."""
+        return request_body(self.config, messages, schema, budget,
+                            media=None if base in self._media_unsupported else media,
+                            schema_refused=base in self._schema_unsupported)
 
     # -- one request with retries ------------------------------------------------------------------------
     @property
@@ -214,29 +179,29 @@ class OpenAIBackend(BaseBackend):
                 body, enforced = self._request_body(messages, schema, budget, base, media)
                 # The SDK's transport, auth and error types, without its per-request model
                 # transforms (half of the client CPU per request): the body is plain JSON already.
-                data = await client.post("/chat/completions", body=_wire(body), cast_to=object)
-            return _completion(data, enforced)
+                data = await client.post("/chat/completions", body=wire_json(body), cast_to=object)
+            return read_completion(data, enforced)
         except openai.APIStatusError as exc:
             return self._status_failure(exc, base, body)
         except (openai.APITimeoutError, asyncio.TimeoutError):
             return _Failed(f"timed out after {self.config.request_timeout:.1f} s (--vlm.request_timeout)")
         except openai.APIConnectionError as exc:
-            return _Failed(f"connection failed: {_short(exc)}")
+            return _Failed(f"connection failed: {short(exc)}")
         except LookupError as exc:  # a 200 whose JSON is not a completion ({"error": ...}, no "choices")
-            what = f"the JSON is not a chat completion (no {_short(exc, 60)}): {_short(data)}"
+            what = f"the JSON is not a chat completion (no {short(exc, 60)}): {short(data)}"
             return _Failed(f"unreadable answer: {what}")
         except (openai.APIResponseValidationError, ValueError, AttributeError, TypeError) as exc:
-            return _Failed(f"unreadable answer: {type(exc).__name__}: {_short(exc)}")
+            return _Failed(f"unreadable answer: {type(exc).__name__}: {short(exc)}")
 
     def _status_failure(self, exc: openai.APIStatusError, base: str, body: dict[str, Any]) -> _Failed:
         """An HTTP error status: a refused optional field (dropped for `base` from now on), or a failure that
         the retry policy may or may not try again."""
         status = exc.status_code
-        message = f"HTTP {status}: {_short(exc)}"
+        message = f"HTTP {status}: {short(exc)}"
         auto = self.config.structured_output == "auto"
-        if status == 400 and "response_format" in body and auto and _mentions_format(exc):
+        if status == 400 and "response_format" in body and auto and mentions_format(exc):
             logger.warning("%s rejected response_format (%s); asking it without a schema and extracting JSON "
-                           "from text", base, _short(exc))
+                           "from text", base, short(exc))
             self._schema_unsupported.add(base)
             return _Failed(message, status, free=True)
         if status == 400 and "media_io_kwargs" in body.get("extra_body", {}) and "media_io_kwargs" in str(exc):
@@ -244,13 +209,13 @@ class OpenAIBackend(BaseBackend):
                 logger.warning(
                     "%s refuses per-request media_io_kwargs (%s): its videos are placed at 1 frame/s "
                     "from 0 s instead of at their real times; start vLLM with --trust-request-mm-kwargs "
-                    "(auto_serve does)", base, _short(exc),
+                    "(auto_serve does)", base, short(exc),
                 )
             self._media_unsupported.add(base)
             return _Failed(message, status, free=True)
         if not self.retry_policy.retries_status(status):
             return _Failed(message, status, retryable=False)
-        return _Failed(message, status, retry_after=_retry_after(exc))
+        return _Failed(message, status, retry_after=retry_after(exc))
 
     async def _agenerate_raw(
         self, conversations: Sequence[Conversation], schemas: list[JsonSchema | None], budgets: list[int]
@@ -273,48 +238,6 @@ class _Failed:
     retryable: bool = True
     retry_after: float | None = None  # the server's Retry-After (s)
     free: bool = False  # an optional field the server refused, dropped for the next try: uses up no retry
-
-
-def _completion(data: Any, enforced: bool) -> RawOutput:
-    """A chat completion's JSON as a raw output (LookupError/TypeError/... when it is none)."""
-    choice = data["choices"][0]
-    usage = data.get("usage") or {}
-    return RawOutput(
-        text=choice["message"].get("content") or "",
-        finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
-        schema_enforced=enforced,
-    )
-
-
-def _wire(body: dict[str, Any]) -> dict[str, Any]:
-    """The JSON body as sent: ``extra_body`` keys merged at the top level (what the SDK does)."""
-    wire = {k: v for k, v in body.items() if k != "extra_body"}
-    wire.update(body.get("extra_body") or {})
-    return wire
-
-
-def _short(exc: Any, limit: int = 300) -> str:
-    text = str(exc).replace("\n", " ")
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _mentions_format(exc: Any) -> bool:
-    text = str(exc).lower()
-    return any(word in text for word in ("response_format", "json_schema", "structured", "guided"))
-
-
-def _retry_after(exc: Any) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    value = headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 __all__ = ["OpenAIBackend"]
