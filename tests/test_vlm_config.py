@@ -45,3 +45,10 @@ def test_dtype_spellings_name_one_precision() -> None:
     assert names == {"auto": "auto", "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16",
                      "fp16": "float16", "half": "float16", "float32": "float32", "fp32": "float32",
                      "float": "float32"}
+
+
+def test_pixel_bounds_join_the_processor_kwargs_unless_given_there() -> None:
+    assert VlmConfig().processor_kwargs == {}
+    cfg = VlmConfig(min_pixels=100, max_pixels=900, mm_processor_kwargs={"max_pixels": 500, "fps": 2})
+    assert cfg.processor_kwargs == {"max_pixels": 500, "fps": 2, "min_pixels": 100}
+    assert cfg.mm_processor_kwargs == {"max_pixels": 500, "fps": 2}  # the config itself is left as given

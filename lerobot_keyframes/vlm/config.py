@@ -122,6 +122,15 @@ class VlmConfig:
         return _DTYPE_NAMES.get(self.dtype, self.dtype)  # type: ignore[return-value]
 
     @property
+    def processor_kwargs(self) -> dict[str, Any]:
+        """``mm_processor_kwargs`` with ``min_pixels``/``max_pixels`` added (a key given there wins)."""
+        out = dict(self.mm_processor_kwargs)
+        for key, value in (("min_pixels", self.min_pixels), ("max_pixels", self.max_pixels)):
+            if value is not None:
+                out.setdefault(key, value)
+        return out
+
+    @property
     def api_bases(self) -> list[str]:
         """``api_base`` split on commas, trailing slashes removed."""
         return [b.strip().rstrip("/") for b in self.api_base.split(",") if b.strip()]

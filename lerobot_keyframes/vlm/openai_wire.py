@@ -37,13 +37,8 @@ def request_body(
     extra: dict[str, Any] = {}
     if cfg.chat_template_kwargs:
         extra["chat_template_kwargs"] = dict(cfg.chat_template_kwargs)
-    mm = dict(cfg.mm_processor_kwargs)
-    if cfg.min_pixels is not None:
-        mm.setdefault("min_pixels", cfg.min_pixels)
-    if cfg.max_pixels is not None:
-        mm.setdefault("max_pixels", cfg.max_pixels)
-    if mm:
-        extra["mm_processor_kwargs"] = mm
+    if cfg.processor_kwargs:
+        extra["mm_processor_kwargs"] = cfg.processor_kwargs
     if media:
         extra["media_io_kwargs"] = media  # when the sampled video frames were taken (vLLM's field)
     if extra:

@@ -136,13 +136,8 @@ class VllmBackend(BaseBackend):
             kwargs["max_model_len"] = cfg.max_model_len
         if cfg.max_num_seqs is not None:
             kwargs["max_num_seqs"] = cfg.max_num_seqs
-        mm_kwargs = dict(cfg.mm_processor_kwargs)
-        if cfg.min_pixels is not None:
-            mm_kwargs.setdefault("min_pixels", cfg.min_pixels)
-        if cfg.max_pixels is not None:
-            mm_kwargs.setdefault("max_pixels", cfg.max_pixels)
-        if mm_kwargs:
-            kwargs["mm_processor_kwargs"] = mm_kwargs
+        if cfg.processor_kwargs:
+            kwargs["mm_processor_kwargs"] = cfg.processor_kwargs
         logger.info("starting vLLM engine for %s", cfg.model_id)
         return LLM(**kwargs)
 
