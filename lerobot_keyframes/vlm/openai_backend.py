@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 
 class OpenAIBackend(BaseBackend):
+    """Requests to OpenAI-compatible servers: bodies from `openai_wire`, retries under `retry.RetryPolicy`,
+    one process-wide cap on requests in flight (`limiter.GlobalLimiter`)."""
+
     name = "openai"
     is_async = True
 
