@@ -231,7 +231,8 @@ def test_lerobot_names_are_shown_next_to_ours(capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit):
         parse(["annotate", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for pair in ("--private [BOOL], --push_private [BOOL]", "--video_backend {auto,torchcodec,pyav,ffmpeg}, --frame_backend {auto,torchcodec,pyav,ffmpeg}",
+    backends = "{auto,torchcodec,pyav,ffmpeg}"
+    for pair in ("--private [BOOL], --push_private [BOOL]", f"--video_backend {backends}, --frame_backend {backends}",
                  "--vlm.serve_timeout FLOAT, --vlm.serve_ready_timeout_s FLOAT", "--job.flavor STR, --job.target STR"):
         assert pair in text, pair
 

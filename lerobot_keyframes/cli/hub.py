@@ -111,17 +111,8 @@ def _add_merge(sub: argparse._SubParsersAction) -> None:
         "missing), write the annotated dataset with the same validator and writer as a single run, and push it "
         "to --new_repo_id in one commit. Takes the run record of `annotate --job.* --shards N` (--run_file).",
     )
-    add_dataclass_flags(p, "", MergeConfig, help=MERGE_HELP)
+    add_dataclass_flags(p, "", MergeConfig)  # the help is the comment on each field's line
     p.set_defaults(func=_run_merge)
-
-
-MERGE_HELP = {
-    "out": "where the merged dataset is written (its shard downloads go next to it, in <out>.shards)",
-    "push_to_hub": "push the merged dataset to --new_repo_id in one commit (then the shard branches are deleted)",
-    "private": "unset: private unless the source is known public",
-    "require_complete": "refuse to merge while a shard is missing or unfinished",
-    "skip_validation": "write despite validation errors, except structural ones",
-}
 
 
 def _run_merge(args: argparse.Namespace) -> int:
