@@ -128,11 +128,11 @@ class RayConfig:
     """`--executor.engine=ray`: where the Ray cluster is and how many workers of each kind to use.
 
     `address=None` starts a local Ray instance (or joins the one this process already started); "auto"
-    joins a running cluster. VLM actors hold one backend each; CPU workers decode the frames they need.
+    joins a running cluster. VLM actors hold one VLM each; CPU workers decode the frames they need.
     """
 
     address: str | None = None  # Ray cluster to join (auto, ray://host:port); unset: the running or a new local Ray
-    num_vlm_actors: int = 1  # VLM actors, each holding one model backend
+    num_vlm_actors: int = 1  # VLM actors, each holding one model (its own engine or server client)
     num_gpus_per_actor: float = 0.0  # GPUs reserved per VLM actor (fractions allowed)
     num_cpus_per_actor: float = 1.0  # CPUs reserved per VLM actor
     cpu_workers: int = 2  # CPU tasks decoding frames ahead of the VLM actors

@@ -17,10 +17,7 @@ from .preflight import preflight
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    _add_annotate(sub)
-
-
-def _add_annotate(sub: argparse._SubParsersAction) -> None:
+    """Register `annotate`."""
     p = sub.add_parser(
         "annotate",
         help="annotate a dataset with a Qwen-VL model and write lerobot's language columns",

@@ -11,6 +11,7 @@ from .values import episode_list
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `info` and `validate`."""
     _add_info(sub)
     _add_validate(sub)
 

@@ -10,6 +10,7 @@ from .flags import add_dataclass_flags, dataclass_from_flags
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `push`, `job` and `merge`."""
     _add_push(sub)
     _add_job(sub)
     _add_merge(sub)

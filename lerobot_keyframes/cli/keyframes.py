@@ -9,10 +9,7 @@ from .values import parse_bool
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    _add_keyframes(sub)
-
-
-def _add_keyframes(sub: argparse._SubParsersAction) -> None:
+    """Register `keyframes`."""
     from ..transform import KeyframesConfig
 
     p = sub.add_parser(

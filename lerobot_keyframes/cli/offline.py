@@ -10,6 +10,7 @@ from .values import csv_list
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `sample`, `tiny-model` and `demo`."""
     _add_sample(sub)
     _add_tiny_model(sub)
     _add_demo(sub)
