@@ -7,7 +7,7 @@ import typing
 
 import pytest
 
-from lerobot_keyframes.cli_flags import add_dataclass_flags
+from lerobot_keyframes.cli.flags import add_dataclass_flags
 from lerobot_keyframes.vlm import BACKENDS, VlmConfig
 from lerobot_keyframes.vlm.config import DTYPES, REASONING_EFFORTS, STRUCTURED_OUTPUT_MODES
 
