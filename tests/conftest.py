@@ -14,16 +14,31 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def _hub_progress_bars_disabled() -> bool:
+    from huggingface_hub.utils import are_progress_bars_disabled
+
+    return are_progress_bars_disabled()
+
+
+def _restore_hub_progress_bars(disabled: bool) -> None:
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+    (disable_progress_bars if disabled else enable_progress_bars)()
+
+
 @pytest.fixture(autouse=True)
 def _cli_settings_stay_in_their_test():
-    """`cli.main` called in-process sets up logging (handlers on the stream of that moment, levels) and
-    environment defaults for the whole process, as a program should; a test must not leave them to the next."""
+    """`cli.main` called in-process sets up logging (handlers on the stream of that moment, levels), environment
+    defaults and huggingface_hub's progress bars for the whole process, as a program should; a test must not
+    leave them to the next."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     names = [n for n in logging.root.manager.loggerDict if not n.startswith("_")]
     levels = {n: logging.getLogger(n).level for n in names}
     environ = dict(os.environ)
+    hub_bars_off = _hub_progress_bars_disabled()
     yield
+    _restore_hub_progress_bars(hub_bars_off)
     root.handlers[:] = handlers
     root.setLevel(level)
     for name, lvl in levels.items():

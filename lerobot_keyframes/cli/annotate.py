@@ -65,8 +65,8 @@ def _lerobot_serving(args: argparse.Namespace, vlm: VlmConfig) -> VlmConfig:
         if extra and not hasattr(args, "vlm.serve_args"):
             changes["serve_args"] = (*vlm.serve_args, *extra)
         if model and model != vlm.model_id:
-            warn_once(f"--vlm.serve_command serves {model}, --vlm.model_id is {vlm.model_id}: the run uses "
-                      "--vlm.model_id")
+            warn_once(f"--vlm.serve_command serves {model} but --vlm.model_id is {vlm.model_id}: requests name "
+                      "--vlm.model_id, which that server will not know; give both the same model")
         logger.debug("--vlm.serve_command as settings: %s", changes)
     if (vlm.num_gpus > 0 and vlm.parallel_servers == 1  # parallel servers: num_gpus is the GPUs they share
             and "tensor_parallel_size" not in changes and not hasattr(args, "vlm.tensor_parallel_size")):

@@ -84,7 +84,7 @@ class VlmConfig:
     serve_args: tuple[str, ...] = ()  # extra vLLM server arguments, comma-separated, e.g. --quantization=fp8
     # lerobot-annotate 0.6.1 knobs, same names (UNAPPLIED_VLM_SETTINGS says what each does here).
     serve_port: int | None = None  # auto_serve port; unset: api_base's port (set alone: api_base uses this port)
-    serve_command: str | None = None  # lerobot-annotate's `vllm serve MODEL ...`: its options set the fields below
+    serve_command: str | None = None  # lerobot-annotate's `vllm serve MODEL ...` ({port}: each server's): auto_serve starts it; its options set the fields below
     parallel_servers: int = 1  # auto_serve: this many servers on consecutive ports from api_base's, round-robin
     num_gpus: int = 0  # parallel servers: GPUs they share (0: one each); one server: its tensor_parallel_size
     # lerobot-annotate has no in-process backend: transformers/vllm ignore it (use chat_template_kwargs)

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from ...annotate.output import PROVENANCE_PATH  # written by annotate; names the source repo and revision
 from .._api import repo_info
 from ..errors import HubError
 
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     from huggingface_hub import HfApi
     from huggingface_hub.hf_api import DatasetInfo
 
-PROVENANCE_PATH = "meta/annotation_provenance.json"  # written by annotate; names the source repo and revision
 # What this token can tell about a repo: public, private, or unknown (absent, or private and invisible).
 Visibility = Literal["public", "private", "unknown"]
 _CACHE_SNAPSHOT = re.compile(r"datasets--(?P<ns>[^/]+?)--(?P<name>[^/]+)/snapshots/[0-9a-f]{40}$")
