@@ -153,8 +153,8 @@ class Annotator:
         backend = self._backend(rank)
         provider = self.provider
         if provider is None:
-            provider = make_frame_provider(rows, backend=self.config.frame_backend,
-                                           cache_bytes=self.config.frame_cache_mb << 20)
+            provider = make_frame_provider(rows, video_backend=self.config.frame_backend,
+                                           cache_mb=self.config.frame_cache_mb)
         root = rows[0].get("root") if rows else None  # staged work is checked against these episodes' inputs
         staging = Staging(self.staging_dir, inputs=episodes_inputs(rows, root, source_identity(self.config)))
         progress = RunProgress([m for m in MODULES if getattr(self.config, m).enabled], len(rows),

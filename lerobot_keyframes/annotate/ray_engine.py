@@ -120,8 +120,8 @@ class AnnotateEpisodes:
         from ..frames import make_frame_provider
 
         rows = [pickle.loads(blob) for blob in batch["episode"]]
-        provider = make_frame_provider(rows, backend=self.config.frame_backend,
-                                       cache_bytes=self.config.frame_cache_mb << 20)
+        provider = make_frame_provider(rows, video_backend=self.config.frame_backend,
+                                       cache_mb=self.config.frame_cache_mb)
         try:
             outcomes = self.loop.run_until_complete(annotate_rows(
                 rows, config=self.config, backend=self.backend, provider=provider, keys=self.keys,

@@ -7,7 +7,7 @@ file and `from_timestamp`), so `Dataset.map` workers can decode frames without r
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from .errors import DatasetFormatError
 from .layout import TASKS_PATH, DatasetLayout
+from .records import Episode
 
 logger = logging.getLogger(__name__)
 
@@ -347,3 +348,37 @@ def load_episodes(
                 cam["size_bytes"] = path.stat().st_size if path.exists() else None
     table = {k: [r[k] for r in rows] for k in episode_features()}
     return Dataset.from_dict(table, features=episode_features())
+
+
+def episode_records(source: Any, *, episodes: Sequence[int] | None = None,
+                    download_videos: bool = True) -> tuple[list[Episode], str | None]:
+    """Typed episode records, and the dataset root / repo id they came from when `source` names one.
+
+    `source`: a dataset root or Hub repo id, a `load_episodes` table, one row / `Episode`,
+    or an iterable of them; `episodes` keeps only those indices.
+    """
+    from .source import is_local
+
+    origin: str | None = None
+    if isinstance(source, (str, Path)):
+        if is_local(source):
+            layout = DatasetLayout.open(source)
+            rows: Iterable[Any] = build_episode_rows(layout, episodes=episodes)
+            origin = str(layout.root)
+        else:
+            rows = load_episodes(str(source), episodes=episodes, download_videos=download_videos).to_list()
+            origin = str(source)
+    elif hasattr(source, "column_names") and hasattr(source, "to_list"):  # datasets.Dataset
+        missing = {"episode_index", "cameras", "root"} - set(source.column_names)
+        if missing:
+            raise ValueError(f"the Dataset is not an episode table (missing columns {sorted(missing)})")
+        rows = source.to_list()
+    elif isinstance(source, (Mapping, Episode)):
+        rows = [source]
+    else:
+        rows = list(source)
+    records = [Episode.from_row(r) for r in rows]
+    if episodes is not None:
+        wanted = {int(e) for e in episodes}
+        records = [e for e in records if e.episode_index in wanted]
+    return records, origin

@@ -30,7 +30,7 @@ class Frames:
     camera: str
     episode_index: int
     file: str
-    backend: str = ""
+    video_backend: str = ""  # what delivered the frames: torchcodec | pyav | ffmpeg | image | cache
     errors: tuple[str | None, ...] = field(default=())
 
     def __len__(self) -> int:
@@ -70,5 +70,5 @@ class Frames:
         shape = tuple(self.data.shape) if not isinstance(self.data, list) else f"list[{len(self.data)}]"
         return (
             f"Frames(episode={self.episode_index}, camera={self.camera!r}, n={len(self)}, data={shape}, "
-            f"timestamps={self.timestamps}, file={self.file!r}, backend={self.backend!r})"
+            f"timestamps={self.timestamps}, file={self.file!r}, video_backend={self.video_backend!r})"
         )

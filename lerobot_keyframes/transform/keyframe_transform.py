@@ -419,7 +419,7 @@ class KeyframeTransform:
         if root not in providers:
             from .frames.provider import make_frame_provider
 
-            providers[root] = make_frame_provider(root, backend=self.backend, **dict(self.provider_options))
+            providers[root] = make_frame_provider(root, video_backend=self.backend, **dict(self.provider_options))
         return providers[root]
 
     def _episode(self, row: Mapping[str, Any]) -> dict[str, Any]:
