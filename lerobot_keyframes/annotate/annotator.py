@@ -131,7 +131,7 @@ class Annotator:
 
     # -- the batch function --------------------------------------------------------------------------
     def __call__(self, batch: Mapping[str, Any], rank: int | None = None) -> dict[str, Any]:
-        from ..transform import _to_py
+        from ..transform import to_python as _to_py
         from ..vlm.base import run_coroutine_sync
 
         batch = {k: _to_py(v) for k, v in batch.items()}
