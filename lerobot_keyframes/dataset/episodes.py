@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +19,9 @@ import pyarrow.parquet as pq
 from .errors import DatasetFormatError
 from .layout import TASKS_PATH, CameraFeature, DatasetLayout
 from .records import Episode
+
+if TYPE_CHECKING:
+    from datasets import Features
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +39,7 @@ CAMERA_FIELDS = {
 }
 
 
-def episode_features():
+def episode_features() -> Features:
     """The declared `datasets.Features` of the episode table."""
     from datasets import Features, List, Value
 
@@ -348,7 +351,12 @@ def load_episodes(
     return Dataset.from_dict(table, features=episode_features())
 
 
-def episode_records(source: Any, *, episodes: Sequence[int] | None = None,
+# What episode records can be read from: a dataset root / Hub repo id, or records / rows (one, or an iterable
+# of them, such as a `load_episodes` table)
+EpisodeSource = str | Path | Episode | Mapping[str, Any] | Iterable[Episode | Mapping[str, Any]]
+
+
+def episode_records(source: EpisodeSource, *, episodes: Sequence[int] | None = None,
                     download_videos: bool = True) -> tuple[list[Episode], str | None]:
     """Typed episode records, and the dataset root / repo id they came from when `source` names one.
 

@@ -19,11 +19,11 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..dataset.episodes import EpisodeSource
 from ..dataset.records import CameraRef, Episode
 from ..utils.fork import torch_fork_guard
 from ..utils.state import PicklesAsConfig
@@ -49,9 +49,6 @@ __all__ = ["EpisodeRef", "FrameProvider", "NullProvider", "ProviderStats", "Vide
 # An episode, as callers hold it: its typed record, an episode-table row (a dict from `datasets`), or its
 # index in the provider's table.
 EpisodeRef = Episode | Mapping[str, Any] | int
-# What a provider can be built from: a dataset root / Hub repo id, or records / rows (one, or an iterable
-# of them such as a `load_episodes` table).
-EpisodeSource = str | Path | Episode | Mapping[str, Any] | Iterable[Episode | Mapping[str, Any]]
 
 
 @runtime_checkable

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from PIL import Image
 
@@ -51,7 +52,7 @@ class Frames:
     def frame(self, i: int) -> torch.Tensor | None:
         return self.data[i]
 
-    def to_numpy(self) -> list[Any]:
+    def to_numpy(self) -> list[np.ndarray | None]:
         """Frames as H x W x C uint8 arrays (None for failed entries)."""
         return [None if d is None else d.permute(1, 2, 0).contiguous().numpy() for d in self._entries()]
 
