@@ -14,6 +14,7 @@ hashed for a stable fingerprint.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -49,6 +50,7 @@ __all__ = ["EpisodeRef", "FrameProvider", "NullProvider", "ProviderStats", "Vide
 # An episode, as callers hold it: its typed record, an episode-table row (a dict from `datasets`), or its
 # index in the provider's table.
 EpisodeRef = Episode | Mapping[str, Any] | int
+_NO_TIMESTAMPS = np.zeros(0, np.float32)
 
 
 @runtime_checkable
@@ -112,9 +114,11 @@ class VideoFrameProvider(PicklesAsConfig):
                  source: str | None = None) -> None:
         self.config = config or ProviderConfig()
         self.source = source
+        # the table keeps records without their timestamps (read again, once, when asked for): a provider is
+        # pickled into every map worker and hashed, and a large dataset's timestamps would dominate both
         self.episodes: dict[int, Episode] = {}
         for ep in map(Episode.from_row, episodes):
-            self.episodes[ep.episode_index] = ep
+            self.episodes[ep.episode_index] = dataclasses.replace(ep, timestamps=_NO_TIMESTAMPS, signals={})
         keys = list(dict.fromkeys(k for ep in self.episodes.values() for k in ep.camera_keys))
         self.camera_keys = keys
         if self.config.camera_key is not None and self.config.camera_key not in keys and keys:
