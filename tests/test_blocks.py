@@ -222,7 +222,7 @@ def test_video_url_clip_is_h264_cached_and_reused(sample_root, tmp_path):
     block = video_url_block(provider, row, camera, sample_fps=4.0, cache_dir=tmp_path)
     clip_path = block["source"]["clip"]
     assert block["type"] == "video_url" and block["video_url"]["url"].startswith("file://")
-    assert block["timestamps"] == fps(4.0)(row)  # exact frame times, one every ~0.25 s
+    assert block["timestamps"] == fps(4.0).timestamps(row).tolist()  # exact frame times, one every ~0.25 s
     assert np.abs(np.diff(block["timestamps"]) - 0.25).max() <= 1 / 30 + 1e-6
     with av.open(clip_path) as container:
         stream = container.streams.video[0]

@@ -162,15 +162,15 @@ def test_hub_runs_do_not_log_every_request_and_offline_uses_the_cache(
 def test_quiet_and_verbose_levels(sample_root: Path, tmp_path: Path) -> None:
     quiet = run("-q", "info", str(sample_root))
     assert quiet.returncode == 0 and quiet.stderr == ""
-    proc = run("annotate", f"--root={sample_root}", "--plan.subtask_relabel_frames=7", "--plan.subtask_seeded_relabel",
-               "-q", "--vlm.backend=foo")
+    proc = run("annotate", f"--root={sample_root}", "--vlm.reasoning_effort=high", "-q", "--vlm.backend=foo")
     assert first_line(proc).startswith(PREFIX)  # -q: the warnings are gone, the error stays
-    proc = run("annotate", f"--root={sample_root}", "--plan.subtask_relabel_frames=7", "--vlm.model_id=nobody/x",
+    proc = run("annotate", f"--root={sample_root}", "--vlm.reasoning_effort=high", "--vlm.model_id=nobody/x",
                env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "c")})
     lines = proc.stderr.splitlines()
-    assert lines[0] == ("WARNING lerobot_keyframes.cli: --plan.subtask_relabel_frames=7 is accepted for lerobot-annotate "
-                        "compatibility but not applied: only used by --plan.subtask_seeded_relabel, not implemented here")
-    assert sum("--plan.subtask_relabel_frames" in line for line in lines) == 1 and lines[-1].startswith(PREFIX)
+    assert lines[0] == ("WARNING lerobot_keyframes.cli: --vlm.reasoning_effort='high' is sent to OpenAI-compatible "
+                        "servers only (lerobot-annotate's openai backend); --vlm.backend=transformers ignores it: cap "
+                        "thinking with --vlm.chat_template_kwargs")
+    assert sum("--vlm.reasoning_effort" in line for line in lines) == 1 and lines[-1].startswith(PREFIX)
 
 
 def test_job_dry_run_prints_the_spec_of_lerobots_docs_command(hub_env: dict[str, str]) -> None:

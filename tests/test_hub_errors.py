@@ -65,15 +65,15 @@ def test_push_errors_name_the_problem_and_never_show_a_token(
     said = []
 
     local_hub.create_repo("someone-else/open", private=False)
-    with pytest.raises(HubError) as exc:  # 403: a repo of another user
+    with pytest.raises(HubError, match=r"permission denied \(403\)") as exc:  # 403: a repo of another user
         push_dataset(root, "someone-else/open")
     assert exc.value.status == 403 and "someone-else is not your user" in str(exc.value)
     said.append(_everything_said(exc.value))
-    with pytest.raises(HubError) as exc:  # 403: a namespace that is not yours
+    with pytest.raises(HubError, match=r"permission denied \(403\)") as exc:  # 403: a namespace that is not yours
         push_dataset(root, "someone-else/new")
     assert exc.value.status == 403
     said.append(_everything_said(exc.value))
-    with pytest.raises(HubError) as exc:  # 403: read-only token
+    with pytest.raises(HubError, match=r"permission denied \(403\)") as exc:  # 403: read-only token
         push_dataset(root, "tester/ro", token=LocalHub.READ_TOKEN)
     assert exc.value.status == 403
     said.append(_everything_said(exc.value))
@@ -87,7 +87,7 @@ def test_push_errors_name_the_problem_and_never_show_a_token(
     assert cli_main(["-vv", "push", f"--root={root}", "--new_repo_id=tester/x"]) == 2
     out, err = capsys.readouterr()
     assert "authentication failed (401)" in err
-    with pytest.raises(HubError) as exc:
+    with pytest.raises(HubError, match=r"authentication failed \(401\)") as exc:
         push_dataset(root, "tester/x")
     assert exc.value.status == 401
     said.append(_everything_said(exc.value))

@@ -143,6 +143,10 @@ def test_runs_that_would_waste_the_job_are_refused(source: str, tmp_path: Path, 
             submit_annotation_job(JobConfig(), args, api)
     with pytest.raises(ValueError, match="timeout"):
         JobConfig(timeout="0")
+    with pytest.raises(ValueError, match=r"--job.flavor=a10g-larg is not an HF Jobs flavor \(did you mean a10g-large\?\)"):
+        JobConfig(flavor="a10g-larg")
+    with pytest.raises(ValueError, match="--job.runner must be run_job or uv"):
+        JobConfig(runner="docker")  # type: ignore[arg-type]
     monkeypatch.delenv("HF_TOKEN")
     monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
     with pytest.raises(HubError, match="needs a Hugging Face token"):
@@ -291,3 +295,17 @@ def test_an_explicit_package_is_installed_without_a_warning(source: str) -> None
     submit_annotation_job(config, ARGS, api, print_fn=printed.append)
     assert api.calls[0][1]["env"][PACKAGE_ENV] == "lerobot_keyframes @ git+https://example.org/x@123"
     assert not any(p.startswith("warning:") for p in printed)
+
+
+def test_the_flavor_set_is_the_hubs() -> None:
+    from typing import get_args
+
+    from huggingface_hub import JobHardware, JobStage
+
+    from lerobot_keyframes.hub.jobs import TERMINAL_STAGES, Flavor, known_flavors
+    from lerobot_keyframes.hub.jobs import JobStage as OurStage
+
+    hub_flavors = {h.value for h in JobHardware}
+    assert set(get_args(Flavor)) <= hub_flavors <= known_flavors()  # ours are real; newer Hub ones are accepted
+    assert {s.value for s in JobStage} | {"DRY_RUN"} == set(get_args(OurStage)) >= set(TERMINAL_STAGES)
+    assert JobConfig(flavor="h200").flavor == "h200"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import filecmp
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -91,42 +92,67 @@ def test_pushing_shard_staging_again_is_a_no_op_and_removes_stale_files(local_hu
         push_shard_staging(_stage(tmp_path / "t", [7]).dir, WORK, branch="b", episodes=[1, 2, 3])
 
 
-def test_merge_refuses_unfinished_overlapping_or_broken_shards(local_hub: LocalHub, tmp_path: Path) -> None:
-    sources = _push_shards(tmp_path)
-    api = HfApi()
-    work = tmp_path / "merge"
+def _work_branch(api: HfApi, branch: str) -> None:
+    api.create_repo(WORK, repo_type="dataset", private=True, exist_ok=True)
+    api.create_branch(WORK, branch=branch, repo_type="dataset")
 
-    with pytest.raises(MergeError, match="does not exist"):
-        collect_shards(WORK, [*sources, ShardSource("lerobot-keyframes-r1-shard-009-of-003", (99,))], work_dir=work)
 
-    api.create_branch(WORK, branch="unfinished", repo_type="dataset")
+def _missing_branch(tmp_path: Path, api: HfApi) -> list[ShardSource | str]:
+    return [*_push_shards(tmp_path), ShardSource("lerobot-keyframes-r1-shard-009-of-003", (99,))]
+
+
+def _unfinished(tmp_path: Path, api: HfApi) -> list[ShardSource | str]:
+    _work_branch(api, "unfinished")
     api.create_commit(WORK, repo_type="dataset", revision="unfinished", commit_message="partial",
                       operations=[CommitOperationAdd("staging/episode-000099/plan.jsonl", b'{"episode_index": 99}\n')])
-    with pytest.raises(MergeError, match="did not finish"):
-        collect_shards(WORK, ["unfinished"], work_dir=work)
+    return ["unfinished"]
 
-    dup = next(s for s in sources if 0 in s.episodes)
+
+def _overlapping(tmp_path: Path, api: HfApi) -> list[ShardSource | str]:
+    dup = next(s for s in _push_shards(tmp_path) if 0 in s.episodes)
     push_shard_staging(_stage(tmp_path / "dup", [0]).dir, WORK, branch="dup", episodes=[0])
-    with pytest.raises(MergeError, match=r"episodes \[0\] are planned in two shards"):
-        collect_shards(WORK, [dup, "dup"], work_dir=work)
+    return [dup, "dup"]
 
-    with pytest.raises(MergeError, match="lists episodes"):
-        collect_shards(WORK, [ShardSource(sources[0].branch, (0, 1, 2, 3, 4, 5, 6))], work_dir=work)
 
-    # a shard that staged only part of its episodes, and one module that failed
+def _planned_more_than_its_marker(tmp_path: Path, api: HfApi) -> list[ShardSource | str]:
+    return [ShardSource(_push_shards(tmp_path)[0].branch, (0, 1, 2, 3, 4, 5, 6))]
+
+
+def _partial(tmp_path: Path, api: HfApi) -> list[ShardSource | str]:
+    """A shard that staged only part of its episodes, and one module that failed."""
     partial = tmp_path / "partial"
     _stage(partial, [10])
     Staging(partial).write_error(11, "vqa", "k", "model answer was not valid JSON")
     push_shard_staging(partial, WORK, branch="partial", episodes=[10, 11, 12])
-    with pytest.raises(MergeError, match=r"episodes \[12\] have no staged annotations.*episodes \[11\] failed"):
-        collect_shards(WORK, ["partial"], work_dir=work)
-    collected = collect_shards(WORK, ["partial"], work_dir=work, require_complete=False)
-    assert collected.episodes == [10] and collected.missing == [12] and list(collected.failed) == [11]
+    return ["partial"]
 
-    # a corrupt staged file is named with its line
-    api.create_branch(WORK, branch="corrupt", repo_type="dataset")
+
+def _corrupt(tmp_path: Path, api: HfApi) -> list[ShardSource | str]:
+    """A corrupt staged file: named with its line."""
+    _work_branch(api, "corrupt")
     api.create_commit(WORK, repo_type="dataset", revision="corrupt", commit_message="bad", operations=[
         CommitOperationAdd("staging/episode-000020/plan.jsonl", b'{"episode_index": 20}\n{not json\n'),
         CommitOperationAdd(SHARD_MARKER, json.dumps({"episodes": [20]}).encode())])
-    with pytest.raises(MergeError, match=r"staging/episode-000020/plan.jsonl:2: not JSON"):
-        collect_shards(WORK, ["corrupt"], work_dir=work)
+    return ["corrupt"]
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    pytest.param(_missing_branch, "does not exist", id="missing-branch"),
+    pytest.param(_unfinished, "did not finish", id="unfinished"),
+    pytest.param(_overlapping, r"episodes \[0\] are planned in two shards", id="overlapping"),
+    pytest.param(_planned_more_than_its_marker, "lists episodes", id="planned-more-than-its-marker"),
+    pytest.param(_partial, r"episodes \[12\] have no staged annotations.*episodes \[11\] failed", id="partial"),
+    pytest.param(_corrupt, r"staging/episode-000020/plan.jsonl:2: not JSON", id="corrupt-file"),
+])
+def test_merge_refuses_unfinished_overlapping_or_broken_shards(local_hub: LocalHub, tmp_path: Path,
+                                                               setup: Callable[[Path, HfApi], list[ShardSource | str]],
+                                                               message: str) -> None:
+    shards = setup(tmp_path, HfApi())
+    with pytest.raises(MergeError, match=message):
+        collect_shards(WORK, shards, work_dir=tmp_path / "merge")
+
+
+def test_a_partial_shard_merges_what_it_staged_when_completeness_is_not_required(local_hub: LocalHub,
+                                                                                tmp_path: Path) -> None:
+    collected = collect_shards(WORK, _partial(tmp_path, HfApi()), work_dir=tmp_path / "merge", require_complete=False)
+    assert collected.episodes == [10] and collected.missing == [12] and list(collected.failed) == [11]

@@ -15,7 +15,7 @@ from lerobot_keyframes.cli import main as cli_main
 from lerobot_keyframes.dataset import load_episodes
 from lerobot_keyframes.hub.card import PROVENANCE_START
 from lerobot_keyframes.hub.errors import HubError
-from lerobot_keyframes.hub.push import PushResult, push_dataset
+from lerobot_keyframes.hub.push import PushResult, push_dataset, source_visibility
 from lerobot_keyframes.testing.local_hub import LocalHub, iter_repo_files
 
 DATA = "data/chunk-000/file-000.parquet"
@@ -127,7 +127,7 @@ def test_interrupted_pushes_complete_when_rerun(local_hub: LocalHub, root: Path,
     table = pq.read_table(root / DATA)
     pq.write_table(table.replace_schema_metadata({b"v": b"3"}), root / DATA)
     local_hub.fail_next("tag", status=503)
-    with pytest.raises(HubError):
+    with pytest.raises(HubError, match="recreating tag v3.0"):
         push_dataset(root, "tester/resume")
     landed = local_hub.commits("tester/resume")[0].oid
     assert local_hub.repo("tester/resume").tags["v3.0"] != landed
@@ -202,8 +202,13 @@ def test_private_by_default_and_never_public_from_a_private_source(local_hub: Lo
     assert push_dataset(root, "tester/copy2", source_repo_id="tester/public-src", private=False).private is False
     assert push_dataset(root, "tester/copy3", source_repo_id="tester/public-src").private is True
     # an unknown source (missing, or invisible to this token) counts as private
-    with pytest.raises(HubError, match="refusing"):
+    with pytest.raises(HubError, match="refusing to make tester/copy4 public"):
         push_dataset(root, "tester/copy4", source_repo_id="tester/does-not-exist", private=False)
+    api = HfApi()
+    assert [source_visibility(api, repo) for repo in ("tester/public-src", "tester/private-src",
+                                                      "tester/does-not-exist", None)] == [
+        "public", "private", "unknown", "unknown"]
+    assert source_visibility(api, "tester/private-src", token=LocalHub.OTHER_TOKEN) == "unknown"  # invisible to them
 
 
 def test_pushing_onto_the_source_needs_the_explicit_flag(local_hub: LocalHub, root: Path) -> None:

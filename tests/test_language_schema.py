@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import datasets
@@ -121,6 +122,6 @@ def test_row_is_frozen_and_copies_tool_calls():
     row = LanguageRow("assistant", None, None, 0.0, tool_calls=calls)
     calls[0]["function"]["arguments"]["text"] = "changed"
     assert speech_text(row) == "a"
-    with pytest.raises(AttributeError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'content'"):
         row.content = "x"  # type: ignore[misc]
     assert LanguageRow.from_dict(row.to_dict()) == row

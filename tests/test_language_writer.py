@@ -263,7 +263,7 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
     import pyarrow.parquet as pq
-    from lerobot_keyframes.language import writer
+    from lerobot_keyframes.language import shards, writer
     from lerobot_keyframes.utils import files
     from lerobot_keyframes.language.synthetic import synthetic_annotations
 
@@ -275,13 +275,13 @@ KILL_SCRIPT = textwrap.dedent(
         files.replace_file = crash
     else:
         calls = []
-        real = writer._persistent_cells
+        real = shards.persistent_cells
         def crash(rows, n):
             calls.append(1)
             if len(calls) == 2:  # the first episode's row group is in the temp file already
                 os.kill(os.getpid(), signal.SIGKILL)
             return real(rows, n)
-        writer._persistent_cells = crash
+        shards.persistent_cells = crash
     writer.write_language(root, synthetic_annotations(root), in_place=True)
     """
 )

@@ -10,6 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from lerobot_keyframes.dataset.records import Episode
+from lerobot_keyframes.dataset.signals import episode_signals, read_episode_signals
 from lerobot_keyframes.frames.policies import (
     At,
     Cap,
@@ -24,7 +26,6 @@ from lerobot_keyframes.frames.policies import (
     fps,
     motion,
     parse_policy,
-    read_episode_signals,
     uniform,
     union,
 )
@@ -58,7 +59,7 @@ def test_uniform_spreads_by_frame_and_keeps_first_and_last():
 def test_times_are_the_episode_float32_values_bit_for_bit():
     ep = _episode(300, rate=29.97, jitter=1e-4)
     for policy in (uniform(9), fps(2.5), at(0.1, 3.337, 9.9), every_frame()):
-        times = policy(ep)
+        times = policy.timestamps(ep).tolist()
         assert times == sorted(times)
         assert _is_subset_exact(times, ep["timestamps"]), policy
         assert policy.timestamps(ep).dtype == np.float32
@@ -93,21 +94,45 @@ def test_every_frame_and_empty_episode():
     assert every_frame().frame_indices(_episode(5)).tolist() == [0, 1, 2, 3, 4]
     empty = _episode(0)
     for p in (uniform(3), fps(1), every_frame(), motion()):
-        assert p(empty) == []
+        assert p.timestamps(empty).tolist() == []
 
 
 # -- composition and parsing -------------------------------------------------------------------------------
 def test_union_and_cap():
     ep = _episode(181)
-    u = uniform(3) + at(1.0, 2.0)
+    u = uniform(3) | at(1.0, 2.0)
     assert isinstance(u, PolicyUnion)
     assert u.frame_indices(ep).tolist() == [0, 30, 60, 90, 180]
     assert (uniform(3) | uniform(3)).frame_indices(ep).tolist() == [0, 90, 180]
     # earlier terms win: all of at(...) first, then uniform frames thinned to the slots left
-    capped = cap(at(1.0, 2.0) + uniform(7), 4)
+    capped = cap(at(1.0, 2.0) | uniform(7), 4)
     assert capped.frame_indices(ep).tolist() == [0, 30, 60, 180]
     assert cap(uniform(9), 3).frame_indices(ep).tolist() == [0, 90, 180]
     assert union(union(uniform(2), fps(1)), every_frame()).policies == (Uniform(2), Fps(1.0), EveryFrame())
+
+
+def test_one_spelling_each_union_is_or_and_a_policy_is_not_called():
+    ep = _episode(181)
+    with pytest.raises(TypeError):
+        uniform(3) + fps(1)  # noqa: B018 - the union is `|`
+    with pytest.raises(TypeError):
+        uniform(3) | "fps:1"  # noqa: B018 - parse a spec first
+    assert not callable(uniform(3)) and not hasattr(uniform(3), "indices") and not hasattr(uniform(3), "cap")
+    idx = (uniform(3) | fps(1)).frame_indices(ep)
+    assert idx.dtype == np.int64 and idx.tolist() == list(range(0, 181, 30))
+    times = (uniform(3) | fps(1)).timestamps(ep)
+    assert times.dtype == np.float32 and times.tolist() == [ep["timestamps"][i] for i in idx]
+
+
+def test_policies_take_the_typed_episode_or_its_row():
+    row = _episode(300, rate=29.97, jitter=1e-4, index=3)
+    record = Episode.from_row(row)
+    for policy in (uniform(9), fps(2.5), at(0.1, 3.337), every_frame(), cap(fps(4) | uniform(5), 7), motion()):
+        assert policy.frame_indices(record).tolist() == policy.frame_indices(row).tolist(), policy
+        assert np.array_equal(policy.timestamps(record), policy.timestamps(row))
+    backwards = dict(row, timestamps=row["timestamps"][::-1])
+    with pytest.raises(ValueError, match="episode 3: frame timestamps are not strictly increasing"):
+        uniform(3).frame_indices(backwards)
 
 
 @pytest.mark.parametrize(
@@ -131,7 +156,8 @@ def test_parse_policy_forms_and_errors():
         max_keyframes=5, min_spacing=1.0, gripper_index=2, state_key="obs")
     assert parse_policy("motion+uniform:4@12") == Cap(PolicyUnion((Motion(), Uniform(4))), 12)
     assert parse_policy("at:1.5") == At((1.5,))
-    for bad in ("", "uniform:x", "random:3", "motion:nope=1", "uniform:4@x", "fps:-1"):
+    for bad in ("", "uniform:x", "random:3", "motion:nope=1", "uniform:4@x", "fps:-1", "motion:gripper_closed=mid",
+                "motion:rest_anchor=late"):
         with pytest.raises(ValueError):
             parse_policy(bad)
 
@@ -174,7 +200,8 @@ def test_motion_finds_gripper_edges_and_rests_from_row_signals():
     assert any(("rest", k) in kinds for k in range(116, 122))
     idx = m.frame_indices(ep).tolist()
     assert {0, 60, 130, 179} <= set(idx)
-    assert _is_subset_exact(m(ep), ep["timestamps"])
+    assert _is_subset_exact(m.timestamps(ep).tolist(), ep["timestamps"])
+    assert {60, 130} <= set(cap(m | uniform(2), 6).frame_indices(ep).tolist())  # row signals reach the terms
     # the other polarity (low = closed)
     flipped = _episode(180, **{"observation.state": _pick_and_place(polarity=-1).tolist()})
     assert {("grasp", 60), ("release", 130)} <= {(e.kind, e.index) for e in motion(gripper_closed="low").events(flipped)}
@@ -202,8 +229,8 @@ def test_motion_spacing_cap_and_fallback():
     assert motion(gripper_key="", arm_key="").frame_indices(ep).tolist() == uniform(8).frame_indices(ep).tolist()
 
 
-def test_motion_reads_signals_from_the_episode_row_group(tmp_path):
-    lengths = [120, 150]
+def _data_parquet(tmp_path, lengths=(120, 150)) -> str:
+    """A data parquet of pick-and-place episodes, one row group per episode like lerobot; returns its root."""
     tables = []
     for e, n in enumerate(lengths):
         state = _pick_and_place(n, closed=(50 + e * 10, 100), pause=((40, 52), (90, 102)))
@@ -211,16 +238,38 @@ def test_motion_reads_signals_from_the_episode_row_group(tmp_path):
             "episode_index": pa.array([e] * n, pa.int64()),
             "timestamp": pa.array(np.arange(n) / 30.0, pa.float32()),
             "observation.state": pa.FixedSizeListArray.from_arrays(pa.array(state.ravel(), pa.float32()), 4),
+            "note": pa.array(["text"] * n),
         }))
     path = tmp_path / "data" / "chunk-000" / "file-000.parquet"
     path.parent.mkdir(parents=True)
     with pq.ParquetWriter(path, tables[0].schema) as writer:
         for t in tables:
-            writer.write_table(t)  # one row group per episode, like lerobot
-    row = _episode(150, index=1, root=str(tmp_path), data_file="data/chunk-000/file-000.parquet")
-    signals = read_episode_signals(row, ["observation.state", "action"])
+            writer.write_table(t)
+    return str(tmp_path)
+
+
+def test_motion_reads_signals_from_the_episode_row_group(tmp_path):
+    row = _episode(150, index=1, root=_data_parquet(tmp_path), data_file="data/chunk-000/file-000.parquet")
+    signals = read_episode_signals(row, ["observation.state", "action", "note"])  # absent / not numeric: left out
     assert set(signals) == {"observation.state"} and signals["observation.state"].shape == (150, 4)
     assert {("grasp", 60), ("release", 100)} <= {(e.kind, e.index) for e in motion().events(row)}
+    # the typed record reads the same row group (and the cache answers the same arrays)
+    assert read_episode_signals(Episode.from_row(row), ["observation.state", "action", "note"]) is signals
+    assert motion().frame_indices(Episode.from_row(row)).tolist() == motion().frame_indices(row).tolist()
+
+
+def test_signals_carried_by_the_row_win_and_a_wrong_length_falls_back_to_the_parquet(tmp_path):
+    root = _data_parquet(tmp_path)
+    row = _episode(150, index=1, root=root, data_file="data/chunk-000/file-000.parquet")
+    carried = np.zeros((150, 2))
+    ep = Episode.from_row(row)
+    got = episode_signals(ep, ["observation.state"], carried={"observation.state": carried.tolist()})
+    assert got["observation.state"].shape == (150, 2) and not got["observation.state"].any()
+    short = episode_signals(ep, ["observation.state"], carried={"observation.state": carried[:10].tolist()})
+    assert short["observation.state"].shape == (150, 4)  # from the parquet
+    assert episode_signals(Episode.from_row(_episode(150, index=1)), ["observation.state"]) == {}  # nowhere
+    with pytest.raises(ValueError, match="episode 1: no data parquet"):
+        read_episode_signals(_episode(150, index=1), ["observation.state"])
 
 
 def test_motion_keyframes_match_ground_truth_on_the_sample_dataset(tmp_path):
@@ -236,7 +285,7 @@ def test_motion_keyframes_match_ground_truth_on_the_sample_dataset(tmp_path):
         fps_ = truth["fps"]
         for row, gt in zip(load_episodes(root), truth["episodes"]):
             assert row["episode_index"] == gt["episode_index"]
-            times = np.asarray(motion()(row))
+            times = motion().timestamps(row).astype(np.float64)
             for key in ("grasp_time", "release_time"):
                 assert np.abs(times - gt[key]).min() * fps_ <= 2 + 1e-6, (seed, row["episode_index"], key, times)
             checked += 1

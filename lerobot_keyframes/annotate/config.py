@@ -15,14 +15,15 @@ FRAME_BACKENDS = ("auto", "torchcodec", "pyav", "ffmpeg")
 
 @dataclass(frozen=True)
 class TaskAugAxesConfig:
-    """`plan.task_aug_axes`: lerobot-annotate's 5-axis task augmentation (accepted; not applied here yet)."""
+    """`plan.task_aug_axes`: lerobot-annotate's 5-axis task augmentation (EgoMimic-style), one call per episode.
+    Each count is a most: an axis whose element the task does not name (no arm, ...) gets fewer or none."""
 
-    enabled: bool = False  # replace n_task_rephrasings by per-axis variants (not applied here yet: a warning)
-    synonym_paraphrase: int = 3  # synonym paraphrases
-    omit_arm: int = 3  # variants without the arm
-    omit_orientation: int = 2  # variants without the orientation
-    omit_grasp_method: int = 2  # variants without the grasp method
-    combined_omissions: int = 2  # variants with several omissions
+    enabled: bool = False  # task_aug rows from these per-axis variants instead of --plan.n_task_rephrasings
+    synonym_paraphrase: int = 3  # paraphrases keeping every detail of the task
+    omit_arm: int = 3  # variants without the arm the task names
+    omit_orientation: int = 2  # variants without the task's orientation cues
+    omit_grasp_method: int = 2  # variants without the task's grasp method
+    combined_omissions: int = 2  # variants without two of arm, orientation and grasp at once
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class PlanConfig:
     """`plan`: subtasks from timestamped contact sheets, plan and memory rows, task rephrasings."""
 
     enabled: bool = True  # run the plan module: subtask, plan, memory and task_aug rows
-    n_task_rephrasings: int = 4  # task_aug rows: rephrasings of the task at the first frame (0: none)
+    n_task_rephrasings: int = 4  # task_aug rows at the first frame: the task and this many rephrasings (0: none)
     derive_task_from_video: str = "if_short"  # off | if_short | always
     derive_task_min_words: int = 3  # if_short: a task with fewer words (or a placeholder) is derived from the video
     frames_per_second: float = 2.0  # sampling rate (Hz) of the frames put on the contact sheets
@@ -44,10 +45,9 @@ class PlanConfig:
     emit_plan: bool = True  # write a plan row (the remaining steps) at each subtask start
     emit_memory: bool = True  # write memory rows (what is done so far) at each subtask start after the first
     keyframe_policy: str = "fps"  # "fps" (frames_per_second) or "motion+fps": add gripper/pause keyframes
-    # lerobot-annotate 0.6.1 knobs, accepted with the same names (see unapplied_settings for their effect here).
-    contact_sheet_quality: int = 84  # JPEG quality of contact sheets (here: the model's images use --vlm.jpeg_quality)
-    subtask_seeded_relabel: bool = False  # re-label each span from prev/current/next sheets (not applied here yet)
-    subtask_relabel_frames: int = 5  # frames per segment sheet in the relabel pass (with subtask_seeded_relabel)
+    contact_sheet_quality: int = 84  # JPEG quality (1-100) the contact sheets are compressed at before the model sees them
+    subtask_seeded_relabel: bool = False  # relabel each span from the previous/own/next span's sheets (one more call per span)
+    subtask_relabel_frames: int = 5  # frames per span sheet in the relabel pass (with subtask_seeded_relabel)
     task_aug_axes: TaskAugAxesConfig = field(default_factory=TaskAugAxesConfig)
     # Grounding (annotate/grounding.py): the signal and gripper entry are --motion.signal / --motion.gripper_index.
     snap_to_signals: bool | None = None  # move subtask boundaries to the nearest robot event (unset: when the dataset has a usable signal)
@@ -196,6 +196,9 @@ class AnnotateConfig:
             raise ValueError(f"--interjections.interjection_window_seconds must be >= 0, got {seconds}")
         if self.vqa.K < 1:
             raise ValueError(f"--vqa.K must be >= 1, got {self.vqa.K}")
+        if not 1 <= self.plan.contact_sheet_quality <= 100:
+            raise ValueError(f"--plan.contact_sheet_quality must be a JPEG quality from 1 to 100, got "
+                             f"{self.plan.contact_sheet_quality}")
         if not self.plan.snap_tolerance_s >= 0:
             raise ValueError(f"--plan.snap_tolerance_s must be >= 0, got {self.plan.snap_tolerance_s}")
         unknown = set(self.vqa.question_types) - set(QUESTION_TYPES)
@@ -223,15 +226,8 @@ def config_hash(*parts: Any) -> str:
 
 # lerobot-annotate 0.6.1 settings accepted here with the same name but not (yet) acting the same way:
 # (flag, its lerobot default, what happens here). A run that sets one to another value is warned once.
-UNAPPLIED_SETTINGS: tuple[tuple[str, Any, str], ...] = (
-    ("plan.contact_sheet_quality", 84, "contact sheets reach the model as images; with the openai backend "
-     "their JPEG quality is --vlm.jpeg_quality"),
-    ("plan.subtask_seeded_relabel", False, "the seeded relabel pass is not implemented here; spans keep "
-     "their first label"),
-    ("plan.subtask_relabel_frames", 5, "only used by --plan.subtask_seeded_relabel, not implemented here"),
-    ("plan.task_aug_axes.enabled", False, "the 5-axis task augmentation is not implemented here; "
-     "--plan.n_task_rephrasings task_aug rows are written instead"),
-)
+# Empty: every lerobot-annotate 0.6.1 plan/interjections/vqa knob acts as it does there.
+UNAPPLIED_SETTINGS: tuple[tuple[str, Any, str], ...] = ()
 
 
 def _get(obj: Any, dotted: str) -> Any:

@@ -29,13 +29,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..dataset.signals import feature_names, read_episode_signals
 from ..frames.policies import (
     Motion,
     arm_dimensions,
     arm_motion,
-    feature_names,
     gripper_from_names,
-    read_episode_signals,
     rest_windows,
     speed_minima,
 )

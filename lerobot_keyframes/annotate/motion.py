@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..frames.policies import Motion, arm_dimensions, feature_names, rest_windows
+from ..dataset.signals import feature_names
+from ..frames.policies import Motion, arm_dimensions, rest_windows
 from .context import AnnotationError, EpisodeContext
 from .grounding import resolve_signal
 from .rows import persistent_row

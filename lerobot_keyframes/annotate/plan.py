@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import io
 import logging
 from typing import Any
+
+import numpy as np
 
 from . import schemas
 from .context import EpisodeContext
@@ -15,7 +19,8 @@ from .spans import Span, clean_spans, format_plan, merge_windows, normalize_labe
 logger = logging.getLogger(__name__)
 
 MODULE = "plan"
-PROMPTS = ["plan_describe", "plan_segment", "plan_task_from_video", "plan_task_aug", "plan_memory"]
+PROMPTS = ["plan_describe", "plan_segment", "plan_task_from_video", "plan_task_aug", "plan_task_aug_axes",
+           "plan_relabel", "plan_memory"]
 PLACEHOLDER_TASKS = {"", "task", "none", "null", "n/a", "todo", "default", "debug", "test"}
 
 
@@ -28,14 +33,19 @@ def needs_video_task(task: str, mode: str, min_words: int) -> bool:
 
 
 def _sheet_blocks(ctx: EpisodeContext, images: list[Any], times: list[float]) -> list[dict[str, Any]]:
-    from ..frames.blocks import contact_sheets
+    """Contact sheets as lerobot-annotate makes them: JPEG-compressed at `--plan.contact_sheet_quality`, so
+    every backend sees the same compressed pixels (in-process engines get the decoded JPEG; the openai
+    backend re-encodes those pixels at `--vlm.jpeg_quality`, as lerobot re-encodes them as PNG)."""
+    from PIL import Image
+
+    from ..frames import contact_sheets
 
     cfg = ctx.config.plan
     sheets = contact_sheets(
         images, times, columns=cfg.contact_sheet_columns, tile_width=cfg.contact_sheet_frame_width,
-        frames_per_sheet=cfg.contact_sheet_frames_per_sheet,
+        frames_per_sheet=cfg.contact_sheet_frames_per_sheet, format="jpeg", quality=cfg.contact_sheet_quality,
     )
-    return [{"type": "image", "image": sheet} for sheet in sheets]
+    return [{"type": "image", "image": Image.open(io.BytesIO(jpeg)).convert("RGB")} for jpeg in sheets]
 
 
 def _user(blocks: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
@@ -103,19 +113,86 @@ def _events_block(cfg: Any, grounding: Any, start: float, end: float) -> str:
     return events_text(grounding.events, start, end, grounding.signal.column)
 
 
+def _distinct(task: str, phrases: list[Any], limit: int | None = None) -> list[str]:
+    seen, out = {task.lower()}, []
+    for phrase in phrases:
+        phrase = " ".join(str(phrase).split()).strip("\"'")
+        if phrase and phrase.lower() not in seen:
+            seen.add(phrase.lower())
+            out.append(phrase)
+    return out[:limit]
+
+
 async def rephrasings(ctx: EpisodeContext, task: str) -> list[str]:
     n = ctx.config.plan.n_task_rephrasings
     if n <= 0 or not task:
         return []
     text = load_prompt("plan_task_aug").render(task=task, n=n)
     (answer,) = await ctx.ask(MODULE, [_user([], text)], [schemas.rephrasings_schema(n)])
-    seen, out = {task.lower()}, []
-    for phrase in answer["rephrasings"]:
-        phrase = " ".join(str(phrase).split())
-        if phrase and phrase.lower() not in seen:
-            seen.add(phrase.lower())
-            out.append(phrase)
-    return out[:n]
+    return _distinct(task, answer["rephrasings"], n)
+
+
+async def axis_variants(ctx: EpisodeContext, task: str) -> list[str]:
+    """lerobot-annotate's `--plan.task_aug_axes`: one call for variants along five named axes (paraphrase, no
+    arm, no orientation, no grasp method, two omissions), flattened in axis order, each axis at most its count."""
+    axes = ctx.config.plan.task_aug_axes
+    counts = {axis: max(0, int(getattr(axes, axis))) for axis in schemas.TASK_AUG_AXES}
+    if not task or not any(counts.values()):
+        return []
+    text = load_prompt("plan_task_aug_axes").render(task=task, **counts)
+    (answer,) = await ctx.ask(MODULE, [_user([], text)], [schemas.task_aug_axes_schema(counts)])
+    return _distinct(task, [p for axis in schemas.TASK_AUG_AXES for p in answer.get(axis, [])[: counts[axis]]])
+
+
+async def task_variants(ctx: EpisodeContext, task: str) -> list[str]:
+    """The task_aug phrasings as lerobot-annotate writes them: the task itself first, then the 5-axis
+    variants (`--plan.task_aug_axes.enabled`) or else `--plan.n_task_rephrasings` rephrasings; none when
+    neither asks for any."""
+    cfg = ctx.config.plan
+    if not task:
+        return []
+    if cfg.task_aug_axes.enabled:
+        return [task, *await axis_variants(ctx, task)]
+    if cfg.n_task_rephrasings > 0:
+        return [task, *await rephrasings(ctx, task)]
+    return []
+
+
+def _segment_times(ctx: EpisodeContext, span: Span, n: int) -> list[float]:
+    """Up to `n` frames evenly spread over the span's own frames (its exact parquet times)."""
+    last = max(span.start_index, span.end_index - 1)
+    picks = np.unique(np.rint(np.linspace(span.start_index, last, max(1, n))).astype(int))
+    return [ctx.frame_time(int(i)) for i in picks]
+
+
+async def relabel(ctx: EpisodeContext, task: str, spans: list[Span], camera: str) -> list[Span]:
+    """lerobot-annotate's `--plan.subtask_seeded_relabel`: each span relabelled from the contact sheets of the
+    previous, its own and the next span (`--plan.subtask_relabel_frames` frames each), its first label given
+    as a strong prior. Boundaries stay; one call per span, all asked at once (they batch)."""
+    n = ctx.config.plan.subtask_relabel_frames
+    sheets = []
+    for span in spans:
+        times = _segment_times(ctx, span, n)
+        sheets.append(_sheet_blocks(ctx, await ctx.frames_at(MODULE, camera, times), times))
+    conversations = []
+    for k, span in enumerate(spans):
+        parts = [("the previous segment", k - 1), ("the target segment", k), ("the next segment", k + 1)]
+        blocks, lines, first = [], [], 1
+        for what, j in parts:
+            if 0 <= j < len(spans):
+                count = len(sheets[j])
+                where = f"image {first}" if count == 1 else f"images {first}-{first + count - 1}"
+                lines.append(f"- {where}: {what} ({spans[j].start:.2f} s to {spans[j].end:.2f} s)")
+                blocks += sheets[j]
+                first += count
+        text = load_prompt("plan_relabel").render(
+            task=task, count=len(spans), index=k + 1, start=span.start, end=span.end, seed_label=span.text,
+            sheets="\n".join(lines),
+        )
+        conversations.append(_user(blocks, text))
+    answers = await ctx.ask(MODULE, conversations, [schemas.relabel_schema()] * len(spans))
+    return [dataclasses.replace(span, text=normalize_label(answer["label"]) or span.text)
+            for span, answer in zip(spans, answers)]
 
 
 async def memories(ctx: EpisodeContext, task: str, spans: list[Span]) -> list[str]:
@@ -137,7 +214,7 @@ def keyframes(cfg: Any, camera: str) -> dict[str, Any]:
 
     policy = fps(cfg.frames_per_second)
     if cfg.keyframe_policy == "motion+fps":
-        policy = motion() + policy
+        policy = motion() | policy
     return {camera: policy}
 
 
@@ -154,9 +231,11 @@ async def run_plan(ctx: EpisodeContext) -> tuple[list[dict[str, Any]], dict[str,
     snap = gr.should_snap(cfg.snap_to_signals, ground)
     snaps: list[Any] | None = [] if snap else None
     spans = await segment(ctx, task, images, times, ground, snaps)
+    if cfg.subtask_seeded_relabel and spans:
+        spans = await relabel(ctx, task, spans, camera)
     rows: list[dict[str, Any]] = []
     t0 = ctx.frame_time(0)
-    for phrase in await rephrasings(ctx, task):
+    for phrase in await task_variants(ctx, task):
         rows.append(persistent_row("task_aug", phrase, t0, role="user"))
     mems = await memories(ctx, task, spans) if cfg.emit_memory else []
     for k, span in enumerate(spans):

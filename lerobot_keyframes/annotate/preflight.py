@@ -107,7 +107,8 @@ def check_backend_importable(vlm: Any) -> None:
 
     backend = getattr(vlm, "backend", None)
     modules = list(BACKEND_MODULES.get(backend, ()))
-    if backend == "openai" and getattr(vlm, "auto_serve", False) and importlib.util.find_spec("vllm") is None:
+    if (backend == "openai" and getattr(vlm, "auto_serve", False) and not getattr(vlm, "serve_command", None)
+            and importlib.util.find_spec("vllm") is None):  # a --vlm.serve_command may start any server
         from ..vlm.serve import served_models
 
         if served_models(vlm.api_bases[0], vlm.api_key, timeout=2.0) is None:  # nothing to reuse there

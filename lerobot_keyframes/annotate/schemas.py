@@ -46,6 +46,21 @@ def rephrasings_schema(n: int) -> dict[str, Any]:
     return obj(rephrasings=array(text(120), max_items=n, min_items=1))
 
 
+TASK_AUG_AXES = ("synonym_paraphrase", "omit_arm", "omit_orientation", "omit_grasp_method", "combined_omissions")
+
+
+def task_aug_axes_schema(counts: dict[str, int]) -> dict[str, Any]:
+    """lerobot-annotate's 5-axis variants: one list per axis, at most its count; an axis whose element the
+    task lacks may stay empty (a paraphrase always exists, so synonym_paraphrase has one when asked)."""
+    return obj(**{axis: array(text(120), max_items=max(0, counts[axis]),
+                              min_items=1 if axis == "synonym_paraphrase" and counts[axis] > 0 else 0)
+                  for axis in TASK_AUG_AXES})
+
+
+def relabel_schema() -> dict[str, Any]:
+    return obj(label=text(80))
+
+
 def memory_schema() -> dict[str, Any]:
     return obj(memory=text(200))
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..frames.policies import Fps, KeyframePolicy, episode_timestamps
+from ..dataset.records import Episode
+from ..frames.policies import Fps, KeyframePolicy
 from . import schemas
 from .context import EpisodeContext
 from .plan import _user
@@ -88,7 +89,7 @@ class TickRuns(KeyframePolicy):
     offset: int = 0
 
     def frame_indices(self, episode: Any) -> np.ndarray:
-        length = len(episode_timestamps(episode))
+        length = len(Episode.from_row(episode).check_timestamps())
         starts = [int(i) for i in self.tick.frame_indices(episode)]
         owner = {start: j % self.step for j, start in enumerate(starts)}
         for j, start in enumerate(starts):

@@ -474,7 +474,7 @@ def episode_clip(provider: FrameProvider, episode: Mapping[str, Any], camera: st
 
     cam = _camera_row(episode, camera)
     policy = Fps(sample_fps) if max_frames is None else Cap(Fps(sample_fps), max_frames)
-    times = policy(episode)
+    times = [float(t) for t in policy.timestamps(episode)]
     root = Path(episode.get("root") or ".")
     src = root / cam["path"]
     stat = src.stat() if src.exists() else None

@@ -13,6 +13,7 @@ _EXPORTS = {
     "HubError": ".errors",
     "hub_errors": ".errors",
     "redact": ".errors",
+    "PushOptions": ".push",
     "PushResult": ".push",
     "push_dataset": ".push",
     "build_card": ".card",
@@ -34,7 +35,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())
 if TYPE_CHECKING:  # what IDEs and type checkers see
     from .card import build_card  # noqa: F401
     from .errors import HubError, hub_errors, redact  # noqa: F401
-    from .jobs import (  # noqa: F401  # noqa: F401
+    from .jobs import (  # noqa: F401
         JobConfig,
         JobHandle,
         ShardedRun,
@@ -44,4 +45,4 @@ if TYPE_CHECKING:  # what IDEs and type checkers see
         submit_sharded_annotation,
     )
     from .merge import MergeError, ShardSource, collect_shards, merge_shards, push_shard_staging  # noqa: F401
-    from .push import PushResult, push_dataset  # noqa: F401
+    from .push import PushOptions, PushResult, push_dataset  # noqa: F401

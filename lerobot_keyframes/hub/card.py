@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from huggingface_hub import DatasetCard
 
 PROVENANCE_START = "<!-- lerobot_keyframes:provenance:start -->"
 PROVENANCE_END = "<!-- lerobot_keyframes:provenance:end -->"
@@ -149,10 +152,23 @@ def build_card(
     provenance: Mapping[str, Any] | None = None,
     source_repo_id: str | None = None,
     license: str | None = None,
-):
+) -> DatasetCard:
     """A `DatasetCard` for `repo_id`: `existing` card text merged (kept) with LeRobot metadata and provenance.
 
-    `license`: set it; unset, the card keeps its own license, else gets lerobot-annotate's `apache-2.0`."""
+    Args:
+        repo_id (`str`):
+            The dataset repo the card is for (named in a new card's body).
+        info (`Mapping`, *optional*):
+            meta/info.json; it replaces the info block of lerobot's "Dataset Structure" section.
+        existing (`str`, *optional*):
+            The card there is (its text and metadata are kept).
+        provenance (`Mapping`, *optional*):
+            The annotation provenance; its section replaces the previous one.
+        source_repo_id (`str`, *optional*):
+            The dataset this one was made from (named in a new card's body).
+        license (`str`, *optional*):
+            Set it; unset, the card keeps its own license, else gets lerobot-annotate's `apache-2.0`.
+    """
     from huggingface_hub import DatasetCard, DatasetCardData
 
     if existing and existing.strip():
@@ -191,7 +207,7 @@ def build_card(
     return card
 
 
-def card_text(card: Any) -> str:
+def card_text(card: DatasetCard) -> str:
     """The README.md content of a card, newline-terminated."""
     content = str(card)
     return content if content.endswith("\n") else content + "\n"

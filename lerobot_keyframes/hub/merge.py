@@ -17,6 +17,7 @@ with different content, and (by default) that every planned episode is there wit
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -24,13 +25,18 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._api import REPO_TYPE, get_api
 from .errors import hub_errors
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
+
+    from .jobs import ShardedRun
 
 logger = logging.getLogger(__name__)
 
-REPO_TYPE = "dataset"
 STAGING_PREFIX = "staging/"
 SHARD_MARKER = "staging/_shard.json"
 _STAGED = re.compile(r"^episode-(\d+)/([A-Za-z0-9_.-]+?)(\.jsonl|\.error\.json)$")
@@ -64,14 +70,6 @@ class CollectedStaging:
 class MergeResult(Generic[T]):
     collected: CollectedStaging
     written: T
-
-
-def _api(api: Any, token: str | None) -> Any:
-    if api is not None:
-        return api
-    from huggingface_hub import HfApi
-
-    return HfApi(token=token)
 
 
 def staged_files(staging_dir: Path) -> dict[str, Path]:
@@ -110,19 +108,40 @@ def push_shard_staging(
     num_shards: int | None = None,
     private: bool | None = None,
     token: str | None = None,
-    api: Any = None,
+    api: HfApi | None = None,
 ) -> str:
     """Push a shard's staging to `repo_id@branch` in one commit, completion marker included; returns the commit.
 
     Creates the repo (private unless `private=False`) and the branch when missing. Refuses staging of episodes
     outside `episodes`. Re-running after an interruption is safe: unchanged files are skipped by the Hub.
+
+    Args:
+        staging_dir (`str` or `Path`):
+            The shard's local staging (the `Staging` layout).
+        repo_id (`str`):
+            The work repo the shard branches live in.
+        branch (`str`):
+            This shard's branch (see `jobs.shard_branch`).
+        episodes (`Sequence[int]`):
+            The episodes the shard was planned to annotate (recorded in the marker).
+        run_id, shard, num_shards (*optional*):
+            Recorded in the completion marker.
+        private (`bool`, *optional*):
+            A new work repo's visibility (default: private).
+        token (`str`, *optional*):
+            The Hugging Face token.
+        api (`HfApi`, *optional*):
+            The client (default: `HfApi(token=token)`).
+
+    Raises:
+        `MergeError`: staging of an episode outside `episodes`. `HubError`: a Hub failure.
     """
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
     from huggingface_hub.errors import RepositoryNotFoundError
     from huggingface_hub.hf_api import RepoFile
 
     staging_dir = Path(staging_dir)
-    api = _api(api, token)
+    api = get_api(api, token)
     planned = sorted(set(int(e) for e in episodes))
     files = staged_files(staging_dir)
     staged, failed = set(), set()
@@ -163,58 +182,42 @@ def collect_shards(
     *,
     work_dir: str | Path,
     token: str | None = None,
-    api: Any = None,
+    api: HfApi | None = None,
     require_complete: bool = True,
 ) -> CollectedStaging:
-    """Download every shard's staging and build their union in `work_dir/staging` (see the module docstring)."""
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
-    from huggingface_hub.hf_api import RepoFile
+    """Download every shard's staging and build their union in `work_dir/staging` (see the module docstring).
 
-    from .errors import remote_entry_not_found_error
+    Args:
+        repo_id (`str`):
+            The work repo (a `ShardSource` may name another).
+        shards (`Sequence[ShardSource | str]`):
+            The shards, by `ShardSource` or branch name (a bare branch: its marker says its episodes).
+        work_dir (`str` or `Path`):
+            Where the union is built (`work_dir/staging` is replaced).
+        token (`str`, *optional*):
+            The Hugging Face token.
+        api (`HfApi`, *optional*):
+            The client (default: `HfApi(token=token)`).
+        require_complete (`bool`, *optional*, defaults to `True`):
+            Refuse planned episodes with no staged rows or with failed modules.
 
-    entry_not_found = remote_entry_not_found_error()
-    api = _api(api, token)
+    Raises:
+        `MergeError`: a branch that does not exist or did not finish, overlapping or wrong episodes, a
+        corrupt file (named with its line).
+    """
+    api = get_api(api, token)
     out = Path(work_dir) / "staging"
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    owner_of_file: dict[str, tuple[str, bytes]] = {}
-    owner_of_episode: dict[int, str] = {}
-    by_shard: dict[str, list[int]] = {}
-    failed: dict[int, list[str]] = {}
-    planned_all: set[int] = set()
+    union = _Union(out)
     for item in shards:
         src = ShardSource(item) if isinstance(item, str) else item
         repo = src.repo_id or repo_id
         where = f"{repo}@{src.branch}"
-        with hub_errors("reading a shard branch", repo_id=repo, revision=src.branch, token=token):
-            try:
-                head = api.repo_info(repo, repo_type=REPO_TYPE, revision=src.branch, token=token).sha
-                try:
-                    listing = [f for f in api.list_repo_tree(repo, path_in_repo="staging", recursive=True, revision=head,
-                                                             repo_type=REPO_TYPE, token=token) if isinstance(f, RepoFile)]
-                except entry_not_found:
-                    listing = []
-            except (RevisionNotFoundError, RepositoryNotFoundError):
-                raise MergeError(f"{where}: the shard branch does not exist; its job did not push. Resubmit the "
-                                 "failed shards (lerobot-keyframes job --resubmit_failed RUN_FILE).") from None
-        paths = {f.path for f in listing}
-        if SHARD_MARKER not in paths:
-            raise MergeError(f"{where}: no {SHARD_MARKER}; the shard did not finish. Resubmit the failed shards.")
-
-        def fetch(path: str, *, _repo: str = repo, _head: str = head) -> bytes:
-            with hub_errors(f"downloading {path}", repo_id=_repo, revision=_head, token=token):
-                return Path(api.hf_hub_download(_repo, path, repo_type=REPO_TYPE, revision=_head, token=token)).read_bytes()
-
-        marker = json.loads(fetch(SHARD_MARKER))
-        planned = set(src.episodes) if src.episodes is not None else set(marker.get("episodes") or [])
-        if src.episodes is not None and sorted(marker.get("episodes") or []) != sorted(src.episodes):
-            raise MergeError(f"{where}: {SHARD_MARKER} lists episodes {marker.get('episodes')} but the run planned "
-                             f"{sorted(src.episodes)} for this shard")
-        overlap = planned & planned_all
-        if overlap:
-            raise MergeError(f"{where}: episodes {sorted(overlap)} are planned in two shards")
-        planned_all |= planned
+        head, paths = _read_branch(api, repo, src.branch, where, token)
+        fetch = functools.partial(_fetch, api, repo, head, token)
+        planned = union.plan(where, src, json.loads(fetch(SHARD_MARKER)))
         mine: set[int] = set()
         for path in sorted(paths - {SHARD_MARKER}):
             rel = path[len(STAGING_PREFIX):]
@@ -223,38 +226,104 @@ def collect_shards(
                 logger.warning("%s: ignoring %s (not episode-XXXXXX/<module>.jsonl)", where, path)
                 continue
             episode = int(match.group(1))
-            if episode not in planned:
-                raise MergeError(f"{where}: {path} is episode {episode}, outside this shard's episodes {sorted(planned)}")
-            other = owner_of_episode.get(episode)
-            if other is not None and other != src.branch:
-                raise MergeError(f"episode {episode} is staged by two shards ({other} and {src.branch}); "
-                                 "the shard plans overlap")
-            content = fetch(path)
-            if rel in owner_of_file and owner_of_file[rel][1] != content:
-                raise MergeError(f"{path} differs between {owner_of_file[rel][0]} and {src.branch}")
-            if match.group(3) == ".jsonl":
-                _check_jsonl(content.decode("utf-8"), f"{where}:{path}", episode)
+            union.check_owner(where, src.branch, path, episode, planned)
+            if union.add(where, src.branch, path, episode, fetch(path), jsonl=match.group(3) == ".jsonl"):
                 mine.add(episode)
-            else:
-                failed.setdefault(episode, []).append(f"{where}:{path}: {content.decode('utf-8', 'replace')[:300]}")
-            owner_of_file[rel] = (src.branch, content)
-            owner_of_episode[episode] = src.branch
-            target = out / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-        by_shard[src.branch] = sorted(mine)
-    staged = sorted({e for eps in by_shard.values() for e in eps} - set(failed))
-    missing = sorted(planned_all - set(staged) - set(failed))
-    collected = CollectedStaging(staging_dir=out, episodes=staged, by_shard=by_shard, files=len(owner_of_file),
-                                 failed=failed, missing=missing)
-    if require_complete and (missing or failed):
-        parts = []
-        if missing:
-            parts.append(f"episodes {missing} have no staged annotations")
-        if failed:
-            parts.append(f"episodes {sorted(failed)} failed ({next(iter(failed.values()))[0]})")
-        raise MergeError("; ".join(parts) + ". Resubmit the failed shards, or merge with require_complete=False.")
-    return collected
+        union.by_shard[src.branch] = sorted(mine)
+    return union.collected(require_complete)
+
+
+def _read_branch(api: HfApi, repo: str, branch: str, where: str, token: str | None) -> tuple[str, set[str]]:
+    """(head commit, staged paths) of a finished shard branch; a missing or unfinished one is a `MergeError`."""
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.hf_api import RepoFile
+
+    from .errors import remote_entry_not_found_error
+
+    entry_not_found = remote_entry_not_found_error()
+    with hub_errors("reading a shard branch", repo_id=repo, revision=branch, token=token):
+        try:
+            head = api.repo_info(repo, repo_type=REPO_TYPE, revision=branch, token=token).sha
+            try:
+                listing = [f for f in api.list_repo_tree(repo, path_in_repo="staging", recursive=True, revision=head,
+                                                         repo_type=REPO_TYPE, token=token) if isinstance(f, RepoFile)]
+            except entry_not_found:
+                listing = []
+        except (RevisionNotFoundError, RepositoryNotFoundError):
+            raise MergeError(f"{where}: the shard branch does not exist; its job did not push. Resubmit the "
+                             "failed shards (lerobot-keyframes job --resubmit_failed RUN_FILE).") from None
+    paths = {f.path for f in listing}
+    if SHARD_MARKER not in paths:
+        raise MergeError(f"{where}: no {SHARD_MARKER}; the shard did not finish. Resubmit the failed shards.")
+    return str(head), paths
+
+
+def _fetch(api: HfApi, repo: str, head: str, token: str | None, path: str) -> bytes:
+    with hub_errors(f"downloading {path}", repo_id=repo, revision=head, token=token):
+        return Path(api.hf_hub_download(repo, path, repo_type=REPO_TYPE, revision=head, token=token)).read_bytes()
+
+
+@dataclass
+class _Union:
+    """The union being built in `out`: who owns each file and episode, what each shard staged, what failed."""
+
+    out: Path
+    owner_of_file: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    owner_of_episode: dict[int, str] = field(default_factory=dict)
+    by_shard: dict[str, list[int]] = field(default_factory=dict)
+    failed: dict[int, list[str]] = field(default_factory=dict)
+    planned: set[int] = field(default_factory=set)
+
+    def plan(self, where: str, src: ShardSource, marker: dict[str, Any]) -> set[int]:
+        """The shard's planned episodes (the run's, else its marker's), checked against the marker and the others."""
+        planned = set(src.episodes) if src.episodes is not None else set(marker.get("episodes") or [])
+        if src.episodes is not None and sorted(marker.get("episodes") or []) != sorted(src.episodes):
+            raise MergeError(f"{where}: {SHARD_MARKER} lists episodes {marker.get('episodes')} but the run planned "
+                             f"{sorted(src.episodes)} for this shard")
+        overlap = planned & self.planned
+        if overlap:
+            raise MergeError(f"{where}: episodes {sorted(overlap)} are planned in two shards")
+        self.planned |= planned
+        return planned
+
+    def check_owner(self, where: str, branch: str, path: str, episode: int, planned: set[int]) -> None:
+        if episode not in planned:
+            raise MergeError(f"{where}: {path} is episode {episode}, outside this shard's episodes {sorted(planned)}")
+        other = self.owner_of_episode.get(episode)
+        if other is not None and other != branch:
+            raise MergeError(f"episode {episode} is staged by two shards ({other} and {branch}); "
+                             "the shard plans overlap")
+
+    def add(self, where: str, branch: str, path: str, episode: int, content: bytes, *, jsonl: bool) -> bool:
+        """Write one staged file into the union; True when it holds rows (not a module's error)."""
+        rel = path[len(STAGING_PREFIX):]
+        if rel in self.owner_of_file and self.owner_of_file[rel][1] != content:
+            raise MergeError(f"{path} differs between {self.owner_of_file[rel][0]} and {branch}")
+        if jsonl:
+            _check_jsonl(content.decode("utf-8"), f"{where}:{path}", episode)
+        else:
+            self.failed.setdefault(episode, []).append(f"{where}:{path}: {content.decode('utf-8', 'replace')[:300]}")
+        self.owner_of_file[rel] = (branch, content)
+        self.owner_of_episode[episode] = branch
+        target = self.out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        return jsonl
+
+    def collected(self, require_complete: bool) -> CollectedStaging:
+        """The union's record; with `require_complete`, a `MergeError` when episodes are missing or failed."""
+        failed = self.failed
+        staged = sorted({e for eps in self.by_shard.values() for e in eps} - set(failed))
+        missing = sorted(self.planned - set(staged) - set(failed))
+        if require_complete and (missing or failed):
+            parts = []
+            if missing:
+                parts.append(f"episodes {missing} have no staged annotations")
+            if failed:
+                parts.append(f"episodes {sorted(failed)} failed ({next(iter(failed.values()))[0]})")
+            raise MergeError("; ".join(parts) + ". Resubmit the failed shards, or merge with require_complete=False.")
+        return CollectedStaging(staging_dir=self.out, episodes=staged, by_shard=self.by_shard,
+                                files=len(self.owner_of_file), failed=failed, missing=missing)
 
 
 def merge_shards(
@@ -264,7 +333,7 @@ def merge_shards(
     write: Callable[[Path, list[int]], T],
     work_dir: str | Path,
     token: str | None = None,
-    api: Any = None,
+    api: HfApi | None = None,
     require_complete: bool = True,
 ) -> MergeResult[T]:
     """Collect the shards' staging (checked union) and call `write(staging_dir, episodes)` once with it.
@@ -279,18 +348,18 @@ def merge_shards(
     return MergeResult(collected=collected, written=write(collected.staging_dir, collected.episodes))
 
 
-def shard_sources(run: Any) -> list[ShardSource]:
+def shard_sources(run: ShardedRun) -> list[ShardSource]:
     """`ShardSource`s of a `jobs.ShardedRun` (branch and planned episodes of each shard)."""
     return [ShardSource(branch=h.branch, episodes=tuple(h.episodes) if h.episodes is not None else None)
             for h in run.shards if h.branch]
 
 
-def delete_shard_branches(repo_id: str, branches: Sequence[str], *, token: str | None = None, api: Any = None) -> None:
+def delete_shard_branches(repo_id: str, branches: Sequence[str], *, token: str | None = None, api: HfApi | None = None) -> None:
     """Remove the shard branches after a successful merge and push (their content is in the final dataset),
     so the final repo shows only its `main`. A branch already gone is fine (a re-run of the merge)."""
     from huggingface_hub.errors import RevisionNotFoundError
 
-    api = _api(api, token)
+    api = get_api(api, token)
     for branch in branches:
         with hub_errors("deleting a shard branch", repo_id=repo_id, revision=branch, token=token):
             try:

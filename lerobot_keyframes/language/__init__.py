@@ -1,7 +1,16 @@
-"""lerobot's language columns: schema, validator, a safe writer, and model-free synthetic rows."""
+"""lerobot's language columns: schema, validator, a safe writer, and model-free synthetic rows.
+
+Layout: `schema` (row type, Arrow types, style rules), `annotations` (`EpisodeAnnotations`), the validator
+(`validator` runs `row_checks`, `episode_checks`, `vqa_checks` into a `report`; `stored` reads a dataset's
+rows), the writer (`writer` over `shards`, `info`, `new_root`, `journal`, `safety`) and `synthetic`.
+"""
 
 from __future__ import annotations
 
+from .annotations import EpisodeAnnotations
+from .info import update_info
+from .report import Issue, LanguageValidationError, ValidationReport, ValidatorConfig
+from .safety import UnsafeWriteError, check_in_place_safe
 from .schema import (
     EVENT_ROW_FIELDS,
     EVENT_STYLES,
@@ -18,6 +27,9 @@ from .schema import (
     VQA_QUESTION_TYPES,
     LanguageRow,
     LanguageSchemaError,
+    QuestionType,
+    Role,
+    Style,
     StyleRule,
     column_for_style,
     event_row_arrow_type,
@@ -32,20 +44,10 @@ from .schema import (
     speech_atom,
     speech_text,
 )
-from .validator import (
-    EpisodeAnnotations,
-    Issue,
-    LanguageValidationError,
-    ValidationReport,
-    ValidatorConfig,
-    check_vqa_answer,
-    classify_vqa_answer,
-    read_dataset_annotations,
-    validate_annotations,
-    validate_dataset,
-    validate_episode,
-)
-from .writer import UnsafeWriteError, WriteResult, check_in_place_safe, update_info, write_language
+from .stored import read_dataset_annotations
+from .validator import validate_annotations, validate_dataset, validate_episode
+from .vqa_checks import check_vqa_answer, classify_vqa_answer
+from .writer import WriteResult, write_language
 
 __all__ = [
     "EVENT_ROW_FIELDS",
@@ -66,6 +68,9 @@ __all__ = [
     "LanguageRow",
     "LanguageSchemaError",
     "LanguageValidationError",
+    "QuestionType",
+    "Role",
+    "Style",
     "StyleRule",
     "UnsafeWriteError",
     "ValidationReport",

@@ -12,10 +12,13 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from datasets.features.features import FeatureType
 
 LANGUAGE_PERSISTENT = "language_persistent"
 LANGUAGE_EVENTS = "language_events"
@@ -24,15 +27,21 @@ PERSISTENT_ROW_FIELDS = ("role", "content", "style", "timestamp", "camera", "too
 EVENT_ROW_FIELDS = ("role", "content", "style", "camera", "tool_calls")
 
 LanguageColumn = Literal["language_persistent", "language_events"]
+# The option sets of a row, as types (the frozensets below are read from them); rows read from files may hold
+# anything, which the validator reports.
+PersistentStyle = Literal["subtask", "plan", "memory", "motion", "task_aug"]
+EventStyle = Literal["interjection", "vqa", "trace"]
+Style = Literal[PersistentStyle, EventStyle]
+Role = Literal["user", "assistant", "system", "tool"]  # lerobot's chat roles (`lerobot.configs.recipe.MessageRole`)
+QuestionType = Literal["bbox", "keypoint", "count", "attribute", "spatial"]
 
-PERSISTENT_STYLES = frozenset({"subtask", "plan", "memory", "motion", "task_aug"})
-EVENT_STYLES = frozenset({"interjection", "vqa", "trace"})
+PERSISTENT_STYLES: frozenset[str] = frozenset(get_args(PersistentStyle))
+EVENT_STYLES: frozenset[str] = frozenset(get_args(EventStyle))
 VIEW_DEPENDENT_STYLES = frozenset({"vqa", "trace"})
 KNOWN_STYLES = PERSISTENT_STYLES | EVENT_STYLES
 SPEECH_STYLE = None  # speech atoms have no style: `content` null, one `say` tool call
-# lerobot's chat roles (`lerobot.configs.recipe.MessageRole`).
-ROLES = frozenset({"user", "assistant", "system", "tool"})
-VQA_QUESTION_TYPES = ("bbox", "keypoint", "count", "attribute", "spatial")
+ROLES: frozenset[str] = frozenset(get_args(Role))
+VQA_QUESTION_TYPES: tuple[QuestionType, ...] = get_args(QuestionType)
 # lerobot's `emitted_at` matches persistent rows within this window of the frame time.
 EMITTED_AT_TOLERANCE_S = 0.1
 
@@ -59,14 +68,14 @@ class LanguageSchemaError(ValueError):
 class StyleRule:
     """Where rows of one style go, which roles they may have, and whether they name a camera."""
 
-    style: str | None
+    style: Style | None
     column: LanguageColumn
     roles: frozenset[str]
     camera_required: bool
     description: str
 
 
-STYLE_RULES: dict[str | None, StyleRule] = {
+STYLE_RULES: dict[Style | None, StyleRule] = {
     "subtask": StyleRule("subtask", LANGUAGE_PERSISTENT, frozenset({"assistant"}), False,
                          "active subtask, one row per span start; spans cover the episode"),
     "plan": StyleRule("plan", LANGUAGE_PERSISTENT, frozenset({"assistant"}), False,
@@ -153,13 +162,13 @@ def _storage_row_type(with_timestamp: bool) -> pa.StructType:
     return _row_arrow_type(with_timestamp, pa.string())
 
 
-def _json_feature() -> Any:
+def _json_feature() -> FeatureType:
     import datasets
 
     return datasets.Json() if has_json_feature() else datasets.Value("string")
 
 
-def _list_feature(inner: Any) -> Any:
+def _list_feature(inner: FeatureType) -> FeatureType:
     import datasets
 
     if hasattr(datasets, "List"):
@@ -167,42 +176,35 @@ def _list_feature(inner: Any) -> Any:
     return datasets.Sequence(inner)  # pragma: no cover - datasets < 4
 
 
-def persistent_row_feature() -> dict[str, Any]:
+def _row_feature(with_timestamp: bool) -> dict[str, FeatureType]:
     from datasets import Value
 
-    return {
-        "role": Value("string"),
-        "content": Value("string"),
-        "style": Value("string"),
-        "timestamp": Value("float32"),
-        "camera": Value("string"),
-        "tool_calls": _list_feature(_json_feature()),
-    }
+    time = {"timestamp": Value("float32")} if with_timestamp else {}
+    return {"role": Value("string"), "content": Value("string"), "style": Value("string"), **time,
+            "camera": Value("string"), "tool_calls": _list_feature(_json_feature())}
 
 
-def event_row_feature() -> dict[str, Any]:
-    from datasets import Value
-
-    return {
-        "role": Value("string"),
-        "content": Value("string"),
-        "style": Value("string"),
-        "camera": Value("string"),
-        "tool_calls": _list_feature(_json_feature()),
-    }
+def persistent_row_feature() -> dict[str, FeatureType]:
+    """`{role, content, style, timestamp float32, camera, tool_calls: List(Json())}`."""
+    return _row_feature(True)
 
 
-def persistent_feature() -> Any:
+def event_row_feature() -> dict[str, FeatureType]:
+    """`{role, content, style, camera, tool_calls: List(Json())}`."""
+    return _row_feature(False)
+
+
+def persistent_feature() -> FeatureType:
     """`List({role, content, style, timestamp float32, camera, tool_calls: List(Json())})`."""
     return _list_feature(persistent_row_feature())
 
 
-def events_feature() -> Any:
+def events_feature() -> FeatureType:
     """`List({role, content, style, camera, tool_calls: List(Json())})`."""
     return _list_feature(event_row_feature())
 
 
-def language_features() -> dict[str, Any]:
+def language_features() -> dict[str, FeatureType]:
     """Both columns as `datasets` features, keyed by column name."""
     return {LANGUAGE_PERSISTENT: persistent_feature(), LANGUAGE_EVENTS: events_feature()}
 
@@ -241,7 +243,7 @@ def speech_text(row: LanguageRow | Mapping[str, Any]) -> str | None:
     return args["text"]
 
 
-def is_say_tool(tool: Any) -> bool:
+def is_say_tool(tool: object) -> bool:
     """True for a tool schema named `say` with one required string parameter `text`."""
     if not isinstance(tool, Mapping) or tool.get("type") != "function":
         return False
@@ -273,13 +275,13 @@ class LanguageRow:
     `question_type` (VQA only) is checked by the validator against the answer's shape; it is not stored.
     """
 
-    role: str
+    role: Role
     content: str | None
-    style: str | None
+    style: Style | None
     timestamp: float
     camera: str | None = None
-    tool_calls: tuple[Any, ...] | None = None
-    question_type: str | None = field(default=None, compare=False)
+    tool_calls: tuple[dict[str, Any], ...] | None = None
+    question_type: QuestionType | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         ts = self.timestamp
@@ -366,7 +368,7 @@ def rows_to_struct_array(rows: Sequence[LanguageRow], column: str) -> pa.Array:
     return storage.cast(target) if storage.type != target else storage
 
 
-def decode_stored_rows(cells: Sequence[Any] | None, *, timestamp: float | None = None) -> list[LanguageRow]:
+def decode_stored_rows(cells: Sequence[Mapping[str, Any] | None] | None, *, timestamp: float | None = None) -> list[LanguageRow]:
     """Stored structs (as `to_pylist()` dicts) back to rows; events take the frame `timestamp`."""
     out = []
     for cell in cells or []:

@@ -11,14 +11,14 @@ timestamp is copied from the episode's parquet timestamps.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .annotations import EpisodeAnnotations
 from .schema import EMITTED_AT_TOLERANCE_S, VQA_QUESTION_TYPES, LanguageRow, speech_atom
-from .validator import EpisodeAnnotations
 
 GROUND_TRUTH_FILE = "ground_truth.json"
 PHASES = ("approach", "grasp", "carry", "release", "retreat")
@@ -92,9 +92,29 @@ def synthetic_episode(
     n = len(ts)
     if n == 0:
         return EpisodeAnnotations(episode_index)
-    phases = phases or _even_phases(n)
-    phrases = _phrases(object_name, target_name)
-    spans: list[tuple[int, str]] = []  # (start frame, phase), one per distinct start inside the episode
+
+    def t(frame: int) -> float:
+        return float(ts[min(max(frame, 0), n - 1)])
+
+    spans = _spans(ts, phases or _even_phases(n))
+    persistent, events = _span_rows(spans, t, _phrases(object_name, target_name), object_name, interjection)
+    for text in (task, f"Please {task}.", f"Could you {task}?"):
+        persistent.append(LanguageRow("user", text, "task_aug", t(0)))
+    events.append(speech_atom(f"OK, I will {task}.", t(0)))
+    persistent += _motion_rows(ts, t, object_name, grasp_frame, release_frame)
+    step = max(1, int(round(fps / vqa_hz)))
+    events += _vqa_rows(range(0, n, step), t, cameras, image_sizes or {}, object_name, target_name, rotate_cameras)
+    return EpisodeAnnotations(episode_index, tuple(persistent), tuple(events))
+
+
+def _spans(ts: np.ndarray, phases: dict[str, tuple[int, int]]) -> list[tuple[int, str]]:
+    """(start frame, phase), one per distinct start inside the episode, the first from frame 0.
+
+    lerobot's emitted_at matches persistent rows within 0.1 s of a frame: rows of one style stay more than
+    0.2 s apart so no frame sees two (a phase shorter than that merges into the previous span).
+    """
+    n = len(ts)
+    spans: list[tuple[int, str]] = []
     for phase in PHASES:
         if phase in phases:
             start = max(0, int(phases[phase][0]))
@@ -104,17 +124,16 @@ def synthetic_episode(
     if not spans:
         spans = [(0, PHASES[0])]
     spans[0] = (0, spans[0][1])  # the first subtask is active from the first frame
-    # lerobot's emitted_at matches persistent rows within 0.1 s of a frame: keep rows of one style more
-    # than 0.2 s apart so no frame sees two (a phase shorter than that merges into the previous span)
     kept = [spans[0]]
     for start, phase in spans[1:]:
         if float(ts[start]) - float(ts[kept[-1][0]]) > MIN_GAP_S:
             kept.append((start, phase))
-    spans = kept
+    return kept
 
-    def t(frame: int) -> float:
-        return float(ts[min(max(frame, 0), n - 1)])
 
+def _span_rows(spans: Sequence[tuple[int, str]], t: Callable[[int], float], phrases: dict[str, tuple[str, str]],
+               object_name: str, interjection: bool) -> tuple[list[LanguageRow], list[LanguageRow]]:
+    """Subtask, plan and memory rows at every span start; an interjection (with speech and a replan) mid-way."""
     persistent: list[LanguageRow] = []
     events: list[LanguageRow] = []
     steps = [phrases[p][0] for _, p in spans]
@@ -131,30 +150,37 @@ def synthetic_episode(
         if k == inter_k:
             events.append(LanguageRow("user", f"Please be careful with the {object_name}.", "interjection", t(frame)))
             events.append(speech_atom(f"Sure, I will {steps[k]} carefully.", t(frame)))
-    for text in (task, f"Please {task}.", f"Could you {task}?"):
-        persistent.append(LanguageRow("user", text, "task_aug", t(0)))
-    events.append(speech_atom(f"OK, I will {task}.", t(0)))
+    return persistent, events
+
+
+def _motion_rows(ts: np.ndarray, t: Callable[[int], float], object_name: str, grasp_frame: int | None,
+                 release_frame: int | None) -> list[LanguageRow]:
+    """Motion at the start, the grasp and the release (each more than MIN_GAP_S after the one before)."""
+    n = len(ts)
     motion_frames = {0: f"move the gripper toward the {object_name}"}
     for frame, text in ((grasp_frame, "close the gripper"), (release_frame, "open the gripper")):
         if frame is not None and 0 < frame < n and float(ts[frame]) - t(max(motion_frames)) > MIN_GAP_S:
             motion_frames[frame] = text
-    for frame, text in sorted(motion_frames.items()):
-        persistent.append(LanguageRow("assistant", text, "motion", t(frame)))
+    return [LanguageRow("assistant", text, "motion", t(frame)) for frame, text in sorted(motion_frames.items())]
 
-    step = max(1, int(round(fps / vqa_hz)))
-    image_sizes = image_sizes or {}
+
+def _vqa_rows(frames: Iterable[int], t: Callable[[int], float], cameras: Sequence[str],
+              image_sizes: dict[str, tuple[int, int]], object_name: str, target_name: str,
+              rotate_cameras: bool) -> list[LanguageRow]:
+    """A question and its answer per (frame, camera), cycling through every shape, even in short episodes."""
+    events: list[LanguageRow] = []
     kinds = 0
-    for k, frame in enumerate(range(0, n, step)):
+    for k, frame in enumerate(frames):
         cams = [cameras[k % len(cameras)]] if rotate_cameras and cameras else list(cameras)
         for cam in cams:
-            qtype = VQA_QUESTION_TYPES[kinds % len(VQA_QUESTION_TYPES)]  # every shape, even in short episodes
+            qtype = VQA_QUESTION_TYPES[kinds % len(VQA_QUESTION_TYPES)]
             kinds += 1
             size = image_sizes.get(cam) or (320, 240)
             question = _QUESTIONS[qtype].format(obj=object_name, target=target_name)
             answer = json.dumps(_vqa_answer(qtype, object_name, target_name, size, k), sort_keys=True)
             events.append(LanguageRow("user", question, "vqa", t(frame), camera=cam, question_type=qtype))
             events.append(LanguageRow("assistant", answer, "vqa", t(frame), camera=cam, question_type=qtype))
-    return EpisodeAnnotations(episode_index, tuple(persistent), tuple(events))
+    return events
 
 
 def synthetic_annotations(
@@ -170,6 +196,7 @@ def synthetic_annotations(
     cameras only, as lerobot 0.6.1's validator wants (`image_cameras=True`: image-stored cameras too)."""
     from ..dataset.episodes import build_episode_rows
     from ..dataset.layout import DatasetLayout
+    from ..dataset.records import Episode
 
     layout = DatasetLayout.open(root)
     truth_path = layout.root / GROUND_TRUTH_FILE
@@ -178,8 +205,8 @@ def synthetic_annotations(
         truth = {e["episode_index"]: e for e in json.loads(truth_path.read_text())["episodes"]}
     sizes = {c.key: (c.width or 320, c.height or 240) for c in layout.cameras if not c.is_depth}
     out = []
-    for row in build_episode_rows(layout, episodes=episodes):
-        e = row["episode_index"]
+    for episode in (Episode.from_row(row) for row in build_episode_rows(layout, episodes=episodes)):
+        e = episode.episode_index
         gt = truth.get(e)
         phases = grasp = release = None
         obj, target = "object", "target"
@@ -192,8 +219,8 @@ def synthetic_annotations(
                 target = f"{gt['target']['color']} {gt['target']['kind']}"
         out.append(
             synthetic_episode(
-                e, row["timestamps"], task=row["task"] or "do the task",
-                cameras=[k for k in row["camera_keys"] if image_cameras or k in layout.video_keys],
+                e, episode.timestamps, task=episode.task or "do the task",
+                cameras=[k for k in episode.camera_keys if image_cameras or k in layout.video_keys],
                 phases=phases, grasp_frame=grasp, release_frame=release, object_name=obj, target_name=target,
                 fps=float(layout.fps), image_sizes=sizes, vqa_hz=vqa_hz, rotate_cameras=rotate_cameras,
                 interjection=interjection,

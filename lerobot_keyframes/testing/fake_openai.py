@@ -19,7 +19,8 @@ directives): it returns None (the behaviour above), a string (the answer text), 
 (``body`` a JSON value or raw bytes), or ``(status, body, seconds)`` to answer that late. ``plausible=True`` answers every request that carries a JSON schema
 with ``testing.scripted.plausible_answers`` (valid, deterministic answers).
 ``GET /v1/stats`` (and ``POST /v1/stats/reset``) expose the counters to a client in another process;
-``python -m lerobot_keyframes.testing.fake_openai --latency 0.05`` serves until killed and prints its port.
+``python -m lerobot_keyframes.testing.fake_openai --latency 0.05`` serves until stdin closes and prints its port
+(``--port P --forever``: on port P until SIGTERM, like a server that ``--vlm.serve_command`` starts).
 """
 
 from __future__ import annotations
@@ -284,12 +285,24 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--model", default="fake-model")
     parser.add_argument("--plausible", action="store_true", help="answer schema requests with plausible answers")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free one, printed)")
+    parser.add_argument("--forever", action="store_true",
+                        help="serve until SIGTERM/SIGINT, not until stdin closes (a server started by a command)")
     args = parser.parse_args()
     server = FakeOpenAIServer(model=args.model, latency=args.latency, keep_bodies=False,
-                              plausible=args.plausible).start()
+                              plausible=args.plausible, port=args.port).start()
     print(server.port, flush=True)
     try:
-        sys.stdin.read()  # serve until stdin closes (the parent exits or closes the pipe)
+        if args.forever:
+            import signal
+
+            stop = threading.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+            while not stop.wait(0.2):
+                pass
+        else:
+            sys.stdin.read()  # serve until stdin closes (the parent exits or closes the pipe)
     finally:
         server.stop()
 

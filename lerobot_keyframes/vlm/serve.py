@@ -1,5 +1,9 @@
 """``auto_serve``: start a local vLLM OpenAI-compatible server for ``model_id`` and stop it on exit.
 
+``--vlm.serve_command`` (lerobot-annotate's) replaces the started command: any OpenAI-compatible server
+(``vllm serve MODEL ...``, ``transformers serve``, ...), its ``{port}`` replaced by the server's port, else
+``--port N`` appended, exactly as lerobot-annotate binds it (per server with ``--vlm.parallel_servers``).
+
 Never reuses a server that serves another model: if the port answers with a different model list, it is an
 error. A server that already serves the requested model is reused (and left running).
 """
@@ -87,6 +91,19 @@ def vllm_server_command(cfg: VlmConfig, host: str, port: int) -> list[str]:
     return cmd
 
 
+def bind_serve_port(command: str, port: int) -> list[str]:
+    """lerobot-annotate's binding of a serve command to a port: `{port}` replaced, else `--port N` appended
+    (a command that names its own `--port` is left alone)."""
+    import shlex
+
+    if "{port}" in command:
+        return shlex.split(command.replace("{port}", str(port)))
+    tokens = shlex.split(command)
+    if not any(t == "--port" or t.startswith("--port=") for t in tokens):
+        tokens += ["--port", str(port)]
+    return tokens
+
+
 def server_env(cfg: VlmConfig) -> dict[str, str]:
     """The server's environment: ours, with `--vlm.api_key` as VLLM_API_KEY (vLLM reads it when `--api-key`
     is absent). Never argv: any local user can read a process's command line."""
@@ -138,6 +155,10 @@ class VllmServer:
     def command(self) -> list[str]:
         parsed = urlparse(self.api_base)
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        if self.cfg.serve_command:
+            cmd = bind_serve_port(self.cfg.serve_command, port)
+            _check_serve_args(cmd)  # the key goes by environment (--vlm.api_key), never argv
+            return cmd
         return vllm_server_command(self.cfg, parsed.hostname or "127.0.0.1", port)
 
     def start(self) -> VllmServer:
@@ -163,7 +184,7 @@ class VllmServer:
                 f"auto_serve: {self.api_base} already serves {existing}, not {cfg.model_id!r}; "
                 "stop that server or point --vlm.api_base at a free port"
             )
-        if importlib.util.find_spec("vllm") is None:
+        if not cfg.serve_command and importlib.util.find_spec("vllm") is None:
             raise MissingExtraError("vllm", "vllm")
         fd, log_name = tempfile.mkstemp(prefix="lerobot-keyframes-vllm-", suffix=".log")
         os.close(fd)
@@ -192,7 +213,7 @@ class VllmServer:
             code = self.process.poll()
             if code is not None:
                 raise VlmServeError(
-                    f"auto_serve: the vLLM server for {self.cfg.model_id!r} exited with code {code} before it was "
+                    f"auto_serve: the server for {self.cfg.model_id!r} exited with code {code} before it was "
                     f"ready (log {self.log_path}):\n{self._log_tail()}"
                 )
             models = served_models(self.api_base, self.cfg.api_key, timeout=1.0)
@@ -205,7 +226,7 @@ class VllmServer:
                 return
             time.sleep(0.5)
         raise VlmServeError(
-            f"auto_serve: the vLLM server for {self.cfg.model_id!r} was not ready within "
+            f"auto_serve: the server for {self.cfg.model_id!r} was not ready within "
             f"{self.cfg.serve_timeout:.0f} s (--vlm.serve_timeout; log {self.log_path}):\n{self._log_tail()}"
         )
 

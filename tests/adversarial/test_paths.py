@@ -114,7 +114,7 @@ def test_a_cache_link_into_another_repo_is_refused(tiny: Path, tmp_path: Path) -
     (snapshot / "meta" / "stolen.txt").symlink_to(os.path.relpath(other / "abc", snapshot / "meta"))
     with pytest.raises(UnsafeLinkError, match="meta/stolen.txt"):
         iter_dataset_files(snapshot)
-    with pytest.raises(UnsafeLinkError):
+    with pytest.raises(UnsafeLinkError, match="meta/stolen.txt"):
         write_language(snapshot, {}, out=tmp_path / "out", validate=False)
     assert not (tmp_path / "out").exists()
 

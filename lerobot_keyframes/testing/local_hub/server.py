@@ -1,0 +1,182 @@
+"""`LocalHub`: the server's lifecycle (a `ThreadingHTTPServer` on a free port), its tokens, fault injection
+and the record of every request it answered."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
+from typing import Any, Literal
+
+from .handler import Handler
+from .storage import LfsMode, RepoStore
+
+logger = logging.getLogger(__name__)
+
+TokenRole = Literal["write", "read"]
+ROUTES = (
+    "whoami", "validate_yaml", "create_repo", "delete_repo", "repo_info", "settings", "refs", "tree",
+    "paths_info", "preupload", "commit", "commits", "branch", "tag", "lfs_batch", "lfs_upload", "lfs_verify",
+    "resolve", "jobs",
+)
+
+
+@dataclass
+class Fault:
+    """An injected failure: answer `status`, or (`drop`) read `after_bytes` and close the connection."""
+
+    route: str
+    status: int = 500
+    message: str = "injected fault"
+    drop: bool = False
+    after_bytes: int = 0
+    remaining: int = 1
+    match: str | None = None  # only requests whose path contains this (e.g. one LFS oid, one file name)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One answered request (`status` 0: the connection was dropped on purpose)."""
+
+    method: str
+    path: str
+    route: str
+    status: int
+    user: str | None
+
+
+class LocalHub(RepoStore):
+    """An in-memory Hub served on 127.0.0.1. Entering the context starts it and yields its endpoint URL."""
+
+    TOKEN = "hf_localhub_tester_write_0123456789abcdef"
+    READ_TOKEN = "hf_localhub_tester_read_0123456789abcdef"
+    OTHER_TOKEN = "hf_localhub_other_write_0123456789abcdef"
+    USER = "tester"
+    OTHER_USER = "someone-else"
+
+    def __init__(
+        self,
+        *,
+        tokens: Mapping[str, tuple[str, TokenRole]] | None = None,
+        orgs: Mapping[str, list[str]] | None = None,
+        lfs_mode: LfsMode = "auto",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        """`tokens`: token -> (user, "write"|"read"); `orgs`: org name -> member users;
+        `lfs_mode`: "auto" (binary, big or .gitattributes-matched files go to LFS, like the Hub) or "always"."""
+        super().__init__(lfs_mode=lfs_mode)
+        self.tokens: dict[str, tuple[str, TokenRole]] = dict(
+            tokens
+            if tokens is not None
+            else {
+                self.TOKEN: (self.USER, "write"),
+                self.READ_TOKEN: (self.USER, "read"),
+                self.OTHER_TOKEN: (self.OTHER_USER, "write"),
+            }
+        )
+        self.orgs = {k: list(v) for k, v in (orgs or {}).items()}
+        self._host, self._port = host, port
+        self._faults: list[Fault] = []
+        self.requests: list[RequestRecord] = []
+        self.jobs: dict[str, dict[str, Any]] = {}
+        # what newly submitted jobs look like: their stage and the log lines GET .../logs streams
+        self.job_stage = "RUNNING"
+        self.job_logs: list[str] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the local Hub is not running (use it as a context manager or call start())")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> str:
+        if self._server is None:
+            hub = self
+
+            class BoundHandler(Handler):
+                pass
+
+            BoundHandler.hub = hub
+            self._server = ThreadingHTTPServer((self._host, self._port), BoundHandler)
+            self._server.daemon_threads = True
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name="local-hub", daemon=True)
+            self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- fault injection ------------------------------------------------------------------------
+    def fail_next(self, route: str, *, status: int = 500, times: int = 1, message: str = "injected fault",
+                  match: str | None = None) -> None:
+        """Answer the next `times` requests of `route` (see ROUTES, or "*") with `status`; with `match`, only
+        requests whose path contains it."""
+        self._check_route(route)
+        with self._lock:
+            self._faults.append(Fault(route=route, status=status, message=message, remaining=times, match=match))
+
+    def drop_next(self, route: str, *, times: int = 1, after_bytes: int = 1024, match: str | None = None) -> None:
+        """Read at most `after_bytes` of the next `times` request bodies of `route` (whose path contains `match`,
+        if given), then close the connection without answering: an upload interrupted mid-way."""
+        self._check_route(route)
+        with self._lock:
+            self._faults.append(Fault(route=route, drop=True, after_bytes=after_bytes, remaining=times, match=match))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    @staticmethod
+    def _check_route(route: str) -> None:
+        if route != "*" and route not in ROUTES:
+            raise ValueError(f"unknown route {route!r}; one of {ROUTES} or '*'")
+
+    def _take_fault(self, route: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.match is not None and fault.match not in path:
+                    continue
+                if fault.route in (route, "*") and fault.remaining > 0:
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def count(self, route: str, method: str | None = None) -> int:
+        return sum(1 for r in self.requests if r.route == route and (method is None or r.method == method))
+
+
+    def _record(self, method: str, path: str, route: str, status: int, user: str | None) -> None:
+        with self._lock:
+            self.requests.append(RequestRecord(method, path, route, status, user))
+
+
+def iter_repo_files(hub: LocalHub, repo_id: str, *, revision: str = "main", repo_type: str = "dataset") -> Iterator[str]:
+    """Paths of the files at `revision`, sorted (a test convenience)."""
+    repo = hub.repo(repo_id, repo_type)
+    with hub._lock:
+        commit = repo.resolve(revision)
+        if commit is None:
+            raise KeyError(f"{repo_id}: no revision {revision}")
+        yield from sorted(commit.files)
