@@ -55,7 +55,7 @@ def test_isolated_provider_end_to_end(damaged: Path, monkeypatch: pytest.MonkeyP
         # the job goes on: a fresh worker replaces the dead one
         again = provider.frames_at(0, [float(np.float32(3 / 30))])
         assert np.array_equal(as_hwc(again, 0), reference(clean, FRONT, 0)[3])
-        assert provider._isolation.num_workers == 1
+        assert provider.runtime().isolated().num_workers == 1
     finally:
         provider.close()
 
