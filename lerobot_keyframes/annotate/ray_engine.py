@@ -80,7 +80,7 @@ def decode_batch(batch: dict[str, Any], config: AnnotateConfig, vlm: Any) -> dic
     out = []
     if cameras:
         stage = AnnotationKeyframes(policy="uniform:1", cameras=cameras, annotate=config,
-                                    camera_key=getattr(vlm, "camera_key", None), backend=config.frame_backend)
+                                    camera_key=getattr(vlm, "camera_key", None), video_backend=config.frame_backend)
     for row in rows:
         if cameras:
             try:
