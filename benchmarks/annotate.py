@@ -32,7 +32,7 @@ def run(root: Path, backend: ScriptedBackend, parallelism: int) -> dict:
     config = AnnotateConfig(root=root, out=out, plan=PlanConfig(n_task_rephrasings=2, min_subtask_seconds=0.5),
                             executor=ExecutorConfig(episode_parallelism=parallelism, max_requests_in_flight=64))
     started = time.perf_counter()
-    result = run_annotation(config, VlmConfig(backend="openai", model_id="scripted"), backend=backend)
+    result = run_annotation(config, VlmConfig(backend="openai", model_id="scripted"), vlm=backend)
     wall = time.perf_counter() - started
     shutil.rmtree(out.parent, ignore_errors=True)
     assert not result.failures and result.validation.ok

@@ -59,20 +59,20 @@ class PerCall:
         pass
 
 
-def run(root: Path, vlm: VlmConfig, backend: Any, in_flight: int) -> dict[str, Any]:
+def run(root: Path, vlm_config: VlmConfig, vlm: Any, in_flight: int) -> dict[str, Any]:
     out = Path(tempfile.mkdtemp()) / "out"
     config = AnnotateConfig(
-        root=root, out=out, frame_backend="pyav",
+        root=root, out=out, video_backend="pyav",
         plan=PlanConfig(n_task_rephrasings=1, min_subtask_seconds=0.3, subtask_describe_first=False),
         interjections=InterjectionsConfig(interjection_min_t=0.1, interjection_window_frames=2),
         executor=ExecutorConfig(episode_parallelism=in_flight, max_requests_in_flight=64),
     )
     started = time.perf_counter()
-    result = run_annotation(config, vlm, backend=backend)
+    result = run_annotation(config, vlm_config, vlm=vlm)
     wall = time.perf_counter() - started
     shutil.rmtree(out.parent, ignore_errors=True)
     assert not result.failures, result.failures
-    sizes = backend.sizes if isinstance(backend, PerCall) else result.batches.sizes
+    sizes = vlm.sizes if isinstance(vlm, PerCall) else result.batches.sizes
     calls = sum(sizes.values())
     conversations = sum(k * n for k, n in sizes.items())
     return {"episodes": len(result.episodes), "wall_s": round(wall, 2),

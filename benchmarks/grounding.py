@@ -102,7 +102,7 @@ def run(root: Path, episodes: list[int], sigma: float, snap: bool, work: Path, e
     )
     started = time.perf_counter()
     result = run_annotation(config, VlmConfig(backend="openai", model_id="simulated"),
-                            backend=ScriptedBackend(NoisyPhases(truth, sigma, p_miss=P_MISS if errors else 0.0,
+                            vlm=ScriptedBackend(NoisyPhases(truth, sigma, p_miss=P_MISS if errors else 0.0,
                                                                 p_extra=P_EXTRA if errors else 0.0)))
     wall = time.perf_counter() - started
     assert not result.failures, result.failures

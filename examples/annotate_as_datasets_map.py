@@ -27,15 +27,15 @@ from lerobot_keyframes.vlm import VlmConfig
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "annotated-sample")
 root = lk.default_sample_dataset(episodes=2)
 config = AnnotateConfig(root=root, out=out, plan=PlanConfig(n_task_rephrasings=1))
-vlm = VlmConfig(backend="transformers", model_id=str(tiny_qwen_cached("qwen2_5_vl")), max_new_tokens=512,
-                batch_size=16)
+vlm_config = VlmConfig(backend="transformers", model_id=str(tiny_qwen_cached("qwen2_5_vl")), max_new_tokens=512,
+                       batch_size=16)
 
 episodes = lk.load_episodes(root)
 keyframes = AnnotationKeyframes.for_annotation(episodes, config)
 with_frames = episodes.map(keyframes, batched=True, batch_size=2, features=keyframes.features(episodes.features))
-annotator = Annotator(config, vlm)
+annotator = Annotator(config, vlm_config)
 annotated = with_frames.map(annotator, batched=True, batch_size=8, with_rank=True,
                             features=annotator.features(with_frames.features))
 print(annotated.select_columns(["episode_index", "annotation_error", "annotation_stats"]).to_pandas())
-result = write_annotations(annotated, config, vlm)
+result = write_annotations(annotated, config, vlm_config)
 print(result.summary())

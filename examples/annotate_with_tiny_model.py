@@ -21,8 +21,8 @@ out = Path(sys.argv[1] if len(sys.argv) > 1 else "annotated-sample")
 root = lk.default_sample_dataset(episodes=2)
 config = AnnotateConfig(root=root, out=out, only_episodes=(0, 1), plan=PlanConfig(n_task_rephrasings=2),
                         vqa=VqaConfig(vqa_emission_hz=0.5))
-vlm = VlmConfig(backend="transformers", model_id=str(tiny_qwen_cached("qwen2_5_vl")), max_new_tokens=512)
-result = run_annotation(config, vlm)
+vlm_config = VlmConfig(backend="transformers", model_id=str(tiny_qwen_cached("qwen2_5_vl")), max_new_tokens=512)
+result = run_annotation(config, vlm_config)
 print(result.summary())
 annotations, _ = read_dataset_annotations(out)
 for row in annotations[0].persistent[:4]:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from lerobot_keyframes.annotate.config import AnnotateConfig, InterjectionsConfig, PlanConfig, VqaConfig
+from lerobot_keyframes.annotate.context import AnnotationError
 from lerobot_keyframes.annotate.pipeline import run_annotation
 from lerobot_keyframes.language import read_dataset_annotations as _read
 from lerobot_keyframes.language import validate_dataset
@@ -39,7 +40,7 @@ def _config(root: Path, out: Path, **kw: Any) -> AnnotateConfig:
 def test_full_run_writes_valid_language_columns(sample_root: Path, tmp_path: Path) -> None:
     backend = ScriptedBackend(oracle)
     out = tmp_path / "out"
-    result = run_annotation(_config(sample_root, out), VLM, backend=backend)
+    result = run_annotation(_config(sample_root, out), VLM, vlm=backend)
     assert result.failures == {}
     assert result.validation.ok, result.validation.format()
     report = validate_dataset(out)
@@ -69,7 +70,7 @@ def test_each_frame_is_decoded_once_per_episode_with_or_without_the_frame_cache(
     for name, cache_mb in (("a", 64), ("b", 0)):  # quality checks off: they sample frames of their own
         config = _config(sample_root, tmp_path / name, frame_cache_mb=cache_mb, quality=QualityConfig(enabled=False))
         provider = make_frame_provider(sample_root, cache_mb=cache_mb)
-        results.append(run_annotation(config, VLM, backend=ScriptedBackend(oracle), provider=provider))
+        results.append(run_annotation(config, VLM, vlm=ScriptedBackend(oracle), provider=provider))
         providers.append(provider.stats())
     for result, stats in zip(results, providers):
         assert stats.cache.hits == 0  # nothing is asked of the provider twice
@@ -81,12 +82,12 @@ def test_each_frame_is_decoded_once_per_episode_with_or_without_the_frame_cache(
 def test_resume_skips_finished_work_and_partial_rerun_keeps_other_episodes(sample_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     first = ScriptedBackend(oracle)
-    run_annotation(_config(sample_root, out), VLM, backend=first)
+    run_annotation(_config(sample_root, out), VLM, vlm=first)
     before = read_dataset_annotations(out)
     assert first.calls > 0
 
     again = ScriptedBackend(oracle)
-    result = run_annotation(_config(sample_root, out), VLM, backend=again)
+    result = run_annotation(_config(sample_root, out), VLM, vlm=again)
     assert again.calls == 0  # everything came from staging
     assert sum(result.modules_reused.values()) == 6 and not result.modules_run
     assert read_dataset_annotations(out) == before
@@ -94,7 +95,7 @@ def test_resume_skips_finished_work_and_partial_rerun_keeps_other_episodes(sampl
     # recompute episode 1 only, with different VQA settings: episode 0 keeps its rows untouched
     partial = ScriptedBackend(oracle)
     cfg = _config(sample_root, out, only_episodes=(1,), force=True)
-    run_annotation(cfg, VLM, backend=partial)
+    run_annotation(cfg, VLM, vlm=partial)
     after = read_dataset_annotations(out)
     assert partial.calls > 0
     assert after[0] == before[0]
@@ -111,7 +112,7 @@ def test_wrong_answers_are_cleaned_or_rejected(sample_root: Path, tmp_path: Path
         return oracle(conversation, schema)
 
     out = tmp_path / "out"
-    result = run_annotation(_config(sample_root, out), VLM, backend=ScriptedBackend(sloppy))
+    result = run_annotation(_config(sample_root, out), VLM, vlm=ScriptedBackend(sloppy))
     assert result.failures == {} and validate_dataset(out).ok
     spans = [r for r in read_dataset_annotations(out)[0].persistent if r.style == "subtask"]
     assert [r.content for r in spans] == ["grab it", "place it"]
@@ -122,18 +123,18 @@ def test_wrong_answers_are_cleaned_or_rejected(sample_root: Path, tmp_path: Path
         return oracle(conversation, schema)
 
     out2 = tmp_path / "out2"
-    result = run_annotation(_config(sample_root, out2), VLM, backend=ScriptedBackend(bad_vqa))
+    result = run_annotation(_config(sample_root, out2), VLM, vlm=ScriptedBackend(bad_vqa))
     assert set(result.failures) == {0, 1}
     assert all("module vqa" in reason and "schema_mismatch" in reason for reason in result.failures.values())
-    with pytest.raises(Exception, match="module vqa"):
-        run_annotation(_config(sample_root, tmp_path / "out3", on_error="stop"), VLM, backend=ScriptedBackend(bad_vqa))
+    with pytest.raises(AnnotationError, match="module vqa.*schema_mismatch"):
+        run_annotation(_config(sample_root, tmp_path / "out3", on_error="stop"), VLM, vlm=ScriptedBackend(bad_vqa))
 
 
 def test_missing_video_fails_that_episode_with_a_clear_error(sample_copy: Path, tmp_path: Path) -> None:
     video = next((sample_copy / "videos/observation.images.wrist").rglob("*.mp4"))
     video.unlink()
     cfg = _config(sample_copy, tmp_path / "out", vqa=VqaConfig(rotate_cameras=False))
-    result = run_annotation(cfg, VLM, backend=ScriptedBackend(oracle))
+    result = run_annotation(cfg, VLM, vlm=ScriptedBackend(oracle))
     assert set(result.failures) == {0, 1}
     reason = result.failures[0]
     assert "observation.images.wrist" in reason and video.name in reason and "episode 0" in reason
@@ -143,23 +144,23 @@ def test_an_unknown_camera_key_is_an_error_before_any_work(sample_root: Path, tm
     backend = ScriptedBackend(oracle)
     with pytest.raises(ValueError, match=r"camera_key='observation.images.top' is not a camera .*front"):
         run_annotation(_config(sample_root, tmp_path / "out"), VLM.replace(camera_key="observation.images.top"),
-                       backend=backend)
+                       vlm=backend)
     assert backend.calls == 0 and not (tmp_path / "out").exists()
     wrist = run_annotation(_config(sample_root, tmp_path / "wrist"), VLM.replace(camera_key="observation.images.wrist"),
-                           backend=ScriptedBackend(oracle))
+                           vlm=ScriptedBackend(oracle))
     assert not wrist.failures
 
 
 def test_invalid_rows_are_reported_and_nothing_is_written(sample_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    run_annotation(_config(sample_root, out), VLM, backend=ScriptedBackend(oracle))
+    run_annotation(_config(sample_root, out), VLM, vlm=ScriptedBackend(oracle))
     before = {p: p.read_bytes() for p in (out / "data").rglob("*.parquet")}
     staged = out.with_name("out.staging") / "episode-000001" / "plan.jsonl"
     lines = staged.read_text().splitlines()
     row = json.loads(lines[1])
     row["timestamp"] = 0.0123  # not a frame time of the episode
     staged.write_text("\n".join([lines[0], json.dumps(row), *lines[2:]]) + "\n")
-    result = run_annotation(_config(sample_root, out), VLM, backend=ScriptedBackend(oracle))
+    result = run_annotation(_config(sample_root, out), VLM, vlm=ScriptedBackend(oracle))
     assert not result.validation.ok
     assert any(i.episode_index == 1 for i in result.validation.errors)
     assert {p: p.read_bytes() for p in (out / "data").rglob("*.parquet")} == before
@@ -169,14 +170,14 @@ def test_vqa_asks_about_video_cameras_only_unless_told(multifile_root: Path, tmp
     """lerobot 0.6.1's validator rejects VQA on an image-stored camera: annotate and validate agree."""
     from lerobot_keyframes.language.validator import ValidatorConfig
 
-    result = run_annotation(_config(multifile_root, tmp_path / "a"), VLM, backend=ScriptedBackend(oracle))
+    result = run_annotation(_config(multifile_root, tmp_path / "a"), VLM, vlm=ScriptedBackend(oracle))
     assert result.failures == {} and result.validation.ok, result.validation.format()
     cams = {r.camera for a in read_dataset_annotations(tmp_path / "a").values() for r in a.rows if r.style == "vqa"}
     assert cams and "observation.images.top" not in cams
     assert validate_dataset(tmp_path / "a").ok
 
     asked = run_annotation(_config(multifile_root, tmp_path / "b", vqa=VqaConfig(image_cameras=True, rotate_cameras=False)), VLM,
-                           backend=ScriptedBackend(oracle))
+                           vlm=ScriptedBackend(oracle))
     assert asked.validation.ok, asked.validation.format()
     cams = {r.camera for a in read_dataset_annotations(tmp_path / "b").values() for r in a.rows if r.style == "vqa"}
     assert "observation.images.top" in cams
@@ -208,7 +209,7 @@ def test_interjection_window_seconds_is_lerobots_centred_window(
                                           interjection_window_seconds=seconds),
         vqa=VqaConfig(enabled=False), quality=QualityConfig(enabled=False),
     )
-    result = run_annotation(config, VLM, backend=ScriptedBackend(record))
+    result = run_annotation(config, VLM, vlm=ScriptedBackend(record))
     assert result.failures == {} and result.validation.ok, result.validation.format()
     assert len(cues) == 2  # one boundary per episode
     assert [n for n, _ in cues] == [expected, expected]
@@ -237,7 +238,7 @@ def test_vqa_k_asks_about_k_consecutive_frames_per_tick(sample_root: Path, tmp_p
     config = AnnotateConfig(root=sample_root, out=tmp_path / "out", plan=PlanConfig(enabled=False),
                             interjections=InterjectionsConfig(enabled=False), quality=QualityConfig(enabled=False),
                             vqa=VqaConfig(K=k, rotate_cameras=rotate))
-    result = run_annotation(config, VLM, backend=ScriptedBackend(record))
+    result = run_annotation(config, VLM, vlm=ScriptedBackend(record))
     assert result.failures == {} and result.validation.ok, result.validation.format()
     total = 0
     for episode, ann in read_dataset_annotations(tmp_path / "out").items():

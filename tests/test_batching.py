@@ -149,7 +149,7 @@ def tagged(conversation: list[dict[str, Any]], schema: dict[str, Any] | None) ->
 
 def test_annotate_batches_episodes_and_never_crosses_their_answers(eight_episodes: Path, tmp_path: Path) -> None:
     engine = ScriptedEngine(tagged, latency=0.01, batch_size=8)
-    result = run_annotation(_config(eight_episodes, tmp_path / "out"), VLM, backend=engine)
+    result = run_annotation(_config(eight_episodes, tmp_path / "out"), VLM, vlm=engine)
     assert result.failures == {} and result.validation.ok, result.validation.format()
     assert engine.overlaps == 0 and len(engine.threads) == 1
     assert result.batches.mean >= 3, result.batches.summary()  # 16 episodes in flight by default
@@ -176,7 +176,7 @@ def test_a_failing_request_inside_a_batch_fails_only_its_episode(eight_episodes:
     victim_task = load_episodes(eight_episodes)["task"][3]
     engine = ScriptedEngine(tagged, latency=0.01, fail_when=lambda c: victim_task in prompt_text(c)
                             and "Ask one short question" in prompt_text(c))  # the victim's VQA requests
-    result = run_annotation(_config(eight_episodes, tmp_path / "out"), VLM, backend=engine)
+    result = run_annotation(_config(eight_episodes, tmp_path / "out"), VLM, vlm=engine)
     failed = {e for e, t in zip(*_episode_tasks(eight_episodes)) if t == victim_task}
     assert set(result.failures) == failed, result.failures
     assert all("module vqa" in m and "refused this batch" in m for m in result.failures.values())
@@ -189,7 +189,7 @@ def test_the_map_step_gives_the_rows_of_run_annotation(eight_episodes: Path, tmp
     """User's dataflow: keyframes as a datasets.map, then Annotator as a datasets.map, then the writer."""
     from lerobot_keyframes.dataset import load_episodes
 
-    reference = run_annotation(_config(eight_episodes, tmp_path / "ref"), VLM, backend=ScriptedEngine(tagged))
+    reference = run_annotation(_config(eight_episodes, tmp_path / "ref"), VLM, vlm=ScriptedEngine(tagged))
     assert reference.failures == {}
 
     config = _config(eight_episodes, tmp_path / "mapped")
@@ -198,7 +198,7 @@ def test_the_map_step_gives_the_rows_of_run_annotation(eight_episodes: Path, tmp
     with_frames = episodes.map(keyframes, batched=True, batch_size=4, features=keyframes.features(episodes.features))
     plain = pickle.loads(pickle.dumps(Annotator(config, VLM)))  # pickles as its configuration (num_proc workers)
     assert plain.keys == Annotator(config, VLM).keys and plain._engine is None
-    annotator = Annotator(config, VLM, backend=ScriptedEngine(tagged))
+    annotator = Annotator(config, VLM, vlm=ScriptedEngine(tagged))
     annotated = with_frames.map(annotator, batched=True, batch_size=4, with_rank=True,
                                 features=annotator.features(with_frames.features))
     stats = annotated["annotation_stats"]
@@ -212,7 +212,7 @@ def test_the_map_step_gives_the_rows_of_run_annotation(eight_episodes: Path, tmp
 
     # a second map over the same rows resumes from staging: no model call at all
     engine = ScriptedEngine(tagged)
-    again = with_frames.map(Annotator(config, VLM, backend=engine), batched=True, batch_size=8,
+    again = with_frames.map(Annotator(config, VLM, vlm=engine), batched=True, batch_size=8,
                             load_from_cache_file=False)
     assert engine.calls == 0 and again["language_rows"] == annotated["language_rows"]
 

@@ -37,7 +37,7 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[s
 
 def test_flag_help_is_the_comment_on_the_field(capsys: pytest.CaptureFixture[str]) -> None:
     from lerobot_keyframes.annotate.config import AnnotateConfig
-    from lerobot_keyframes.cli_flags import field_comments
+    from lerobot_keyframes.cli.flags import field_comments
 
     assert field_comments(AnnotateConfig)["frame_cache_mb"].startswith("decoded frames kept for the modules")
     with pytest.raises(SystemExit):

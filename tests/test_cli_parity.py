@@ -167,7 +167,7 @@ def test_a_full_lerobot_config_file_loads(tmp_path: Path) -> None:
     path = tmp_path / "lerobot.yaml"
     path.write_text(yaml.safe_dump(nested))
     config, vlm = annotate_configs_from_args(parse(["annotate", f"--config_path={path}"])[0])
-    assert config.frame_backend == "auto" and vlm.chat_template_kwargs == {}  # lerobot's nulls: our defaults
+    assert config.video_backend == "auto" and vlm.chat_template_kwargs == {}  # lerobot's nulls: our defaults
     assert config.plan.n_task_rephrasings == 10 and vlm.model_id == "Qwen/Qwen3.6-27B" and vlm.camera_key is None
     assert config.private is False and vlm.serve_timeout == 600.0
 
@@ -231,7 +231,8 @@ def test_lerobot_names_are_shown_next_to_ours(capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit):
         parse(["annotate", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for pair in ("--private [BOOL], --push_private [BOOL]", "--frame_backend STR, --video_backend STR",
+    backends = "{auto,torchcodec,pyav,ffmpeg}"
+    for pair in ("--private [BOOL], --push_private [BOOL]", f"--video_backend {backends}, --frame_backend {backends}",
                  "--vlm.serve_timeout FLOAT, --vlm.serve_ready_timeout_s FLOAT", "--job.flavor STR, --job.target STR"):
         assert pair in text, pair
 

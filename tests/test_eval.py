@@ -118,7 +118,7 @@ def test_eval_cli_on_an_annotated_dataset(tmp_path: Path, capsys: pytest.Capture
                          plan=PlanConfig(n_task_rephrasings=0, subtask_describe_first=False, min_subtask_seconds=0.2,
                                          snap_to_signals=False),
                          vqa=VqaConfig(vqa_emission_hz=1.0, question_types=("bbox",)))
-    result = run_annotation(cfg, VlmConfig(backend="openai", model_id="scripted"), backend=ScriptedBackend(plausible_answers))
+    result = run_annotation(cfg, VlmConfig(backend="openai", model_id="scripted"), vlm=ScriptedBackend(plausible_answers))
     assert result.failures == {}
     # against the generator's truth: plausible_answers cuts each episode in two equal halves
     assert main(["eval", str(tmp_path / "out"), "--reference", str(root / "ground_truth.json"), "--json"]) == 0

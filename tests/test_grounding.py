@@ -248,7 +248,7 @@ def test_the_pipeline_snaps_model_boundaries_onto_the_signal(grounded_root: Path
         quality=QualityConfig(enabled=False), interjections=InterjectionsConfig(enabled=False),
         vqa=VqaConfig(enabled=False),
     )
-    result = run_annotation(cfg, VlmConfig(backend="openai", model_id="scripted"), backend=ScriptedBackend(responder))
+    result = run_annotation(cfg, VlmConfig(backend="openai", model_id="scripted"), vlm=ScriptedBackend(responder))
     assert result.failures == {}
     assert any("the arm stops at" in p and "the gripper closes at" in p for p in responder.prompts)
     staging = Staging(tmp_path / "staging")

@@ -40,7 +40,7 @@ def test_annotate_from_hub_and_push(local_hub, hub_source: str, tmp_path: Path) 
     source_commits = len(local_hub.commits(SOURCE))
     cfg = _config(tmp_path, "out", new_repo_id="tester/annotated", push_to_hub=True,
                   push_commit_message="Annotate with the scripted model")  # lerobot-annotate's flag
-    result = run_annotation(cfg, VLM, backend=ScriptedBackend(oracle))
+    result = run_annotation(cfg, VLM, vlm=ScriptedBackend(oracle))
     assert result.validation.ok and result.push is not None
     assert "Annotate with the scripted model" in [c.title for c in local_hub.commits("tester/annotated")]
     files = set(local_hub_files(local_hub, "tester/annotated"))
@@ -66,7 +66,7 @@ def local_hub_files(local_hub, repo_id: str) -> list[str]:
 
 def test_three_shards_plus_merge_equal_the_unsharded_run(local_hub, hub_source: str, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    whole = run_annotation(_config(tmp_path, "whole"), VLM, backend=ScriptedBackend(oracle))
+    whole = run_annotation(_config(tmp_path, "whole"), VLM, vlm=ScriptedBackend(oracle))
     assert whole.validation.ok
     expected, _ = read_dataset_annotations(tmp_path / "whole")
 
@@ -80,7 +80,7 @@ def test_three_shards_plus_merge_equal_the_unsharded_run(local_hub, hub_source: 
         monkeypatch.setenv(SHARD_ENV, f"{shard.index}/{len(shards)}")
         cfg = _config(tmp_path, f"shard{shard.index}", only_episodes=tuple(shard.episodes), new_repo_id="tester/work",
                       push_to_hub=True, push_branch=branch, push_staging_only=True)
-        result = run_annotation(cfg, VLM, backend=ScriptedBackend(oracle))
+        result = run_annotation(cfg, VLM, vlm=ScriptedBackend(oracle))
         assert result.push and not (tmp_path / f"shard{shard.index}").exists()  # no dataset written by a shard
         branches.append(branch)
     outcome = run_merge(MergeConfig(repo_id=SOURCE, work_repo_id="tester/work", new_repo_id="tester/merged",

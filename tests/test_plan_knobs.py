@@ -80,14 +80,14 @@ def test_seeded_relabel_asks_once_per_span_and_its_labels_replace_the_seeds(samp
         return seeded(conversation, schema)
 
     first = Recording(seeded)
-    run_annotation(_config(sample_root, tmp_path / "seed"), VLM, backend=first)
+    run_annotation(_config(sample_root, tmp_path / "seed"), VLM, vlm=first)
     assert not any("label" in keys for batch in first.batches for keys in batch)  # off by default: no pass
     seeds = _rows(tmp_path / "seed", "subtask")
     assert {ep: [r.content for r in rows] for ep, rows in seeds.items()} == {0: list(SEEDS), 1: list(SEEDS)}
 
     backend = Recording(responder)
     result = run_annotation(_config(sample_root, tmp_path / "out", subtask_seeded_relabel=True,
-                                    subtask_relabel_frames=3), VLM, backend=backend)
+                                    subtask_relabel_frames=3), VLM, vlm=backend)
     assert result.failures == {} and result.validation.ok, result.validation.format()
     subtasks = _rows(tmp_path / "out", "subtask")
     # exactly one more call per span, and the relabel pass's labels replace the seeds; boundaries stay
@@ -130,7 +130,7 @@ def test_task_aug_axes_replace_the_rephrasings_with_lerobots_counts(sample_root:
 
     out = tmp_path / "out"
     result = run_annotation(_config(sample_root, out, task_aug_axes=axes, n_task_rephrasings=4), VLM,
-                            backend=ScriptedBackend(responder))
+                            vlm=ScriptedBackend(responder))
     assert result.failures == {} and result.validation.ok, result.validation.format()
     assert len(asked) == 2  # one call per episode
     text, schema = asked[0]
@@ -153,12 +153,12 @@ def test_task_aug_axes_replace_the_rephrasings_with_lerobots_counts(sample_root:
 
 def test_rephrasings_rows_are_the_task_and_n_rephrasings(sample_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    run_annotation(_config(sample_root, out, n_task_rephrasings=2), VLM, backend=ScriptedBackend(plausible_answers))
+    run_annotation(_config(sample_root, out, n_task_rephrasings=2), VLM, vlm=ScriptedBackend(plausible_answers))
     for rows in _rows(out, "task_aug").values():
         contents = [r.content for r in rows]
         assert len(contents) == 3 and {"move the cube onto the pad", "put the cube on the pad"} < set(contents)
     none = tmp_path / "none"
-    run_annotation(_config(sample_root, none, n_task_rephrasings=0), VLM, backend=ScriptedBackend(plausible_answers))
+    run_annotation(_config(sample_root, none, n_task_rephrasings=0), VLM, vlm=ScriptedBackend(plausible_answers))
     assert all(rows == [] for rows in _rows(none, "task_aug").values())
 
 
@@ -171,7 +171,7 @@ def test_contact_sheet_quality_changes_the_images_and_the_bytes_sent(sample_root
             return plausible_answers(conversation, schema)
 
         run_annotation(_config(sample_root, tmp_path / f"s{quality}", contact_sheet_quality=quality), VLM,
-                       backend=ScriptedBackend(responder))
+                       vlm=ScriptedBackend(responder))
     assert len(seen[10]) == 2 and seen[10].keys() == seen[95].keys()
     for prompt, low in seen[10].items():  # the same sheets, other pixels
         high = seen[95][prompt]

@@ -144,16 +144,16 @@ def test_skip_bad_episodes_leaves_them_out_of_the_run(good_root: Path, tmp_path:
     backend = ScriptedBackend(plausible_answers)
     common = dict(plan=PlanConfig(n_task_rephrasings=0, subtask_describe_first=False, min_subtask_seconds=0.2),
                   interjections=InterjectionsConfig(enabled=False), vqa=VqaConfig(enabled=False))
-    vlm = VlmConfig(backend="openai", model_id="scripted")
-    kept = run_annotation(AnnotateConfig(root=root, out=tmp_path / "a", **common), vlm, backend=backend)
+    vlm_config = VlmConfig(backend="openai", model_id="scripted")
+    kept = run_annotation(AnnotateConfig(root=root, out=tmp_path / "a", **common), vlm_config, vlm=backend)
     assert kept.failures == {} and [f.kind for f in kept.quality[1]] == ["black_camera"]
     assert "quality: episode 1, camera observation.images.front" in kept.summary()
     provenance = json.loads((tmp_path / "a/meta/annotation_provenance.json").read_text())
     assert provenance["quality"]["1"][0]["kind"] == "black_camera"
     calls = backend.calls
     skipped = run_annotation(
-        AnnotateConfig(root=root, out=tmp_path / "b", quality=QualityConfig(skip_bad_episodes=True), **common), vlm,
-        backend=backend)
+        AnnotateConfig(root=root, out=tmp_path / "b", quality=QualityConfig(skip_bad_episodes=True), **common), vlm_config,
+        vlm=backend)
     # a skipped episode is not a failed one (that would fail `validate`): reported as skipped, with the reason
     assert skipped.failures == {} and list(skipped.skipped) == [1] and "skip_bad_episodes" in skipped.skipped[1]
     assert "skipped episode 1" in skipped.summary()

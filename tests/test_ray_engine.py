@@ -135,12 +135,12 @@ def four_episodes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_killed_vlm_actor_loses_and_duplicates_nothing(local_ray: Any, four_episodes: Path, tmp_path: Path) -> None:
     from lerobot_keyframes.annotate.ray_engine import run_annotation_ray
 
-    reference = run_annotation(_config(four_episodes, tmp_path / "local"), SCRIPTED, backend=ScriptedBackend(oracle))
+    reference = run_annotation(_config(four_episodes, tmp_path / "local"), SCRIPTED, vlm=ScriptedBackend(oracle))
     assert reference.failures == {}
 
     marker = tmp_path / "crashed"
     cfg = _config(four_episodes, tmp_path / "ray", executor=ExecutorConfig(episode_parallelism=1))
-    result = run_annotation_ray(cfg, SCRIPTED, num_vlm_actors=2, backend_factory=scripted_factory(CrashOnce(marker, 5)),
+    result = run_annotation_ray(cfg, SCRIPTED, num_vlm_actors=2, vlm_factory=scripted_factory(CrashOnce(marker, 5)),
                                 **RAY_KW)
     assert marker.exists()  # an actor did die
     assert result.failures == {} and result.validation.ok
@@ -155,13 +155,13 @@ def test_resume_after_an_interrupted_driver_skips_finished_work(local_ray: Any, 
     from lerobot_keyframes.annotate.ray_engine import run_annotation_ray
 
     out = tmp_path / "out"
-    first = run_annotation_ray(_config(sample_root, out), SCRIPTED, backend_factory=scripted_factory(), **RAY_KW)
+    first = run_annotation_ray(_config(sample_root, out), SCRIPTED, vlm_factory=scripted_factory(), **RAY_KW)
     assert first.failures == {} and first.stats.calls > 0
     before = _annotations(out)
 
     # the driver died before episode 1's VQA was staged: only that module runs again
     (tmp_path / "out.staging" / "episode-000001" / "vqa.jsonl").unlink()
-    again = run_annotation_ray(_config(sample_root, out), SCRIPTED, backend_factory=scripted_factory(), **RAY_KW)
+    again = run_annotation_ray(_config(sample_root, out), SCRIPTED, vlm_factory=scripted_factory(), **RAY_KW)
     assert dict(again.modules_run) == {"vqa": 1}
     assert dict(again.modules_reused) == {"plan": 2, "interjections": 2, "vqa": 1}
     assert 0 < again.stats.calls < first.stats.calls
@@ -170,10 +170,10 @@ def test_resume_after_an_interrupted_driver_skips_finished_work(local_ray: Any, 
     # everything staged: no episode goes to Ray, no model call; the local engine agrees with the staging
     via_config = _config(sample_root, out, executor=ExecutorConfig(engine="ray"),
                          ray=RayConfig(cpu_workers=1, num_cpus_per_actor=0.5))
-    done = run_annotation(via_config, SCRIPTED, backend=ScriptedBackend(oracle))  # dispatches to the Ray engine
+    done = run_annotation(via_config, SCRIPTED, vlm=ScriptedBackend(oracle))  # dispatches to the Ray engine
     assert done.stats.calls == 0 and not done.modules_run and sum(done.modules_reused.values()) == 6
     backend = ScriptedBackend(oracle)
-    run_annotation(_config(sample_root, out), SCRIPTED, backend=backend)
+    run_annotation(_config(sample_root, out), SCRIPTED, vlm=backend)
     assert backend.calls == 0 and _annotations(out) == before
 
 
@@ -195,13 +195,13 @@ def test_quality_checks_run_before_ray_and_skip_bad_episodes(local_ray: Any, tmp
     small = {"interjections": InterjectionsConfig(enabled=False), "vqa": VqaConfig(enabled=False),
              "plan": PlanConfig(n_task_rephrasings=0, subtask_describe_first=False, min_subtask_seconds=0.2)}
     kept = run_annotation_ray(AnnotateConfig(root=root, out=tmp_path / "a", **small), SCRIPTED,
-                              backend_factory=scripted_factory(), **RAY_KW)
+                              vlm_factory=scripted_factory(), **RAY_KW)
     assert kept.failures == {} and kept.skipped == {} and list(kept.quality) == [1]
     assert [f.kind for f in kept.quality[1]] == ["black_camera"]
     assert kept.modules_run["plan"] == 3
     skipped = run_annotation_ray(
         AnnotateConfig(root=root, out=tmp_path / "b", quality=QualityConfig(skip_bad_episodes=True), **small),
-        SCRIPTED, backend_factory=scripted_factory(), **RAY_KW)
+        SCRIPTED, vlm_factory=scripted_factory(), **RAY_KW)
     assert skipped.failures == {} and list(skipped.skipped) == [1] and "skip_bad_episodes" in skipped.skipped[1]
     assert skipped.modules_run["plan"] == 2 and skipped.validation.ok, skipped.validation.format()
     assert "skipped episode 1" in skipped.summary()
@@ -242,6 +242,6 @@ def test_stages_without_ray_decode_once_and_stage_like_the_local_engine(sample_r
     assert all([s.module for s in o.staged] == ["plan", "interjections", "vqa"] for o in outcomes)
 
     reference = tmp_path / "local"
-    run_annotation(_config(sample_root, reference), SCRIPTED, backend=ScriptedBackend(oracle))
+    run_annotation(_config(sample_root, reference), SCRIPTED, vlm=ScriptedBackend(oracle))
     for path in sorted((tmp_path / "local.staging").rglob("*.jsonl")):
         assert (run.staging.dir / path.relative_to(tmp_path / "local.staging")).read_text() == path.read_text()

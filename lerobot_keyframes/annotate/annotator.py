@@ -2,8 +2,9 @@
 
     episodes = lk.load_episodes(root)
     frames = episodes.map(AnnotationKeyframes.for_annotation(episodes, config), batched=True)  # optional
-    annotated = frames.map(Annotator(config, vlm), batched=True, batch_size=64, with_rank=True, num_proc=n_gpus)
-    write_annotations(annotated, config, vlm)
+    annotated = frames.map(Annotator(config, vlm_config), batched=True, batch_size=64, with_rank=True,
+                           num_proc=n_gpus)
+    write_annotations(annotated, config, vlm_config)
 
 Each call annotates the episodes of its batch concurrently (an in-process engine gets them as batches),
 staging every module so a re-run resumes, and returns each episode's language rows as typed columns.
@@ -19,10 +20,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import AnnotateConfig
 from .engine import EpisodeOutcome, annotate_rows
+
+if TYPE_CHECKING:
+    from datasets import Features
+
+    from ..frames import FrameProvider
+    from ..vlm import VlmBackend, VlmConfig
 
 logger = logging.getLogger(__name__)
 
@@ -80,17 +87,23 @@ def rows_from_column(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
 class Annotator:
     """Episode rows in, the same rows plus `language_rows`, `annotation_error`, `annotation_stats` out.
 
-    `staging_dir`: where modules are staged (default: beside `config.out`). `backend`: a ready backend
-    (else built from `vlm` in the worker, on `cuda:<rank>` when ranked); it is wrapped in a
-    `BatchingScheduler` when it is an in-process engine. `provider`: a frame provider (else built from
-    the rows). `keys`: staging keys (else `module_keys(config, vlm)`).
+    Args:
+        config: the run's `AnnotateConfig` (modules, staging, on_error, video decoder).
+        vlm_config: the model and how to run it; it keys the staged work, and builds the VLM when `vlm`
+            is not given (in the worker, on `cuda:<rank>` when ranked).
+        staging_dir: where modules are staged (default: beside `config.out`, as `run_annotation` does).
+        vlm: a ready VLM (default: built from `vlm_config`). An in-process engine is wrapped in a
+            `BatchingScheduler` so the batch's episodes share its batches.
+        provider: a frame provider (default: built from the rows, closed after each call).
+        keys: staging keys (default: `module_keys(config, vlm_config)`).
+        progress: one progress display per call (a bar on a terminal, log lines in a log file).
     """
 
     config: AnnotateConfig
-    vlm: Any
+    vlm_config: VlmConfig
     staging_dir: str | Path | None = None
-    backend: Any = None
-    provider: Any = None
+    vlm: VlmBackend | None = None
+    provider: FrameProvider | None = None
     keys: dict[str, str] | None = None
     progress: bool = False  # one progress display per call (a bar on a terminal, log lines in a log file)
 
@@ -104,21 +117,20 @@ class Annotator:
             self.staging_dir = self.config.staging_dir or default_staging_dir(default_output_root(self.config, root))
         self.staging_dir = Path(self.staging_dir)
         if self.keys is None:
-            self.keys = module_keys(self.config, self.vlm)
-        self._engine: Any = None
+            self.keys = module_keys(self.config, self.vlm_config)
+        self._engine: VlmBackend | None = None
         self._engine_rank: int | None = None
 
-    # -- pickling: configuration (and a given, picklable backend) only --------------------------------
+    # -- pickling: configuration (and a given, picklable VLM) only ------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config, "vlm": self.vlm, "staging_dir": self.staging_dir, "keys": self.keys,
-                "backend": getattr(self.backend, "backend", self.backend), "provider": None,
-                "progress": self.progress}
+        return {"config": self.config, "vlm_config": self.vlm_config, "staging_dir": self.staging_dir,
+                "keys": self.keys, "vlm": _unwrapped(self.vlm), "provider": None, "progress": self.progress}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._engine, self._engine_rank = None, None
 
-    def features(self, input_features: Mapping[str, Any] | None = None) -> Any:
+    def features(self, input_features: Mapping[str, Any] | None = None) -> Features:
         from datasets import Features
 
         return Features({**dict(input_features or {}), **annotation_features()})
@@ -150,10 +162,10 @@ class Annotator:
         from .staging import Staging
         from .vqa import detect_family
 
-        backend = self._backend(rank)
+        vlm = self._vlm(rank)
         provider = self.provider
         if provider is None:
-            provider = make_frame_provider(rows, video_backend=self.config.frame_backend,
+            provider = make_frame_provider(rows, video_backend=self.config.video_backend,
                                            cache_mb=self.config.frame_cache_mb)
         root = rows[0].get("root") if rows else None  # staged work is checked against these episodes' inputs
         staging = Staging(self.staging_dir, inputs=episodes_inputs(rows, root, source_identity(self.config)))
@@ -165,39 +177,46 @@ class Annotator:
                 progress.advance(module)
 
         try:
-            return await annotate_rows(rows, config=self.config, backend=backend, provider=provider,
+            return await annotate_rows(rows, config=self.config, vlm=vlm, provider=provider,
                                        keys=dict(self.keys or {}), staging=staging,
-                                       model_family=detect_family(getattr(self.vlm, "model_id", None)),
+                                       model_family=detect_family(self.vlm_config.model_id),
                                        on_done=done)
         finally:
             progress.close()
-            if backend is not None and hasattr(backend, "aclose"):
-                await backend.aclose()  # clients bound to this loop go with it
+            if vlm is not None and hasattr(vlm, "aclose"):
+                await vlm.aclose()  # clients bound to this loop go with it
             if self.provider is None and hasattr(provider, "close"):
                 provider.close()
 
-    def _backend(self, rank: int | None) -> Any:
-        """The engine for this worker: the given backend, or one built from `vlm` (on this rank's GPU)."""
+    def _vlm(self, rank: int | None) -> VlmBackend | None:
+        """The VLM for this worker: the given one, or one built from `vlm_config` (on this rank's GPU)."""
         from ..vlm.batching import wrap_in_process
 
         if self._engine is not None and self._engine_rank == rank:
             return self._engine
         if not self.config.asks_model:
             return None
-        backend = self.backend
-        if backend is None:
+        vlm = self.vlm
+        if vlm is None:
             from ..vlm import make_backend
 
-            backend = make_backend(vlm_for_rank(self.vlm, rank))
-        self._engine, self._engine_rank = wrap_in_process(backend), rank
+            vlm = make_backend(vlm_for_rank(self.vlm_config, rank))
+        self._engine, self._engine_rank = wrap_in_process(vlm), rank
         return self._engine
 
 
-def vlm_for_rank(vlm: Any, rank: int | None) -> Any:
-    """`vlm` placed on GPU `rank % n` for a ranked datasets.map worker (transformers: `device`; vLLM: the
-    worker sees that one GPU); unchanged without a rank or a GPU."""
-    if rank is None or getattr(vlm, "backend", None) not in ("transformers", "vllm"):
-        return vlm
+def _unwrapped(vlm: VlmBackend | None) -> VlmBackend | None:
+    """The engine inside a `BatchingScheduler` (the scheduler's threads do not pickle; the engine may)."""
+    from ..vlm.batching import BatchingScheduler
+
+    return vlm.vlm if isinstance(vlm, BatchingScheduler) else vlm
+
+
+def vlm_for_rank(vlm_config: VlmConfig, rank: int | None) -> VlmConfig:
+    """`vlm_config` placed on GPU `rank % n` for a ranked datasets.map worker (transformers: `device`; vLLM:
+    the worker sees that one GPU); unchanged without a rank or a GPU."""
+    if rank is None or vlm_config.backend not in ("transformers", "vllm"):
+        return vlm_config
     try:
         import torch
 
@@ -205,9 +224,9 @@ def vlm_for_rank(vlm: Any, rank: int | None) -> Any:
     except Exception:  # noqa: BLE001 - no torch CUDA: nothing to place
         n = 0
     if n == 0:
-        return vlm
+        return vlm_config
     gpu = rank % n
-    if vlm.backend == "vllm":
+    if vlm_config.backend == "vllm":
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", str(gpu))  # before the engine starts in this worker
-        return vlm
-    return replace(vlm, device=f"cuda:{gpu}") if vlm.device in ("auto", "cuda") else vlm
+        return vlm_config
+    return replace(vlm_config, device=f"cuda:{gpu}") if vlm_config.device in ("auto", "cuda") else vlm_config

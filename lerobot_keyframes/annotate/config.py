@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
-QUESTION_TYPES = ("bbox", "keypoint", "count", "attribute", "spatial")
-FRAME_BACKENDS = ("auto", "torchcodec", "pyav", "ffmpeg")
+from ..language.vocabulary import VQA_QUESTION_TYPES, QuestionType
+
+# The option sets of the configs below: each a `Literal` (the flags show them as {a,b,...}), checked on creation.
+DeriveTaskFromVideo = Literal["off", "if_short", "always"]
+PlanKeyframePolicy = Literal["fps", "motion+fps"]
+OnError = Literal["skip", "stop"]
+ExecutorEngine = Literal["local", "ray"]
+VideoBackend = Literal["auto", "torchcodec", "pyav", "ffmpeg"]  # the video decoder (frames/: auto falls back)
+VIDEO_BACKENDS: tuple[VideoBackend, ...] = get_args(VideoBackend)
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,7 @@ class PlanConfig:
 
     enabled: bool = True  # run the plan module: subtask, plan, memory and task_aug rows
     n_task_rephrasings: int = 4  # task_aug rows at the first frame: the task and this many rephrasings (0: none)
-    derive_task_from_video: str = "if_short"  # off | if_short | always
+    derive_task_from_video: DeriveTaskFromVideo = "if_short"  # off | if_short | always
     derive_task_min_words: int = 3  # if_short: a task with fewer words (or a placeholder) is derived from the video
     frames_per_second: float = 2.0  # sampling rate (Hz) of the frames put on the contact sheets
     max_frames_per_prompt: int = 40  # sampled frames per segmentation window (one describe + segment prompt each)
@@ -44,7 +52,7 @@ class PlanConfig:
     subtask_describe_first: bool = True  # ask for a description of each window before segmenting it (one more call)
     emit_plan: bool = True  # write a plan row (the remaining steps) at each subtask start
     emit_memory: bool = True  # write memory rows (what is done so far) at each subtask start after the first
-    keyframe_policy: str = "fps"  # "fps" (frames_per_second) or "motion+fps": add gripper/pause keyframes
+    keyframe_policy: PlanKeyframePolicy = "fps"  # "fps" (frames_per_second) or "motion+fps": add gripper/pause keyframes
     contact_sheet_quality: int = 84  # JPEG quality (1-100) the contact sheets are compressed at before the model sees them
     subtask_seeded_relabel: bool = False  # relabel each span from the previous/own/next span's sheets (one more call per span)
     subtask_relabel_frames: int = 5  # frames per span sheet in the relabel pass (with subtask_seeded_relabel)
@@ -72,7 +80,7 @@ class VqaConfig:
 
     enabled: bool = True  # run the VQA module: question and answer event rows
     vqa_emission_hz: float = 1.0  # VQA ticks per second of episode
-    question_types: tuple[str, ...] = QUESTION_TYPES  # comma-separated types, one drawn per question (seeded)
+    question_types: tuple[QuestionType, ...] = VQA_QUESTION_TYPES  # comma-separated types, one drawn per question (seeded)
     restrict_to_default_camera: bool = False  # ask about the default camera only (--vlm camera key, else the first)
     # lerobot 0.6.1's validator rejects VQA on cameras stored as images in the parquet: video cameras only by default
     image_cameras: bool = False  # also ask about image-stored cameras (validate with --vqa_on_image_cameras=true)
@@ -112,7 +120,7 @@ class ExecutorConfig:
     # (in-process: 2 x --vlm.batch_size or --vlm.max_num_seqs, at most 64; servers: --vlm.client_concurrency)
     episode_parallelism: int | None = None
     max_requests_in_flight: int = 32  # model requests in flight at once (ray: per actor)
-    engine: str = "local"  # local: this process; ray: Ray Data (see RayConfig, docs/ray.md)
+    engine: ExecutorEngine = "local"  # local: this process; ray: Ray Data (see RayConfig, docs/ray.md)
 
 
 @dataclass(frozen=True)
@@ -120,11 +128,11 @@ class RayConfig:
     """`--executor.engine=ray`: where the Ray cluster is and how many workers of each kind to use.
 
     `address=None` starts a local Ray instance (or joins the one this process already started); "auto"
-    joins a running cluster. VLM actors hold one backend each; CPU workers decode the frames they need.
+    joins a running cluster. VLM actors hold one VLM each; CPU workers decode the frames they need.
     """
 
     address: str | None = None  # Ray cluster to join (auto, ray://host:port); unset: the running or a new local Ray
-    num_vlm_actors: int = 1  # VLM actors, each holding one model backend
+    num_vlm_actors: int = 1  # VLM actors, each holding one model (its own engine or server client)
     num_gpus_per_actor: float = 0.0  # GPUs reserved per VLM actor (fractions allowed)
     num_cpus_per_actor: float = 1.0  # CPUs reserved per VLM actor
     cpu_workers: int = 2  # CPU tasks decoding frames ahead of the VLM actors
@@ -135,7 +143,7 @@ class AnnotateConfig:
     """A whole annotation run. `root` or `repo_id` names the source; output goes to `out` unless in place."""
 
     # lerobot-annotate's names for the same knobs (accepted as flags and in --config_path files).
-    FLAG_ALIASES: ClassVar[dict[str, str]] = {"push_private": "private", "video_backend": "frame_backend"}
+    FLAG_ALIASES: ClassVar[dict[str, str]] = {"push_private": "private", "frame_backend": "video_backend"}
 
     repo_id: str | None = None  # source dataset on the Hub (user/name); --root wins when both are set
     root: Path | None = None  # source dataset root on disk
@@ -157,8 +165,8 @@ class AnnotateConfig:
     # true: an annotated episode's rows are all replaced by this run's
     replace_existing: bool = False  # replace every existing language row of the annotated episodes
     skip_validation: bool = False  # write despite validation errors, except structural ones (row placement)
-    on_error: str = "skip"  # skip: report the episode and go on; stop: abort the run
-    frame_backend: str = "auto"  # video decoder: auto|torchcodec|pyav|ffmpeg (auto falls back in that order, per file)
+    on_error: OnError = "skip"  # skip: report the episode and go on; stop: abort the run
+    video_backend: VideoBackend = "auto"  # video decoder (auto falls back torchcodec, pyav, ffmpeg, per file)
     frame_cache_mb: int = 64  # decoded frames kept for the modules that ask for the same keyframes
     plan: PlanConfig = field(default_factory=PlanConfig)
     interjections: InterjectionsConfig = field(default_factory=InterjectionsConfig)
@@ -176,21 +184,13 @@ class AnnotateConfig:
     def __post_init__(self) -> None:
         if self.root is None and self.repo_id is None:
             raise ValueError("set --root (a local dataset) or --repo_id (a Hub dataset)")
-        if self.executor.engine not in ("local", "ray"):
-            raise ValueError(f"--executor.engine must be 'local' or 'ray', got {self.executor.engine!r}")
+        check_options(self)
         if self.push_to_hub and not (self.new_repo_id or (self.repo_id and self.allow_source_overwrite)):
             raise ValueError("--push_to_hub=true needs --new_repo_id=<user/name> (or --allow_source_overwrite=true)")
         if self.push_staging_only and not (self.push_to_hub and self.push_branch):
             raise ValueError("--push_staging_only=true needs --push_to_hub=true and --push_branch=<branch>")
-        if self.on_error not in ("skip", "stop"):
-            raise ValueError(f"--on_error must be 'skip' or 'stop', got {self.on_error!r}")
         if self.frame_cache_mb < 0:
             raise ValueError(f"--frame_cache_mb must be >= 0, got {self.frame_cache_mb}")
-        if self.plan.derive_task_from_video not in ("off", "if_short", "always"):
-            raise ValueError("--plan.derive_task_from_video must be off, if_short or always")
-        if self.frame_backend not in FRAME_BACKENDS:
-            raise ValueError(f"--frame_backend (--video_backend) must be one of {', '.join(FRAME_BACKENDS)}, "
-                             f"got {self.frame_backend!r}")
         seconds = self.interjections.interjection_window_seconds
         if seconds is not None and not seconds >= 0:
             raise ValueError(f"--interjections.interjection_window_seconds must be >= 0, got {seconds}")
@@ -201,9 +201,34 @@ class AnnotateConfig:
                              f"{self.plan.contact_sheet_quality}")
         if not self.plan.snap_tolerance_s >= 0:
             raise ValueError(f"--plan.snap_tolerance_s must be >= 0, got {self.plan.snap_tolerance_s}")
-        unknown = set(self.vqa.question_types) - set(QUESTION_TYPES)
-        if unknown:
-            raise ValueError(f"--vqa.question_types: unknown {sorted(unknown)}; known {list(QUESTION_TYPES)}")
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+def _check_option(flag: str, value: Any, options: Any) -> None:
+    allowed = get_args(options)
+    if value not in allowed:
+        raise ValueError(f"--{flag} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+
+
+def check_options(config: Any, prefix: str = "") -> None:
+    """Every `Literal` field of a config dataclass (and of the configs nested in it) holds one of its options.
+
+    A tuple of a `Literal` (`vqa.question_types`) is checked item by item. The error names the flag."""
+    hints = _type_hints(type(config))
+    for f in dataclasses.fields(config):
+        tp, value, flag = hints[f.name], getattr(config, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(tp):
+            check_options(value, f"{flag}.")
+        elif get_origin(tp) is Literal:
+            _check_option(flag, value, tp)
+        elif get_origin(tp) is tuple and get_args(tp) and get_origin(get_args(tp)[0]) is Literal:
+            unknown = [v for v in value if v not in get_args(get_args(tp)[0])]
+            if unknown:
+                raise ValueError(f"--{flag}: unknown {unknown}; known {list(get_args(get_args(tp)[0]))}")
 
 
 def config_hash(*parts: Any) -> str:

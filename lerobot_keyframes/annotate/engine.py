@@ -15,7 +15,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..vlm.errors import VlmRequestError
 from ..vlm.jsonparse import bounded
@@ -28,6 +28,10 @@ from .motion import run_motion
 from .plan import run_plan
 from .staging import StagedModule, Staging
 from .vqa import run_vqa
+
+if TYPE_CHECKING:
+    from ..frames import FrameProvider
+    from ..vlm import VlmBackend
 
 logger = logging.getLogger(__name__)
 
@@ -50,15 +54,15 @@ class EpisodeOutcome:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def episodes_in_flight(config: AnnotateConfig, backend: Any) -> int:
+def episodes_in_flight(config: AnnotateConfig, vlm: VlmBackend | None) -> int:
     """`--executor.episode_parallelism`, or by default enough episodes for the engine's batches to fill:
     twice the batch limit of an in-process engine (capped at 64), the client concurrency of a server."""
     if config.executor.episode_parallelism is not None:
         return max(1, config.executor.episode_parallelism)
-    max_batch = getattr(backend, "max_batch", None)
+    max_batch = getattr(vlm, "max_batch", None)
     if max_batch is not None:
         return max(8, min(IN_PROCESS_MAX_EPISODES, 2 * int(max_batch)))
-    concurrency = getattr(getattr(backend, "config", None), "client_concurrency", None)
+    concurrency = getattr(getattr(vlm, "config", None), "client_concurrency", None)
     return max(8, int(concurrency or 8))
 
 
@@ -154,8 +158,8 @@ async def annotate_rows(
     rows: Sequence[dict[str, Any]],
     *,
     config: AnnotateConfig,
-    backend: Any,
-    provider: Any,
+    vlm: VlmBackend | None,
+    provider: FrameProvider,
     keys: dict[str, str],
     staging: Staging,
     model_family: str,
@@ -165,18 +169,19 @@ async def annotate_rows(
 
     A row's keyframe columns (`AnnotationKeyframes`) are used as its frames; anything else is decoded
     through `provider`. With `on_error="skip"` a failed episode is reported in its outcome and the
-    others go on; with "stop" the first failure is raised (after staging its error).
+    others go on; with "stop" the first failure is raised (after staging its error). `vlm` answers the
+    modules' questions (None only when no enabled module asks the model).
     """
-    in_flight = episodes_in_flight(config, backend)
+    in_flight = episodes_in_flight(config, vlm)
     episodes = asyncio.Semaphore(in_flight)
     requests = asyncio.Semaphore(max(config.executor.max_requests_in_flight, in_flight))
-    caller = getattr(backend, "caller", None)
+    caller = getattr(vlm, "caller", None)
 
     async def one(row: dict[str, Any]) -> EpisodeOutcome:
         e = int(row["episode_index"])
         outcome = EpisodeOutcome(e)
         async with episodes:
-            ctx = EpisodeContext(episode=row, config=config, provider=provider, backend=backend,
+            ctx = EpisodeContext(episode=row, config=config, provider=provider, backend=vlm,
                                  requests=requests, stats=outcome.stats, model_family=model_family,
                                  frames=EpisodeFrames.for_row(row, provider))
             registered = caller() if caller is not None else contextlib.nullcontext()

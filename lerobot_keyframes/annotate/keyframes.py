@@ -172,7 +172,7 @@ class AnnotationKeyframes(KeyframeTransform):
         keys = list(dict.fromkeys(k for row_keys in episodes["camera_keys"] for k in row_keys))
         if not keys:
             raise ValueError("the dataset has no cameras to take keyframes from")
-        options.setdefault("video_backend", config.frame_backend)  # the run's --video_backend
+        options.setdefault("video_backend", config.video_backend)  # the run's --video_backend
         return cls(policy="uniform:1", cameras=tuple(keys), annotate=config, camera_key=camera_key, **options)
 
     def output_columns(self) -> list[str]:

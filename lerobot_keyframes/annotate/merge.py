@@ -10,12 +10,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from .config import AnnotateConfig
 from .pipeline import assemble_rows
 from .staging import Staging
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
+
+    from ..language import ValidationReport
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +34,11 @@ class MergeConfig:
     work_repo_id: str | None = None  # where the shard branches are (else from the run file / new_repo_id)
     new_repo_id: str | None = None  # the final dataset (else from the run file)
     branches: tuple[str, ...] = ()  # shard branches (else from the run file)
-    out: Path = Path("merged")
-    push_to_hub: bool = True
-    private: bool | None = None
-    require_complete: bool = True
-    skip_validation: bool = False
+    out: Path = Path("merged")  # where the merged dataset is written (its shard downloads go next to it, in <out>.shards)
+    push_to_hub: bool = True  # push the merged dataset to --new_repo_id in one commit (then the shard branches are deleted)
+    private: bool | None = None  # unset: private unless the source is known public
+    require_complete: bool = True  # refuse to merge while a shard is missing or unfinished
+    skip_validation: bool = False  # write despite validation errors, except structural ones
 
 
 def check_one_key_per_module(staging: Staging, episodes: list[int]) -> None:
@@ -62,7 +67,7 @@ def check_one_key_per_module(staging: Staging, episodes: list[int]) -> None:
 def write_from_staging(
     source_root: Path, out: Path, staging_dir: Path, episodes: list[int], config: AnnotateConfig,
     provenance: dict[str, Any],
-):
+) -> ValidationReport:
     """Assemble and write the staged rows of `episodes` (validated, existing rows of other styles kept);
     returns the validation report."""
     from .output import write_run
@@ -75,7 +80,18 @@ def write_from_staging(
     return report
 
 
-def run_merge(config: MergeConfig, *, api: Any = None, token: str | None = None) -> dict[str, Any]:
+def run_merge(config: MergeConfig, *, api: HfApi | None = None, token: str | None = None) -> dict[str, Any]:
+    """Collect a sharded run's staging from its branches, write the dataset once, push it once.
+
+    Args:
+        config: the run to merge (`run_file`, or the repos and branches), where to write it, whether to push.
+        api: the `HfApi` to talk to (default: one made with `token`; tests pass one pointed at a local Hub).
+        token: the Hub token (default: the logged-in one).
+
+    Returns:
+        `{"out": root, "episodes": [...], "validation": ValidationReport}` plus `"push"` (a `PushResult`)
+        when pushed.
+    """
     from ..dataset.source import resolve_source
     from ..hub.jobs import ShardedRun
     from ..hub.merge import ShardSource, merge_shards, shard_sources
@@ -100,7 +116,7 @@ def run_merge(config: MergeConfig, *, api: Any = None, token: str | None = None)
                   "run_id": run.run_id if run else None, "source": source_repo,
                   "source_repo_id": source_repo, "source_revision": source.revision}
 
-    def write(staging_dir: Path, episodes: list[int]) -> Any:
+    def write(staging_dir: Path, episodes: list[int]) -> ValidationReport:
         provenance["episodes"] = len(episodes)
         return write_from_staging(source.root, out, staging_dir, episodes, annotate_config, provenance)
 

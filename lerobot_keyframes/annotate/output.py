@@ -14,10 +14,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..dataset.layout import INFO_PATH
 from .config import AnnotateConfig
+
+if TYPE_CHECKING:
+    from ..language import LanguageRow, ValidationReport
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +98,9 @@ def enabled_modules(config: AnnotateConfig) -> list[str]:
 
 
 def keep_existing_rows(
-    base_root: Path, per_episode: Mapping[int, list[Any]], config: AnnotateConfig,
+    base_root: Path, per_episode: Mapping[int, list[Mapping[str, Any] | LanguageRow]], config: AnnotateConfig,
     modules: Iterable[str] | None = None,
-) -> tuple[dict[int, list[Any]], RowCounts]:
+) -> tuple[dict[int, list[LanguageRow]], RowCounts]:
     """Each annotated episode's rows = its existing rows of the styles `modules` do not own + the new rows.
 
     With `config.replace_existing` the new rows replace all. When `plan` runs without `interjections`, the
@@ -117,7 +120,7 @@ def keep_existing_rows(
     except Exception as exc:  # noqa: BLE001 - an unreadable dataset fails in the writer with its own message
         logger.debug("could not read existing rows of %s: %s", base_root, exc)
         existing = {}
-    out: dict[int, list[Any]] = {}
+    out: dict[int, list[LanguageRow]] = {}
     for e, rows in per_episode.items():
         new = [as_row(r) for r in rows]
         old = list(existing[e].rows) if e in existing else []
@@ -188,7 +191,7 @@ def merged_provenance(base_root: Path, provenance: Mapping[str, Any], counts: Ro
 def write_run(
     source_root: Path, out_root: Path, staged: Mapping[int, list[dict[str, Any]]], config: AnnotateConfig,
     provenance: Mapping[str, Any], failures: Mapping[int, str] | None = None,
-) -> tuple[Any, RowCounts, dict[str, Any]]:
+) -> tuple[ValidationReport, RowCounts, dict[str, Any]]:
     """The end of a run: keep existing rows (`keep_existing_rows`), merge the provenance, validate and write.
 
     Returns (validation report, kept/replaced/added counts, the provenance written)."""
@@ -205,7 +208,7 @@ def write_run(
 def validate_and_write(
     source_root: Path, out_root: Path, per_episode: dict[int, list[dict[str, Any]]], config: AnnotateConfig,
     provenance: dict[str, Any], failures: Mapping[int, str] | None = None,
-):
+) -> ValidationReport:
     """Write the episodes' rows; return the validation report. Nothing is written when it has errors, or
     when every episode of the run failed (`failures`): failed episodes keep the rows they have.
 

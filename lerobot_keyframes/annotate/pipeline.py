@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from .config import AnnotateConfig
@@ -28,6 +28,17 @@ from .plan import PROMPTS as PLAN_PROMPTS
 from .prompting import prompt_hashes
 from .staging import RunLock, Staging
 from .vqa import PROMPTS as VQA_PROMPTS
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+    from ..dataset.source import ResolvedSource
+    from ..frames import FrameProvider
+    from ..hub import PushResult
+    from ..language import ValidationReport
+    from ..quality import QualityFinding
+    from ..vlm import VlmBackend, VlmConfig
+    from ..vlm.batching import BatchStats
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +59,15 @@ class AnnotateResult:
     modules_reused: Counter = field(default_factory=Counter)
     stats: CallStats = field(default_factory=CallStats)
     seconds: float = 0.0
-    validation: Any = None
+    validation: ValidationReport | None = None  # None: not validated (a shard job leaves it to `merge`)
     provenance: dict[str, Any] = field(default_factory=dict)
-    push: Any = None
+    push: PushResult | str | None = None  # the push, or a shard job's staging commit
     frames: dict[str, int] = field(default_factory=dict)  # decoded / from keyframe columns / shared by modules
-    batches: Any = None  # BatchStats of an in-process engine: conversations per engine call
+    batches: BatchStats | None = None  # BatchStats of an in-process engine: conversations per engine call
     rows_kept: dict[str, int] = field(default_factory=dict)  # existing rows per style the run kept
     rows_replaced: dict[str, int] = field(default_factory=dict)  # existing rows per style it replaced
     rows_added: dict[str, int] = field(default_factory=dict)  # new rows per style it wrote
-    quality: dict[int, list[Any]] = field(default_factory=dict)  # quality.QualityFinding per episode (before the run)
+    quality: dict[int, list[QualityFinding]] = field(default_factory=dict)  # findings per episode (before the run)
     skipped: dict[int, str] = field(default_factory=dict)  # episodes --quality.skip_bad_episodes left out, and why
     notes: list[str] = field(default_factory=list)  # e.g. grounding: which episodes were snapped, and why not
     grounding: dict[str, Any] = field(default_factory=dict)  # per episode: boundaries moved to robot events
@@ -121,8 +132,8 @@ def default_staging_dir(out_root: Path) -> Path:
 class PreparedRun:
     """What every engine needs before the first episode: the source, its episode rows, output and staging."""
 
-    source: Any
-    episodes: Any  # the episode table (datasets.Dataset), what the Annotator maps over
+    source: ResolvedSource
+    episodes: Dataset  # the episode table, what the Annotator maps over
     rows: list[dict[str, Any]]  # the same table as Python rows (read once)
     out_root: Path
     staging: Staging
@@ -130,17 +141,18 @@ class PreparedRun:
     lock: RunLock | None = None
 
 
-def prepare_run(config: AnnotateConfig, camera_key: str | None = None, vlm: Any = None) -> PreparedRun:
+def prepare_run(config: AnnotateConfig, camera_key: str | None = None,
+                vlm_config: VlmConfig | None = None) -> PreparedRun:
     """Resolve the source, read the episode table, fetch the videos needed and open staging.
 
     A `camera_key` (`--vlm.camera_key`) that is not a camera of the dataset is an error here, before any
-    work, never a silent switch to another camera."""
+    work, never a silent switch to another camera. `vlm_config`, when given, is checked too (extras, model)."""
     from ..dataset.source import resolve_source
 
     source = resolve_source(config.root or config.repo_id, revision=config.revision)
     from .preflight import preflight
 
-    preflight(config, vlm, source)  # locations, Hub target, privacy, extras: before any decode or model call
+    preflight(config, vlm_config, source)  # locations, Hub target, privacy, extras: before any decode or model call
     out_root = default_output_root(config, source.root)
     staging_dir = Path(config.staging_dir) if config.staging_dir else default_staging_dir(out_root)
     lock = RunLock(out_root, staging_dir).acquire()  # one run per output: a second one fails here, at once
@@ -151,7 +163,7 @@ def prepare_run(config: AnnotateConfig, camera_key: str | None = None, vlm: Any 
         raise
 
 
-def _prepare_locked(config: AnnotateConfig, camera_key: str | None, source: Any, out_root: Path, staging_dir: Path,
+def _prepare_locked(config: AnnotateConfig, camera_key: str | None, source: ResolvedSource, out_root: Path, staging_dir: Path,
                     lock: RunLock) -> PreparedRun:
     from ..dataset import load_episodes
     from ..language.writer import recover_interrupted_write
@@ -175,7 +187,7 @@ def _prepare_locked(config: AnnotateConfig, camera_key: str | None, source: Any,
     return PreparedRun(source, episodes, rows, out_root, staging, result, lock)
 
 
-def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[str, str], started: float,
+def finish_run(run: PreparedRun, config: AnnotateConfig, vlm_config: VlmConfig, keys: dict[str, str], started: float,
                per_episode: dict[int, list[dict[str, Any]]] | None = None) -> AnnotateResult:
     """Validate and write every finished episode's rows once (default: assembled from staging)."""
     result, staging = run.result, run.staging
@@ -190,7 +202,7 @@ def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[st
         result.notes.extend(grounding_summary(infos))
         result.grounding = grounding_provenance(infos)
     result.rows_per_style = dict(Counter(str(r.get("style") or "speech") for rs in per_episode.values() for r in rs))
-    result.provenance = provenance(config, vlm, result, keys)
+    result.provenance = provenance(config, vlm_config, result, keys)
     # `push` reads these back so it never writes the source without --allow_source_overwrite
     result.provenance.update(source_repo_id=run.source.repo_id, source_revision=run.source.revision)
     if not config.push_staging_only:  # a shard job leaves writing to `merge`
@@ -208,7 +220,7 @@ def finish_run(run: PreparedRun, config: AnnotateConfig, vlm: Any, keys: dict[st
     return result
 
 
-def collect_annotations(annotated: Any, result: AnnotateResult) -> dict[int, list[dict[str, Any]]]:
+def collect_annotations(annotated: Dataset, result: AnnotateResult) -> dict[int, list[dict[str, Any]]]:
     """Fold an `Annotator`-mapped episode table into `result` (failures, counts); the finished episodes' rows."""
     from .annotator import ANNOTATION_ERROR, ANNOTATION_STATS, LANGUAGE_ROWS, rows_from_column
 
@@ -230,13 +242,25 @@ def collect_annotations(annotated: Any, result: AnnotateResult) -> dict[int, lis
     return per_episode
 
 
-def write_annotations(annotated: Any, config: AnnotateConfig, vlm: Any, *, started: float | None = None) -> AnnotateResult:
-    """Validate and write an `Annotator`-mapped episode table (the end of a user's own datasets.map chain)."""
+def write_annotations(annotated: Dataset, config: AnnotateConfig, vlm_config: VlmConfig, *,
+                      started: float | None = None) -> AnnotateResult:
+    """Validate and write an `Annotator`-mapped episode table (the end of a user's own datasets.map chain).
+
+    Args:
+        annotated: the episode table after `.map(Annotator(config, vlm_config), ...)`: its `language_rows`,
+            `annotation_error` and `annotation_stats` columns are what is written and reported.
+        config: the same `AnnotateConfig` the `Annotator` ran with (source, output, modules, push).
+        vlm_config: the same `VlmConfig`; it names the model in the provenance and keys the staged work.
+        started: `time.perf_counter()` at the start of the user's chain, so `seconds` covers the map too.
+
+    Returns:
+        The run's `AnnotateResult` (validation report, failures, rows per style, push).
+    """
     started = time.perf_counter() if started is None else started
-    run = prepare_run(config, getattr(vlm, "camera_key", None))
+    run = prepare_run(config, vlm_config.camera_key)
     try:
         per_episode = collect_annotations(annotated, run.result)
-        return finish_run(run, config, vlm, module_keys(config, vlm), started, per_episode)
+        return finish_run(run, config, vlm_config, module_keys(config, vlm_config), started, per_episode)
     finally:
         if run.lock is not None:
             run.lock.release()
@@ -256,28 +280,44 @@ def _datasets_bar_off() -> Iterator[None]:
             enable_progress_bars()
 
 
-def run_annotation(config: AnnotateConfig, vlm: Any, *, backend: Any = None, provider: Any = None) -> AnnotateResult:
+def run_annotation(config: AnnotateConfig, vlm_config: VlmConfig, *, vlm: VlmBackend | None = None,
+                   provider: FrameProvider | None = None) -> AnnotateResult:
     """Annotate a dataset end to end: read, decode, ask, stage, validate, write. Returns a summary.
 
     The annotation itself is `episodes.map(Annotator(...), batched=True, with_rank=True)`; an in-process
     engine sits behind a `BatchingScheduler` so the episodes in flight share its batches. With
     `config.executor.engine == "ray"` the run goes to `ray_engine.run_annotation_ray` (config.ray).
+
+    Args:
+        config: the run: source (`root` / `repo_id`), output, modules, staging, push.
+        vlm_config: the model and how to run it (`--vlm.*`); it keys the staged work and the provenance.
+        vlm: a ready VLM (anything with `agenerate`, e.g. a scripted one in tests). Default: built here
+            from `vlm_config` and closed at the end; a given one stays the caller's.
+        provider: a frame provider to decode through (default: one made here for the episodes' videos).
+
+    Returns:
+        An `AnnotateResult`: validation report, per-episode failures, rows per style, calls, time, push.
+
+    Raises:
+        ValueError: a source, output, camera or model that cannot work (also `OSError`, `DatasetFormatError`,
+            `HubError`), raised before any decode or model call.
+        AnnotationError: with `config.on_error="stop"`, the first episode that fails.
     """
     if config.executor.engine == "ray":
         from .ray_engine import run_annotation_ray
 
-        factory = (lambda: backend) if backend is not None else None
-        return run_annotation_ray(config, vlm, backend_factory=factory)
+        factory = (lambda: vlm) if vlm is not None else None
+        return run_annotation_ray(config, vlm_config, vlm_factory=factory)
     started = time.perf_counter()
-    run = prepare_run(config, getattr(vlm, "camera_key", None), vlm=vlm if backend is None else None)
+    run = prepare_run(config, vlm_config.camera_key, vlm_config=vlm_config if vlm is None else None)
     try:
-        return _run_prepared(run, config, vlm, backend, provider, started)
+        return _run_prepared(run, config, vlm_config, vlm, provider, started)
     finally:
         if run.lock is not None:
             run.lock.release()
 
 
-def run_quality_checks(run: PreparedRun, config: AnnotateConfig, provider: Any | None = None) -> set[int]:
+def run_quality_checks(run: PreparedRun, config: AnnotateConfig, provider: FrameProvider | None = None) -> set[int]:
     """The quality checks of every engine, before any model call: fill `run.result.quality` and, under
     --quality.skip_bad_episodes, `run.result.skipped` (skipped, not failed); return the episodes to leave out.
 
@@ -291,7 +331,7 @@ def run_quality_checks(run: PreparedRun, config: AnnotateConfig, provider: Any |
     if owned:
         from ..frames import make_frame_provider
 
-        provider = make_frame_provider(run.rows, video_backend=config.frame_backend, cache_mb=0)
+        provider = make_frame_provider(run.rows, video_backend=config.video_backend, cache_mb=0)
     try:
         run.result.quality = check_episodes(run.rows, provider, config.quality, signal=config.motion.signal,
                                             gripper_index=config.motion.gripper_index)
@@ -303,8 +343,8 @@ def run_quality_checks(run: PreparedRun, config: AnnotateConfig, provider: Any |
     return set(run.result.skipped)
 
 
-def _run_prepared(run: PreparedRun, config: AnnotateConfig, vlm: Any, backend: Any, provider: Any,
-                  started: float) -> AnnotateResult:
+def _run_prepared(run: PreparedRun, config: AnnotateConfig, vlm_config: VlmConfig, vlm: VlmBackend | None,
+                  provider: FrameProvider | None, started: float) -> AnnotateResult:
     from ..vlm.batching import BatchingScheduler, wrap_in_process
     from .annotator import Annotator
 
@@ -312,45 +352,46 @@ def _run_prepared(run: PreparedRun, config: AnnotateConfig, vlm: Any, backend: A
     if provider is None:
         from ..frames import make_frame_provider
 
-        provider = make_frame_provider(rows, video_backend=config.frame_backend, cache_mb=config.frame_cache_mb)
-    owned = backend is None  # built here: released here (an engine's memory, an auto-served server)
+        provider = make_frame_provider(rows, video_backend=config.video_backend, cache_mb=config.frame_cache_mb)
+    owned = vlm is None  # built here: released here (an engine's memory, an auto-served server)
     if owned and config.asks_model:
         from ..vlm import make_backend
 
-        backend = make_backend(vlm)
-    given, backend = backend, wrap_in_process(backend)
-    keys = module_keys(config, vlm)
+        vlm = make_backend(vlm_config)
+    given, vlm = vlm, wrap_in_process(vlm)
+    keys = module_keys(config, vlm_config)
     episodes = run.episodes
     if run_quality_checks(run, config, provider):
         episodes = episodes.select([i for i, e in enumerate(episodes["episode_index"])
                                     if e not in run.result.skipped])
-    annotator = Annotator(config, vlm, staging_dir=run.staging.dir, backend=backend, provider=provider, keys=keys,
+    annotator = Annotator(config, vlm_config, staging_dir=run.staging.dir, vlm=vlm, provider=provider, keys=keys,
                           progress=True)
     try:
         with _datasets_bar_off():
             annotated = episodes.map(annotator, batched=True, batch_size=None, with_rank=True,
                                      features=annotator.features(episodes.features),
-                                         new_fingerprint=annotator.fingerprint(), load_from_cache_file=False)
+                                     new_fingerprint=annotator.fingerprint(), load_from_cache_file=False)
     finally:
-        if owned and backend is not None:
-            backend.close()
-        elif backend is not given:
-            backend.shutdown()  # the scheduler made here; the caller's engine stays theirs
+        if owned and vlm is not None:
+            vlm.close()
+        elif vlm is not given:
+            vlm.shutdown()  # the scheduler made here; the caller's engine stays theirs
     per_episode = collect_annotations(annotated, run.result)
-    if isinstance(backend, BatchingScheduler):
-        run.result.batches = backend.stats
-    return finish_run(run, config, vlm, keys, started, per_episode)
+    if isinstance(vlm, BatchingScheduler):
+        run.result.batches = vlm.stats
+    return finish_run(run, config, vlm_config, keys, started, per_episode)
 
 
-def provenance(config: AnnotateConfig, vlm: Any, result: AnnotateResult, keys: dict[str, str]) -> dict[str, Any]:
+def provenance(config: AnnotateConfig, vlm_config: VlmConfig | None, result: AnnotateResult,
+               keys: dict[str, str]) -> dict[str, Any]:
     """What produced these annotations: for the dataset card and for anyone reading the output later."""
     return {
         "package": "lerobot_keyframes",
         "package_version": __version__,
-        "model_id": getattr(vlm, "model_id", None),
-        "model_revision": getattr(vlm, "revision", None),
-        "backend": getattr(vlm, "backend", None),
-        "sampling": {k: getattr(vlm, k, None) for k in ("temperature", "top_p", "seed", "max_new_tokens")},
+        "model_id": getattr(vlm_config, "model_id", None),
+        "model_revision": getattr(vlm_config, "revision", None),
+        "backend": getattr(vlm_config, "backend", None),
+        "sampling": {k: getattr(vlm_config, k, None) for k in ("temperature", "top_p", "seed", "max_new_tokens")},
         "prompt_hashes": prompt_hashes(PLAN_PROMPTS + INTERJECTION_PROMPTS + VQA_PROMPTS),
         "module_keys": keys,
         "modules": [m for m in MODULES if getattr(config, m).enabled],

@@ -7,9 +7,15 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .config import AnnotateConfig
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
+
+    from ..hub import PushResult
+    from .pipeline import AnnotateResult
 
 logger = logging.getLogger(__name__)
 
@@ -23,9 +29,11 @@ def push_target(config: AnnotateConfig) -> str:
                      "pass --allow_source_overwrite=true to push back to --repo_id)")
 
 
-def publish(config: AnnotateConfig, result: Any, source_revision: str | None) -> Any:
+def publish(config: AnnotateConfig, result: AnnotateResult, source_revision: str | None) -> PushResult | str:
     """Push `result.output_root` (one commit of what changed, v3.0 tag, card with provenance), or in a shard job
-    (`--push_staging_only`) push the staging to `--push_branch` for `lerobot-keyframes merge`."""
+    (`--push_staging_only`) push the staging to `--push_branch` for `lerobot-keyframes merge`.
+
+    Returns the `PushResult` of the push, or in a shard job the commit of the staging push."""
     target = push_target(config)
     if config.push_staging_only:
         from ..hub.jobs import RUN_ID_ENV, SHARD_ENV
@@ -82,7 +90,7 @@ def local_row_counts(root: Path) -> Counter:
 
 
 def remote_row_counts(repo_id: str, *, revision: str = "main", token: str | None = None,
-                      api: Any = None) -> Counter | None:
+                      api: HfApi | None = None) -> Counter | None:
     """Language rows per episode in a Hub dataset repo's data shards; None when the repo does not exist."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
@@ -101,7 +109,7 @@ def remote_row_counts(repo_id: str, *, revision: str = "main", token: str | None
 
 
 def check_push_keeps_rows(root: Path, repo_id: str, *, annotated: Iterable[int] = (), replace_existing: bool = False,
-                          token: str | None = None, api: Any = None) -> None:
+                          token: str | None = None, api: HfApi | None = None) -> None:
     """Refuse a push that would leave an episode of `repo_id` with fewer language rows than it has there, when
     that episode was not annotated by this run (it failed, or was not asked for), or would leave it with none.
     `replace_existing` (--replace_existing=true) allows it."""

@@ -2,7 +2,7 @@
 
 The episode table becomes a Ray dataset whose blocks hold frame-balanced groups of episodes. CPU workers
 run the keyframe stage (`AnnotationKeyframes`: the frames the modules declared, per camera); an actor
-pool holds the VLM (one backend per actor, `num_gpus` per actor, in-process engines behind a
+pool holds the VLM (one VLM per actor, `num_gpus` per actor, in-process engines behind a
 `BatchingScheduler`) and runs the episodes through `engine.annotate_rows` — the same step as
 `Annotator` and the local run, with the same `Staging` and keys. A frame that was not prefetched
 (interjection windows, a failed prefetch) is decoded in the actor, so results never depend on what was
@@ -21,8 +21,8 @@ import logging
 import os
 import pickle
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from .config import AnnotateConfig
 from .context import AnnotationError
@@ -30,6 +30,9 @@ from .engine import MODULES, EpisodeOutcome, annotate_rows, episodes_in_flight
 from .keys import module_keys
 from .pipeline import AnnotateResult, finish_run, prepare_run, run_quality_checks
 from .staging import Staging
+
+if TYPE_CHECKING:
+    from ..vlm import VlmBackend, VlmConfig
 
 logger = logging.getLogger(__name__)
 
@@ -57,15 +60,16 @@ def import_ray() -> Any:
 
 
 # -- the two stages ---------------------------------------------------------------------------------
-def prefetch_requests(row: dict[str, Any], config: AnnotateConfig, vlm: Any) -> list[tuple[str, tuple[float, ...]]]:
+def prefetch_requests(row: dict[str, Any], config: AnnotateConfig,
+                      vlm_config: VlmConfig) -> list[tuple[str, tuple[float, ...]]]:
     """(camera, exact times) the modules declared for this episode: what the CPU stage decodes."""
     from .keyframes import annotation_policies
 
-    policies = annotation_policies(row, config, getattr(vlm, "camera_key", None))
+    policies = annotation_policies(row, config, vlm_config.camera_key)
     return [(cam, tuple(float(t) for t in policy.timestamps(row))) for cam, policy in policies.items()]
 
 
-def decode_batch(batch: dict[str, Any], config: AnnotateConfig, vlm: Any) -> dict[str, Any]:
+def decode_batch(batch: dict[str, Any], config: AnnotateConfig, vlm_config: VlmConfig) -> dict[str, Any]:
     """CPU stage (`map_batches`): the keyframe stage (`AnnotationKeyframes`) of every episode of the batch.
 
     The episode rows travel on with their keyframe columns. A failed decode is left out: the actor
@@ -80,7 +84,7 @@ def decode_batch(batch: dict[str, Any], config: AnnotateConfig, vlm: Any) -> dic
     out = []
     if cameras:
         stage = AnnotationKeyframes(policy="uniform:1", cameras=cameras, annotate=config,
-                                    camera_key=getattr(vlm, "camera_key", None), video_backend=config.frame_backend)
+                                    camera_key=vlm_config.camera_key, video_backend=config.video_backend)
     for row in rows:
         if cameras:
             try:
@@ -92,27 +96,27 @@ def decode_batch(batch: dict[str, Any], config: AnnotateConfig, vlm: Any) -> dic
 
 
 class AnnotateEpisodes:
-    """VLM stage (an actor of the pool): one backend for the actor's lifetime, the batch's episodes in flight."""
+    """VLM stage (an actor of the pool): one VLM for the actor's lifetime, the batch's episodes in flight."""
 
-    def __init__(self, config: AnnotateConfig, vlm: Any, keys: dict[str, str], staging_dir: str,
-                 backend_factory: Callable[[], Any] | None = None) -> None:
+    def __init__(self, config: AnnotateConfig, vlm_config: VlmConfig, keys: dict[str, str], staging_dir: str,
+                 vlm_factory: Callable[[], VlmBackend] | None = None) -> None:
         from ..vlm.batching import wrap_in_process
         from .vqa import detect_family
 
         self.config = config
-        self.vlm = vlm
+        self.vlm_config = vlm_config
         self.keys = keys
         self.staging = Staging(staging_dir)
-        self.family = detect_family(getattr(vlm, "model_id", None))
+        self.family = detect_family(vlm_config.model_id)
         self.loop = asyncio.new_event_loop()  # one loop per actor: async clients stay bound to it
-        self.backend: Any = None
-        if backend_factory is not None:
-            self.backend = backend_factory()
+        vlm: VlmBackend | None = None
+        if vlm_factory is not None:
+            vlm = vlm_factory()
         elif config.asks_model:
             from ..vlm import make_backend
 
-            self.backend = make_backend(vlm)
-        self.backend = wrap_in_process(self.backend)
+            vlm = make_backend(vlm_config)
+        self.vlm = wrap_in_process(vlm)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
@@ -120,11 +124,11 @@ class AnnotateEpisodes:
         from ..frames import make_frame_provider
 
         rows = [pickle.loads(blob) for blob in batch["episode"]]
-        provider = make_frame_provider(rows, video_backend=self.config.frame_backend,
+        provider = make_frame_provider(rows, video_backend=self.config.video_backend,
                                        cache_mb=self.config.frame_cache_mb)
         try:
             outcomes = self.loop.run_until_complete(annotate_rows(
-                rows, config=self.config, backend=self.backend, provider=provider, keys=self.keys,
+                rows, config=self.config, vlm=self.vlm, provider=provider, keys=self.keys,
                 staging=self.staging, model_family=self.family))
         finally:
             provider.close()
@@ -152,21 +156,21 @@ def _start_ray(ray: Any, address: str | None) -> bool:
 
 def run_annotation_ray(
     config: AnnotateConfig,
-    vlm: Any,
+    vlm_config: VlmConfig,
     *,
     address: str | None = None,
     num_vlm_actors: int | None = None,
     num_gpus_per_actor: float | None = None,
     cpu_workers: int | None = None,
     num_cpus_per_actor: float | None = None,
-    backend_factory: Callable[[], Any] | None = None,
+    vlm_factory: Callable[[], VlmBackend] | None = None,
 ) -> AnnotateResult:
     """Annotate a dataset on Ray Data; same staging, resume and output as `run_annotation`.
 
     Keyword arguments left at None come from `config.ray`. Called inside a script that already ran
     `ray.init(...)`, it uses that Ray; otherwise it joins `address` or starts a local instance (and shuts
-    it down when done). `backend_factory` (picklable, no arguments) builds each actor's backend instead of
-    `make_backend(vlm)`, e.g. for tests. The staging directory must be reachable from the driver; actors
+    it down when done). `vlm_factory` (picklable, no arguments) builds each actor's VLM instead of
+    `make_backend(vlm_config)`, e.g. for tests. The staging directory must be reachable from the driver; actors
     use it too when the filesystem is shared, otherwise their staged modules come back to the driver.
     """
     ray = import_ray()
@@ -178,10 +182,10 @@ def run_annotation_ray(
     num_cpus_per_actor = num_cpus_per_actor if num_cpus_per_actor is not None else rc.num_cpus_per_actor
 
     started = time.perf_counter()
-    run = prepare_run(config, getattr(vlm, "camera_key", None), vlm=vlm if backend_factory is None else None)
+    run = prepare_run(config, vlm_config.camera_key, vlm_config=vlm_config if vlm_factory is None else None)
     try:
         staging, result = run.staging, run.result
-        keys = module_keys(config, vlm)
+        keys = module_keys(config, vlm_config)
         enabled = [m for m in MODULES if getattr(config, m).enabled]
         skipped = run_quality_checks(run, config)  # on the driver, before any decode or model call on Ray
 
@@ -201,21 +205,21 @@ def run_annotation_ray(
         if todo:
             started_ray = _start_ray(ray, address)
             try:
-                for outcome in _stream(ray, todo, config, vlm, keys, staging, backend_factory, num_vlm_actors,
+                for outcome in _stream(ray, todo, config, vlm_config, keys, staging, vlm_factory, num_vlm_actors,
                                        num_gpus_per_actor, num_cpus_per_actor, cpu_workers):
                     _collect(outcome, staging, result, config)
             finally:
                 if started_ray:
                     ray.shutdown()
-        return finish_run(run, config, vlm, keys, started)
+        return finish_run(run, config, vlm_config, keys, started)
     finally:
         if run.lock is not None:
             run.lock.release()  # also when the run raised
 
 
-def _stream(ray: Any, rows: list[dict[str, Any]], config: AnnotateConfig, vlm: Any, keys: dict[str, str],
-            staging: Staging, backend_factory: Callable[[], Any] | None, num_vlm_actors: int,
-            num_gpus_per_actor: float, num_cpus_per_actor: float, cpu_workers: int):
+def _stream(ray: Any, rows: list[dict[str, Any]], config: AnnotateConfig, vlm_config: VlmConfig,
+            keys: dict[str, str], staging: Staging, vlm_factory: Callable[[], VlmBackend] | None, num_vlm_actors: int,
+            num_gpus_per_actor: float, num_cpus_per_actor: float, cpu_workers: int) -> Iterator[EpisodeOutcome]:
     """Build the Ray Data pipeline and yield each episode's outcome as it finishes."""
     import pyarrow as pa
 
@@ -230,11 +234,11 @@ def _stream(ray: Any, rows: list[dict[str, Any]], config: AnnotateConfig, vlm: A
         for b in blocks
     ]
     ds = ray.data.from_arrow(tables)
-    ds = ds.map_batches(decode_batch, fn_kwargs={"config": config, "vlm": vlm}, batch_size=None,
+    ds = ds.map_batches(decode_batch, fn_kwargs={"config": config, "vlm_config": vlm_config}, batch_size=None,
                         batch_format="numpy", compute=ray.data.TaskPoolStrategy(size=cpu_workers), num_cpus=1)
     ds = ds.map_batches(
         AnnotateEpisodes,
-        fn_constructor_args=(config, vlm, keys, str(staging.dir.absolute()), backend_factory),
+        fn_constructor_args=(config, vlm_config, keys, str(staging.dir.absolute()), vlm_factory),
         batch_size=episodes_in_flight(config, None),
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=num_vlm_actors),

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..dataset.records import Episode
 from ..frames.policies import Fps, KeyframePolicy
+from ..vlm.families import detect_family as detect_family  # where annotator and ray_engine import it from
+from ..vlm.families import vision_family
 from . import schemas
 from .context import EpisodeContext
 from .plan import _user
@@ -25,7 +26,6 @@ from .rows import event_row
 
 MODULE = "vqa"
 PROMPTS = ["vqa"]
-PATCH = {"qwen2_vl": 28, "qwen2_5_vl": 28, "qwen3_vl": 32}
 
 TYPE_INSTRUCTIONS = {
     "bbox": "Give a box around each object you name as [x1, y1, x2, y2] (top-left and bottom-right) {unit}.",
@@ -43,30 +43,9 @@ ANSWER_SHAPES = {
 }
 
 
-def detect_family(model_id: str | None) -> str:
-    """qwen2_vl | qwen2_5_vl | qwen3_vl, from a local config.json when there is one, else from the name."""
-    name = (model_id or "").lower()
-    if model_id and (Path(model_id) / "config.json").is_file():
-        try:
-            name = json.loads((Path(model_id) / "config.json").read_text()).get("model_type", name)
-        except (OSError, ValueError):
-            pass
-    if "qwen3" in name:
-        return "qwen3_vl"
-    if "2.5" in name or "2_5" in name:
-        return "qwen2_5_vl"
-    if "qwen2" in name:
-        return "qwen2_vl"
-    return "qwen2_5_vl"
-
-
-def coordinate_convention(family: str) -> str:
-    return "norm1000" if family == "qwen3_vl" else "pixel"
-
-
 def model_input_size(width: int, height: int, max_side: int, family: str) -> tuple[int, int]:
     """Resize to fit `max_side`, rounded to the vision patch grid, so the processor keeps this exact size."""
-    patch = PATCH.get(family, 28)
+    patch = vision_family(family).factor
     scale = min(1.0, max_side / max(width, height))
     w = max(patch, int(round(width * scale / patch)) * patch)
     h = max(patch, int(round(height * scale / patch)) * patch)
@@ -158,7 +137,7 @@ async def run_vqa(ctx: EpisodeContext, plan_info: dict[str, Any] | None = None) 
     cfg = ctx.config.vqa
     task = (plan_info or {}).get("task") or ctx.task
     family = ctx.model_family
-    convention = coordinate_convention(family)
+    convention = vision_family(family).coordinates
     rng = ctx.rng(MODULE)
     plan = ticks(ctx)
     by_camera: dict[str, list[int]] = {}

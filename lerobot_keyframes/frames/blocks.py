@@ -13,7 +13,8 @@ Blocks follow the dialect of qwen-vl-utils and transformers' Qwen-VL chat templa
   cached on disk by content key and reused.
 
 Token accounting mirrors transformers' `smart_resize` (Qwen2/2.5-VL: 14 px patches merged 2x2 = 28 px
-per token side; Qwen3-VL: 16 px patches = 32 px), with the pixel bounds of the released checkpoints.
+per token side; Qwen3-VL: 16 px patches = 32 px), with the pixel bounds of the released checkpoints
+(the family table lives in `lerobot_keyframes.vlm.families`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..utils.files import atomic_path
+from ..vlm.families import FAMILIES, VisionFamily
+from ..vlm.families import vision_family as _family
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -66,48 +69,6 @@ __all__ = [
 
 
 # -- vision-token accounting --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class VisionFamily:
-    """Patch geometry and default pixel bounds of a Qwen-VL family (from the released processor configs)."""
-
-    name: str
-    patch_size: int
-    merge_size: int
-    temporal_patch_size: int
-    min_pixels: int
-    max_pixels: int
-    video_min_pixels: int
-    video_max_pixels: int
-    video_budget_over_frames: bool  # Qwen3-VL bounds t*h*w of the whole clip; Qwen2/2.5-VL bound h*w per frame
-
-    @property
-    def factor(self) -> int:
-        """Pixels per token side."""
-        return self.patch_size * self.merge_size
-
-
-_QWEN2 = dict(patch_size=14, merge_size=2, temporal_patch_size=2, min_pixels=56 * 56, max_pixels=12845056,
-              video_min_pixels=128 * 28 * 28, video_max_pixels=768 * 28 * 28, video_budget_over_frames=False)
-FAMILIES: dict[str, VisionFamily] = {
-    "qwen2_vl": VisionFamily("qwen2_vl", **_QWEN2),
-    "qwen2_5_vl": VisionFamily("qwen2_5_vl", **_QWEN2),
-    "qwen3_vl": VisionFamily("qwen3_vl", patch_size=16, merge_size=2, temporal_patch_size=2, min_pixels=65536,
-                             max_pixels=16777216, video_min_pixels=4096, video_max_pixels=25165824,
-                             video_budget_over_frames=True),
-}
-_ALIASES = {"qwen2.5_vl": "qwen2_5_vl", "qwen2.5-vl": "qwen2_5_vl", "qwen2-vl": "qwen2_vl", "qwen3-vl": "qwen3_vl",
-            "qwen3_vl_moe": "qwen3_vl", "qwen2.5": "qwen2_5_vl", "qwen3": "qwen3_vl"}
-
-
-def _family(family: str | VisionFamily) -> VisionFamily:
-    if isinstance(family, VisionFamily):
-        return family
-    key = _ALIASES.get(family.lower(), family.lower())
-    if key not in FAMILIES:
-        raise ValueError(f"unknown Qwen-VL family {family!r}; use one of {sorted(FAMILIES)}")
-    return FAMILIES[key]
-
-
 def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
     """(height, width) the Qwen-VL image processors resize to (same arithmetic as transformers)."""
     if max(height, width) / min(height, width) > 200:

@@ -12,10 +12,25 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+
+from .vocabulary import (  # noqa: F401 (re-exported: the row schema's words)
+    EVENT_STYLES,
+    KNOWN_STYLES,
+    PERSISTENT_STYLES,
+    ROLES,
+    VIEW_DEPENDENT_STYLES,
+    VQA_QUESTION_TYPES,
+    EventStyle,
+    LanguageColumn,
+    PersistentStyle,
+    QuestionType,
+    Role,
+    Style,
+)
 
 if TYPE_CHECKING:
     from datasets.features.features import FeatureType
@@ -26,22 +41,8 @@ LANGUAGE_COLUMNS = (LANGUAGE_PERSISTENT, LANGUAGE_EVENTS)
 PERSISTENT_ROW_FIELDS = ("role", "content", "style", "timestamp", "camera", "tool_calls")
 EVENT_ROW_FIELDS = ("role", "content", "style", "camera", "tool_calls")
 
-LanguageColumn = Literal["language_persistent", "language_events"]
-# The option sets of a row, as types (the frozensets below are read from them); rows read from files may hold
-# anything, which the validator reports.
-PersistentStyle = Literal["subtask", "plan", "memory", "motion", "task_aug"]
-EventStyle = Literal["interjection", "vqa", "trace"]
-Style = Literal[PersistentStyle, EventStyle]
-Role = Literal["user", "assistant", "system", "tool"]  # lerobot's chat roles (`lerobot.configs.recipe.MessageRole`)
-QuestionType = Literal["bbox", "keypoint", "count", "attribute", "spatial"]
 
-PERSISTENT_STYLES: frozenset[str] = frozenset(get_args(PersistentStyle))
-EVENT_STYLES: frozenset[str] = frozenset(get_args(EventStyle))
-VIEW_DEPENDENT_STYLES = frozenset({"vqa", "trace"})
-KNOWN_STYLES = PERSISTENT_STYLES | EVENT_STYLES
 SPEECH_STYLE = None  # speech atoms have no style: `content` null, one `say` tool call
-ROLES: frozenset[str] = frozenset(get_args(Role))
-VQA_QUESTION_TYPES: tuple[QuestionType, ...] = get_args(QuestionType)
 # lerobot's `emitted_at` matches persistent rows within this window of the frame time.
 EMITTED_AT_TOLERANCE_S = 0.1
 

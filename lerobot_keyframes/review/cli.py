@@ -8,8 +8,8 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..cli import _episodes_arg
-    from ..cli_flags import add_bool_flag, add_dataclass_flags, add_flag
+    from ..cli.flags import add_bool_flag, add_dataclass_flags, add_flag
+    from ..cli.values import episode_list
     from .config import ReviewConfig
 
     p = sub.add_parser(
@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("root", type=Path, help="annotated dataset root")
     p.add_argument("--out", type=Path, required=True, help="output folder (its index.html, episodes/, assets/ "
                    "and timelines/ are replaced, videos/ refreshed, decisions.json kept)")
-    add_flag(p, "--episodes", "--only_episodes", type=_episodes_arg, default=None, metavar="INT,...",
+    add_flag(p, "--episodes", "--only_episodes", type=episode_list, default=None, metavar="INT,...",
              help="only these episodes, e.g. 0,3,5-8")
     add_bool_flag(p, "--png", help="also render timelines/episode_NNNNNN.png per episode (default: false)")
     add_bool_flag(p, "--serve", help="then serve the site on 127.0.0.1 until Ctrl-C; the page saves decisions to "
@@ -51,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_review(args: argparse.Namespace) -> int:
-    from ..cli_flags import dataclass_from_flags
+    from ..cli.flags import dataclass_from_flags
     from ..dataset.layout import check_output_separate
     from .build import build_review
     from .config import ReviewConfig

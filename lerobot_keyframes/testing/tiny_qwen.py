@@ -23,9 +23,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..vlm.families import FAMILY_NAMES, vision_family
+
 logger = logging.getLogger(__name__)
 
-FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+FAMILIES = FAMILY_NAMES  # a tiny model of each Qwen-VL family (geometry from lerobot_keyframes.vlm.families)
 
 # Bump when the recipe changes: it is part of the cache key of tiny_qwen_cached().
 RECIPE_VERSION = 1
@@ -152,6 +154,13 @@ def _build_tokenizer(vocab_size: int) -> Any:
     return tokenizer
 
 
+def _patch_geometry(family: str, merge_key: str) -> dict[str, int]:
+    """The family's vision patch sizes under the names a vision config (``spatial_merge_size``) or a
+    processor (``merge_size``) uses."""
+    fam = vision_family(family)
+    return {"patch_size": fam.patch_size, merge_key: fam.merge_size, "temporal_patch_size": fam.temporal_patch_size}
+
+
 def _build_config(family: str, head_dim: int, ids: dict[str, int], vocab_size: int) -> Any:
     from transformers import AutoConfig
 
@@ -186,9 +195,7 @@ def _build_config(family: str, head_dim: int, ids: dict[str, int], vocab_size: i
             "hidden_size": hidden,
             "mlp_ratio": 2,
             "num_heads": 2,
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
+            **_patch_geometry(family, "spatial_merge_size"),
         }
     elif family == "qwen2_5_vl":
         vision = {
@@ -197,9 +204,7 @@ def _build_config(family: str, head_dim: int, ids: dict[str, int], vocab_size: i
             "intermediate_size": 64,
             "num_heads": 2,
             "out_hidden_size": hidden,
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
+            **_patch_geometry(family, "spatial_merge_size"),
             "window_size": 56,
             "fullatt_block_indexes": [1],
             "tokens_per_second": 2,
@@ -215,9 +220,7 @@ def _build_config(family: str, head_dim: int, ids: dict[str, int], vocab_size: i
             "intermediate_size": 64,
             "num_heads": 2,
             "out_hidden_size": hidden,
-            "patch_size": 16,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
+            **_patch_geometry(family, "spatial_merge_size"),
             "num_position_embeddings": 64,
             "deepstack_visual_indexes": [0],
             "hidden_act": "gelu_pytorch_tanh",
@@ -238,23 +241,20 @@ def _build_processor(family: str, tokenizer: Any) -> Any:
     from transformers import AutoProcessor  # noqa: F401  (import check: the processor classes need torchvision)
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
+    geometry = _patch_geometry(family, "merge_size")
+    factor = vision_family(family).factor
     if family == "qwen3_vl":
         from transformers import Qwen3VLProcessor, Qwen3VLVideoProcessor
 
-        factor = 32
         image_processor = Qwen2VLImageProcessorPil(
-            patch_size=16,
-            merge_size=2,
-            temporal_patch_size=2,
+            **geometry,
             min_pixels=factor * factor * 4,
             max_pixels=factor * factor * 16,
             image_mean=[0.5, 0.5, 0.5],
             image_std=[0.5, 0.5, 0.5],
         )
         video_processor = Qwen3VLVideoProcessor(
-            patch_size=16,
-            merge_size=2,
-            temporal_patch_size=2,
+            **geometry,
             size={"shortest_edge": factor * factor * 4, "longest_edge": factor * factor * 64},
             do_sample_frames=False,
             image_mean=[0.5, 0.5, 0.5],
@@ -268,11 +268,11 @@ def _build_processor(family: str, tokenizer: Any) -> Any:
         )
     from transformers import Qwen2VLVideoProcessor
 
-    factor = 28
     image_processor = Qwen2VLImageProcessorPil(
-        min_pixels=factor * factor * 4, max_pixels=factor * factor * 16
+        **geometry, min_pixels=factor * factor * 4, max_pixels=factor * factor * 16
     )
     video_processor = Qwen2VLVideoProcessor(
+        **geometry,
         min_pixels=factor * factor * 4,
         max_pixels=factor * factor * 64,
         do_sample_frames=False,

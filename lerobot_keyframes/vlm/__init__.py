@@ -1,21 +1,24 @@
 """Vision-language model backends with enforced structured output.
 
     from lerobot_keyframes.vlm import VlmConfig, make_backend
-    backend = make_backend(VlmConfig(backend="transformers", model_id="Qwen/Qwen2.5-VL-3B-Instruct"))
-    results = backend.generate(conversations, schema)   # one VlmResult per conversation, in order
+    vlm = make_backend(VlmConfig(backend="transformers", model_id="Qwen/Qwen2.5-VL-3B-Instruct"))
+    results = vlm.generate(conversations, schema)   # one VlmResult per conversation, in order
 
 Backends: ``transformers`` (in-process, xgrammar logits processor), ``vllm`` (in-process ``vllm.LLM``,
 structured outputs), ``openai`` (any OpenAI-compatible server, optional ``auto_serve`` of a local vLLM).
 Importing this package is cheap: torch, transformers, vllm and openai load when a backend is built.
+Retries (a truncated answer, a failed server request) follow `retry`; the Qwen-VL family table is `families`.
 """
 
 from __future__ import annotations
 
 from .base import BaseBackend, VlmBackend
-from .config import BACKENDS, VlmConfig
+from .config import BACKENDS, Backend, VlmConfig
 from .errors import MissingExtraError, VlmError, VlmRequestError, VlmServeError
+from .families import FAMILIES, VisionFamily, detect_family, vision_family
+from .retry import RetryPolicy, TruncationRetry
 from .schema import UnboundedSchemaError, estimate_max_tokens, make_xgrammar_safe
-from .types import Conversation, Failure, FailureKind, VlmResult
+from .types import Conversation, Failure, FailureKind, FinishReason, VlmResult
 
 
 def make_backend(config: VlmConfig) -> BaseBackend:
@@ -38,19 +41,27 @@ def make_backend(config: VlmConfig) -> BaseBackend:
 
 __all__ = [
     "BACKENDS",
+    "FAMILIES",
+    "Backend",
     "BaseBackend",
     "Conversation",
     "Failure",
     "FailureKind",
+    "FinishReason",
     "MissingExtraError",
+    "RetryPolicy",
+    "TruncationRetry",
     "UnboundedSchemaError",
+    "VisionFamily",
     "VlmBackend",
     "VlmConfig",
     "VlmError",
     "VlmRequestError",
     "VlmResult",
     "VlmServeError",
+    "detect_family",
     "estimate_max_tokens",
     "make_backend",
     "make_xgrammar_safe",
+    "vision_family",
 ]

@@ -1,23 +1,31 @@
-"""The backend protocol and the logic every backend shares: batching contract, truncation retry, parsing."""
+"""The backend protocol and the logic every backend shares: batching contract, truncation retry, parsing.
+
+A backend implements one engine hook, ``_generate_raw`` (sync engines) or ``_agenerate_raw`` (async
+clients). What happens around it (checking the conversations, retrying truncated answers, parsing and
+typing the results) is written once, as a plan (`BaseBackend._plan`) that both call paths drive.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import math
 import threading
-from collections.abc import Coroutine, Mapping, Sequence
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from collections.abc import Coroutine, Generator, Mapping, Sequence
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from .config import VlmConfig
 from .jsonparse import parse_answer
 from .messages import check_conversation
+from .retry import TruncationRetry
 from .types import Conversation, Failure, FailureKind, JsonSchema, RawOutput, VlmResult
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 Schemas = JsonSchema | Sequence[JsonSchema | None] | None
+# One engine call: the conversations, a schema (or None) and a token budget for each.
+EngineRequest = tuple[list[Conversation], list[JsonSchema | None], list[int]]
+# A generation as a plan: it yields engine calls, is sent their outputs, and returns the results.
+Plan = Generator[EngineRequest, list[RawOutput], list[VlmResult]]
 
 
 @runtime_checkable
@@ -58,6 +66,8 @@ def normalize_schemas(schemas: Schemas, n: int) -> list[JsonSchema | None]:
 
 def run_coroutine_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion from sync code, even when this thread already runs an event loop."""
+    import asyncio  # here, not at the top: `import lerobot_keyframes.vlm` (the family table) stays cheap
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -78,14 +88,39 @@ def run_coroutine_sync(coro: Coroutine[Any, Any, T]) -> T:
     return box["value"]
 
 
-class BaseBackend:
+class RebuiltOnUnpickle:
+    """Pickles as the arguments that built it; unpickling calls ``__init__`` with them again.
+
+    Engines, server clients, locks and threads cannot cross a process boundary (``datasets.map(num_proc=...)``
+    with spawn, Ray actors): the copy rebuilds its own, lazily, from the same configuration.
+    """
+
+    def _init_kwargs(self) -> dict[str, Any]:
+        """The ``__init__`` keyword arguments a copy is rebuilt from."""
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self._init_kwargs()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+
+class BaseBackend(RebuiltOnUnpickle):
     """Shared driver. Subclasses implement ``_generate_raw`` (sync engines) or ``_agenerate_raw`` (async)."""
 
-    name = "base"
-    is_async = False
+    name: ClassVar[str] = "base"
+    is_async: ClassVar[bool] = False
 
     def __init__(self, config: VlmConfig) -> None:
         self.config = config
+
+    def _init_kwargs(self) -> dict[str, Any]:
+        return {"config": self.config}
+
+    @property
+    def truncation_retry(self) -> TruncationRetry:
+        return TruncationRetry.from_config(self.config)
 
     # -- engine hooks -------------------------------------------------------------------------------
     def _generate_raw(
@@ -104,50 +139,28 @@ class BaseBackend:
     ) -> list[VlmResult]:
         if self.is_async:
             return run_coroutine_sync(self._agenerate_once(conversations, schemas, raise_errors))
-        convs, schema_list = self._prepare(conversations, schemas)
-        if not convs:
-            return []
-        budgets = [self.config.max_new_tokens] * len(convs)
-        raws = self._generate_raw(convs, schema_list, budgets)
-        retry = self._retry_indices(raws, budgets)
-        if retry:
-            logger.info(
-                "%d of %d answers hit max_new_tokens; retrying them once with a larger budget",
-                len(retry),
-                len(raws),
-            )
-            new_budget = self._retry_budget()
-            again = self._generate_raw(
-                [convs[i] for i in retry], [schema_list[i] for i in retry], [new_budget] * len(retry)
-            )
-            for i, raw in zip(retry, again):
-                raws[i] = raw
-        return self._finish(raws, schema_list, set(retry), raise_errors)
+        plan = self._plan(conversations, schemas, raise_errors)
+        try:
+            request = next(plan)
+            while True:
+                request = plan.send(self._generate_raw(*request))
+        except StopIteration as done:
+            return done.value
 
     async def agenerate(
         self, conversations: Sequence[Conversation], schemas: Schemas = None, *, raise_errors: bool = True
     ) -> list[VlmResult]:
         if not self.is_async:
+            import asyncio
+
             return await asyncio.to_thread(self.generate, conversations, schemas, raise_errors=raise_errors)
-        convs, schema_list = self._prepare(conversations, schemas)
-        if not convs:
-            return []
-        budgets = [self.config.max_new_tokens] * len(convs)
-        raws = await self._agenerate_raw(convs, schema_list, budgets)
-        retry = self._retry_indices(raws, budgets)
-        if retry:
-            logger.info(
-                "%d of %d answers hit max_new_tokens; retrying them once with a larger budget",
-                len(retry),
-                len(raws),
-            )
-            new_budget = self._retry_budget()
-            again = await self._agenerate_raw(
-                [convs[i] for i in retry], [schema_list[i] for i in retry], [new_budget] * len(retry)
-            )
-            for i, raw in zip(retry, again):
-                raws[i] = raw
-        return self._finish(raws, schema_list, set(retry), raise_errors)
+        plan = self._plan(conversations, schemas, raise_errors)
+        try:
+            request = next(plan)
+            while True:
+                request = plan.send(await self._agenerate_raw(*request))
+        except StopIteration as done:
+            return done.value
 
     async def _agenerate_once(
         self, conversations: Sequence[Conversation], schemas: Schemas, raise_errors: bool
@@ -174,80 +187,58 @@ class BaseBackend:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- shared logic --------------------------------------------------------------------------------
-    def _prepare(
-        self, conversations: Sequence[Conversation], schemas: Schemas
-    ) -> tuple[list[Conversation], list[JsonSchema | None]]:
+    # -- the plan both paths drive -------------------------------------------------------------------
+    def _plan(self, conversations: Sequence[Conversation], schemas: Schemas, raise_errors: bool) -> Plan:
+        """Check, generate, retry the truncated answers once with a larger budget, parse."""
         convs = list(conversations)
         for i, conv in enumerate(convs):
             check_conversation(conv, i)
-        return convs, normalize_schemas(schemas, len(convs))
-
-    def _retry_budget(self) -> int:
-        cfg = self.config
-        return max(
-            cfg.max_new_tokens,
-            min(cfg.truncation_retry_max_tokens, math.ceil(cfg.max_new_tokens * cfg.truncation_retry_factor)),
-        )
-
-    def _retry_indices(self, raws: list[RawOutput], budgets: list[int]) -> list[int]:
-        if self._retry_budget() <= self.config.max_new_tokens:
+        schema_list = normalize_schemas(schemas, len(convs))
+        if not convs:
             return []
-        return [i for i, raw in enumerate(raws) if raw.error is None and raw.finish_reason == "length"]
-
-    def _finish(
-        self, raws: list[RawOutput], schemas: list[JsonSchema | None], retried: set[int], raise_errors: bool
-    ) -> list[VlmResult]:
-        results: list[VlmResult] = []
-        first_error: BaseException | None = None
-        for i, (raw, schema) in enumerate(zip(raws, schemas)):
-            attempts = 2 if i in retried else 1
-            if raw.error is not None:
-                first_error = first_error or raw.error
-                results.append(
-                    VlmResult(
-                        text=raw.text,
-                        failure=Failure(FailureKind.REQUEST_FAILED, str(raw.error)),
-                        finish_reason="error",
-                        attempts=attempts,
-                        schema_enforced=raw.schema_enforced,
-                        error=raw.error,
-                    )
-                )
-                continue
-            parsed: Any = None
-            failure: Failure | None = None
-            if schema is not None:
-                parsed, failure = parse_answer(
-                    raw.text, schema, enforced=raw.schema_enforced, finish_reason=raw.finish_reason
-                )
-            elif raw.finish_reason == "length":
-                failure = Failure(
-                    FailureKind.TRUNCATED,
-                    f"answer stopped at the token budget ({raw.completion_tokens} tokens)",
-                )
-            if failure is not None and failure.kind is FailureKind.TRUNCATED:
-                failure = Failure(
-                    FailureKind.TRUNCATED,
-                    f"{failure.message}; still truncated after {attempts} attempt(s) "
-                    f"(max_new_tokens {self.config.max_new_tokens} then {self._retry_budget()}): "
-                    "raise --vlm.max_new_tokens or bound the schema (lerobot_keyframes.vlm.schema)",
-                )
-            results.append(
-                VlmResult(
-                    text=raw.text,
-                    parsed=parsed,
-                    failure=failure,
-                    finish_reason=raw.finish_reason,
-                    prompt_tokens=raw.prompt_tokens,
-                    completion_tokens=raw.completion_tokens,
-                    attempts=attempts,
-                    schema_enforced=raw.schema_enforced,
-                )
-            )
-        if first_error is not None and raise_errors:
-            n_failed = sum(1 for r in results if r.error is not None)
-            if n_failed > 1 and hasattr(first_error, "add_note"):
-                first_error.add_note(f"{n_failed} of {len(results)} requests of this batch failed")
-            raise first_error
+        truncation = self.truncation_retry
+        raws = yield convs, schema_list, [truncation.max_new_tokens] * len(convs)
+        retry = truncation.indices(raws)
+        if retry:
+            logger.info("%d of %d answers hit max_new_tokens; retrying them once with %d tokens",
+                        len(retry), len(raws), truncation.budget)
+            again = yield [convs[i] for i in retry], [schema_list[i] for i in retry], [truncation.budget] * len(retry)
+            for i, raw in zip(retry, again):
+                raws[i] = raw
+        retried = set(retry)
+        results = [self._result(raw, schema, truncation.attempts(i in retried))
+                   for i, (raw, schema) in enumerate(zip(raws, schema_list))]
+        if raise_errors:
+            raise_first_error(results)
         return results
+
+    def _result(self, raw: RawOutput, schema: JsonSchema | None, attempts: int) -> VlmResult:
+        """One engine output as a typed result: the parsed value, or why there is none."""
+        if raw.error is not None:
+            return VlmResult(text=raw.text, failure=Failure(FailureKind.REQUEST_FAILED, str(raw.error)),
+                             finish_reason="error", attempts=attempts, schema_enforced=raw.schema_enforced,
+                             error=raw.error)
+        parsed: Any = None
+        failure: Failure | None = None
+        if schema is not None:
+            parsed, failure = parse_answer(raw.text, schema, enforced=raw.schema_enforced,
+                                           finish_reason=raw.finish_reason)
+        elif raw.finish_reason == "length":
+            failure = Failure(FailureKind.TRUNCATED,
+                              f"answer stopped at the token budget ({raw.completion_tokens} tokens)")
+        if failure is not None and failure.kind is FailureKind.TRUNCATED:
+            failure = Failure(FailureKind.TRUNCATED, self.truncation_retry.explain(failure.message, attempts))
+        return VlmResult(text=raw.text, parsed=parsed, failure=failure, finish_reason=raw.finish_reason,
+                         prompt_tokens=raw.prompt_tokens, completion_tokens=raw.completion_tokens,
+                         attempts=attempts, schema_enforced=raw.schema_enforced)
+
+
+def raise_first_error(results: Sequence[VlmResult]) -> None:
+    """Raise the first request error of a batch (every request was attempted), noting how many failed."""
+    failed = [r.error for r in results if r.error is not None]
+    if not failed:
+        return
+    first = failed[0]
+    if len(failed) > 1 and hasattr(first, "add_note"):
+        first.add_note(f"{len(failed)} of {len(results)} requests of this batch failed")
+    raise first

@@ -27,7 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import Schemas, normalize_schemas
+from .base import RebuiltOnUnpickle, Schemas, VlmBackend, normalize_schemas, raise_first_error
+from .config import VlmConfig
 from .messages import check_conversation
 from .types import Conversation, Failure, FailureKind, JsonSchema, VlmResult
 
@@ -37,7 +38,7 @@ DEFAULT_MAX_WAIT_S = 0.05
 VLLM_DEFAULT_MAX_BATCH = 256
 
 
-def engine_batch_limit(config: Any) -> int:
+def engine_batch_limit(config: VlmConfig) -> int:
     """Most conversations per engine call: `--vlm.batch_size` (transformers), `--vlm.max_num_seqs` (vLLM;
     vLLM batches a longer list itself, so without it a generous 256)."""
     if getattr(config, "backend", None) == "vllm":
@@ -88,19 +89,19 @@ class _LoopState:
         self.task: asyncio.Task | None = None
 
 
-class BatchingScheduler:
+class BatchingScheduler(RebuiltOnUnpickle):
     """A backend that turns concurrent ``agenerate`` calls into engine batches on one engine thread.
 
-    ``backend``: a sync backend (``generate``); ``max_batch``: most conversations per engine call;
+    ``vlm``: a sync backend (``generate``); ``max_batch``: most conversations per engine call;
     ``max_wait_s``: how long a partial batch may wait for more callers. Use `caller()` around each
     independent producer (an episode) so a batch goes as soon as every producer is waiting.
     """
 
-    def __init__(self, backend: Any, max_batch: int, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
-        if getattr(backend, "is_async", False):
-            raise TypeError(f"{type(backend).__name__} is async (a server client): it needs no batching scheduler")
-        self.backend = backend
-        self.config = backend.config
+    def __init__(self, vlm: VlmBackend, max_batch: int, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
+        if getattr(vlm, "is_async", False):
+            raise TypeError(f"{type(vlm).__name__} is async (a server client): it needs no batching scheduler")
+        self.vlm = vlm
+        self.config = vlm.config
         self.max_batch = max(1, int(max_batch))
         self.max_wait_s = max(0.0, float(max_wait_s))
         self.stats = BatchStats()
@@ -150,16 +151,14 @@ class BatchingScheduler:
         finally:
             state.pending.pop(caller, None)  # answered, or cancelled: nothing of it counts as waiting
         if raise_errors:
-            failed = [r for r in results if r.error is not None]
-            if failed:
-                raise failed[0].error
+            raise_first_error(results)
         return results
 
     def generate(
         self, conversations: Sequence[Conversation], schemas: Schemas = None, *, raise_errors: bool = True
     ) -> list[VlmResult]:
         """A sync call goes straight to the engine, on the engine's thread (never beside a running batch)."""
-        future = self._executor.submit(self.backend.generate, conversations, schemas, raise_errors=raise_errors)
+        future = self._executor.submit(self.vlm.generate, conversations, schemas, raise_errors=raise_errors)
         return future.result()
 
     async def aclose(self) -> None:
@@ -169,14 +168,14 @@ class BatchingScheduler:
             state.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await state.task
-        aclose = getattr(self.backend, "aclose", None)
+        aclose = getattr(self.vlm, "aclose", None)
         if aclose is not None:
             await aclose()
 
     def close(self) -> None:
         """Release the engine (on its own thread) and the thread."""
         try:
-            self._executor.submit(self.backend.close).result()
+            self._executor.submit(self.vlm.close).result()
         finally:
             self.shutdown()
 
@@ -184,11 +183,8 @@ class BatchingScheduler:
         """Stop the engine thread, leaving the engine itself to its owner (a backend a caller passed in)."""
         self._executor.shutdown(wait=True)
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"backend": self.backend, "max_batch": self.max_batch, "max_wait_s": self.max_wait_s}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["backend"], state["max_batch"], state["max_wait_s"])  # type: ignore[misc]
+    def _init_kwargs(self) -> dict[str, Any]:
+        return {"vlm": self.vlm, "max_batch": self.max_batch, "max_wait_s": self.max_wait_s}
 
     # -- the dispatcher --------------------------------------------------------------------------------
     def _state(self) -> _LoopState:
@@ -237,7 +233,7 @@ class BatchingScheduler:
         convs = [item.conversation for item in batch]
         schemas = [item.schema for item in batch]
         try:
-            results = self.backend.generate(convs, schemas, raise_errors=False)
+            results = self.vlm.generate(convs, schemas, raise_errors=False)
             self.stats.sizes[len(batch)] += 1
             return results
         except Exception as exc:  # noqa: BLE001 - isolated below, reported per conversation
@@ -255,9 +251,9 @@ def _failed(exc: BaseException) -> VlmResult:
                      finish_reason="error", error=exc)
 
 
-def wrap_in_process(backend: Any, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> Any:
-    """`backend` behind a `BatchingScheduler` when it is an in-process engine (a backend that declares
+def wrap_in_process(vlm: VlmBackend, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> VlmBackend:
+    """`vlm` behind a `BatchingScheduler` when it is an in-process engine (a backend that declares
     `is_async = False`, as `BaseBackend` subclasses do); servers and async test doubles unchanged."""
-    if getattr(backend, "is_async", None) is not False or isinstance(backend, BatchingScheduler):
-        return backend
-    return BatchingScheduler(backend, engine_batch_limit(backend.config), max_wait_s)
+    if getattr(vlm, "is_async", None) is not False or isinstance(vlm, BatchingScheduler):
+        return vlm
+    return BatchingScheduler(vlm, engine_batch_limit(vlm.config), max_wait_s)

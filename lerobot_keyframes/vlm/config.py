@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
-BACKENDS = ("transformers", "vllm", "openai")
-STRUCTURED_OUTPUT_MODES = ("auto", "schema", "json_object", "off")
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")  # the OpenAI API's values
+Backend = Literal["transformers", "vllm", "openai"]
+StructuredOutput = Literal["auto", "schema", "json_object", "off"]
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]  # the OpenAI API's values
+# Weight precision; the short spellings are transformers' and vLLM's (`half` = float16, `float` = float32).
+Dtype = Literal["auto", "bfloat16", "float16", "float32", "bf16", "fp16", "fp32", "half", "float"]
+BACKENDS: tuple[Backend, ...] = get_args(Backend)
+STRUCTURED_OUTPUT_MODES: tuple[StructuredOutput, ...] = get_args(StructuredOutput)
+REASONING_EFFORTS: tuple[ReasoningEffort, ...] = get_args(ReasoningEffort)
+DTYPES: tuple[Dtype, ...] = get_args(Dtype)
+_DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,7 @@ class VlmConfig:
     # lerobot-annotate's names for the same knobs.
     FLAG_ALIASES: ClassVar[dict[str, str]] = {"serve_ready_timeout_s": "serve_timeout"}
 
-    backend: str = "transformers"  # transformers|vllm|openai: in-process HF/vLLM model or an OpenAI-compatible server
+    backend: Backend = "transformers"  # in-process HF/vLLM model, or an OpenAI-compatible server
     model_id: str = "Qwen/Qwen2.5-VL-3B-Instruct"  # Hub id or local dir (openai: the served model name)
     revision: str | None = None  # model branch, tag or commit (unset: default branch; openai backend: auto_serve only)
     # Sampling. temperature == 0 means greedy (deterministic); a seed makes sampling reproducible.
@@ -38,7 +45,7 @@ class VlmConfig:
     temperature: float = 0.0  # sampling temperature; 0: greedy decoding
     top_p: float = 1.0  # nucleus sampling cutoff in (0, 1], used only when temperature > 0
     seed: int | None = None  # sampling seed for reproducible runs (unset: not seeded)
-    structured_output: str = "auto"  # auto|schema|json_object|off: how servers enforce schemas (openai backend only)
+    structured_output: StructuredOutput = "auto"  # how servers enforce schemas (openai backend only)
     # When an answer stops on the token budget (finish_reason "length"), retry it once with
     # max_new_tokens * truncation_retry_factor (capped by truncation_retry_max_tokens).
     truncation_retry_factor: float = 2.0  # retry budget = max_new_tokens x this; <= 1 disables the retry
@@ -50,7 +57,7 @@ class VlmConfig:
     max_pixels: int | None = None  # upper bound on each image/frame's area (px); unset: the model's default
     camera_key: str | None = None  # default camera for plan and interjections (unset: the first; unknown: an error)
     # transformers backend
-    dtype: str = "auto"  # auto|bfloat16|float16|float32 weights (transformers auto: bf16/fp16 on GPU, fp32 on CPU)
+    dtype: Dtype = "auto"  # weight precision (transformers auto: bf16/fp16 on GPU, fp32 on CPU)
     device: str = "auto"  # transformers only: auto|cpu|cuda|cuda:N (auto: cuda when available)
     attn_implementation: str | None = None  # transformers only, e.g. sdpa|flash_attention_2 (unset: model default)
     trust_remote_code: bool = False  # run custom code from the model repo (transformers, vllm, auto_serve)
@@ -81,7 +88,7 @@ class VlmConfig:
     parallel_servers: int = 1  # auto_serve: this many servers on consecutive ports from api_base's, round-robin
     num_gpus: int = 0  # parallel servers: GPUs they share (0: one each); one server: its tensor_parallel_size
     # lerobot-annotate has no in-process backend: transformers/vllm ignore it (use chat_template_kwargs)
-    reasoning_effort: str | None = None  # thinking budget (low|medium|high...): the request's reasoning_effort field
+    reasoning_effort: ReasoningEffort | None = None  # thinking budget: the request's reasoning_effort field
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -91,6 +98,8 @@ class VlmConfig:
                 f"--vlm.structured_output={self.structured_output!r}: choose one of "
                 f"{', '.join(STRUCTURED_OUTPUT_MODES)}"
             )
+        if self.dtype not in DTYPES:
+            raise ValueError(f"--vlm.dtype={self.dtype!r}: choose one of {', '.join(DTYPES)}")
         if self.max_new_tokens < 1:
             raise ValueError(f"--vlm.max_new_tokens must be >= 1 (got {self.max_new_tokens})")
         if self.temperature < 0:
@@ -106,6 +115,20 @@ class VlmConfig:
             raise ValueError(f"--vlm.parallel_servers must be >= 1 (got {self.parallel_servers})")
         if self.batch_size < 1:
             raise ValueError(f"--vlm.batch_size must be >= 1 (got {self.batch_size})")
+
+    @property
+    def dtype_name(self) -> Literal["auto", "bfloat16", "float16", "float32"]:
+        """`dtype` in its long spelling (what torch and vLLM call it)."""
+        return _DTYPE_NAMES.get(self.dtype, self.dtype)  # type: ignore[return-value]
+
+    @property
+    def processor_kwargs(self) -> dict[str, Any]:
+        """``mm_processor_kwargs`` with ``min_pixels``/``max_pixels`` added (a key given there wins)."""
+        out = dict(self.mm_processor_kwargs)
+        for key, value in (("min_pixels", self.min_pixels), ("max_pixels", self.max_pixels)):
+            if value is not None:
+                out.setdefault(key, value)
+        return out
 
     @property
     def api_bases(self) -> list[str]:

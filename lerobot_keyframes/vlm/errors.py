@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-EXTRAS_FOR_BACKEND = {"transformers": "transformers", "vllm": "vllm", "openai": "openai"}
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import Backend
+
+EXTRAS_FOR_BACKEND: dict[str, str] = {"transformers": "transformers", "vllm": "vllm", "openai": "openai"}
 
 
 class VlmError(RuntimeError):
@@ -12,7 +17,7 @@ class VlmError(RuntimeError):
 class MissingExtraError(ImportError, VlmError):
     """An optional dependency of a backend is not installed."""
 
-    def __init__(self, backend: str, module: str, cause: BaseException | None = None) -> None:
+    def __init__(self, backend: Backend, module: str, cause: BaseException | None = None) -> None:
         extra = EXTRAS_FOR_BACKEND.get(backend, backend)
         self.backend = backend
         self.module = module

@@ -10,10 +10,17 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+    import xgrammar as xgr
+    from transformers import LogitsProcessor, PreTrainedTokenizerBase
 
 
-def build_tokenizer_info(tokenizer: Any, model_vocab_size: int, stop_token_ids: Sequence[int]) -> Any:
+def build_tokenizer_info(
+    tokenizer: PreTrainedTokenizerBase, model_vocab_size: int, stop_token_ids: Sequence[int]
+) -> xgr.TokenizerInfo:
     import xgrammar as xgr
 
     detected = xgr.TokenizerInfo.from_huggingface(
@@ -42,17 +49,17 @@ def build_tokenizer_info(tokenizer: Any, model_vocab_size: int, stop_token_ids: 
 class GrammarCache:
     """Compiles JSON schemas once per (tokenizer, schema); compact JSON only (no free whitespace)."""
 
-    def __init__(self, tokenizer_info: Any) -> None:
+    def __init__(self, tokenizer_info: xgr.TokenizerInfo) -> None:
         import xgrammar as xgr
 
         self.tokenizer_info = tokenizer_info
         # xgrammar 0.2.8's own compile cache fails on printable-string patterns longer than ~128 characters
         # ("per_rule_fsm_hashes ... has_value()"); compiled grammars are cached per schema here instead.
         self._compiler = xgr.GrammarCompiler(tokenizer_info, max_threads=2, cache_enabled=False)
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[str, xgr.CompiledGrammar] = {}
         self._lock = threading.Lock()
 
-    def get(self, schema: Mapping[str, Any] | None) -> Any:
+    def get(self, schema: Mapping[str, Any] | None) -> xgr.CompiledGrammar | None:
         if schema is None:
             return None
         key = json.dumps(schema, sort_keys=True)
@@ -66,9 +73,8 @@ class GrammarCache:
             return hit
 
 
-def make_logits_processor(compiled: Sequence[Any | None], vocab_size: int) -> Any:
+def make_logits_processor(compiled: Sequence[xgr.CompiledGrammar | None], vocab_size: int) -> LogitsProcessor:
     """A ``transformers.LogitsProcessor`` enforcing ``compiled[i]`` on row i (None: unconstrained)."""
-    import torch
     import xgrammar as xgr
     from transformers import LogitsProcessor
 

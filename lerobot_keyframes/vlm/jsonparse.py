@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .types import Failure, FailureKind
+from .types import Failure, FailureKind, FinishReason
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.S)
 _DECODER = json.JSONDecoder()
@@ -80,7 +80,7 @@ def bounded(text: Any, limit: int = QUOTE_LIMIT) -> str:
 
 
 def parse_answer(
-    text: str, schema: Mapping[str, Any], *, enforced: bool, finish_reason: str
+    text: str, schema: Mapping[str, Any], *, enforced: bool, finish_reason: FinishReason
 ) -> tuple[Any, Failure | None]:
     """Turn an answer into (value, None) or (None, Failure)."""
     value: Any = None

@@ -11,11 +11,16 @@ import base64
 import hashlib
 import io
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .types import Conversation
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 _ROLES = ("system", "user", "assistant")
+# vLLM's per-request ``media_io_kwargs``: {"video": {"fps", "frames_indices", "total_num_frames", "duration"}}
+MediaIoKwargs = dict[str, dict[str, Any]]
 
 
 def _is_pil(obj: Any) -> bool:
@@ -101,18 +106,18 @@ def image_uuid(block: Mapping[str, Any]) -> str:
     return "px-" + digest.hexdigest()[:32]
 
 
-def encode_jpeg(image: Any, quality: int = 90) -> bytes:
+def encode_jpeg(image: Image.Image, quality: int = 90) -> bytes:
     buf = io.BytesIO()
     image = image if image.mode == "RGB" else image.convert("RGB")
     image.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
 
 
-def jpeg_data_url(image: Any, quality: int = 90) -> str:
+def jpeg_data_url(image: Image.Image, quality: int = 90) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(image, quality)).decode("ascii")
 
 
-def video_data_url(frames: list[Any], quality: int = 90) -> str:
+def video_data_url(frames: list[Image.Image], quality: int = 90) -> str:
     """vLLM's pre-sampled-frames video URL: ``data:video/jpeg;base64,<frame1>,<frame2>,...``."""
     parts = [base64.b64encode(encode_jpeg(f, quality)).decode("ascii") for f in frames]
     return "data:video/jpeg;base64," + ",".join(parts)
@@ -165,7 +170,7 @@ def has_video(conversation: Conversation) -> bool:
     )
 
 
-def media_io_kwargs(conversation: Conversation) -> dict[str, dict[str, Any]] | None:
+def media_io_kwargs(conversation: Conversation) -> MediaIoKwargs | None:
     """vLLM's per-request ``media_io_kwargs`` for the conversation's videos, or None without videos.
 
     vLLM applies one setting to every video of a request: with several videos of different timing,
@@ -254,10 +259,10 @@ def to_vllm_messages(conversation: Conversation, *, jpeg_quality: int = 90) -> l
 
 def to_hf_messages(
     conversation: Conversation,
-) -> tuple[list[dict[str, Any]], list[Any], list[Mapping[str, Any]]]:
+) -> tuple[list[dict[str, Any]], list[Image.Image], list[Mapping[str, Any]]]:
     """Qwen-VL blocks -> (messages for ``apply_chat_template``, images in order, video blocks in order)."""
     messages: list[dict[str, Any]] = []
-    images: list[Any] = []
+    images: list[Image.Image] = []
     videos: list[Mapping[str, Any]] = []
     for message in conversation:
         content = message.get("content")

@@ -11,89 +11,35 @@ JPEG-sequence ``video_url`` with ``media_io_kwargs`` saying when each frame was 
 from __future__ import annotations
 
 import asyncio
-import collections
 import itertools
 import logging
 import os
-import random
 import threading
 import weakref
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .base import BaseBackend
 from .config import VlmConfig
 from .errors import MissingExtraError, VlmRequestError
-from .messages import media_io_kwargs, to_openai_messages
-from .schema import grammar_schema
+from .limiter import GlobalLimiter
+from .messages import MediaIoKwargs, media_io_kwargs, to_openai_messages
+from .openai_wire import mentions_format, read_completion, request_body, retry_after, short, wire_json
+from .retry import RetryPolicy
 from .types import Conversation, JsonSchema, RawOutput
+
+if TYPE_CHECKING:
+    import openai
+    from openai import AsyncOpenAI
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-
-
-class GlobalLimiter:
-    """At most ``limit`` holders at once across every thread and event loop of the process.
-
-    ``asyncio.Semaphore`` belongs to one loop, but each sync ``generate()`` call runs its own loop and the
-    annotation engine may call it from several threads: the cap must hold across all of them. Waiters are
-    served first come, first served; a waiter cancelled after being granted passes its slot on.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self._free = limit
-        self._lock = threading.Lock()
-        self._waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = (
-            collections.deque()
-        )
-
-    async def acquire(self) -> None:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._free > 0 and not self._waiters:
-                self._free -= 1
-                return
-            fut: asyncio.Future[None] = loop.create_future()
-            self._waiters.append((loop, fut))
-        try:
-            await fut
-        except asyncio.CancelledError:
-            with self._lock:
-                if (loop, fut) in self._waiters:
-                    self._waiters.remove((loop, fut))
-                    raise
-            self.release()  # granted and cancelled at the same time: hand the slot on
-            raise
-
-    def release(self) -> None:
-        with self._lock:
-            while self._waiters:
-                loop, fut = self._waiters.popleft()
-                if loop.is_closed():
-                    continue
-                try:
-                    loop.call_soon_threadsafe(self._grant, fut)
-                except RuntimeError:  # the loop closed meanwhile
-                    continue
-                return
-            self._free += 1
-
-    def _grant(self, fut: asyncio.Future[None]) -> None:
-        if fut.done():  # cancelled before the grant arrived
-            self.release()
-        else:
-            fut.set_result(None)
-
-    async def __aenter__(self) -> GlobalLimiter:
-        await self.acquire()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()
-
 
 class OpenAIBackend(BaseBackend):
+    """Requests to OpenAI-compatible servers: bodies from `openai_wire`, retries under `retry.RetryPolicy`,
+    one process-wide cap on requests in flight (`limiter.GlobalLimiter`)."""
+
     name = "openai"
     is_async = True
 
@@ -132,11 +78,8 @@ class OpenAIBackend(BaseBackend):
         if server is not None:
             server.stop()
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config.replace(auto_serve=False)}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["config"])  # type: ignore[misc]
+    def _init_kwargs(self) -> dict[str, Any]:
+        return {"config": self.config.replace(auto_serve=False)}  # a copy uses the servers, never starts more
 
     async def aclose(self) -> None:
         with self._clients_lock:
@@ -145,7 +88,7 @@ class OpenAIBackend(BaseBackend):
             await client.close()
 
     # -- plumbing --------------------------------------------------------------------------------------
-    def _clients(self) -> dict[str, Any]:
+    def _clients(self) -> dict[str, AsyncOpenAI]:
         """This event loop's clients, made on first use."""
         loop = asyncio.get_running_loop()
         with self._clients_lock:
@@ -154,7 +97,7 @@ class OpenAIBackend(BaseBackend):
                 clients = self._loop_clients[loop] = self._new_clients()
         return clients
 
-    def _new_clients(self) -> dict[str, Any]:
+    def _new_clients(self) -> dict[str, AsyncOpenAI]:
         from openai import AsyncOpenAI
 
         cfg = self.config
@@ -164,171 +107,118 @@ class OpenAIBackend(BaseBackend):
             for base in cfg.api_bases
         }
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        cfg = self.config
-        ceiling = min(cfg.retry_backoff_max, cfg.retry_backoff * (2**attempt))
-        delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # exponential backoff, "equal jitter"
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, cfg.retry_backoff_max))
-        return delay
-
     def _request_body(
         self, messages: list[dict[str, Any]], schema: JsonSchema | None, budget: int, base: str,
-        media: dict[str, Any] | None = None,
+        media: MediaIoKwargs | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        cfg = self.config
-        body: dict[str, Any] = {
-            "model": cfg.model_id,
-            "messages": messages,
-            "max_tokens": budget,
-            "temperature": cfg.temperature,
-        }
-        if cfg.temperature > 0:
-            body["top_p"] = cfg.top_p
-        if cfg.seed is not None:
-            body["seed"] = cfg.seed
-        if cfg.reasoning_effort:  # a top-level field of the request, as lerobot-annotate 0.6.1 sends it
-            body["reasoning_effort"] = cfg.reasoning_effort
-        extra: dict[str, Any] = {}
-        if cfg.chat_template_kwargs:
-            extra["chat_template_kwargs"] = dict(cfg.chat_template_kwargs)
-        mm = dict(cfg.mm_processor_kwargs)
-        if cfg.min_pixels is not None:
-            mm.setdefault("min_pixels", cfg.min_pixels)
-        if cfg.max_pixels is not None:
-            mm.setdefault("max_pixels", cfg.max_pixels)
-        if mm:
-            extra["mm_processor_kwargs"] = mm
-        if media and base not in self._media_unsupported:
-            extra["media_io_kwargs"] = media  # when the sampled video frames were taken (vLLM's field)
-        if extra:
-            body["extra_body"] = extra
-        enforced = False
-        mode = cfg.structured_output
-        if schema is not None and mode != "off" and base not in self._schema_unsupported:
-            if mode == "json_object":
-                body["response_format"] = {"type": "json_object"}
-            else:
-                body["response_format"] = {
-                    "type": "json_schema",
-                    "json_schema": {"name": "answer", "schema": grammar_schema(schema), "strict": True},
-                }
-                enforced = True
-        return body, enforced
+        """This request's body for `base`, without the fields that server refused before."""
+        return request_body(self.config, messages, schema, budget,
+                            media=None if base in self._media_unsupported else media,
+                            schema_refused=base in self._schema_unsupported)
 
     # -- one request with retries ------------------------------------------------------------------------
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy.from_config(self.config)
+
     async def _one(
         self,
-        clients: dict[str, Any],
+        clients: dict[str, AsyncOpenAI],
         index: int,
         conversation: Conversation,
         schema: JsonSchema | None,
         budget: int,
-        media: dict[str, Any] | None = None,
+        media: MediaIoKwargs | None = None,
     ) -> RawOutput:
-        import openai
-
+        """One conversation's request, sent again under `retry_policy` until it answers or fails for good."""
         cfg = self.config
+        policy = self.retry_policy
         messages = to_openai_messages(conversation, jpeg_quality=cfg.jpeg_quality)
-        sem = self._limiter
         bases = cfg.api_bases
-        last_error: str = "no attempt made"
-        last_status: int | None = None
+        failed = _Failed("no attempt made")
         attempts = 0
-        total = cfg.max_retries + 1
-        while attempts < total:
+        while attempts < policy.attempts:
             base = bases[next(self._rr) % len(bases)]
-            body: dict[str, Any] = {}
-            data: Any = None  # this attempt's answer, quoted (bounded) when it is not a completion
+            outcome = await self._attempt(clients[base], base, messages, schema, budget, media)
+            if isinstance(outcome, RawOutput):
+                return outcome
+            failed = outcome
+            if outcome.free:  # the server refused an optional field, dropped from now on: not its fault
+                continue
             attempts += 1
-            retry_after: float | None = None
-            try:
-                async with sem:
-                    # built once a slot is free, so what an earlier answer taught (a refused field) applies
-                    body, enforced = self._request_body(messages, schema, budget, base, media)
-                    # The SDK's transport, auth and error types, without its per-request model
-                    # transforms (half of the client CPU per request): the body is plain JSON already.
-                    data = await clients[base].post("/chat/completions", body=_wire(body), cast_to=object)
-                choice = data["choices"][0]
-                text = choice["message"].get("content") or ""
-                usage = data.get("usage") or {}
-                return RawOutput(
-                    text=text,
-                    finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
-                    prompt_tokens=usage.get("prompt_tokens"),
-                    completion_tokens=usage.get("completion_tokens"),
-                    schema_enforced=enforced,
-                )
-            except openai.APIStatusError as exc:
-                status = exc.status_code
-                last_status = status
-                last_error = f"HTTP {status}: {_short(exc)}"
-                if (
-                    status == 400
-                    and "response_format" in body
-                    and cfg.structured_output == "auto"
-                    and _mentions_format(exc)
-                ):
-                    logger.warning(
-                        "%s rejected response_format (%s); asking it without a schema and extracting JSON from text",
-                        base,
-                        _short(exc),
-                    )
-                    self._schema_unsupported.add(base)
-                    attempts -= 1  # not the server's fault: does not use up a retry
-                    continue
-                if status == 400 and "media_io_kwargs" in body.get("extra_body", {}) and "media_io_kwargs" in str(exc):
-                    if base not in self._media_unsupported:
-                        logger.warning(
-                            "%s refuses per-request media_io_kwargs (%s): its videos are placed at 1 frame/s "
-                            "from 0 s instead of at their real times; start vLLM with --trust-request-mm-kwargs "
-                            "(auto_serve does)", base, _short(exc),
-                        )
-                    self._media_unsupported.add(base)
-                    attempts -= 1
-                    continue
-                if status not in RETRYABLE_STATUS:
-                    break
-                retry_after = _retry_after(exc)
-            except (openai.APITimeoutError, asyncio.TimeoutError):
-                last_status, last_error = (
-                    None,
-                    f"timed out after {cfg.request_timeout:.1f} s (--vlm.request_timeout)",
-                )
-            except openai.APIConnectionError as exc:
-                last_status, last_error = None, f"connection failed: {_short(exc)}"
-            except (
-                openai.APIResponseValidationError,
-                ValueError,
-                AttributeError,
-                LookupError,  # a 200 whose JSON is not a completion ({"error": ...}, no "choices"/"message")
-                TypeError,
-            ) as exc:
-                if isinstance(exc, LookupError):
-                    what = f"the JSON is not a chat completion (no {_short(exc, 60)}): {_short(data)}"
-                    last_status, last_error = None, f"unreadable answer: {what}"
-                else:
-                    last_status, last_error = None, f"unreadable answer: {type(exc).__name__}: {_short(exc)}"
-            if attempts < total:
-                delay = self._backoff(attempts - 1, retry_after)
-                logger.info(
-                    "request %d to %s failed (%s); retry %d/%d in %.2f s",
-                    index,
-                    base,
-                    last_error,
-                    attempts,
-                    cfg.max_retries,
-                    delay,
-                )
+            if not outcome.retryable:
+                break
+            if attempts < policy.attempts:
+                delay = policy.delay(attempts - 1, outcome.retry_after)
+                logger.info("request %d to %s failed (%s); retry %d/%d in %.2f s",
+                            index, base, failed.message, attempts, policy.max_retries, delay)
                 await asyncio.sleep(delay)
         error = VlmRequestError(
             f"request {index} for model {cfg.model_id!r} failed after {attempts} attempt(s) "
-            f"(servers: {', '.join(bases)}): {last_error}",
-            status=last_status,
+            f"(servers: {', '.join(bases)}): {failed.message}",
+            status=failed.status,
             attempts=attempts,
             url=bases[0],
         )
         return RawOutput(text="", finish_reason="error", error=error)
+
+    async def _attempt(
+        self,
+        client: AsyncOpenAI,
+        base: str,
+        messages: list[dict[str, Any]],
+        schema: JsonSchema | None,
+        budget: int,
+        media: MediaIoKwargs | None,
+    ) -> RawOutput | _Failed:
+        """One attempt: the completion, or why there is none (and whether trying again may help)."""
+        import openai
+
+        body: dict[str, Any] = {}
+        data: Any = None  # this attempt's answer, quoted (bounded) when it is not a completion
+        try:
+            async with self._limiter:
+                # built once a slot is free, so what an earlier answer taught (a refused field) applies
+                body, enforced = self._request_body(messages, schema, budget, base, media)
+                # The SDK's transport, auth and error types, without its per-request model
+                # transforms (half of the client CPU per request): the body is plain JSON already.
+                data = await client.post("/chat/completions", body=wire_json(body), cast_to=object)
+            return read_completion(data, enforced)
+        except openai.APIStatusError as exc:
+            return self._status_failure(exc, base, body)
+        except (openai.APITimeoutError, asyncio.TimeoutError):
+            return _Failed(f"timed out after {self.config.request_timeout:.1f} s (--vlm.request_timeout)")
+        except openai.APIConnectionError as exc:
+            return _Failed(f"connection failed: {short(exc)}")
+        except LookupError as exc:  # a 200 whose JSON is not a completion ({"error": ...}, no "choices")
+            what = f"the JSON is not a chat completion (no {short(exc, 60)}): {short(data)}"
+            return _Failed(f"unreadable answer: {what}")
+        except (openai.APIResponseValidationError, ValueError, AttributeError, TypeError) as exc:
+            return _Failed(f"unreadable answer: {type(exc).__name__}: {short(exc)}")
+
+    def _status_failure(self, exc: openai.APIStatusError, base: str, body: dict[str, Any]) -> _Failed:
+        """An HTTP error status: a refused optional field (dropped for `base` from now on), or a failure that
+        the retry policy may or may not try again."""
+        status = exc.status_code
+        message = f"HTTP {status}: {short(exc)}"
+        auto = self.config.structured_output == "auto"
+        if status == 400 and "response_format" in body and auto and mentions_format(exc):
+            logger.warning("%s rejected response_format (%s); asking it without a schema and extracting JSON "
+                           "from text", base, short(exc))
+            self._schema_unsupported.add(base)
+            return _Failed(message, status, free=True)
+        if status == 400 and "media_io_kwargs" in body.get("extra_body", {}) and "media_io_kwargs" in str(exc):
+            if base not in self._media_unsupported:
+                logger.warning(
+                    "%s refuses per-request media_io_kwargs (%s): its videos are placed at 1 frame/s "
+                    "from 0 s instead of at their real times; start vLLM with --trust-request-mm-kwargs "
+                    "(auto_serve does)", base, short(exc),
+                )
+            self._media_unsupported.add(base)
+            return _Failed(message, status, free=True)
+        if not self.retry_policy.retries_status(status):
+            return _Failed(message, status, retryable=False)
+        return _Failed(message, status, retry_after=retry_after(exc))
 
     async def _agenerate_raw(
         self, conversations: Sequence[Conversation], schemas: list[JsonSchema | None], budgets: list[int]
@@ -342,33 +232,15 @@ class OpenAIBackend(BaseBackend):
         return list(await asyncio.gather(*tasks))
 
 
-def _wire(body: dict[str, Any]) -> dict[str, Any]:
-    """The JSON body as sent: ``extra_body`` keys merged at the top level (what the SDK does)."""
-    wire = {k: v for k, v in body.items() if k != "extra_body"}
-    wire.update(body.get("extra_body") or {})
-    return wire
+@dataclass(frozen=True)
+class _Failed:
+    """One attempt that brought no completion."""
 
-
-def _short(exc: Any, limit: int = 300) -> str:
-    text = str(exc).replace("\n", " ")
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _mentions_format(exc: Any) -> bool:
-    text = str(exc).lower()
-    return any(word in text for word in ("response_format", "json_schema", "structured", "guided"))
-
-
-def _retry_after(exc: Any) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    value = headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    message: str
+    status: int | None = None
+    retryable: bool = True
+    retry_after: float | None = None  # the server's Retry-After (s)
+    free: bool = False  # an optional field the server refused, dropped for the next try: uses up no retry
 
 
 __all__ = ["OpenAIBackend"]

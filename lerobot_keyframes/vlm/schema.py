@@ -134,17 +134,24 @@ def estimate_max_chars(schema: Mapping[str, Any]) -> int:
 
     Raises UnboundedSchemaError naming the path of the first unbounded part (run ``make_xgrammar_safe``).
     """
-    root = dict(schema)
+    return _Sizer(dict(schema)).size(schema, "$", ())
 
-    def resolve(ref: str) -> Any:
+
+class _Sizer:
+    """The worst-case compact-JSON size of each schema node, with ``$ref``s resolved in `root`."""
+
+    def __init__(self, root: Mapping[str, Any]) -> None:
+        self.root = root
+
+    def resolve(self, ref: str) -> Any:
         if not ref.startswith("#/"):
             raise UnboundedSchemaError(f"cannot size external $ref {ref!r}")
-        node: Any = root
+        node: Any = self.root
         for part in ref[2:].split("/"):
             node = node[part]
         return node
 
-    def size(node: Any, path: str, seen: tuple[str, ...]) -> int:
+    def size(self, node: Any, path: str, seen: tuple[str, ...]) -> int:
         if node is True or node == {}:
             raise UnboundedSchemaError(f"{path}: any value allowed")
         if node is False:
@@ -153,62 +160,70 @@ def estimate_max_chars(schema: Mapping[str, Any]) -> int:
             ref = node["$ref"]
             if ref in seen:
                 raise UnboundedSchemaError(f"{path}: recursive $ref {ref}")
-            return size(resolve(ref), path, (*seen, ref))
+            return self.size(self.resolve(ref), path, (*seen, ref))
         if "const" in node:
             return len(json.dumps(node["const"], separators=(",", ":")))
         if "enum" in node:
             return max(len(json.dumps(v, separators=(",", ":"))) for v in node["enum"])
         for key in ("anyOf", "oneOf"):
             if key in node:
-                return max(size(c, f"{path}/{key}[{i}]", seen) for i, c in enumerate(node[key]))
+                return max(self.size(c, f"{path}/{key}[{i}]", seen) for i, c in enumerate(node[key]))
         if "allOf" in node:
-            return min(size(c, f"{path}/allOf[{i}]", seen) for i, c in enumerate(node["allOf"]))
+            return min(self.size(c, f"{path}/allOf[{i}]", seen) for i, c in enumerate(node["allOf"]))
         types = node.get("type")
         if isinstance(types, list):
-            return max(size({**node, "type": t}, path, seen) for t in types)
-        if types == "null":
-            return 4
-        if types == "boolean":
-            return 5
+            return max(self.size({**node, "type": t}, path, seen) for t in types)
+        if types in ("null", "boolean"):
+            return 4 if types == "null" else 5
         if types in ("integer", "number"):
-            lo = node.get("minimum", node.get("exclusiveMinimum"))
-            hi = node.get("maximum", node.get("exclusiveMaximum"))
-            if lo is None or hi is None:
-                raise UnboundedSchemaError(f"{path}: {types} without minimum and maximum")
-            digits = max(len(str(int(math.floor(lo)))), len(str(int(math.ceil(hi)))))
-            # a bounded number may still carry a long fraction and an exponent
-            return digits if types == "integer" else digits + 24
+            return _number_size(node, path, types)
         if types == "string":
-            printable = _PRINTABLE_RE.match(node.get("pattern", ""))
-            if printable:  # printable-pattern strings never need escapes: one char each
-                return 2 + min(int(printable.group(2)), int(node.get("maxLength", 1 << 30)))
-            if "maxLength" not in node:
-                raise UnboundedSchemaError(f"{path}: string without maxLength")
-            return 2 + 6 * int(node["maxLength"])  # worst case: every char escaped as \uXXXX
+            return _string_size(node, path)
         if types == "array":
-            prefix = node.get("prefixItems") or []
-            n_max = node.get("maxItems")
-            if n_max is None:
-                if prefix and node.get("items") is False:
-                    n_max = len(prefix)
-                else:
-                    raise UnboundedSchemaError(f"{path}: array without maxItems")
-            total = 2 + max(0, int(n_max) - 1)
-            for i in range(int(n_max)):
-                child = prefix[i] if i < len(prefix) else node.get("items", {})
-                total += size(child, f"{path}[{i}]", seen)
-            return total
+            return self.array(node, path, seen)
         if types == "object" or "properties" in node:
-            props = node.get("properties") or {}
-            if node.get("additionalProperties", True) is not False:
-                raise UnboundedSchemaError(f"{path}: object allows additional properties")
-            total = 2 + max(0, len(props) - 1)
-            for key, child in props.items():
-                total += len(json.dumps(key)) + 1 + size(child, f"{path}/{key}", seen)
-            return total
+            return self.object(node, path, seen)
         raise UnboundedSchemaError(f"{path}: cannot size schema node {node!r:.80}")
 
-    return size(root, "$", ())
+    def array(self, node: Mapping[str, Any], path: str, seen: tuple[str, ...]) -> int:
+        prefix = node.get("prefixItems") or []
+        n_max = node.get("maxItems")
+        if n_max is None:
+            if not (prefix and node.get("items") is False):
+                raise UnboundedSchemaError(f"{path}: array without maxItems")
+            n_max = len(prefix)
+        total = 2 + max(0, int(n_max) - 1)
+        for i in range(int(n_max)):
+            child = prefix[i] if i < len(prefix) else node.get("items", {})
+            total += self.size(child, f"{path}[{i}]", seen)
+        return total
+
+    def object(self, node: Mapping[str, Any], path: str, seen: tuple[str, ...]) -> int:
+        props = node.get("properties") or {}
+        if node.get("additionalProperties", True) is not False:
+            raise UnboundedSchemaError(f"{path}: object allows additional properties")
+        total = 2 + max(0, len(props) - 1)
+        for key, child in props.items():
+            total += len(json.dumps(key)) + 1 + self.size(child, f"{path}/{key}", seen)
+        return total
+
+
+def _number_size(node: Mapping[str, Any], path: str, kind: str) -> int:
+    lo = node.get("minimum", node.get("exclusiveMinimum"))
+    hi = node.get("maximum", node.get("exclusiveMaximum"))
+    if lo is None or hi is None:
+        raise UnboundedSchemaError(f"{path}: {kind} without minimum and maximum")
+    digits = max(len(str(int(math.floor(lo)))), len(str(int(math.ceil(hi)))))
+    return digits if kind == "integer" else digits + 24  # a bounded number may carry a fraction and an exponent
+
+
+def _string_size(node: Mapping[str, Any], path: str) -> int:
+    printable = _PRINTABLE_RE.match(node.get("pattern", ""))
+    if printable:  # printable-pattern strings never need escapes: one char each
+        return 2 + min(int(printable.group(2)), int(node.get("maxLength", 1 << 30)))
+    if "maxLength" not in node:
+        raise UnboundedSchemaError(f"{path}: string without maxLength")
+    return 2 + 6 * int(node["maxLength"])  # worst case: every char escaped as \uXXXX
 
 
 def estimate_max_tokens(schema: Mapping[str, Any], *, margin: float = 1.1, minimum: int = 16) -> int:

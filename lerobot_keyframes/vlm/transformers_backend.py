@@ -9,14 +9,21 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from .base import BaseBackend
 from .config import VlmConfig
 from .errors import MissingExtraError
 from .messages import to_hf_messages, video_timing
 from .types import Conversation, JsonSchema, RawOutput
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+    from transformers import BatchFeature, PreTrainedModel, PreTrainedTokenizerBase, ProcessorMixin
+
+    from .grammar import GrammarCache
 
 logger = logging.getLogger(__name__)
 
@@ -26,14 +33,16 @@ _LOAD_LOCK = threading.Lock()
 
 @dataclass
 class _Loaded:
-    processor: Any
-    model: Any
-    device: Any
+    """A model loaded in this process, shared by every backend object of the same configuration."""
+
+    processor: ProcessorMixin
+    model: PreTrainedModel
+    device: torch.device
     stop_ids: list[int]
     pad_id: int
     vocab_size: int
-    grammars: Any = None  # GrammarCache, built on first schema
-    lock: Any = None
+    grammars: GrammarCache | None = None  # built on the first schema
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one generate() at a time per model
 
 
 def _require() -> None:
@@ -48,7 +57,7 @@ def _load_key(cfg: VlmConfig) -> tuple[Any, ...]:
     return (
         cfg.model_id,
         cfg.revision,
-        cfg.dtype,
+        cfg.dtype_name,
         cfg.device,
         cfg.attn_implementation,
         cfg.trust_remote_code,
@@ -57,7 +66,7 @@ def _load_key(cfg: VlmConfig) -> tuple[Any, ...]:
     )
 
 
-def _resolve_device(name: str) -> Any:
+def _resolve_device(name: str) -> torch.device:
     import torch
 
     if name == "auto":
@@ -67,24 +76,14 @@ def _resolve_device(name: str) -> Any:
     return torch.device(name)
 
 
-def _resolve_dtype(name: str, device: Any) -> Any:
+def _resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     import torch
 
     if name == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
-    try:
-        return {
-            "float32": torch.float32,
-            "fp32": torch.float32,
-            "bfloat16": torch.bfloat16,
-            "bf16": torch.bfloat16,
-            "float16": torch.float16,
-            "fp16": torch.float16,
-        }[name]
-    except KeyError:
-        raise ValueError(f"--vlm.dtype={name!r}: choose auto, float32, bfloat16 or float16") from None
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
 def _load(cfg: VlmConfig) -> _Loaded:
@@ -95,7 +94,7 @@ def _load(cfg: VlmConfig) -> _Loaded:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         device = _resolve_device(cfg.device)
-        dtype = _resolve_dtype(cfg.dtype, device)
+        dtype = _resolve_dtype(cfg.dtype_name, device)
         logger.info("loading %s (revision %s) on %s as %s", cfg.model_id, cfg.revision, device, dtype)
         common: dict[str, Any] = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
         try:
@@ -113,31 +112,41 @@ def _load(cfg: VlmConfig) -> _Loaded:
         model.eval()
         tokenizer = processor.tokenizer
         tokenizer.padding_side = "left"
-        if cfg.min_pixels is not None or cfg.max_pixels is not None:
-            for proc in (processor.image_processor, getattr(processor, "video_processor", None)):
-                if proc is None:
-                    continue
-                size = dict(getattr(proc, "size", None) or {})
-                if cfg.min_pixels is not None:
-                    size["shortest_edge"] = cfg.min_pixels
-                if cfg.max_pixels is not None:
-                    size["longest_edge"] = cfg.max_pixels
-                proc.size = size
-                for attr, value in (("min_pixels", cfg.min_pixels), ("max_pixels", cfg.max_pixels)):
-                    if value is not None and hasattr(proc, attr):
-                        setattr(proc, attr, value)
-        gen = model.generation_config
-        eos = gen.eos_token_id if gen.eos_token_id is not None else tokenizer.eos_token_id
-        stop_ids = sorted(
-            {int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos]) if e is not None}
-        )
-        if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in stop_ids:
-            stop_ids.append(int(tokenizer.eos_token_id))
+        _apply_pixel_bounds(processor, cfg.min_pixels, cfg.max_pixels)
+        stop_ids = _stop_ids(model, tokenizer)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
         vocab_size = int(model.get_output_embeddings().weight.shape[0])
-        loaded = _Loaded(processor, model, device, stop_ids, int(pad_id), vocab_size, lock=threading.Lock())
+        loaded = _Loaded(processor, model, device, stop_ids, int(pad_id), vocab_size)
         _LOADED[key] = loaded
         return loaded
+
+
+def _apply_pixel_bounds(processor: ProcessorMixin, min_pixels: int | None, max_pixels: int | None) -> None:
+    """--vlm.min_pixels/max_pixels on the image and video processors, in both spellings they read."""
+    if min_pixels is None and max_pixels is None:
+        return
+    for proc in (processor.image_processor, getattr(processor, "video_processor", None)):
+        if proc is None:
+            continue
+        size = dict(getattr(proc, "size", None) or {})
+        if min_pixels is not None:
+            size["shortest_edge"] = min_pixels
+        if max_pixels is not None:
+            size["longest_edge"] = max_pixels
+        proc.size = size
+        for attr, value in (("min_pixels", min_pixels), ("max_pixels", max_pixels)):
+            if value is not None and hasattr(proc, attr):
+                setattr(proc, attr, value)
+
+
+def _stop_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """The tokens that end an answer: the generation config's eos ids, and the tokenizer's."""
+    gen = model.generation_config
+    eos = gen.eos_token_id if gen.eos_token_id is not None else tokenizer.eos_token_id
+    stop_ids = sorted({int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos]) if e is not None})
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in stop_ids:
+        stop_ids.append(int(tokenizer.eos_token_id))
+    return stop_ids
 
 
 class TransformersBackend(BaseBackend):
@@ -149,12 +158,6 @@ class TransformersBackend(BaseBackend):
         _require()
         super().__init__(config)
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.config = state["config"]
-
     @property
     def loaded(self) -> _Loaded:
         return _load(self.config)
@@ -164,7 +167,7 @@ class TransformersBackend(BaseBackend):
         with _LOAD_LOCK:
             _LOADED.pop(_load_key(self.config), None)
 
-    def _grammars(self, state: _Loaded) -> Any:
+    def _grammars(self, state: _Loaded) -> GrammarCache:
         if state.grammars is None:
             from .grammar import GrammarCache, build_tokenizer_info
 
@@ -188,13 +191,13 @@ class TransformersBackend(BaseBackend):
                 )
         return out
 
-    def _processor_inputs(self, state: _Loaded, conversations: Sequence[Conversation]) -> Any:
+    def _processor_inputs(self, state: _Loaded, conversations: Sequence[Conversation]) -> BatchFeature:
         from transformers.video_utils import VideoMetadata
 
         texts: list[str] = []
-        images: list[Any] = []
-        videos: list[list[Any]] = []
-        metadata: list[Any] = []
+        images: list[Image.Image] = []
+        videos: list[list[Image.Image]] = []
+        metadata: list[VideoMetadata] = []
         for conv in conversations:
             messages, conv_images, conv_videos = to_hf_messages(conv)
             texts.append(

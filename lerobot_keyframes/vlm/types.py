@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 # A conversation: [{"role": "system"|"user"|"assistant", "content": str | [block, ...]}, ...] with Qwen-VL
 # blocks {"type": "text", "text"}, {"type": "image", "image": PIL.Image, "source"?: {...}},
@@ -14,6 +14,8 @@ from typing import Any
 Message = Mapping[str, Any]
 Conversation = Sequence[Message]
 JsonSchema = Mapping[str, Any]
+# How an answer ended: the model stopped, it hit the token budget, or the request failed.
+FinishReason = Literal["stop", "length", "error"]
 
 
 class FailureKind(str, enum.Enum):
@@ -49,7 +51,7 @@ class VlmResult:
     text: str
     parsed: Any = None
     failure: Failure | None = None
-    finish_reason: str = "stop"
+    finish_reason: FinishReason = "stop"
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     attempts: int = 1
@@ -66,7 +68,7 @@ class RawOutput:
     """What a backend's engine produced for one request, before parsing (internal)."""
 
     text: str
-    finish_reason: str
+    finish_reason: FinishReason
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     schema_enforced: bool = False

@@ -17,7 +17,7 @@ import re
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base import BaseBackend
 from .config import VlmConfig
@@ -26,9 +26,12 @@ from .messages import has_video, to_hf_messages, to_vllm_messages, video_server_
 from .schema import grammar_schema
 from .types import Conversation, JsonSchema, RawOutput
 
+if TYPE_CHECKING:
+    from vllm import LLM, SamplingParams
+
 logger = logging.getLogger(__name__)
 
-_ENGINES: dict[tuple[Any, ...], Any] = {}
+_ENGINES: dict[tuple[Any, ...], LLM] = {}
 _ENGINE_LOCK = threading.Lock()
 _MAIN_GUARD = re.compile(r"""if\s+__name__\s*==\s*['"]__main__['"]""")
 
@@ -37,7 +40,7 @@ def _engine_key(cfg: VlmConfig) -> tuple[Any, ...]:
     return (
         cfg.model_id,
         cfg.revision,
-        cfg.dtype,
+        cfg.dtype_name,
         cfg.tensor_parallel_size,
         cfg.max_model_len,
         cfg.gpu_memory_utilization,
@@ -98,14 +101,8 @@ class VllmBackend(BaseBackend):
             raise MissingExtraError("vllm", "vllm", exc) from exc
         super().__init__(config)
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.config = state["config"]
-
     @property
-    def engine(self) -> Any:
+    def engine(self) -> LLM:
         key = _engine_key(self.config)
         with _ENGINE_LOCK:
             if key not in _ENGINES:
@@ -117,7 +114,7 @@ class VllmBackend(BaseBackend):
                 _ENGINES[key] = self._build_engine()
             return _ENGINES[key]
 
-    def _build_engine(self) -> Any:
+    def _build_engine(self) -> LLM:
         from vllm import LLM
 
         cfg = self.config
@@ -133,19 +130,14 @@ class VllmBackend(BaseBackend):
             "seed": cfg.seed if cfg.seed is not None else 0,
             "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True},
         }
-        if cfg.dtype != "auto":
-            kwargs["dtype"] = cfg.dtype
+        if cfg.dtype_name != "auto":
+            kwargs["dtype"] = cfg.dtype_name
         if cfg.max_model_len is not None:
             kwargs["max_model_len"] = cfg.max_model_len
         if cfg.max_num_seqs is not None:
             kwargs["max_num_seqs"] = cfg.max_num_seqs
-        mm_kwargs = dict(cfg.mm_processor_kwargs)
-        if cfg.min_pixels is not None:
-            mm_kwargs.setdefault("min_pixels", cfg.min_pixels)
-        if cfg.max_pixels is not None:
-            mm_kwargs.setdefault("max_pixels", cfg.max_pixels)
-        if mm_kwargs:
-            kwargs["mm_processor_kwargs"] = mm_kwargs
+        if cfg.processor_kwargs:
+            kwargs["mm_processor_kwargs"] = cfg.processor_kwargs
         logger.info("starting vLLM engine for %s", cfg.model_id)
         return LLM(**kwargs)
 
@@ -167,7 +159,7 @@ class VllmBackend(BaseBackend):
 
             gc.collect()
 
-    def sampling_params(self, schema: JsonSchema | None, budget: int) -> Any:
+    def sampling_params(self, schema: JsonSchema | None, budget: int) -> SamplingParams:
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 

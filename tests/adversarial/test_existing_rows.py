@@ -36,7 +36,7 @@ def annotated(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     """An annotated dataset (every module, motion included), standing in for human labels or an earlier run."""
     out = tmp_path_factory.mktemp("annotated") / "ds"
     result = run_annotation(_config(sample_root, out, motion=MotionConfig(enabled=True)), VLM,
-                            backend=ScriptedBackend(plausible_answers))
+                            vlm=ScriptedBackend(plausible_answers))
     assert result.validation.ok and result.rows_per_style.get("motion", 0) > 0
     return out
 
@@ -50,7 +50,7 @@ def test_plan_and_interjections_off_keeps_their_rows_and_validates(annotated: Pa
     before_source = h.file_hashes(annotated)
     result = run_annotation(
         _config(annotated, out, seed=99, plan=PlanConfig(enabled=False),
-                interjections=InterjectionsConfig(enabled=False)), VLM, backend=ScriptedBackend(plausible_answers))
+                interjections=InterjectionsConfig(enabled=False)), VLM, vlm=ScriptedBackend(plausible_answers))
     assert result.failures == {} and result.validation.ok, result.validation.format()
     assert h.validate_ok(out)
     old, new = h.rows_by_episode(annotated), h.rows_by_episode(out)
@@ -70,7 +70,7 @@ def test_plan_rerun_replaces_only_the_styles_it_owns(annotated: Path, tmp_path: 
     result = run_annotation(
         _config(annotated, out, plan=PlanConfig(n_task_rephrasings=2, min_subtask_seconds=0.3, emit_memory=False),
                 interjections=InterjectionsConfig(enabled=False), vqa=VqaConfig(enabled=False)),
-        VlmConfig(backend="openai", model_id="model-B"), backend=ScriptedBackend(plausible_answers))
+        VlmConfig(backend="openai", model_id="model-B"), vlm=ScriptedBackend(plausible_answers))
     assert result.validation.ok, result.validation.format()
     assert set(result.rows_replaced) <= PLAN_STYLES and result.rows_replaced["memory"] == 2
     assert "memory" not in result.rows_added and "memory" not in h.styles(out)  # no memory rows this time
@@ -88,7 +88,7 @@ def test_replace_existing_replaces_every_row(annotated: Path, tmp_path: Path) ->
     out = tmp_path / "b"
     result = run_annotation(
         _config(annotated, out, replace_existing=True, interjections=InterjectionsConfig(enabled=False),
-                vqa=VqaConfig(enabled=False)), VLM, backend=ScriptedBackend(plausible_answers))
+                vqa=VqaConfig(enabled=False)), VLM, vlm=ScriptedBackend(plausible_answers))
     assert result.validation.ok, result.validation.format()
     assert set(h.styles(out)) == PLAN_STYLES
     assert {"motion", "vqa", "interjection", "speech"} <= set(result.rows_replaced) and not result.rows_kept

@@ -37,7 +37,7 @@ def failing(tasks: list[str]):
 @pytest.fixture(scope="module")
 def annotated(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("failed") / "annotated"
-    assert run_annotation(_config(sample_root, out), VLM, backend=ScriptedBackend(plausible_answers)).validation.ok
+    assert run_annotation(_config(sample_root, out), VLM, vlm=ScriptedBackend(plausible_answers)).validation.ok
     return out
 
 
@@ -48,7 +48,7 @@ def test_run_where_every_episode_failed_writes_nothing(sample_root: Path, annota
     shutil.copytree(annotated, out)
     before = h.file_hashes(out)
     tasks = list(h.episode_tasks(sample_root).values())
-    result = run_annotation(_config(sample_root, out, force=True), VLM, backend=ScriptedBackend(failing(tasks)))
+    result = run_annotation(_config(sample_root, out, force=True), VLM, vlm=ScriptedBackend(failing(tasks)))
     assert sorted(result.failures) == [0, 1]
     assert not result.validation.ok and "all_episodes_failed" in result.validation.rules()
     assert h.file_hashes(out) == before  # not one byte of the earlier annotation changed
@@ -61,7 +61,7 @@ def test_failed_episode_keeps_its_rows_and_validate_warns(sample_root: Path, ann
     shutil.copytree(annotated, out)
     old = h.rows_by_episode(out)
     task1 = h.episode_tasks(sample_root)[1]
-    result = run_annotation(_config(sample_root, out, seed=5), VLM, backend=ScriptedBackend(failing([task1])))
+    result = run_annotation(_config(sample_root, out, seed=5), VLM, vlm=ScriptedBackend(failing([task1])))
     assert list(result.failures) == [1] and "episode 1" in result.failures[1]
     assert h.rows_by_episode(out)[1] == old[1]  # the failed episode kept every row it had
     prov = h.provenance(out)
@@ -72,14 +72,14 @@ def test_failed_episode_keeps_its_rows_and_validate_warns(sample_root: Path, ann
     assert report.ok and "annotation_failed_kept" in report.rules("warning")
     # a later run that annotates it clears the record
     again = run_annotation(_config(sample_root, out, seed=5, only_episodes=(1,)), VLM,
-                           backend=ScriptedBackend(plausible_answers))
+                           vlm=ScriptedBackend(plausible_answers))
     assert again.failures == {} and h.provenance(out)["failed_episodes"] == {}
 
 
 def test_failed_episode_without_rows_fails_validate(sample_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     task1 = h.episode_tasks(sample_root)[1]
-    result = run_annotation(_config(sample_root, out), VLM, backend=ScriptedBackend(failing([task1])))
+    result = run_annotation(_config(sample_root, out), VLM, vlm=ScriptedBackend(failing([task1])))
     assert list(result.failures) == [1]
     assert h.rows_by_episode(out)[1] == []
     proc = h.run_cli([sys.executable, "-m", "lerobot_keyframes.cli", "validate", str(out)])
@@ -106,11 +106,11 @@ def test_push_into_an_annotated_repo_never_loses_its_rows(local_hub, sample_root
     tasks = h.episode_tasks(sample_root)
     # every episode fails: no write, no push, the repo and its v3.0 tag stay
     result = run_annotation(_config(sample_root, tmp_path / "all", new_repo_id=repo, push_to_hub=True), VLM,
-                            backend=ScriptedBackend(failing(list(tasks.values()))))
+                            vlm=ScriptedBackend(failing(list(tasks.values()))))
     assert sorted(result.failures) == [0, 1] and result.push is None
     assert state() == before
     # one episode fails: its rows on the Hub would be lost, so the push is refused
     with pytest.raises(HubError, match=r"refusing to push .*episode 1: \d+ -> 0"):
         run_annotation(_config(sample_root, tmp_path / "one", new_repo_id=repo, push_to_hub=True), VLM,
-                       backend=ScriptedBackend(failing([tasks[1]])))
+                       vlm=ScriptedBackend(failing([tasks[1]])))
     assert state() == before

@@ -24,7 +24,7 @@ VLM = VlmConfig(backend="openai", model_id="scripted-qwen2.5-vl")
 def _annotate_from_hub(repo_id: str, out: Path) -> None:
     config = AnnotateConfig(repo_id=repo_id, out=out, plan=PlanConfig(n_task_rephrasings=2, min_subtask_seconds=0.3),
                             interjections=InterjectionsConfig(interjection_min_t=0.1))
-    result = run_annotation(config, VLM, backend=ScriptedBackend(plausible_answers))
+    result = run_annotation(config, VLM, vlm=ScriptedBackend(plausible_answers))
     assert result.failures == {} and result.validation.ok, result.summary()
 
 

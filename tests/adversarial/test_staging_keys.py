@@ -52,11 +52,11 @@ def _set_task(root: Path, episode: int, text: str) -> None:
 def test_edited_task_text_recomputes_that_episode_only(sample_copy: Path, tmp_path: Path) -> None:
     staging = tmp_path / "staging"
     run_annotation(_config(sample_copy, tmp_path / "a", staging_dir=staging), VLM_A,
-                   backend=ScriptedBackend(plausible_answers))
+                   vlm=ScriptedBackend(plausible_answers))
     _set_task(sample_copy, 0, "stack the purple cube on top of the orange plate, slowly")
     assert h.episode_tasks(sample_copy)[0].startswith("stack the purple cube")
     again = run_annotation(_config(sample_copy, tmp_path / "b", staging_dir=staging), VLM_A,
-                           backend=ScriptedBackend(plausible_answers))
+                           vlm=ScriptedBackend(plausible_answers))
     assert again.failures == {}
     # episode 0's prompts carry another task: every module runs again for it; episode 1 is reused
     assert again.modules_run == {"plan": 1, "interjections": 1, "vqa": 1}, again.modules_run
@@ -66,12 +66,12 @@ def test_edited_task_text_recomputes_that_episode_only(sample_copy: Path, tmp_pa
 def test_touched_video_recomputes_episodes_in_it(sample_copy: Path, tmp_path: Path) -> None:
     staging = tmp_path / "staging"
     run_annotation(_config(sample_copy, tmp_path / "a", staging_dir=staging), VLM_A,
-                   backend=ScriptedBackend(plausible_answers))
+                   vlm=ScriptedBackend(plausible_answers))
     video = next((sample_copy / "videos").rglob("*.mp4"))
     st = video.stat()
     os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # re-encoded/replaced in place
     again = run_annotation(_config(sample_copy, tmp_path / "b", staging_dir=staging), VLM_A,
-                           backend=ScriptedBackend(plausible_answers))
+                           vlm=ScriptedBackend(plausible_answers))
     assert sum(again.modules_reused.values()) == 0 and sum(again.modules_run.values()) == 6
 
 
@@ -80,15 +80,15 @@ def test_another_source_in_the_same_out_is_refused_before_any_call(sample_root: 
 
     other = make_sample_dataset(tmp_path / "other", episodes=2, episode_seconds=2.0, seed=7)
     out = tmp_path / "out"
-    run_annotation(_config(sample_root, out), VLM_A, backend=ScriptedBackend(plausible_answers))
+    run_annotation(_config(sample_root, out), VLM_A, vlm=ScriptedBackend(plausible_answers))
     before = h.file_hashes(out)
     backend = ScriptedBackend(plausible_answers)
     with pytest.raises(FileExistsError, match=rf"{out} is the annotated copy of another source \({sample_root}\)"):
-        run_annotation(_config(other, out), VLM_A, backend=backend)
+        run_annotation(_config(other, out), VLM_A, vlm=backend)
     assert backend.calls == 0 and h.file_hashes(out) == before
     # another --out, same staging: nothing of the first source's staging is reused
     fresh = run_annotation(_config(other, tmp_path / "out2", staging_dir=tmp_path / "out.staging"), VLM_A,
-                           backend=ScriptedBackend(plausible_answers))
+                           vlm=ScriptedBackend(plausible_answers))
     assert sum(fresh.modules_reused.values()) == 0 and fresh.validation.ok
 
 
@@ -96,10 +96,10 @@ def test_disabled_module_of_another_model_is_never_written_under_new_provenance(
                                                                                  tmp_path: Path) -> None:
     staging = tmp_path / "staging"
     first = run_annotation(_config(sample_root, tmp_path / "a", staging_dir=staging), VLM_A,
-                           backend=ScriptedBackend(plausible_answers))
+                           vlm=ScriptedBackend(plausible_answers))
     assert first.rows_per_style.get("vqa", 0) > 0
     second = run_annotation(_config(sample_root, tmp_path / "b", staging_dir=staging, vqa=VqaConfig(enabled=False)),
-                            VLM_B, backend=ScriptedBackend(plausible_answers))
+                            VLM_B, vlm=ScriptedBackend(plausible_answers))
     assert second.validation.ok
     assert "vqa" not in h.styles(tmp_path / "b")  # model A's VQA rows are not model B's output
     prov = h.provenance(tmp_path / "b")
@@ -130,7 +130,7 @@ def test_merge_refuses_shards_staged_under_different_keys(sample_root: Path, tmp
 
     staging = tmp_path / "merged.staging"
     run_annotation(_config(sample_root, tmp_path / "a", staging_dir=staging), VLM_A,
-                   backend=ScriptedBackend(plausible_answers))
+                   vlm=ScriptedBackend(plausible_answers))
     odd = Staging(staging).read(1, "vqa")
     Staging(staging).write(1, "vqa", "another-key", odd.rows, odd.info)  # one shard ran with other VQA flags
     out = tmp_path / "merged"

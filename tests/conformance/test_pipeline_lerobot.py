@@ -25,7 +25,7 @@ def pipeline_output(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
                                  max_video_file_mb=0.02, episodes_per_data_file=2)
     config = AnnotateConfig(root=source, out=tmp / "out", plan=PlanConfig(n_task_rephrasings=2),
                             motion=MotionConfig(enabled=True))
-    result = run_annotation(config, VlmConfig(backend="openai", model_id="scripted"), backend=ScriptedBackend(_oracle))
+    result = run_annotation(config, VlmConfig(backend="openai", model_id="scripted"), vlm=ScriptedBackend(_oracle))
     assert not result.failures and result.validation.ok, result.summary()
     assert result.rows_per_style.get("interjection", 0) > 0 and result.rows_per_style.get("motion", 0) > 0
     return tmp / "out"

@@ -26,7 +26,7 @@ def test_vqa_k_output_passes_lerobots_validator_and_resolves(tmp_path: Path) -> 
     source = make_sample_dataset(tmp_path / "src", episodes=2, episode_seconds=2.0, width=160, height=120)
     config = AnnotateConfig(root=source, out=tmp_path / "out", plan=PlanConfig(n_task_rephrasings=2),
                             vqa=VqaConfig(K=3))
-    result = run_annotation(config, VlmConfig(backend="openai", model_id="scripted"), backend=ScriptedBackend(_oracle))
+    result = run_annotation(config, VlmConfig(backend="openai", model_id="scripted"), vlm=ScriptedBackend(_oracle))
     assert not result.failures and result.validation.ok, result.summary()
     out = tmp_path / "out"
     stored, _ = read_dataset_annotations(out)

@@ -33,7 +33,7 @@ def eight_episodes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _config(root: Path, out: Path) -> AnnotateConfig:
     return AnnotateConfig(
-        root=root, out=out, frame_backend="pyav",
+        root=root, out=out, video_backend="pyav",
         plan=PlanConfig(n_task_rephrasings=1, min_subtask_seconds=0.3, subtask_describe_first=False),
         interjections=InterjectionsConfig(interjection_min_t=0.1, interjection_window_frames=2),
     )

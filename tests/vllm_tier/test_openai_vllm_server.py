@@ -70,11 +70,11 @@ def _prompt_seconds(served, conversation: list[dict], media: dict | None) -> lis
     from transformers import AutoTokenizer
 
     from lerobot_keyframes.vlm.messages import to_openai_messages
-    from lerobot_keyframes.vlm.openai_backend import _wire
+    from lerobot_keyframes.vlm.openai_wire import wire_json
 
     base = served.config.api_bases[0]
     body, _ = served._request_body(to_openai_messages(conversation), None, 4, base, media)
-    wire = {**_wire(body), "return_token_ids": True}
+    wire = {**wire_json(body), "return_token_ids": True}
     request = urllib.request.Request(base.rstrip("/") + "/chat/completions", data=json.dumps(wire).encode(),
                                      headers={"Content-Type": "application/json"})
     try:

@@ -98,7 +98,7 @@ def strip_job_flags(argv: Sequence[str]) -> list[str]:
 
 def add_job_flags(parser: argparse.ArgumentParser) -> None:
     """Add the `--job.*` flags (one per JobConfig field) to an argparse parser."""
-    from ...cli_flags import add_dataclass_flags
+    from ...cli.flags import add_dataclass_flags
 
     add_dataclass_flags(parser, "job", JobConfig)
 
@@ -110,7 +110,7 @@ def job_config_from_args(args: argparse.Namespace) -> JobConfig | None:
         args (`argparse.Namespace`):
             Parsed flags of a parser that `add_job_flags` extended.
     """
-    from ...cli_flags import dataclass_from_flags
+    from ...cli.flags import dataclass_from_flags
 
     if not any(hasattr(args, f"job.{f.name}") for f in dataclasses.fields(JobConfig)):
         return None

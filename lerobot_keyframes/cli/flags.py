@@ -6,7 +6,8 @@ lerobot-annotate's (draccus): `--x=value`, booleans as `--x`, `--x=true` or `--x
 and `--config_path=FILE.yaml|json` for a whole config file (flags on the command line win over the file).
 A field's help is the comment on its line in the dataclass (`name: type = default  # what it does`), so
 `--help` says what the code says. A class may declare `FLAG_ALIASES = {"alias": "field"}`: lerobot-annotate's
-name for the same knob, accepted and shown next to ours.
+name for the same knob, accepted and shown next to ours. The values' grammar is in `values.py`, config files
+in `config_file.py`, the one-line errors in `errors.py`.
 
 draccus (lerobot's own config library) is not used: it is not a dependency here, and this generator gives the
 same command lines (same flag names, values and config files) while keeping `--help` texts, readable errors and
@@ -17,94 +18,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import functools
 import inspect
-import json
 import re
-import sys
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-TRUE = ("1", "true", "yes", "on")
-FALSE = ("0", "false", "no", "off")
-NULL = ("none", "null", "~")
-
-
-def parse_bool(value: str | bool) -> bool:
-    if isinstance(value, bool):
-        return value
-    v = value.strip().lower()
-    if v in TRUE:
-        return True
-    if v in FALSE:
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-
-
-def parse_int_list(value: str) -> tuple[int, ...]:
-    """`0,3,5-8` or `[0, 3]` -> (0, 3, 5, 6, 7, 8)."""
-    out: list[int] = []
-    for part in _list_items(value):
-        text = str(part).strip()
-        lo, dash, hi = text.partition("-")
-        try:
-            if dash and lo:
-                first, last = int(lo), int(hi)
-                if last < first:
-                    raise ValueError
-                out.extend(range(first, last + 1))
-            else:
-                out.append(int(text))
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected integers or ranges like 0,3,5-8, got {value!r}") from None
-    return tuple(out)
-
-
-def _list_items(value: str | Sequence[Any]) -> list[Any]:
-    """Items of `a,b`, `[a, b]` (JSON/YAML list) or an already parsed list."""
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    text = value.strip()
-    if text.startswith("["):
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            parsed = _yaml(text)
-        if isinstance(parsed, list):
-            return parsed
-        raise argparse.ArgumentTypeError(f"expected a list, got {value!r}")
-    return [v.strip() for v in text.split(",") if v.strip()]
-
-
-def _yaml(text: str) -> Any:
-    try:
-        import yaml
-    except ImportError:  # PyYAML is optional: JSON always works
-        raise argparse.ArgumentTypeError(f"cannot parse {text!r} as JSON (install PyYAML for YAML values)") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise argparse.ArgumentTypeError(f"cannot parse {text!r}: {exc}") from None
-
-
-def parse_mapping(value: str | Mapping[str, Any]) -> dict[str, Any]:
-    """JSON (or YAML flow) object -> dict: `'{"enable_thinking": false}'`."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        parsed = _yaml(value)
-    if parsed is None:
-        return {}
-    if not isinstance(parsed, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"key\": 1}}', got {value!r}")
-    return parsed
+from .values import FALSE, NULL, TRUE, _list_items, parse_bool, parse_int_list, parse_mapping
 
 
 def _optional_inner(tp: Any) -> tuple[Any, bool]:
@@ -279,7 +202,6 @@ def dataclass_from_flags(args: argparse.Namespace, prefix: str, cls: type, **ext
     return cls(**{**values, **extra})
 
 
-# -- argv handling shared by every command -------------------------------------------------------------
 def option_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     return {opt: a for a in parser._actions for opt in a.option_strings}
 
@@ -307,113 +229,3 @@ def normalize_bools(parser: argparse.ArgumentParser, argv: Sequence[str]) -> lis
             out.append(arg)
         i += 1
     return out
-
-
-def suggest(name: str, parser: argparse.ArgumentParser) -> str | None:
-    """The option of `parser` closest to `name` (difflib), if any is close."""
-    options = [o for o in option_actions(parser) if o.startswith("--")]
-    hidden = {o for o, a in option_actions(parser).items() if a.help == argparse.SUPPRESS}
-    found = difflib.get_close_matches(name, [o for o in options if o not in hidden], n=1, cutoff=0.6)
-    if not found:
-        found = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
-    return found[0] if found else None
-
-
-def fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
-    """One line first (`prog: error: ...`), then the command's usage; exit 2."""
-    sys.stderr.write(f"{parser.prog}: error: {message}\n")
-    parser.print_usage(sys.stderr)
-    raise SystemExit(2)
-
-
-def unknown_flags_error(parser: argparse.ArgumentParser, extras: Sequence[str]) -> NoReturn:
-    names = [e for e in extras if e.startswith("-")]
-    if not names:
-        fail(parser, f"unexpected argument(s): {' '.join(extras)}")
-    flag = names[0].partition("=")[0]
-    close = suggest(flag, parser)
-    hint = f"; did you mean {close}?" if close else f"; see {parser.prog} --help"
-    more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
-    fail(parser, f"unrecognized argument {flag}{more}{hint}")
-
-
-# -- config files (draccus-style --config_path) --------------------------------------------------------
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """A YAML or JSON config file (nested like the dataclasses: `{"vlm": {"model_id": ...}}`)."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(f"--config_path={path}: no such file")
-    text = p.read_text()
-    if p.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ValueError(f"--config_path={path}: not valid JSON: {exc}") from None
-    else:
-        try:
-            import yaml
-        except ImportError:
-            raise ValueError(f"--config_path={path}: reading YAML needs PyYAML (pip install pyyaml), "
-                             "or write the config as .json") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"--config_path={path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ValueError(f"--config_path={path}: expected a mapping of settings at the top level")
-    return data
-
-
-def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, Mapping) and not _is_mapping_field(name):
-            out.update(flatten(value, name))
-        else:
-            out[name] = value
-    return out
-
-
-_MAPPING_FIELDS: set[str] = set()
-
-
-def _is_mapping_field(name: str) -> bool:
-    return name in _MAPPING_FIELDS
-
-
-def apply_config_file(parser: argparse.ArgumentParser, path: str | Path) -> None:
-    """Make the file's settings the parser's defaults (command-line flags still win)."""
-    by_dest: dict[str, argparse.Action] = {}
-    for action in parser._actions:
-        if action.option_strings and action.dest not in by_dest:
-            by_dest[action.dest] = action
-    for opt, action in option_actions(parser).items():  # aliases: lerobot names map to our dest
-        by_dest.setdefault(opt.lstrip("-"), action)
-    _MAPPING_FIELDS.clear()
-    _MAPPING_FIELDS.update(d for d, a in by_dest.items() if a.metavar == "JSON")
-    settings = flatten(load_config_file(path))
-    defaults: dict[str, Any] = {}
-    for key, value in settings.items():
-        action = by_dest.get(key)
-        if action is None or key == "config_path":
-            close = difflib.get_close_matches(key, list(by_dest), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]}?" if close else ""
-            raise ValueError(f"--config_path={path}: unknown setting {key!r}{hint}")
-        if value is None and not getattr(action.type, "accepts_none", False):
-            continue  # lerobot writes null for "the library's default": keep ours
-        try:
-            if value is None or action.type is None:
-                converted = value
-            elif isinstance(value, (dict, list, tuple, bool, int, float)) and action.metavar in ("JSON", "BOOL"):
-                converted = action.type(value)
-            elif isinstance(value, (list, tuple)):
-                converted = action.type(json.dumps(list(value)))
-            else:
-                converted = action.type(value if isinstance(value, str) else json.dumps(value))
-        except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
-            raise ValueError(f"--config_path={path}: {key}: {exc}") from None
-        defaults[action.dest] = converted
-    parser.set_defaults(**defaults)

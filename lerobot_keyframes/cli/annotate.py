@@ -1,0 +1,111 @@
+"""`annotate`: the flags of `AnnotateConfig` and `VlmConfig` (lerobot-annotate's command lines), and the run.
+
+`annotate_configs_from_args` is also how `job` checks an annotate command line before submitting it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from ..annotate.config import AnnotateConfig
+from ..vlm.config import VlmConfig
+from .config_file import add_config_path
+from .flags import add_bool_flag, add_dataclass_flags, dataclass_from_flags
+from .logs import logger, warn_once
+from .preflight import preflight
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `annotate`."""
+    p = sub.add_parser(
+        "annotate",
+        help="annotate a dataset with a Qwen-VL model and write lerobot's language columns",
+        usage="lerobot-keyframes annotate (--root=DIR | --repo_id=USER/NAME) [--out=DIR] [--only_episodes=0-2] "
+        "[--push_to_hub=true --new_repo_id=USER/NAME] [--vlm.* --plan.* --interjections.* --vqa.* --motion.* "
+        "--executor.* --ray.* --job.*] [--config_path=FILE] (--help lists every flag)",
+        description="Annotate a LeRobot v3 dataset (subtasks, plans, memory, task rephrasings, interjections "
+        "with speech, VQA) and write language_persistent / language_events to a new root (or --in_place). "
+        "Re-runs resume from staging; --force recomputes. Takes lerobot-annotate's command lines unchanged "
+        "(README: 'lerobot-annotate flags'); --job.target=<flavor> runs the same command on HF Jobs.",
+    )
+    add_config_path(p)
+    add_dataclass_flags(p, "", AnnotateConfig)
+    add_dataclass_flags(p, "vlm", VlmConfig)
+    from ..hub.jobs import add_job_flags
+
+    add_job_flags(p)  # --job.target=<flavor> submits this same run to Hugging Face Jobs instead of running here
+    p.add_argument("--shards", type=int, default=None, metavar="N",
+                   help="with --job.*: split into N frame-balanced shard jobs")
+    add_bool_flag(p, "--resume", help="reuse staged results (always on; see --force)")
+    p.set_defaults(func=_run_annotate)
+
+
+def annotate_configs_from_args(args: argparse.Namespace) -> tuple[AnnotateConfig, VlmConfig]:
+    """(AnnotateConfig, VlmConfig) from parsed `annotate` flags."""
+    vlm = dataclass_from_flags(args, "vlm", VlmConfig)
+    vlm = _lerobot_serving(args, vlm)
+    if vlm.serve_port is not None and not hasattr(args, "vlm.api_base"):  # lerobot: the server's port
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(vlm.api_bases[0])
+        vlm = dataclasses.replace(vlm, api_base=urlunsplit(
+            parts._replace(netloc=f"{parts.hostname}:{vlm.serve_port}")))
+    return dataclass_from_flags(args, "", AnnotateConfig), vlm
+
+
+def _lerobot_serving(args: argparse.Namespace, vlm: VlmConfig) -> VlmConfig:
+    """lerobot-annotate's --vlm.serve_command and --vlm.num_gpus as our fields (flags given here win)."""
+    from ..vlm.config import serve_command_settings
+
+    changes: dict = {}
+    if vlm.serve_command:
+        model, fields, extra = serve_command_settings(vlm.serve_command)
+        changes = {k: v for k, v in fields.items() if not hasattr(args, f"vlm.{k}")}
+        if extra and not hasattr(args, "vlm.serve_args"):
+            changes["serve_args"] = (*vlm.serve_args, *extra)
+        if model and model != vlm.model_id:
+            warn_once(f"--vlm.serve_command serves {model}, --vlm.model_id is {vlm.model_id}: the run uses "
+                      "--vlm.model_id")
+        logger.debug("--vlm.serve_command as settings: %s", changes)
+    if (vlm.num_gpus > 0 and vlm.parallel_servers == 1  # parallel servers: num_gpus is the GPUs they share
+            and "tensor_parallel_size" not in changes and not hasattr(args, "vlm.tensor_parallel_size")):
+        changes["tensor_parallel_size"] = vlm.num_gpus
+    return dataclasses.replace(vlm, **changes) if changes else vlm
+
+
+def _run_annotate(args: argparse.Namespace) -> int:
+    from ..annotate.config import unapplied_settings
+    from ..hub.jobs import (
+        job_config_from_args,
+        strip_job_flags,
+        submit_annotation_job,
+        submit_sharded_annotation,
+    )
+    from ..vlm.config import unapplied_vlm_settings
+
+    config, vlm = annotate_configs_from_args(args)
+    if getattr(args, "config_path", None) is not None and (getattr(args, "job.flavor", "local") != "local"
+                                                             or args.shards):
+        raise ValueError("--config_path cannot be used with a remote --job.target: the job cannot read files of "
+                         "this machine; pass the settings as flags instead")
+    for message in (*unapplied_settings(config), *unapplied_vlm_settings(vlm)):
+        warn_once(message)
+    job = job_config_from_args(args)
+    if job is not None or args.shards:
+        from ..hub.jobs import JobConfig
+
+        job = dataclasses.replace(job or JobConfig(), shards=args.shards or (job.shards if job else 1))
+        annotate_argv = strip_job_flags(args.argv[args.argv.index("annotate") + 1 :])
+        if job.shards > 1:
+            submit_sharded_annotation(job, annotate_argv, run_file="lerobot-keyframes-run-{run_id}.json")
+        else:
+            submit_annotation_job(job, annotate_argv)
+        return 0
+    preflight(config, vlm)
+    from ..annotate.pipeline import run_annotation
+
+    result = run_annotation(config, vlm)
+    print(result.summary())
+    valid = getattr(result.validation, "ok", True)
+    return 0 if valid and not result.failures else 1
