@@ -233,7 +233,7 @@ def test_config_validation(episodes):
 
 def test_keyframes_flag_backend_still_names_the_video_backend():
     from lerobot_keyframes.cli import build_parser
-    from lerobot_keyframes.cli_flags import dataclass_from_flags
+    from lerobot_keyframes.cli.flags import dataclass_from_flags
 
     for flag in ("--video_backend", "--backend"):
         args = build_parser().parse_args(["keyframes", "some/ds", f"{flag}=pyav"])
