@@ -386,7 +386,7 @@ def rss_child(root: str, seconds: float, method: str) -> None:
     n = 0
     t0 = time.perf_counter()
     if method.startswith("provider"):
-        options = {"cache_bytes": int(method.split(":")[1]) * 2**20} if ":" in method else {}
+        options = {"cache_mb": int(method.split(":")[1])} if ":" in method else {}
         provider = make_frame_provider(root, **options)
         for chunk in provider.iter_frames_at(row["episode_index"], times, key, batch_size=16):
             n += len(chunk)

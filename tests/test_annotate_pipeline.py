@@ -69,7 +69,7 @@ def test_each_frame_is_decoded_once_per_episode_with_or_without_the_frame_cache(
     results, providers = [], []
     for name, cache_mb in (("a", 64), ("b", 0)):  # quality checks off: they sample frames of their own
         config = _config(sample_root, tmp_path / name, frame_cache_mb=cache_mb, quality=QualityConfig(enabled=False))
-        provider = make_frame_provider(sample_root, cache_bytes=cache_mb << 20)
+        provider = make_frame_provider(sample_root, cache_mb=cache_mb)
         results.append(run_annotation(config, VLM, vlm=ScriptedBackend(oracle), provider=provider))
         providers.append(provider.stats())
     for result, stats in zip(results, providers):

@@ -141,7 +141,9 @@ def test_video_block_carries_what_the_processors_need():
     from transformers.video_utils import VideoMetadata
 
     frames = _frames(6)
-    block = video_block(frames, episode={"fps": 30.0, "length": 90, "timestamps": [0.0] * 90})
+    from lerobot_keyframes.dataset import Episode
+
+    block = video_block(frames, episode=Episode(episode_index=3, length=90, fps=30.0, timestamps=np.arange(90) / 30))
     assert len(block["video"]) == 6 and block["timestamps"] == list(frames.requested)
     meta = VideoMetadata(**block["video_metadata"])
     assert meta.sampled_fps == pytest.approx(block["fps"]) == pytest.approx(6 / 90 * 30)

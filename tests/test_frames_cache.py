@@ -16,7 +16,7 @@ FRAME_BYTES = 3 * 96 * 128
 
 def test_second_request_is_served_from_cache() -> None:
     root = cached_dataset("av1", 2)
-    provider = make_frame_provider(root, backend="torchcodec", cache_bytes=8 << 20)
+    provider = make_frame_provider(root, video_backend="torchcodec", cache_mb=8)
     times = parquet_times(1)[:10]
     first = provider.frames_at(1, times)
     s1 = provider.stats()
@@ -26,14 +26,14 @@ def test_second_request_is_served_from_cache() -> None:
     s2 = provider.stats()
     assert s2.cache.hits == 11 and s2.cache.misses == 10
     assert s2.decoded_frames == {"torchcodec": 10}  # nothing decoded again
-    assert second.backend == "cache"
+    assert second.video_backend == "cache"
     assert torch.equal(second.data[0], first.data[9]) and torch.equal(second.data[10], first.data[0])
     assert s2.cache.hit_rate == pytest.approx(11 / 21)
 
 
 def test_partial_hits_decode_only_the_rest() -> None:
     root = cached_dataset("av1", 2)
-    provider = make_frame_provider(root, backend="pyav", cache_bytes=8 << 20)
+    provider = make_frame_provider(root, video_backend="pyav", cache_mb=8)
     provider.frames_at(0, [0.0, 0.5])
     frames = provider.frames_at(0, [0.0, 0.2, 0.5, 1.0])
     assert provider.stats().decoded_frames == {"pyav": 4}
@@ -44,7 +44,7 @@ def test_partial_hits_decode_only_the_rest() -> None:
 
 def test_cache_is_bounded_in_bytes_lru() -> None:
     root = cached_dataset("av1", 2)
-    provider = make_frame_provider(root, cache_bytes=5 * FRAME_BYTES + 100)
+    provider = make_frame_provider(root, cache_mb=(5 * FRAME_BYTES + 100) / 2**20)
     times = parquet_times(0)
     provider.frames_at(0, times[:8])  # larger than the cache: only the last 5 frames are copied in
     stats = provider.stats().cache
@@ -59,7 +59,7 @@ def test_cache_is_bounded_in_bytes_lru() -> None:
     assert provider.stats().cache.misses == 1
 
 
-@pytest.mark.parametrize("options", [{"cache_bytes": 0}, {}], ids=["cache_bytes=0", "default"])
+@pytest.mark.parametrize("options", [{"cache_mb": 0}, {}], ids=["cache_mb=0", "default"])
 def test_cache_disabled(options: dict) -> None:
     """Off by default: single-pass callers (datasets.map) must not pay a copy per decoded frame."""
     provider = make_frame_provider(cached_dataset("av1", 2), **options)
@@ -67,7 +67,7 @@ def test_cache_disabled(options: dict) -> None:
     second = provider.frames_at(0, [0.0])
     stats = provider.stats()
     assert stats.cache.entries == 0 and stats.decoded_frames["torchcodec"] == 2
-    assert second.backend == "torchcodec" and torch.equal(first.data, second.data)
+    assert second.video_backend == "torchcodec" and torch.equal(first.data, second.data)
 
 
 def test_frame_cache_unit_lru_and_copies() -> None:
@@ -109,7 +109,7 @@ def test_frame_cache_thread_safety() -> None:
 
 def test_decoder_lru_is_bounded() -> None:
     root = cached_dataset("av1", 2, cameras=("front", "wrist"))
-    provider = make_frame_provider(root, backend="pyav", max_open_decoders=2, cache_bytes=0)
+    provider = make_frame_provider(root, video_backend="pyav", max_open_decoders=2, cache_mb=0)
     for episode in (0, 2):
         for camera in provider.camera_keys:
             provider.frames_at(episode, [0.0], camera)

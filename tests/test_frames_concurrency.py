@@ -22,7 +22,7 @@ def _root() -> Any:
 @pytest.mark.parametrize("backend", ["torchcodec", "pyav"])
 def test_eight_threads_hammering_one_provider(backend: str) -> None:
     root = _root()
-    provider = make_frame_provider(root, backend=backend, cache_bytes=2 * 1024 * 1024, max_open_decoders=2)
+    provider = make_frame_provider(root, video_backend=backend, cache_mb=2, max_open_decoders=2)
     refs = {(e, c): reference(root, c, e) for e in range(3) for c in (FRONT, WRIST)}
     errors: list[BaseException] = []
     mismatches = []
@@ -60,7 +60,7 @@ def test_eight_threads_hammering_one_provider(backend: str) -> None:
 
 
 def test_pickle_drops_runtime_state_and_keeps_config() -> None:
-    provider = make_frame_provider(_root(), camera_key=WRIST, backend="pyav", tolerance_frames=0.3)
+    provider = make_frame_provider(_root(), camera_key=WRIST, video_backend="pyav", tolerance_frames=0.3)
     provider.frames_at(0, [0.0, 0.5])  # opens a decoder and fills the cache
     clone = pickle.loads(pickle.dumps(provider))
     assert isinstance(clone, VideoFrameProvider)
@@ -121,7 +121,7 @@ def test_fork_safety_in_datasets_map_num_proc_2() -> None:
 def test_workers_split_one_call_across_threads(backend: str) -> None:
     """workers=2: one call's frames are decoded by two threads (each with its own decoder), same result."""
     root = _root()
-    provider = make_frame_provider(root, backend=backend, workers=2, cache_bytes=0)
+    provider = make_frame_provider(root, video_backend=backend, workers=2, cache_mb=0)
     requests = [(e, parquet_times(e), c) for e in range(3) for c in (FRONT, WRIST)]
     for (episode, _times, camera), frames in zip(requests, provider.frames_at_many(requests)):
         ref = reference(root, camera, episode)
@@ -135,5 +135,5 @@ def test_workers_split_one_call_across_threads(backend: str) -> None:
     assert big.indices == tuple(range(LENGTHS[1])) * 40
     assert np.array_equal(big.data[LENGTHS[1] + 7].permute(1, 2, 0).numpy(), reference(root, FRONT, 1)[7])
     clone = pickle.loads(pickle.dumps(provider))  # the pool is runtime state, not pickled
-    assert clone.config.workers == 2 and clone._pool is None
+    assert clone.config.workers == 2 and "_runtime_of_pid" not in vars(clone)
     provider.close()

@@ -13,11 +13,11 @@ import pytest
 from frames_helpers import FRONT, as_hwc, cached_dataset, parquet_times, reference, video_file, write_dataset
 
 from lerobot_keyframes.frames import (
-    BackendUnavailableError,
     FrameDecodeError,
     FrameTimeError,
     NullProvider,
     UnknownCameraError,
+    VideoBackendUnavailableError,
     VideoFileMissingError,
     make_frame_provider,
 )
@@ -74,7 +74,7 @@ def _check_context(err: FrameDecodeError, root: Path, times: list[float]) -> Non
 @pytest.mark.parametrize("damage", ["truncated", "corrupt", "garbage"])
 def test_broken_video_raises_named_error(broken_roots: dict[str, Path], backend: str, damage: str) -> None:
     root = broken_roots[damage]
-    provider = make_frame_provider(root, backend=backend, cache_bytes=0)
+    provider = make_frame_provider(root, video_backend=backend, cache_mb=0)
     times = parquet_times(2)[::9]
     with pytest.raises(FrameDecodeError) as info:
         provider.frames_at(2, times)
@@ -87,7 +87,7 @@ def test_broken_video_raises_named_error(broken_roots: dict[str, Path], backend:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_missing_file(broken_roots: dict[str, Path], backend: str) -> None:
     root = broken_roots["missing"]
-    provider = make_frame_provider(root, backend=backend)
+    provider = make_frame_provider(root, video_backend=backend)
     with pytest.raises(VideoFileMissingError) as info:
         provider.frames_at(2, [0.0, 0.5])
     _check_context(info.value, root, [0.0, 0.5])
@@ -98,7 +98,7 @@ def test_on_error_none_keeps_positions_and_logs(
     broken_roots: dict[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     root = broken_roots["corrupt"]
-    provider = make_frame_provider(root, on_error="none", cache_bytes=0)
+    provider = make_frame_provider(root, on_error="none", cache_mb=0)
     last = parquet_times(1)[-1]
     with caplog.at_level(logging.WARNING, logger="lerobot_keyframes.frames"):
         # a time outside the episode fails alone; the others are real frames
@@ -145,10 +145,10 @@ def test_out_of_range_time_names_the_time() -> None:
 
 
 def test_errors_pickle_with_their_attributes() -> None:
-    err = FrameTimeError("bad", file="/x.mp4", episode=3, camera="cam", time=1.5, backend="pyav")
+    err = FrameTimeError("bad", file="/x.mp4", episode=3, camera="cam", time=1.5, video_backend="pyav")
     back = pickle.loads(pickle.dumps(err))
     assert type(back) is FrameTimeError and str(back) == str(err)
-    assert (back.file, back.episode, back.camera, back.time, back.backend) == ("/x.mp4", 3, "cam", 1.5, "pyav")
+    assert (back.file, back.episode, back.camera, back.time, back.video_backend) == ("/x.mp4", 3, "cam", 1.5, "pyav")
 
 
 def test_dataset_without_cameras_gives_null_provider(tmp_path: Path) -> None:
@@ -163,7 +163,7 @@ def test_dataset_without_cameras_gives_null_provider(tmp_path: Path) -> None:
 def test_bad_arguments() -> None:
     root = cached_dataset("av1", 2)
     with pytest.raises(ValueError):
-        make_frame_provider(root, backend="opencv")
+        make_frame_provider(root, video_backend="opencv")
     with pytest.raises(ValueError):
         make_frame_provider(root, on_error="skip")
     with pytest.raises(ValueError):
@@ -171,6 +171,6 @@ def test_bad_arguments() -> None:
 
 
 def test_unavailable_backend_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("lerobot_keyframes.frames.provider.backend_available", lambda name: False)
-    with pytest.raises(BackendUnavailableError, match="ffmpeg"):
-        make_frame_provider(cached_dataset("av1", 2), backend="ffmpeg")
+    monkeypatch.setattr("lerobot_keyframes.frames.config.backend_available", lambda name: False)
+    with pytest.raises(VideoBackendUnavailableError, match="ffmpeg"):
+        make_frame_provider(cached_dataset("av1", 2), video_backend="ffmpeg")

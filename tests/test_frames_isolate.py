@@ -28,11 +28,11 @@ def damaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_isolated_provider_end_to_end(damaged: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One worker pool for the whole story: exact frames, a corrupt file, a worker that really dies."""
     clean = cached_dataset("av1", 2)
-    provider = make_frame_provider(damaged, isolate=True, isolate_workers=1, cache_bytes=0)
+    provider = make_frame_provider(damaged, isolate=True, isolate_workers=1, cache_mb=0)
     try:
         # exact frames through the worker
         frames = provider.frames_at(1, parquet_times(1)[::4])
-        assert frames.backend == "torchcodec"
+        assert frames.video_backend == "torchcodec"
         ref = reference(clean, FRONT, 1)
         for k, i in enumerate(range(0, 50, 4)):
             assert np.array_equal(as_hwc(frames, k), ref[i])
@@ -55,19 +55,19 @@ def test_isolated_provider_end_to_end(damaged: Path, monkeypatch: pytest.MonkeyP
         # the job goes on: a fresh worker replaces the dead one
         again = provider.frames_at(0, [float(np.float32(3 / 30))])
         assert np.array_equal(as_hwc(again, 0), reference(clean, FRONT, 0)[3])
-        assert provider._isolation.num_workers == 1
+        assert provider.runtime().isolated().num_workers == 1
     finally:
         provider.close()
 
 
 def test_isolated_on_error_none(damaged: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    provider = make_frame_provider(damaged, isolate=True, isolate_workers=1, on_error="none", backend="pyav")
+    provider = make_frame_provider(damaged, isolate=True, isolate_workers=1, on_error="none", video_backend="pyav")
     try:
         monkeypatch.setenv(CRASH_HOOK_ENV, "file-000")
         frames = provider.frames_at(1, [0.0, 0.1])
         assert frames.data == [None, None] and "died" in frames.errors[0]
         monkeypatch.delenv(CRASH_HOOK_ENV)
         ok = provider.frames_at(1, [0.0])
-        assert ok.complete and ok.backend == "pyav"
+        assert ok.complete and ok.video_backend == "pyav"
     finally:
         provider.close()

@@ -50,7 +50,7 @@ def test_every_frame_of_the_sample_dataset(sample: Path, backend: str) -> None:
     rows = table.to_list()
     files = {c["path"] for r in rows for c in r["cameras"] if c["storage"] == "video"}
     assert len(files) >= 3 and any(c["from_timestamp"] > 0 for r in rows for c in r["cameras"])
-    provider = make_frame_provider(table, backend=backend, cache_bytes=0)
+    provider = make_frame_provider(table, video_backend=backend, cache_mb=0)
     assert provider.camera_keys == ["observation.images.front", "observation.images.wrist", TOP]
     refs: dict[str, list[np.ndarray]] = {}
     requests = [(row, row["timestamps"], cam["key"]) for row in rows for cam in row["cameras"]]
@@ -60,7 +60,7 @@ def test_every_frame_of_the_sample_dataset(sample: Path, backend: str) -> None:
         expected = _expected(sample, row, camera, refs)
         assert len(frames) == len(times) == len(expected) == row["length"]
         assert frames.indices == tuple(range(row["length"]))
-        assert frames.backend == ("image" if camera["storage"] == "image" else backend)
+        assert frames.video_backend == ("image" if camera["storage"] == "image" else backend)
         data = frames.data.permute(0, 2, 3, 1).numpy()
         bad = [i for i in range(row["length"]) if not np.array_equal(data[i], expected[i])]
         assert not bad, f"episode {row['episode_index']} {key}: frames {bad[:5]} differ"

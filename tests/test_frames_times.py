@@ -16,7 +16,7 @@ def test_float32_times_just_below_and_above_a_frame(backend: str) -> None:
     """float32 parquet times a hair below / above a frame's pts (the ~40% of lerobot-written times that
     make `get_frames_played_at` and `ffmpeg -ss` pick a neighbour) land on their own frame."""
     root = cached_dataset("av1", 2)
-    provider = make_frame_provider(root, backend=backend, cache_bytes=0)
+    provider = make_frame_provider(root, video_backend=backend, cache_mb=0)
     ref = reference(root, FRONT, 1)  # episode 1: from_timestamp = 40/30 s, so from_timestamp + t rounds too
     frames_idx = [1, 7, 13, 29, LENGTHS[1] - 1]
     times, expect = [], []
@@ -33,7 +33,7 @@ def test_float32_times_just_below_and_above_a_frame(backend: str) -> None:
 
 def test_within_tolerance_maps_to_nearest_and_beyond_is_an_error() -> None:
     root = cached_dataset("h264", 2)
-    provider = make_frame_provider(root, backend="torchcodec")
+    provider = make_frame_provider(root, video_backend="torchcodec")
     frames = provider.frames_at(2, [10 * PERIOD - 0.3 * PERIOD, 10 * PERIOD + 0.3 * PERIOD, 0.39 * PERIOD])
     assert frames.indices == (10, 10, 0)
     assert frames.timestamps == pytest.approx((10 * PERIOD, 10 * PERIOD, 0.0))
@@ -47,11 +47,11 @@ def test_within_tolerance_maps_to_nearest_and_beyond_is_an_error() -> None:
 
 def test_tolerance_is_configurable() -> None:
     root = cached_dataset("h264", 2)
-    strict = make_frame_provider(root, backend="pyav", tolerance_s=1e-4)
+    strict = make_frame_provider(root, video_backend="pyav", tolerance_s=1e-4)
     with pytest.raises(FrameTimeError):
         strict.frames_at(0, [5 * PERIOD + 0.01])
     assert strict.frames_at(0, [float(np.float32(5 / 30))]).indices == (5,)
-    loose = make_frame_provider(root, backend="pyav", tolerance_frames=0.5)
+    loose = make_frame_provider(root, video_backend="pyav", tolerance_frames=0.5)
     assert loose.frames_at(0, [5.49 * PERIOD]).indices == (5,)
 
 

@@ -63,7 +63,7 @@ def _rewrite(path: Path, rows: list[dict], change) -> None:
 
 def _check(root: Path, **config) -> dict:
     rows = load_episodes(root).to_list()
-    provider = make_frame_provider(rows, backend="pyav")
+    provider = make_frame_provider(rows, video_backend="pyav")
     return check_episodes(rows, provider, QualityConfig(**config))
 
 

@@ -217,9 +217,27 @@ def test_config_validation(episodes):
         KeyframeTransform(visual="gif")
     with pytest.raises(ValueError, match="for_dataset"):
         KeyframeTransform().features()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="format must be 'parquet' or 'arrow'"):
         KeyframesConfig(source="x", format="csv")
     assert KeyframeTransform(cameras="front").cameras == ("front",)
+    with pytest.raises(ValueError, match="video_backend must be one of"):
+        KeyframeTransform(video_backend="opencv")
+    with pytest.raises(ValueError, match=r"provider_options: unknown option\(s\) \['cache_bytes'\]"):
+        KeyframeTransform(provider_options={"cache_bytes": 1})
+    assert KeyframeTransform(provider_options={"cache_mb": 4}).provider_options == (("cache_mb", 4),)
+    with pytest.raises(ValueError, match="visual must be one of"):
+        KeyframesConfig(source="x", visual="gif")
+    with pytest.raises(ValueError, match="video_backend must be one of"):
+        KeyframesConfig(source="x", video_backend="opencv")
+
+
+def test_keyframes_flag_backend_still_names_the_video_backend():
+    from lerobot_keyframes.cli import build_parser
+    from lerobot_keyframes.cli.flags import dataclass_from_flags
+
+    for flag in ("--video_backend", "--backend"):
+        args = build_parser().parse_args(["keyframes", "some/ds", f"{flag}=pyav"])
+        assert dataclass_from_flags(args, "", KeyframesConfig, source="some/ds").video_backend == "pyav"
 
 
 def test_extract_keyframes_writes_parquet_and_reuses_its_cache(sample_root, tmp_path, monkeypatch):

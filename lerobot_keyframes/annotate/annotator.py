@@ -143,7 +143,7 @@ class Annotator:
 
     # -- the batch function --------------------------------------------------------------------------
     def __call__(self, batch: Mapping[str, Any], rank: int | None = None) -> dict[str, Any]:
-        from ..transform import _to_py
+        from ..transform import to_python as _to_py
         from ..vlm.base import run_coroutine_sync
 
         batch = {k: _to_py(v) for k, v in batch.items()}
@@ -165,8 +165,8 @@ class Annotator:
         vlm = self._vlm(rank)
         provider = self.provider
         if provider is None:
-            provider = make_frame_provider(rows, backend=self.config.video_backend,
-                                           cache_bytes=self.config.frame_cache_mb << 20)
+            provider = make_frame_provider(rows, video_backend=self.config.video_backend,
+                                           cache_mb=self.config.frame_cache_mb)
         root = rows[0].get("root") if rows else None  # staged work is checked against these episodes' inputs
         staging = Staging(self.staging_dir, inputs=episodes_inputs(rows, root, source_identity(self.config)))
         progress = RunProgress([m for m in MODULES if getattr(self.config, m).enabled], len(rows),

@@ -6,14 +6,22 @@ import asyncio
 import logging
 import random
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..dataset.records import Episode
 from ..vlm.jsonparse import bounded
 from .config import AnnotateConfig
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..frames.policies import KeyframePolicy
+    from ..frames.provider import FrameProvider
+    from .keyframes import EpisodeFrames
 
 logger = logging.getLogger(__name__)
 
@@ -38,31 +46,36 @@ class CallStats:
 
 @dataclass
 class EpisodeContext:
-    """One episode, seen by the modules. Times always come from `timestamps` (exact float32 parquet values)."""
+    """One episode, seen by the modules. Times always come from `timestamps` (exact float32 parquet values).
 
-    episode: dict[str, Any]
+    `episode` is the row as `datasets` hands it (modules that read further columns use it); `record` is its
+    typed `Episode`, made once here, which every property below reads (no array is rebuilt in a loop).
+    """
+
+    episode: Mapping[str, Any]
     config: AnnotateConfig
-    provider: Any  # FrameProvider
-    backend: Any  # vlm backend with `agenerate(conversations, schemas)`
+    provider: FrameProvider
+    backend: Any  # the VLM: a vlm backend with `agenerate(conversations, schemas)` (or a scripted one)
     requests: asyncio.Semaphore
     stats: CallStats = field(default_factory=CallStats)
     model_family: str = "qwen2_5_vl"
-    frames: Any = None  # EpisodeFrames: the frames of this episode, shared by its modules
-    _timestamps: np.ndarray | None = field(default=None, repr=False)
+    frames: EpisodeFrames | None = None  # the frames of this episode, shared by its modules
+    record: Episode = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.record = Episode.from_row(self.episode)
 
     @property
     def index(self) -> int:
-        return int(self.episode["episode_index"])
+        return self.record.episode_index
 
     @property
     def timestamps(self) -> np.ndarray:
-        if self._timestamps is None:
-            self._timestamps = np.asarray(self.episode["timestamps"], dtype=np.float32)
-        return self._timestamps
+        return self.record.timestamps
 
     @property
     def fps(self) -> float:
-        return float(self.episode["fps"])
+        return self.record.fps
 
     @property
     def duration(self) -> float:
@@ -71,18 +84,18 @@ class EpisodeContext:
 
     @property
     def task(self) -> str:
-        return str(self.episode.get("task") or "")
+        return self.record.task
 
     @property
     def cameras(self) -> list[str]:
-        return list(self.episode["camera_keys"])
+        return list(self.record.camera_keys)
 
     @property
     def vqa_cameras(self) -> list[str]:
         """The cameras VQA asks about: video cameras (image-stored ones too with `--vqa.image_cameras`)."""
         from .keyframes import vqa_cameras
 
-        return vqa_cameras(self.episode, self.config.vqa)
+        return vqa_cameras(self.record, self.config.vqa)
 
     @property
     def default_camera(self) -> str:
@@ -106,26 +119,24 @@ class EpisodeContext:
         """The exact parquet timestamp of frame `index`, as a Python float (float32 value)."""
         return float(self.timestamps[index])
 
-    async def keyframes(self, module: str, camera: str, policy: Any) -> tuple[list[Any], list[float]]:
+    async def keyframes(self, module: str, camera: str, policy: KeyframePolicy
+                        ) -> tuple[list[Image.Image], list[float]]:
         """The frames a module declared (a `frames.policies` policy on `camera`) and their exact times."""
-        from ..frames.policies import KeyframePolicy
-
-        assert isinstance(policy, KeyframePolicy)
         try:
-            times = [float(t) for t in policy.timestamps(self.episode)]
+            times = [float(t) for t in policy.timestamps(self.episode)]  # the row: policies read its columns
         except ValueError as exc:
             raise AnnotationError(f"camera {camera}: {exc}", episode_index=self.index, module=module) from exc
         return await self.frames_at(module, camera, times), times
 
-    async def frames_at(self, module: str, camera: str, times: Sequence[float]) -> list[Any]:
+    async def frames_at(self, module: str, camera: str, times: Sequence[float]) -> list[Image.Image]:
         """Frames (PIL) at exact episode times, from the episode's frame store (decoded at most once).
 
         The provider's own error already names file, episode, camera and time; it is kept as the cause.
         """
         if self.frames is None:
-            from .keyframes import EpisodeFrames
+            from .keyframes import EpisodeFrames, row_keyframes
 
-            self.frames = EpisodeFrames.for_row(self.episode, self.provider)
+            self.frames = EpisodeFrames(self.record, self.provider, row_keyframes(self.episode))
         try:
             return await self.frames.get(camera, times)
         except AnnotationError:

@@ -17,35 +17,42 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..dataset.records import Episode
 from ..frames.policies import KeyframePolicy, union
 from ..transform import KeyframeTransform, keyframe_column, timestamp_column
-from .config import AnnotateConfig
+from ..transform.rows import policy_row
+from .config import AnnotateConfig, VqaConfig
 
 if TYPE_CHECKING:
+    from datasets import Dataset, Features
     from PIL import Image
 
+    from ..frames.provider import FrameProvider
 
-def default_camera(episode: Mapping[str, Any], camera_key: str | None) -> str | None:
+# An episode as the engines hand it: its record, or its row (converted once with `Episode.from_row`).
+EpisodeLike = Episode | Mapping[str, Any]
+
+
+def default_camera(episode: Episode, camera_key: str | None) -> str | None:
     """`--vlm.camera_key` when set (checked against the dataset before any work), else the first camera."""
-    cameras = list(episode.get("camera_keys") or ())
     if camera_key:
         return camera_key
-    return cameras[0] if cameras else None
+    return episode.camera_keys[0] if episode.camera_keys else None
 
 
-def vqa_cameras(episode: Mapping[str, Any], vqa: Any) -> list[str]:
+def vqa_cameras(episode: Episode, vqa: VqaConfig) -> list[str]:
     """Video cameras, in dataset order (image-stored ones too with `--vqa.image_cameras`)."""
-    cams = episode.get("cameras") or []
-    if not cams or vqa.image_cameras:
-        return list(episode.get("camera_keys") or ())
-    return [str(c["key"]) for c in cams if c.get("storage", "video") == "video"]
+    if not episode.cameras or vqa.image_cameras:
+        return list(episode.camera_keys)
+    return [c.key for c in episode.cameras if c.storage == "video"]
 
 
-def module_policies(episode: Mapping[str, Any], config: AnnotateConfig,
+def module_policies(episode: EpisodeLike, config: AnnotateConfig,
                     camera_key: str | None) -> dict[str, dict[str, KeyframePolicy]]:
     """module -> camera -> the policy of the frames that module decodes up front (enabled modules only)."""
     from . import interjections, plan, vqa
 
+    episode = Episode.from_row(episode)
     camera = default_camera(episode, camera_key)
     if camera is None:
         return {}
@@ -57,7 +64,7 @@ def module_policies(episode: Mapping[str, Any], config: AnnotateConfig,
     return {m: make() for m, make in declared.items() if getattr(config, m).enabled}
 
 
-def annotation_policies(episode: Mapping[str, Any], config: AnnotateConfig,
+def annotation_policies(episode: EpisodeLike, config: AnnotateConfig,
                         camera_key: str | None) -> dict[str, KeyframePolicy]:
     """camera -> the union of every enabled module's policy on that camera."""
     per_camera: dict[str, list[KeyframePolicy]] = {}
@@ -106,15 +113,16 @@ class FrameStats:
 class EpisodeFrames:
     """One episode's frames by (camera, exact parquet time): from the row, else decoded once, then shared."""
 
-    episode: Mapping[str, Any]
-    provider: Any
+    episode: Episode
+    provider: FrameProvider
     stored: dict[tuple[str, float], Any] = field(default_factory=dict)  # encoded, from the row
     stats: FrameStats = field(default_factory=FrameStats)
-    _images: dict[tuple[str, float], Any] = field(default_factory=dict)
+    _images: dict[tuple[str, float], Image.Image] = field(default_factory=dict)
 
     @classmethod
-    def for_row(cls, row: Mapping[str, Any], provider: Any) -> EpisodeFrames:
-        return cls(row, provider, row_keyframes(row))
+    def for_row(cls, row: Mapping[str, Any], provider: FrameProvider) -> EpisodeFrames:
+        """The store of one episode row: its record, and the keyframes its columns already hold."""
+        return cls(Episode.from_row(row), provider, row_keyframes(row))
 
     async def get(self, camera: str, times: Sequence[float]) -> list[Image.Image]:
         """The frames of `camera` at these exact episode times, in order (a missing frame raises)."""
@@ -159,39 +167,33 @@ class AnnotationKeyframes(KeyframeTransform):
     image_format: str = "png"
 
     @classmethod
-    def for_annotation(cls, episodes: Any, config: AnnotateConfig, camera_key: str | None = None,
+    def for_annotation(cls, episodes: Dataset, config: AnnotateConfig, camera_key: str | None = None,
                        **options: Any) -> AnnotationKeyframes:
-        keys: list[str] = []
-        for row_keys in episodes["camera_keys"]:
-            keys.extend(k for k in row_keys if k not in keys)
+        keys = list(dict.fromkeys(k for row_keys in episodes["camera_keys"] for k in row_keys))
         if not keys:
             raise ValueError("the dataset has no cameras to take keyframes from")
+        options.setdefault("video_backend", config.video_backend)  # the run's --video_backend
         return cls(policy="uniform:1", cameras=tuple(keys), annotate=config, camera_key=camera_key, **options)
 
     def output_columns(self) -> list[str]:
         return [c for cam in self._cameras_or_raise() for c in (keyframe_column(cam), timestamp_column(cam))]
 
-    def features(self, input_features: Mapping[str, Any] | None = None) -> Any:
+    def features(self, input_features: Mapping[str, Any] | None = None) -> Features:
         from datasets import Features
 
         full = super().features(input_features)
         return Features({k: v for k, v in full.items() if k != "messages"})
 
-    def process_episode(self, row: Mapping[str, Any]) -> dict[str, Any]:
+    def process_episode(self, row: Mapping[str, Any] | Episode) -> dict[str, Any]:
         if self.annotate is None:
             raise ValueError("AnnotationKeyframes needs the run's AnnotateConfig: use for_annotation(episodes, config)")
         episode = self._episode(row)
         policies = annotation_policies(episode, self.annotate, self.camera_key)
-        requests = [(episode, [float(t) for t in policy.timestamps(episode)], cam) for cam, policy in policies.items()]
-        provider = self._provider(episode)
-        decoded = provider.frames_at_many(requests) if requests else []
+        row = policy_row(episode)
+        requests = [(episode, [float(t) for t in policy.timestamps(row)], cam) for cam, policy in policies.items()]
+        decoded = self._decode(episode, requests) if requests else []
         out: dict[str, Any] = {c: [] for c in self.output_columns()}
         for (_, times, cam), frames in zip(requests, decoded):
-            images = frames.to_pil()
-            missing = [t for t, im in zip(times, images) if im is None]
-            if missing:
-                raise ValueError(f"episode {episode['episode_index']}, camera {cam!r}, file {frames.file}: "
-                                 f"no frame at time(s) {missing}")
-            out[keyframe_column(cam)] = [self._encode(im) for im in images]
+            out[keyframe_column(cam)] = [self._encode(im) for im in frames.to_pil()]
             out[timestamp_column(cam)] = times
         return out

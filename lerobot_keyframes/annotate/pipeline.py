@@ -331,7 +331,7 @@ def run_quality_checks(run: PreparedRun, config: AnnotateConfig, provider: Frame
     if owned:
         from ..frames import make_frame_provider
 
-        provider = make_frame_provider(run.rows, backend=config.video_backend, cache_bytes=0)
+        provider = make_frame_provider(run.rows, video_backend=config.video_backend, cache_mb=0)
     try:
         run.result.quality = check_episodes(run.rows, provider, config.quality, signal=config.motion.signal,
                                             gripper_index=config.motion.gripper_index)
@@ -352,7 +352,7 @@ def _run_prepared(run: PreparedRun, config: AnnotateConfig, vlm_config: VlmConfi
     if provider is None:
         from ..frames import make_frame_provider
 
-        provider = make_frame_provider(rows, backend=config.video_backend, cache_bytes=config.frame_cache_mb << 20)
+        provider = make_frame_provider(rows, video_backend=config.video_backend, cache_mb=config.frame_cache_mb)
     owned = vlm is None  # built here: released here (an engine's memory, an auto-served server)
     if owned and config.asks_model:
         from ..vlm import make_backend

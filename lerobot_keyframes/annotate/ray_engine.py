@@ -84,7 +84,7 @@ def decode_batch(batch: dict[str, Any], config: AnnotateConfig, vlm_config: VlmC
     out = []
     if cameras:
         stage = AnnotationKeyframes(policy="uniform:1", cameras=cameras, annotate=config,
-                                    camera_key=vlm_config.camera_key, backend=config.video_backend)
+                                    camera_key=vlm_config.camera_key, video_backend=config.video_backend)
     for row in rows:
         if cameras:
             try:
@@ -124,8 +124,8 @@ class AnnotateEpisodes:
         from ..frames import make_frame_provider
 
         rows = [pickle.loads(blob) for blob in batch["episode"]]
-        provider = make_frame_provider(rows, backend=self.config.video_backend,
-                                       cache_bytes=self.config.frame_cache_mb << 20)
+        provider = make_frame_provider(rows, video_backend=self.config.video_backend,
+                                       cache_mb=self.config.frame_cache_mb)
         try:
             outcomes = self.loop.run_until_complete(annotate_rows(
                 rows, config=self.config, vlm=self.vlm, provider=provider, keys=self.keys,

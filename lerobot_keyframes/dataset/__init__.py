@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .episodes import build_episode_rows, episode_features, load_episodes, read_tasks
+from .episodes import build_episode_rows, episode_features, episode_records, load_episodes, read_tasks
 from .errors import DatasetFormatError, UnsafePathError, UnsupportedVersionError
 from .layout import CameraFeature, DatasetLayout
 from .records import CameraRef, Episode
@@ -19,6 +19,7 @@ __all__ = [
     "UnsupportedVersionError",
     "build_episode_rows",
     "episode_features",
+    "episode_records",
     "load_episodes",
     "read_tasks",
     "resolve_source",

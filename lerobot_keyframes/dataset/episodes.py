@@ -7,9 +7,9 @@ file and `from_timestamp`), so `Dataset.map` workers can decode frames without r
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -17,7 +17,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import DatasetFormatError
-from .layout import TASKS_PATH, DatasetLayout
+from .layout import TASKS_PATH, CameraFeature, DatasetLayout
+from .records import Episode
+
+if TYPE_CHECKING:
+    from datasets import Features
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +39,7 @@ CAMERA_FIELDS = {
 }
 
 
-def episode_features():
+def episode_features() -> Features:
     """The declared `datasets.Features` of the episode table."""
     from datasets import Features, List, Value
 
@@ -238,77 +242,75 @@ def build_episode_rows(
         for e in eps:
             data_file[e] = layout.relative(path)
 
-    rows = []
-    for e in wanted:
-        length = int(cols["length"][e])
-        fr = frames[e]
-        data_path = layout.root / data_file[e]
-        if len(fr["timestamp"]) != length:
-            raise DatasetFormatError(
-                f"{data_path}: episode {e} has {len(fr['timestamp'])} frames but meta/episodes says length={length}"
-            )
-        if length and not np.array_equal(fr["frame_index"], np.arange(length)):
-            raise DatasetFormatError(f"{data_path}: episode {e} frame_index is not 0..{length - 1} in order")
-        lo, hi = int(cols["dataset_from_index"][e]), int(cols["dataset_to_index"][e])
-        if length and (int(fr["index"][0]) != lo or int(fr["index"][-1]) != hi - 1):
-            raise DatasetFormatError(
-                f"{data_path}: episode {e} global index range [{int(fr['index'][0])}, {int(fr['index'][-1]) + 1}) "
-                f"disagrees with meta/episodes [{lo}, {hi})"
-            )
-        task_list = cols["tasks"][e] if "tasks" in cols and cols["tasks"][e] is not None else []
-        if not task_list:  # never task 0 for every episode: each episode's own frames say which task it is
-            task_list = _tasks_from_data(data_path, e, fr.get("task_index"), tasks_by_index, layout.root / TASKS_PATH)
-        cam_rows = []
-        duration = float(length) / float(layout.fps)
-        for cam in cameras:
-            if cam.storage == "image":
-                cam_rows.append(
-                    {"key": cam.key, "storage": "image", "path": data_file[e], "from_timestamp": 0.0,
-                     "to_timestamp": duration, "codec": None, "width": cam.width, "height": cam.height,
-                     "fps": float(layout.fps), "size_bytes": None}
-                )
-                continue
-            chunk = cols[f"videos/{cam.key}/chunk_index"][e]
-            file = cols[f"videos/{cam.key}/file_index"][e]
-            path = layout.video_path(cam.key, chunk, file)
-            rel = layout.relative(path)
-            if rel not in sizes:
-                sizes[rel] = path.stat().st_size if path.exists() else -1
-            cam_rows.append(
-                {
-                    "key": cam.key,
-                    "storage": "video",
-                    "path": rel,
-                    "from_timestamp": float(cols[f"videos/{cam.key}/from_timestamp"][e]),
-                    "to_timestamp": float(cols[f"videos/{cam.key}/to_timestamp"][e]),
-                    "codec": cam.codec,
-                    "width": cam.width,
-                    "height": cam.height,
-                    "fps": float(cam.fps) if cam.fps else float(layout.fps),
-                    "size_bytes": sizes[rel] if sizes[rel] >= 0 else None,
-                }
-            )
-        rows.append(
-            {
-                "episode_index": e,
-                "task": task_list[0] if task_list else "",
-                "tasks": list(task_list),
-                "length": length,
-                "fps": float(layout.fps),
-                "timestamps": fr["timestamp"],
-                "dataset_from_index": lo,
-                "dataset_to_index": hi,
-                "data_file": data_file[e],
-                "root": str(layout.root),
-                "repo_id": repo_id,
-                "revision": revision,
-                "camera_keys": [c.key for c in cameras],
-                "cameras": cam_rows,
-            }
-        )
+    rows = [_episode_row(layout, cols, e, frames[e], data_file[e], tasks_by_index, cameras, sizes,
+                         repo_id=repo_id, revision=revision) for e in wanted]
     check_video_ranges(layout, meta)  # after the data checks: a wrong `length` is reported as such first
     return rows
 
+
+
+def _episode_row(layout: DatasetLayout, cols: dict[str, list[Any]], e: int, fr: dict[str, np.ndarray], data_file: str,
+                 tasks_by_index: dict[int, str], cameras: Sequence[CameraFeature], sizes: dict[str, int], *,
+                 repo_id: str | None, revision: str | None) -> dict[str, Any]:
+    """One episode's row, after checking its frames in the data parquet against meta/episodes."""
+    length = int(cols["length"][e])
+    data_path = layout.root / data_file
+    if len(fr["timestamp"]) != length:
+        raise DatasetFormatError(
+            f"{data_path}: episode {e} has {len(fr['timestamp'])} frames but meta/episodes says length={length}"
+        )
+    if length and not np.array_equal(fr["frame_index"], np.arange(length)):
+        raise DatasetFormatError(f"{data_path}: episode {e} frame_index is not 0..{length - 1} in order")
+    lo, hi = int(cols["dataset_from_index"][e]), int(cols["dataset_to_index"][e])
+    if length and (int(fr["index"][0]) != lo or int(fr["index"][-1]) != hi - 1):
+        raise DatasetFormatError(
+            f"{data_path}: episode {e} global index range [{int(fr['index'][0])}, {int(fr['index'][-1]) + 1}) "
+            f"disagrees with meta/episodes [{lo}, {hi})"
+        )
+    task_list = cols["tasks"][e] if "tasks" in cols and cols["tasks"][e] is not None else []
+    if not task_list:  # never task 0 for every episode: each episode's own frames say which task it is
+        task_list = _tasks_from_data(data_path, e, fr.get("task_index"), tasks_by_index, layout.root / TASKS_PATH)
+    return {
+        "episode_index": e,
+        "task": task_list[0] if task_list else "",
+        "tasks": list(task_list),
+        "length": length,
+        "fps": float(layout.fps),
+        "timestamps": fr["timestamp"],
+        "dataset_from_index": lo,
+        "dataset_to_index": hi,
+        "data_file": data_file,
+        "root": str(layout.root),
+        "repo_id": repo_id,
+        "revision": revision,
+        "camera_keys": [c.key for c in cameras],
+        "cameras": [_camera_row(layout, cols, e, cam, data_file, length, sizes) for cam in cameras],
+    }
+
+
+def _camera_row(layout: DatasetLayout, cols: dict[str, list[Any]], e: int, cam: CameraFeature, data_file: str,
+                length: int, sizes: dict[str, int]) -> dict[str, Any]:
+    """Where one camera's frames of episode `e` live: its mp4 span, or the data parquet (image storage)."""
+    if cam.storage == "image":
+        return {"key": cam.key, "storage": "image", "path": data_file, "from_timestamp": 0.0,
+                "to_timestamp": float(length) / float(layout.fps), "codec": None, "width": cam.width,
+                "height": cam.height, "fps": float(layout.fps), "size_bytes": None}
+    path = layout.video_path(cam.key, cols[f"videos/{cam.key}/chunk_index"][e], cols[f"videos/{cam.key}/file_index"][e])
+    rel = layout.relative(path)
+    if rel not in sizes:
+        sizes[rel] = path.stat().st_size if path.exists() else -1
+    return {
+        "key": cam.key,
+        "storage": "video",
+        "path": rel,
+        "from_timestamp": float(cols[f"videos/{cam.key}/from_timestamp"][e]),
+        "to_timestamp": float(cols[f"videos/{cam.key}/to_timestamp"][e]),
+        "codec": cam.codec,
+        "width": cam.width,
+        "height": cam.height,
+        "fps": float(cam.fps) if cam.fps else float(layout.fps),
+        "size_bytes": sizes[rel] if sizes[rel] >= 0 else None,
+    }
 
 def load_episodes(
     source: str | Path,
@@ -347,3 +349,42 @@ def load_episodes(
                 cam["size_bytes"] = path.stat().st_size if path.exists() else None
     table = {k: [r[k] for r in rows] for k in episode_features()}
     return Dataset.from_dict(table, features=episode_features())
+
+
+# What episode records can be read from: a dataset root / Hub repo id, or records / rows (one, or an iterable
+# of them, such as a `load_episodes` table)
+EpisodeSource = str | Path | Episode | Mapping[str, Any] | Iterable[Episode | Mapping[str, Any]]
+
+
+def episode_records(source: EpisodeSource, *, episodes: Sequence[int] | None = None,
+                    download_videos: bool = True) -> tuple[list[Episode], str | None]:
+    """Typed episode records, and the dataset root / repo id they came from when `source` names one.
+
+    `source`: a dataset root or Hub repo id, a `load_episodes` table, one row / `Episode`,
+    or an iterable of them; `episodes` keeps only those indices.
+    """
+    from .source import is_local
+
+    origin: str | None = None
+    if isinstance(source, (str, Path)):
+        if is_local(source):
+            layout = DatasetLayout.open(source)
+            rows: Iterable[Any] = build_episode_rows(layout, episodes=episodes)
+            origin = str(layout.root)
+        else:
+            rows = load_episodes(str(source), episodes=episodes, download_videos=download_videos).to_list()
+            origin = str(source)
+    elif hasattr(source, "column_names") and hasattr(source, "to_list"):  # datasets.Dataset
+        missing = {"episode_index", "cameras", "root"} - set(source.column_names)
+        if missing:
+            raise ValueError(f"the Dataset is not an episode table (missing columns {sorted(missing)})")
+        rows = source.to_list()
+    elif isinstance(source, (Mapping, Episode)):
+        rows = [source]
+    else:
+        rows = list(source)
+    records = [Episode.from_row(r) for r in rows]
+    if episodes is not None:
+        wanted = {int(e) for e in episodes}
+        records = [e for e in records if e.episode_index in wanted]
+    return records, origin

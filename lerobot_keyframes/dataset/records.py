@@ -4,6 +4,10 @@ The table itself is a `datasets.Dataset` (see `episode_features`); a row travels
 code that works on one episode converts it once with `Episode.from_row` (cheap: the timestamps become one
 float32 array, shared, never rebuilt in loops) and back with `to_row`. An `Episode` is frozen: a narrowed
 copy is made with `dataclasses.replace` or `with_cameras`.
+
+The episode's frames live in its data parquet; `read_columns` reads its rows of any columns (in frame
+order) and `with_timestamps` completes a record whose row travelled without its timestamps, so no other
+folder opens the data parquet itself.
 """
 
 from __future__ import annotations
@@ -12,9 +16,14 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
+from .errors import DatasetFormatError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 Storage = Literal["video", "image"]
 
@@ -73,6 +82,9 @@ class Episode:
     root: str | None = None
     repo_id: str | None = None
     revision: str | None = None
+    # per-frame columns that travel with the record, in frame order (a frame-level row brings the robot's
+    # signals, e.g. "observation.state"); not part of the episode table, so `to_row` leaves them out
+    signals: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ts = np.asarray(self.timestamps, dtype=np.float32)
@@ -138,6 +150,38 @@ class Episode:
         """A copy that keeps only these cameras, in the episode's order."""
         wanted = set(keys)
         return dataclasses.replace(self, cameras=tuple(c for c in self.cameras if c.key in wanted))
+
+    def read_columns(self, columns: Sequence[str]) -> pa.Table:
+        """This episode's rows of `columns` from its data parquet, in frame order (one row per frame)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = self.data_path
+        if path is None:
+            raise DatasetFormatError(f"episode {self.episode_index}: the record has no root/data_file to read")
+        wanted = list(dict.fromkeys(["episode_index", "frame_index", *columns]))
+        try:
+            table = pq.read_table(path, columns=wanted, filters=[("episode_index", "=", self.episode_index)])
+        except FileNotFoundError as exc:
+            raise DatasetFormatError(f"{path}: data file is missing (episode {self.episode_index})") from exc
+        except (pa.ArrowInvalid, OSError, KeyError) as exc:
+            raise DatasetFormatError(f"{path}: episode {self.episode_index}: cannot read {list(columns)} ({exc})") from exc
+        table = table.sort_by("frame_index")
+        if table.num_rows != self.length:
+            raise DatasetFormatError(f"{path}: the data parquet holds {table.num_rows} frames of episode "
+                                     f"{self.episode_index}, meta/episodes says length={self.length}")
+        return table.select(list(columns))
+
+    def with_timestamps(self) -> Episode:
+        """This record when it carries its timestamps, else a copy with them read from the data parquet
+        (`length / fps` spacing for a record without a data file)."""
+        if len(self.timestamps) or not self.length:
+            return self
+        if self.data_path is None:
+            ts = (np.arange(self.length, dtype=np.float64) / self.fps).astype(np.float32)
+        else:
+            ts = self.read_columns(["timestamp"])["timestamp"].to_numpy().astype(np.float32)
+        return dataclasses.replace(self, timestamps=ts)
 
     def check_timestamps(self) -> np.ndarray:
         """The timestamps, checked to be strictly increasing (a clear error names the episode)."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DatasetFormatError
+from .records import Episode
 
 logger = logging.getLogger(__name__)
 
@@ -44,18 +45,17 @@ class ResolvedSource:
             snapshot_download(self.repo_id, repo_type="dataset", revision=self.revision, allow_patterns=missing)
 
 
-def fetch_episode_videos(rows: Sequence[dict], cameras: Sequence[str] | None = None) -> None:
-    """Download the videos of `cameras` (all when None) that episode rows of a Hub dataset need and the
+def fetch_episode_videos(episodes: Sequence[Episode], cameras: Sequence[str] | None = None) -> None:
+    """Download the videos of `cameras` (all when None) that episodes of a Hub dataset need and the
     snapshot lacks, so `load_episodes("user/name")` rows decode without `download_videos=True`."""
     by_source: dict[tuple[str, str | None, str], set[str]] = {}
-    for row in rows:
-        repo_id, root = row.get("repo_id"), row.get("root")
-        if not repo_id or not root:
+    for ep in episodes:
+        if not ep.repo_id or not ep.root:
             continue
-        for cam in row.get("cameras") or ():
-            if cam.get("storage") == "video" and (cameras is None or cam["key"] in cameras):
-                if not (Path(root) / cam["path"]).exists():
-                    by_source.setdefault((repo_id, row.get("revision"), root), set()).add(cam["path"])
+        for cam in ep.cameras:
+            if cam.storage == "video" and (cameras is None or cam.key in cameras):
+                if not (Path(ep.root) / cam.path).exists():
+                    by_source.setdefault((ep.repo_id, ep.revision, ep.root), set()).add(cam.path)
     for (repo_id, revision, root), paths in by_source.items():
         ResolvedSource(root=Path(root), repo_id=repo_id, revision=revision).fetch_files(sorted(paths))
 

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 from .cache import CacheStats, FrameCache
+from .config import VIDEO_BACKENDS, ProviderConfig, VideoBackend
 from .errors import (
-    BackendUnavailableError,
     DecoderCrashError,
     FrameDecodeError,
     FrameTimeError,
     UnknownCameraError,
+    VideoBackendUnavailableError,
     VideoFileMissingError,
 )
-from .provider import FrameProvider, NullProvider, ProviderConfig, VideoFrameProvider, make_frame_provider
+from .provider import (
+    EpisodeRef,
+    FrameProvider,
+    NullProvider,
+    ProviderStats,
+    VideoFrameProvider,
+    make_frame_provider,
+)
 from .types import Frames
 
 __all__ = [
-    "BackendUnavailableError",
+    "VIDEO_BACKENDS",
     "CacheStats",
     "DecoderCrashError",
+    "EpisodeRef",
     "FrameCache",
     "FrameDecodeError",
     "FrameProvider",
@@ -25,7 +34,10 @@ __all__ = [
     "Frames",
     "NullProvider",
     "ProviderConfig",
+    "ProviderStats",
     "UnknownCameraError",
+    "VideoBackend",
+    "VideoBackendUnavailableError",
     "VideoFileMissingError",
     "VideoFrameProvider",
     "make_frame_provider",

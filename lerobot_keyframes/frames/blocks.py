@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..utils.files import atomic_path
 from ..vlm.families import FAMILIES, VisionFamily
@@ -38,6 +38,13 @@ from ..vlm.families import vision_family as _family
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from ..dataset.records import Episode
+    from .provider import FrameProvider
+    from .types import Frames
+
+    # frames with their provenance (from a FrameProvider), or plain images with `timestamps` alongside
+    FrameImages = Frames | Sequence[Image.Image]
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +208,7 @@ class _Item:
     index: int | None
 
 
-def _items(frames: Any, timestamps: Sequence[float] | None = None) -> tuple[list[_Item], dict[str, Any]]:
+def _items(frames: FrameImages, timestamps: Sequence[float] | None = None) -> tuple[list[_Item], dict[str, Any]]:
     """Frames (from a FrameProvider) or PIL images + timestamps -> items and the shared provenance."""
     if hasattr(frames, "to_pil"):
         pils = frames.to_pil()
@@ -235,7 +242,7 @@ def image_block(image: Image.Image, *, source: Mapping[str, Any] | None = None, 
     return block
 
 
-def image_blocks(frames: Any, timestamps: Sequence[float] | None = None, **extra: Any) -> list[dict[str, Any]]:
+def image_blocks(frames: FrameImages, timestamps: Sequence[float] | None = None, **extra: Any) -> list[dict[str, Any]]:
     """One image block per frame, each with `source: {file, pts, camera, episode_index, timestamp}`."""
     items, common = _items(frames, timestamps)
     return [
@@ -243,7 +250,8 @@ def image_blocks(frames: Any, timestamps: Sequence[float] | None = None, **extra
     ]
 
 
-def video_block(frames: Any, timestamps: Sequence[float] | None = None, *, episode: Mapping[str, Any] | None = None,
+def video_block(frames: FrameImages, timestamps: Sequence[float] | None = None, *,
+                episode: Episode | None = None,
                 raw_fps: float | None = None, total_frames: int | None = None, **extra: Any) -> dict[str, Any]:
     """A video block from keyframes, carrying the temporal metadata the Qwen-VL processors use.
 
@@ -254,8 +262,8 @@ def video_block(frames: Any, timestamps: Sequence[float] | None = None, *, episo
     if not items:
         raise ValueError("a video block needs at least one frame")
     if episode is not None:
-        raw_fps = raw_fps or float(episode["fps"])
-        total_frames = total_frames or int(episode.get("length") or len(episode["timestamps"]))
+        raw_fps = raw_fps or episode.fps
+        total_frames = total_frames or episode.length or len(episode.timestamps)
     if not raw_fps:
         raise ValueError("video_block needs raw_fps (or episode=) to place frames in time")
     indices = [it.index if it.index is not None else int(round(it.timestamp * raw_fps)) for it in items]
@@ -319,16 +327,18 @@ def _sheet_spans(n: int, frames_per_sheet: int) -> list[tuple[int, int]]:
     return spans
 
 
-def contact_sheets(frames: Any, timestamps: Sequence[float] | None = None, *, columns: int = 4,
+def contact_sheets(frames: FrameImages, timestamps: Sequence[float] | None = None, *, columns: int = 4,
                    tile_width: int = 256, frames_per_sheet: int = 16, label: str = "{t:.2f} s", gap: int = 4,
-                   background: tuple[int, int, int] = (32, 32, 32), format: str = "pil",
-                   quality: int = 85) -> list[Any]:
+                   background: tuple[int, int, int] = (32, 32, 32), format: Literal["pil", "jpeg"] = "pil",
+                   quality: int = 85) -> list[Image.Image] | list[bytes]:
     """Grids of downscaled frames, each with its time burned in a badge (top-left, yellow on black).
 
     Frames are split over `ceil(n / frames_per_sheet)` sheets of near-equal size; each sheet uses as few rows
     as `columns` allows and then as few columns as those rows need, so no row is empty. `label` is
     formatted with `t` (seconds), `i` (1-based position) and `camera`. `format="jpeg"` returns bytes.
     """
+    if format not in ("pil", "jpeg"):
+        raise ValueError(f"contact_sheets: format must be 'pil' or 'jpeg', got {format!r}")
     items, common = _items(frames, timestamps)
     sheets = _render_sheets(items, common, columns=columns, tile_width=tile_width, frames_per_sheet=frames_per_sheet,
                             label=label, gap=gap, background=background)
@@ -366,7 +376,7 @@ def _render_sheets(items: list[_Item], common: Mapping[str, Any], *, columns: in
     return out
 
 
-def contact_sheet_blocks(frames: Any, timestamps: Sequence[float] | None = None, **options: Any) -> list[dict[str, Any]]:
+def contact_sheet_blocks(frames: FrameImages, timestamps: Sequence[float] | None = None, **options: Any) -> list[dict[str, Any]]:
     """Image blocks of contact sheets; `source` lists each sheet's frame times and pts in reading order."""
     items, common = _items(frames, timestamps)
     blocks = []
@@ -412,7 +422,7 @@ def _camera_row(episode: Mapping[str, Any], camera: str | None) -> Mapping[str, 
     raise ValueError(f"episode {episode.get('episode_index')}: no camera {camera!r} (has {[c['key'] for c in cams]})")
 
 
-def episode_clip(provider: Any, episode: Mapping[str, Any], camera: str | None = None, *, sample_fps: float = 2.0,
+def episode_clip(provider: FrameProvider, episode: Mapping[str, Any], camera: str | None = None, *, sample_fps: float = 2.0,
                  max_frames: int | None = None, width: int | None = None, crf: int = 23,
                  cache_dir: str | Path | None = None) -> Clip:
     """An H.264 mp4 of one episode/camera sampled at `sample_fps` (at most `max_frames`), cached and reused.
@@ -471,7 +481,7 @@ def _encode_h264(images: Sequence[Image.Image], path: Path, fps: float, *, width
             container.mux(packet)
 
 
-def video_url_block(provider: Any, episode: Mapping[str, Any], camera: str | None = None, *, url: str = "file",
+def video_url_block(provider: FrameProvider, episode: Mapping[str, Any], camera: str | None = None, *, url: str = "file",
                     **clip_options: Any) -> dict[str, Any]:
     """`{"type": "video_url", "video_url": {"url": ...}}` of a cached H.264 clip of the episode.
 

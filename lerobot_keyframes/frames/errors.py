@@ -20,7 +20,7 @@ class FrameDecodeError(RuntimeError):
     """A frame could not be delivered: missing or unreadable video, decoder failure or crash, bad time.
 
     Attributes: `file` (absolute path), `episode` (index), `camera` (key), `time` (the first failing
-    episode-relative time), `times` (all times of the failed request), `backend`, `reason`.
+    episode-relative time), `times` (all times of the failed request), `video_backend`, `reason`.
     """
 
     def __init__(
@@ -32,7 +32,7 @@ class FrameDecodeError(RuntimeError):
         camera: str | None = None,
         time: float | None = None,
         times: Sequence[float] | None = None,
-        backend: str | None = None,
+        video_backend: str | None = None,
     ) -> None:
         self.reason = reason
         self.file = file
@@ -42,22 +42,22 @@ class FrameDecodeError(RuntimeError):
             (float(time),) if time is not None else ()
         )
         self.time = float(time) if time is not None else (self.times[0] if self.times else None)
-        self.backend = backend
+        self.video_backend = video_backend
         where = [f"episode {episode}" if episode is not None else "episode ?", f"camera {camera}"]
         where.append(_format_times(self.times))
-        if backend:
-            where.append(f"backend {backend}")
+        if video_backend:
+            where.append(f"video_backend {video_backend}")
         super().__init__(f"{file}: {', '.join(where)}: {reason}")
 
     def __reduce__(self):  # keep attributes through pickling (worker processes, datasets.map)
         return (
             _rebuild,
-            (type(self), self.reason, self.file, self.episode, self.camera, self.time, self.times, self.backend),
+            (type(self), self.reason, self.file, self.episode, self.camera, self.time, self.times, self.video_backend),
         )
 
 
-def _rebuild(cls, reason, file, episode, camera, time, times, backend):  # noqa: ANN001, ANN202
-    return cls(reason, file=file, episode=episode, camera=camera, time=time, times=times, backend=backend)
+def _rebuild(cls, reason, file, episode, camera, time, times, video_backend):  # noqa: ANN001, ANN202
+    return cls(reason, file=file, episode=episode, camera=camera, time=time, times=times, video_backend=video_backend)
 
 
 class VideoFileMissingError(FrameDecodeError):
@@ -76,5 +76,5 @@ class UnknownCameraError(FrameDecodeError):
     """The camera key is not one of the episode's cameras."""
 
 
-class BackendUnavailableError(RuntimeError):
-    """The requested decoding backend cannot be used here (library missing or failing to load)."""
+class VideoBackendUnavailableError(RuntimeError):
+    """The requested video backend cannot be used here (library missing or failing to load)."""

@@ -150,14 +150,15 @@ class IsolatedDecoding:
     """A small pool of decoder processes; at most `max_workers`, started on demand."""
 
     def __init__(
-        self, backend: str, *, threads: int = 1, max_open: int = 8, max_workers: int = 2, timeout_s: float = 600.0
+        self, video_backend: str, *, threads: int = 1, max_open: int = 8, max_workers: int = 2,
+        timeout_s: float = 600.0,
     ) -> None:
-        self.backend = backend
+        self.video_backend = video_backend
         self.threads = threads
         self.max_open = max_open
         self.max_workers = max(1, int(max_workers))
         self.timeout_s = timeout_s
-        self._ctx = _context(backend)
+        self._ctx = _context(video_backend)
         self._all: list[_Worker] = []
         self._idle: list[_Worker] = []
         self._cond = threading.Condition()
@@ -170,7 +171,7 @@ class IsolatedDecoding:
                 if self._idle:
                     return self._idle.pop()
                 if len(self._all) < self.max_workers:
-                    worker = _Worker(self._ctx, self.backend, self.threads, self.max_open)
+                    worker = _Worker(self._ctx, self.video_backend, self.threads, self.max_open)
                     self._all.append(worker)
                     return worker
                 self._cond.wait()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from PIL import Image
 
@@ -30,7 +31,7 @@ class Frames:
     camera: str
     episode_index: int
     file: str
-    backend: str = ""
+    video_backend: str = ""  # what delivered the frames: torchcodec | pyav | ffmpeg | image | cache
     errors: tuple[str | None, ...] = field(default=())
 
     def __len__(self) -> int:
@@ -51,7 +52,7 @@ class Frames:
     def frame(self, i: int) -> torch.Tensor | None:
         return self.data[i]
 
-    def to_numpy(self) -> list[Any]:
+    def to_numpy(self) -> list[np.ndarray | None]:
         """Frames as H x W x C uint8 arrays (None for failed entries)."""
         return [None if d is None else d.permute(1, 2, 0).contiguous().numpy() for d in self._entries()]
 
@@ -70,5 +71,5 @@ class Frames:
         shape = tuple(self.data.shape) if not isinstance(self.data, list) else f"list[{len(self.data)}]"
         return (
             f"Frames(episode={self.episode_index}, camera={self.camera!r}, n={len(self)}, data={shape}, "
-            f"timestamps={self.timestamps}, file={self.file!r}, backend={self.backend!r})"
+            f"timestamps={self.timestamps}, file={self.file!r}, video_backend={self.video_backend!r})"
         )

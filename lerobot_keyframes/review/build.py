@@ -116,8 +116,8 @@ def _render_chunk(jobs: Sequence[_Job], out: Path, config: ReviewConfig, png: bo
 
     provider = None
     if any(j.row.get("cameras") for j in jobs):
-        provider = make_frame_provider([j.row for j in jobs], backend=config.backend, on_error="none",
-                                       cache_bytes=0)  # every frame is asked for once
+        provider = make_frame_provider([j.row for j in jobs], video_backend=config.backend, on_error="none",
+                                       cache_mb=0)  # every frame is asked for once
     try:
         from tqdm.auto import tqdm
 

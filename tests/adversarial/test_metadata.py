@@ -90,7 +90,7 @@ def test_a_length_that_disagrees_with_the_data_rows_is_refused(tiny: Path) -> No
 def test_an_episode_past_the_end_of_its_stream_is_refused_when_the_video_is_opened(tiny: Path) -> None:
     lo, hi = _column(tiny, FROM), _column(tiny, TO)
     _edit_episodes(tiny, **{FROM: [lo[0], lo[1] + 0.5], TO: [hi[0], hi[1] + 0.5]})  # the last episode, moved late
-    provider = make_frame_provider(tiny, cache_bytes=0)
+    provider = make_frame_provider(tiny, cache_mb=0)
     with pytest.raises(FrameDecodeError) as info:
         provider.frames_at(1, [0.0])  # its start frame exists: without the check this silently decodes frame 15
     msg = str(info.value)

@@ -61,7 +61,7 @@ def test_every_frame_equals_lerobots_own_decode(recorded: Path, backend: str) ->
     starts = [c["from_timestamp"] for c in (row["cameras"][0] for row in table.to_list())]
     assert starts[0] == 0 and starts[1] > 0 and starts[2] > starts[1]  # one shared file
     expected = lerobot_frames(recorded)
-    provider = make_frame_provider(table, backend=backend)
+    provider = make_frame_provider(table, video_backend=backend)
     got = []
     for row in table.to_list():
         frames = provider.frames_at(row["episode_index"], [float(t) for t in row["timestamps"]], CAM)
