@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
+from ..frames.config import VideoBackend
 from ..language.vocabulary import VQA_QUESTION_TYPES, QuestionType
 
 # The option sets of the configs below: each a `Literal` (the flags show them as {a,b,...}), checked on creation.
@@ -17,8 +18,6 @@ DeriveTaskFromVideo = Literal["off", "if_short", "always"]
 PlanKeyframePolicy = Literal["fps", "motion+fps"]
 OnError = Literal["skip", "stop"]
 ExecutorEngine = Literal["local", "ray"]
-VideoBackend = Literal["auto", "torchcodec", "pyav", "ffmpeg"]  # the video decoder (frames/: auto falls back)
-VIDEO_BACKENDS: tuple[VideoBackend, ...] = get_args(VideoBackend)
 
 
 @dataclass(frozen=True)

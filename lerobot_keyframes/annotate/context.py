@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from ..frames.policies import KeyframePolicy
     from ..frames.provider import FrameProvider
+    from ..vlm.base import VlmBackend
     from .keyframes import EpisodeFrames
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class EpisodeContext:
     episode: Mapping[str, Any]
     config: AnnotateConfig
     provider: FrameProvider
-    backend: Any  # the VLM: a vlm backend with `agenerate(conversations, schemas)` (or a scripted one)
+    vlm: VlmBackend  # a vlm backend with `agenerate(conversations, schemas)` (or a scripted one)
     requests: asyncio.Semaphore
     stats: CallStats = field(default_factory=CallStats)
     model_family: str = "qwen2_5_vl"
@@ -99,8 +100,8 @@ class EpisodeContext:
 
     @property
     def default_camera(self) -> str:
-        wanted = getattr(self.backend, "camera_key", None) or getattr(
-            getattr(self.backend, "config", None), "camera_key", None
+        wanted = getattr(self.vlm, "camera_key", None) or getattr(
+            getattr(self.vlm, "config", None), "camera_key", None
         )
         if wanted:
             if wanted not in self.cameras:  # prepare_run checks the dataset; this guards direct use
@@ -149,10 +150,10 @@ class EpisodeContext:
     ) -> list[dict[str, Any]]:
         """Ask the model; every answer parsed against its schema, or an AnnotationError with the raw text.
 
-        A request the backend could not complete (a transport fault after its retries, an engine that
+        A request the VLM could not complete (a transport fault after its retries, an engine that
         refused it) fails this episode only, as an AnnotationError; the error quotes a bounded slice."""
         async with self.requests:
-            results = await self.backend.agenerate(conversations, schemas, raise_errors=False)
+            results = await self.vlm.agenerate(conversations, schemas, raise_errors=False)
         answers = []
         for result in results:
             self.stats.calls += 1

@@ -181,7 +181,7 @@ async def annotate_rows(
         e = int(row["episode_index"])
         outcome = EpisodeOutcome(e)
         async with episodes:
-            ctx = EpisodeContext(episode=row, config=config, provider=provider, backend=vlm,
+            ctx = EpisodeContext(episode=row, config=config, provider=provider, vlm=vlm,
                                  requests=requests, stats=outcome.stats, model_family=model_family,
                                  frames=EpisodeFrames.for_row(row, provider))
             registered = caller() if caller is not None else contextlib.nullcontext()

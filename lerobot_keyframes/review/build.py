@@ -116,7 +116,7 @@ def _render_chunk(jobs: Sequence[_Job], out: Path, config: ReviewConfig, png: bo
 
     provider = None
     if any(j.row.get("cameras") for j in jobs):
-        provider = make_frame_provider([j.row for j in jobs], video_backend=config.backend, on_error="none",
+        provider = make_frame_provider([j.row for j in jobs], video_backend=config.video_backend, on_error="none",
                                        cache_mb=0)  # every frame is asked for once
     try:
         from tqdm.auto import tqdm
@@ -135,7 +135,7 @@ def _render_pool(jobs: Sequence[_Job], out: Path, config: ReviewConfig, png: boo
 
     from tqdm.auto import tqdm
 
-    if config.backend in ("auto", "torchcodec"):  # import the decoder library once, before forking
+    if config.video_backend in ("auto", "torchcodec"):  # import the decoder library once, before forking
         from ..frames.decoders.base import torchcodec_available
 
         torchcodec_available()

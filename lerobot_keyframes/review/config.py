@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ..frames.config import VideoBackend
+
 VIDEO_MODES = ("link", "copy", "none")
 
 
@@ -22,7 +24,7 @@ class ReviewConfig:
     vqa_width: int = 320  # VQA frame width (px); boxes/points are drawn on this image
     jpeg_quality: int = 70  # JPEG quality (1-95) of thumbnails and VQA frames
     workers: int = 0  # processes; 0: auto (up to 4, only for more than a few episodes), 1: in-process
-    backend: str = "auto"  # frame decoder: auto|torchcodec|pyav|ffmpeg (auto: falls back in that order)
+    video_backend: VideoBackend = "auto"  # video decoder (auto: falls back torchcodec, pyav, ffmpeg)
     validate: bool = True  # run the validator and show its status per episode
     videos: Literal["link", "copy", "none"] = "link"  # player videos under OUT/videos: hard links (copies across file systems), copies, or no player
 
