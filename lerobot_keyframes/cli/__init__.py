@@ -37,18 +37,16 @@ COMMAND_MODULES = (
     "..evaluate.cli",  # eval
 )
 
-_EXPORTS = {
-    "annotate_configs_from_args": ".annotate",
-    "check_model": ".preflight",
-    "check_source": ".preflight",
-    "preflight": ".preflight",
-    "probe_openai_server": ".preflight",
-    "warn_once": ".logs",
+_EXPORTS = {  # module -> the public names it defines
+    ".annotate": "annotate_configs_from_args",
+    ".preflight": "check_model check_source preflight probe_openai_server",
+    ".logs": "warn_once",
 }
 __getattr__, __dir__, _lazy = lazy_exports(__name__, _EXPORTS, globals())
 __all__ = sorted([*_lazy, "build_parser", "main", "parse"])
 if TYPE_CHECKING:
     from .annotate import annotate_configs_from_args  # noqa: F401
+    from .logs import warn_once  # noqa: F401
     from .preflight import check_model, check_source, preflight, probe_openai_server  # noqa: F401
 
 

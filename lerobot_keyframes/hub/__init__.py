@@ -3,39 +3,27 @@
 Names are imported lazily so `import lerobot_keyframes.hub` stays cheap (huggingface_hub loads on use).
 """
 
+# ruff: noqa: F401 - the TYPE_CHECKING imports are re-exports for IDEs and type checkers
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from ..utils.lazy import lazy_exports
 
-_EXPORTS = {
-    "HubError": ".errors",
-    "hub_errors": ".errors",
-    "redact": ".errors",
-    "PushOptions": ".push",
-    "PushResult": ".push",
-    "push_dataset": ".push",
-    "build_card": ".card",
-    "JobConfig": ".jobs",
-    "JobHandle": ".jobs",
-    "ShardedRun": ".jobs",
-    "plan_shards": ".jobs",
-    "submit_annotation_job": ".jobs",
-    "submit_sharded_annotation": ".jobs",
-    "resubmit_failed_shards": ".jobs",
-    "MergeError": ".merge",
-    "ShardSource": ".merge",
-    "collect_shards": ".merge",
-    "merge_shards": ".merge",
-    "push_shard_staging": ".merge",
+_EXPORTS = {  # module -> the public names it defines
+    ".errors": "HubError hub_errors redact",
+    ".push": "PushOptions PushResult push_dataset",
+    ".card": "build_card",
+    ".jobs": "JobConfig JobHandle ShardedRun plan_shards resubmit_failed_shards submit_annotation_job "
+           "submit_sharded_annotation",
+    ".merge": "MergeError ShardSource collect_shards merge_shards push_shard_staging",
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:  # what IDEs and type checkers see
-    from .card import build_card  # noqa: F401
-    from .errors import HubError, hub_errors, redact  # noqa: F401
-    from .jobs import (  # noqa: F401
+    from .card import build_card
+    from .errors import HubError, hub_errors, redact
+    from .jobs import (
         JobConfig,
         JobHandle,
         ShardedRun,
@@ -44,5 +32,5 @@ if TYPE_CHECKING:  # what IDEs and type checkers see
         submit_annotation_job,
         submit_sharded_annotation,
     )
-    from .merge import MergeError, ShardSource, collect_shards, merge_shards, push_shard_staging  # noqa: F401
-    from .push import PushOptions, PushResult, push_dataset  # noqa: F401
+    from .merge import MergeError, ShardSource, collect_shards, merge_shards, push_shard_staging
+    from .push import PushOptions, PushResult, push_dataset

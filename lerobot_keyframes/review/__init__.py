@@ -4,24 +4,22 @@
 --help` stays fast.
 """
 
+# ruff: noqa: F401 - the TYPE_CHECKING imports are re-exports for IDEs and type checkers
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from ..utils.lazy import lazy_exports
-from .config import ReviewConfig  # noqa: F401 (light: imported eagerly)
+from .config import ReviewConfig  # light: imported eagerly
 
-_EXPORTS = {
-    "ReviewConfig": ".config",
-    "build_review": ".site",
-    "episode_view": ".site",
-    "trace_shape": ".site",
-    "vqa_shapes": ".site",
-    "apply_decisions": ".apply",
-    "load_decisions": ".apply",
+_EXPORTS = {  # module -> the public names it defines
+    ".config": "ReviewConfig",
+    ".site": "build_review episode_view trace_shape vqa_shapes",
+    ".apply": "apply_decisions load_decisions",
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:  # what IDEs and type checkers see
-    from .apply import apply_decisions, load_decisions  # noqa: F401
-    from .site import build_review, episode_view, trace_shape, vqa_shapes  # noqa: F401
+    from .apply import apply_decisions, load_decisions
+    from .config import ReviewConfig
+    from .site import build_review, episode_view, trace_shape, vqa_shapes

@@ -5,7 +5,7 @@ Usage, in a package `__init__.py`::
     from typing import TYPE_CHECKING
     from ..utils.lazy import lazy_exports
 
-    _EXPORTS = {"KeyframeTransform": ".transform", ...}  # name -> module, relative to this package
+    _EXPORTS = {".transform": "KeyframeTransform extract_keyframes", ...}  # module (relative) -> its names
     __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())
     if TYPE_CHECKING:  # what IDEs and type checkers see
         from .transform import KeyframeTransform
@@ -20,10 +20,11 @@ from typing import Any
 
 def lazy_exports(package: str, exports: Mapping[str, str], namespace: Mapping[str, Any]
                  ) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
-    """Module `__getattr__`, `__dir__` and `__all__` resolving `name -> module` on first access."""
+    """Module `__getattr__`, `__dir__` and `__all__` for `{module: "name name ..."}`, imported on first access."""
+    where = {name: module for module, names in exports.items() for name in names.split()}
 
     def __getattr__(name: str) -> Any:
-        module = exports.get(name)
+        module = where.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(module, package), name)
@@ -32,6 +33,6 @@ def lazy_exports(package: str, exports: Mapping[str, str], namespace: Mapping[st
         return value
 
     def __dir__() -> list[str]:
-        return sorted({*namespace, *exports})
+        return sorted({*namespace, *where})
 
-    return __getattr__, __dir__, sorted(exports)
+    return __getattr__, __dir__, sorted(where)
