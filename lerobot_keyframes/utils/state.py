@@ -1,5 +1,9 @@
 """Objects that pickle as their configuration, with a per-process runtime rebuilt where they are used.
 
+Two ways to come back: `PicklesAsConfig` restores the configuration and rebuilds its runtime on first use
+(frame providers, transforms); `RebuiltOnUnpickle` calls `__init__` again with the arguments that built the
+object (VLM backends, the batching scheduler), for classes whose constructor is where the runtime is made.
+
 A frame provider or a `datasets.map` transform is shipped to worker processes (`num_proc`, Ray, a process
 pool) and hashed for a stable `datasets` fingerprint. Both must travel as what they were asked to do
 (their configuration), never as what they hold open (decoders, thread pools, caches, locks): those are
@@ -43,3 +47,21 @@ class PicklesAsConfig:
             held = (os.getpid(), self.make_runtime())
             object.__setattr__(self, "_runtime_of_pid", held)
         return held[1]
+
+
+class RebuiltOnUnpickle(PicklesAsConfig):
+    """Mixin: pickles as the `__init__` keyword arguments of `_init_kwargs()`; unpickling calls `__init__` again.
+
+    Engines, server clients, locks and threads cannot cross a process boundary (`datasets.map(num_proc=...)`
+    with spawn, Ray actors): the copy rebuilds its own, lazily, from the same configuration.
+    """
+
+    def _init_kwargs(self) -> dict[str, Any]:
+        """The `__init__` keyword arguments a copy is rebuilt from."""
+        raise NotImplementedError
+
+    def config_state(self) -> dict[str, Any]:
+        return self._init_kwargs()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]

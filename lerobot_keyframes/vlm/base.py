@@ -12,6 +12,7 @@ import threading
 from collections.abc import Coroutine, Generator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
+from ..utils.state import RebuiltOnUnpickle
 from .config import VlmConfig
 from .jsonparse import parse_answer
 from .messages import check_conversation
@@ -86,24 +87,6 @@ def run_coroutine_sync(coro: Coroutine[Any, Any, T]) -> T:
     if "error" in box:
         raise box["error"]
     return box["value"]
-
-
-class RebuiltOnUnpickle:
-    """Pickles as the arguments that built it; unpickling calls ``__init__`` with them again.
-
-    Engines, server clients, locks and threads cannot cross a process boundary (``datasets.map(num_proc=...)``
-    with spawn, Ray actors): the copy rebuilds its own, lazily, from the same configuration.
-    """
-
-    def _init_kwargs(self) -> dict[str, Any]:
-        """The ``__init__`` keyword arguments a copy is rebuilt from."""
-        raise NotImplementedError
-
-    def __getstate__(self) -> dict[str, Any]:
-        return self._init_kwargs()
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state)  # type: ignore[misc]
 
 
 class BaseBackend(RebuiltOnUnpickle):

@@ -27,7 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import RebuiltOnUnpickle, Schemas, VlmBackend, normalize_schemas, raise_first_error
+from ..utils.state import RebuiltOnUnpickle
+from .base import Schemas, VlmBackend, normalize_schemas, raise_first_error
 from .config import VlmConfig
 from .messages import check_conversation
 from .types import Conversation, Failure, FailureKind, JsonSchema, VlmResult
