@@ -13,13 +13,13 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
 logger = logging.getLogger("lerobot_keyframes.progress")
 MODE_ENV = "LEROBOT_KEYFRAMES_PROGRESS"  # bar | log | off (default: bar on a terminal, else log)
 
 
-def progress_mode(stream: Any = None) -> str:
+def progress_mode(stream: TextIO | None = None) -> str:
     mode = os.environ.get(MODE_ENV, "").strip().lower()
     if mode in ("bar", "log", "off"):
         return mode

@@ -18,7 +18,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,17 +28,20 @@ from .plan import PROMPTS as PLAN_PROMPTS
 from .prompting import prompt_hashes
 from .vqa import PROMPTS as VQA_PROMPTS
 
+if TYPE_CHECKING:
+    from ..vlm.config import VlmConfig
 
-def model_identity(vlm: Any) -> dict[str, Any]:
+
+def model_identity(vlm_config: VlmConfig | None) -> dict[str, Any]:
     """What about the model changes its answers (and so belongs in a staging key)."""
     return {
-        "model_id": getattr(vlm, "model_id", None),
-        "revision": getattr(vlm, "revision", None),
-        "temperature": getattr(vlm, "temperature", None),
-        "top_p": getattr(vlm, "top_p", None),
-        "seed": getattr(vlm, "seed", None),
-        "max_new_tokens": getattr(vlm, "max_new_tokens", None),
-        "chat_template_kwargs": getattr(vlm, "chat_template_kwargs", None),
+        "model_id": getattr(vlm_config, "model_id", None),
+        "revision": getattr(vlm_config, "revision", None),
+        "temperature": getattr(vlm_config, "temperature", None),
+        "top_p": getattr(vlm_config, "top_p", None),
+        "seed": getattr(vlm_config, "seed", None),
+        "max_new_tokens": getattr(vlm_config, "max_new_tokens", None),
+        "chat_template_kwargs": getattr(vlm_config, "chat_template_kwargs", None),
     }
 
 
@@ -49,9 +52,9 @@ def source_identity(config: AnnotateConfig) -> str:
     return f"hub:{config.repo_id}"
 
 
-def module_keys(config: AnnotateConfig, vlm: Any) -> dict[str, str]:
+def module_keys(config: AnnotateConfig, vlm_config: VlmConfig | None) -> dict[str, str]:
     """Staging keys: module config + model identity + prompts + seed + source; later modules include the plan key."""
-    identity = model_identity(vlm)
+    identity = model_identity(vlm_config)
     source = source_identity(config)
     plan = config_hash("plan", config.plan, identity, prompt_hashes(PLAN_PROMPTS), config.seed, source,
                        (config.motion.signal, config.motion.gripper_index))  # the grounding signal

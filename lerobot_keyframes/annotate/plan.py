@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import io
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,10 @@ from .context import EpisodeContext
 from .prompting import load_prompt
 from .rows import persistent_row
 from .spans import Span, clean_spans, format_plan, merge_windows, normalize_label
+
+if TYPE_CHECKING:
+    from ..frames.policies import KeyframePolicy
+    from .config import PlanConfig
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +211,7 @@ async def memories(ctx: EpisodeContext, task: str, spans: list[Span]) -> list[st
     return out
 
 
-def keyframes(cfg: Any, camera: str) -> dict[str, Any]:
+def keyframes(cfg: PlanConfig, camera: str) -> dict[str, KeyframePolicy]:
     """The frames of the contact sheets: `frames_per_second` on the default camera (+ gripper/pause
     keyframes with `keyframe_policy="motion+fps"`)."""
     from ..frames.policies import fps, motion

@@ -10,11 +10,15 @@ from __future__ import annotations
 import importlib.util
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..dataset.errors import DatasetFormatError
 from ..dataset.layout import INFO_PATH, check_output_separate, iter_dataset_files
 from .config import AnnotateConfig
+
+if TYPE_CHECKING:
+    from ..dataset.source import ResolvedSource
+    from ..vlm.config import VlmConfig
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +30,7 @@ class PreflightError(DatasetFormatError):
     """The run would write where it must not, or cannot run at all: refused before any work."""
 
 
-def preflight(config: AnnotateConfig, vlm: Any, source: Any) -> None:
+def preflight(config: AnnotateConfig, vlm_config: VlmConfig | None, source: ResolvedSource) -> None:
     """Refuse a run that cannot finish safely; `source` is the resolved source (`ResolvedSource`)."""
     from .pipeline import default_output_root, default_staging_dir
 
@@ -43,8 +47,8 @@ def preflight(config: AnnotateConfig, vlm: Any, source: Any) -> None:
         check_output_separate(root, staging, what="--staging_dir" if config.staging_dir else "the staging folder")
     if config.push_to_hub:
         _check_hub_target(config, source)
-    if vlm is not None and config.asks_model:
-        check_backend_importable(vlm)
+    if vlm_config is not None and config.asks_model:
+        check_backend_importable(vlm_config)
 
 
 def _check_in_place(config: AnnotateConfig, source: Any) -> None:
@@ -101,17 +105,17 @@ def _check_hub_target(config: AnnotateConfig, source: Any) -> None:
         raise PreflightError(f"--push_to_hub=true to {target}: this token cannot write there ({why}); nothing was computed")
 
 
-def check_backend_importable(vlm: Any) -> None:
+def check_backend_importable(vlm_config: VlmConfig) -> None:
     """The chosen backend's packages are importable (the model is not loaded here)."""
     from ..vlm.errors import MissingExtraError
 
-    backend = getattr(vlm, "backend", None)
+    backend = getattr(vlm_config, "backend", None)
     modules = list(BACKEND_MODULES.get(backend, ()))
-    if (backend == "openai" and getattr(vlm, "auto_serve", False) and not getattr(vlm, "serve_command", None)
-            and importlib.util.find_spec("vllm") is None):  # a --vlm.serve_command may start any server
+    if (backend == "openai" and getattr(vlm_config, "auto_serve", False) and not getattr(vlm_config, "serve_command", None)
+            and importlib.util.find_spec("vllm") is None):  # a --vlm_config.serve_command may start any server
         from ..vlm.serve import served_models
 
-        if served_models(vlm.api_bases[0], vlm.api_key, timeout=2.0) is None:  # nothing to reuse there
+        if served_models(vlm_config.api_bases[0], vlm_config.api_key, timeout=2.0) is None:  # nothing to reuse there
             modules.append("vllm")  # auto_serve starts `python -m vllm.entrypoints.openai.api_server`
     for module in modules:
         if importlib.util.find_spec(module) is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,10 @@ from .context import EpisodeContext
 from .plan import _user
 from .prompting import load_prompt
 from .rows import event_row
+
+if TYPE_CHECKING:
+    from ..frames.policies.base import EpisodeLike
+    from .config import VqaConfig
 
 MODULE = "vqa"
 PROMPTS = ["vqa"]
@@ -67,7 +71,7 @@ class TickRuns(KeyframePolicy):
     step: int = 1
     offset: int = 0
 
-    def frame_indices(self, episode: Any) -> np.ndarray:
+    def frame_indices(self, episode: EpisodeLike) -> np.ndarray:
         length = len(Episode.from_row(episode).check_timestamps())
         starts = [int(i) for i in self.tick.frame_indices(episode)]
         owner = {start: j % self.step for j, start in enumerate(starts)}
@@ -80,7 +84,7 @@ class TickRuns(KeyframePolicy):
         return f"{self.tick.spec()}*{self.k}" + (f"~{self.offset}/{self.step}" if self.step > 1 else "")
 
 
-def keyframes(cfg: Any, default_camera: str, cameras: list[str]) -> dict[str, Any]:
+def keyframes(cfg: VqaConfig, default_camera: str, cameras: list[str]) -> dict[str, KeyframePolicy]:
     """The VQA ticks per camera: `vqa_emission_hz` on every camera, or the cameras taking turns; with
     `K` > 1 each tick is the run of K consecutive frames from it (lerobot-annotate's `--vqa.K`)."""
     from ..frames.policies import Turns, fps

@@ -29,6 +29,7 @@ from ..utils.timeline import evenly_spaced
 
 if TYPE_CHECKING:
     from ..annotate.config import QualityConfig
+    from ..frames.provider import FrameProvider
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def _gripper_check(row: Mapping[str, Any], signal: str, gripper_index: int | Non
                            f"on every frame", None, 0.0, spread)]
 
 
-def check_episode(row: Mapping[str, Any], provider: Any, config: QualityConfig, *,
+def check_episode(row: Mapping[str, Any], provider: FrameProvider | None, config: QualityConfig, *,
                   neighbour_lengths: Sequence[int] = (), signal: str = "observation.state",
                   gripper_index: int | None = None) -> list[QualityFinding]:
     """Every finding of one episode row (`dataset.load_episodes`), using `provider` to decode frames."""
@@ -169,7 +170,7 @@ def check_episode(row: Mapping[str, Any], provider: Any, config: QualityConfig, 
     return out
 
 
-def check_episodes(rows: Sequence[Mapping[str, Any]], provider: Any, config: QualityConfig, *,
+def check_episodes(rows: Sequence[Mapping[str, Any]], provider: FrameProvider | None, config: QualityConfig, *,
                    signal: str = "observation.state", gripper_index: int | None = None) -> dict[int, list[QualityFinding]]:
     """{episode index: findings} for the episodes with at least one finding (rows in episode order).
 
