@@ -164,7 +164,30 @@ class FakeOpenAIServer:
             writer.close()
 
     async def _respond(self, method: str, path: str, raw: bytes) -> tuple[int, Any, dict[str, str]]:
-        if method == "GET" and path.rstrip("/").endswith("/stats"):
+        route = self._service_route(method, path.rstrip("/"))
+        if route is not None:
+            return route
+        if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
+            return 404, {"error": {"message": f"no route {method} {path}"}}, {}
+        request = json.loads(raw or b"{}")
+        text = _last_user_text(request)
+        directives = dict(_DIRECTIVE.findall(text))
+        key = directives.get("id", text[:40])
+        attempt = self._record_arrival(request, key)
+        try:
+            delay = float(directives.get("delay", self.latency))
+            if attempt <= int(directives.get("hang", 0)):
+                await asyncio.sleep(self.hang_seconds)
+            elif delay:
+                await asyncio.sleep(delay)
+            return await self._chat(request, text, directives, key, attempt)
+        finally:
+            with self._lock:
+                self.stats.in_flight -= 1
+
+    def _service_route(self, method: str, path: str) -> tuple[int, Any, dict[str, str]] | None:
+        """The routes besides chat completions: /stats, /stats/reset and /models (None for any other)."""
+        if method == "GET" and path.endswith("/stats"):
             with self._lock:
                 stats = self.stats
                 return (
@@ -177,20 +200,18 @@ class FakeOpenAIServer:
                     },
                     {},
                 )
-        if method == "POST" and path.rstrip("/").endswith("/stats/reset"):
+        if method == "POST" and path.endswith("/stats/reset"):
             with self._lock:
                 self.stats.max_in_flight = self.stats.in_flight
                 self.stats.requests = 0
                 self.stats.connections = 0
             return 200, {"reset": True}, {}
-        if method == "GET" and path.rstrip("/").endswith("/models"):
+        if method == "GET" and path.endswith("/models"):
             return 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]}, {}
-        if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
-            return 404, {"error": {"message": f"no route {method} {path}"}}, {}
-        request = json.loads(raw or b"{}")
-        text = _last_user_text(request)
-        directives = dict(_DIRECTIVE.findall(text))
-        key = directives.get("id", text[:40])
+        return None
+
+    def _record_arrival(self, request: dict[str, Any], key: str) -> int:
+        """Count the request (it is in flight until `_respond` ends) and return its attempt number for `key`."""
         with self._lock:
             self.stats.requests += 1
             self.stats.in_flight += 1
@@ -200,49 +221,59 @@ class FakeOpenAIServer:
             self.stats.arrivals[key].append(time.monotonic())
             if self.keep_bodies:
                 self.stats.bodies.append(request)
-        try:
-            delay = float(directives.get("delay", self.latency))
-            if attempt <= int(directives.get("hang", 0)):
-                await asyncio.sleep(self.hang_seconds)
-            elif delay:
-                await asyncio.sleep(delay)
-            if self.reject_response_format and "response_format" in request:
-                return 400, {"error": {"message": "response_format is not supported by this server"}}, {}
-            if self.reject_media_io_kwargs and "media_io_kwargs" in request:
-                return 400, {"error": {
-                    "message": "Per-request media_io_kwargs are disabled by default because they can change multimodal "
-                               "media loading resource usage. Start the server with --trust-request-mm-kwargs only "
-                               "when clients are trusted. (parameter=media_io_kwargs)",
-                    "type": "BadRequestError", "param": "media_io_kwargs", "code": 400}}, {}
-            if self.responder is not None:
-                scripted = self.responder(request, attempt)
-                if isinstance(scripted, tuple):
-                    if len(scripted) > 2:  # (status, body, seconds to wait first): client timeouts
-                        await asyncio.sleep(scripted[2])
-                    return scripted[0], scripted[1], {}
-                if isinstance(scripted, str):
-                    return 200, _completion(self.model, scripted, "stop"), {}
-            if self.plausible and _schema_of(request) is not None:
-                from .scripted import plausible_answers
+        return attempt
 
-                answer = json.dumps(plausible_answers(request.get("messages", []), _schema_of(request)))
-                return 200, _completion(self.model, answer, "stop"), {}
-            for code in (429, 500, 400):
-                if attempt <= int(directives.get(f"fail{code}", 0)):
-                    extra = {"Retry-After": "0"} if code == 429 else {}
-                    return code, {"error": {"message": f"scripted {code} (attempt {attempt})"}}, extra
-            if attempt <= int(directives.get("garbage", 0)):
-                return 200, b"<html>this is not json", {}
-            answer = json.dumps({"id": int(key) if key.isdigit() else key, "ok": True})
-            if "prose" in text:
-                answer = f"Sure! Here is the answer:\n```json\n{answer}\n```\nHope it helps."
-            finish = "stop"
-            if "short" in directives and int(request.get("max_tokens") or 0) < int(directives["short"]):
-                finish, answer = "length", answer[: len(answer) // 2]
-            return 200, _completion(self.model, answer, finish), {}
-        finally:
-            with self._lock:
-                self.stats.in_flight -= 1
+    async def _chat(
+        self, request: dict[str, Any], text: str, directives: dict[str, str], key: str, attempt: int
+    ) -> tuple[int, Any, dict[str, str]]:
+        """A chat completion: refusals configured on the server, then the responder, then the directives."""
+        refused = self._refusal(request)
+        if refused is not None:
+            return refused
+        if self.responder is not None:
+            scripted = self.responder(request, attempt)
+            if isinstance(scripted, tuple):
+                if len(scripted) > 2:  # (status, body, seconds to wait first): client timeouts
+                    await asyncio.sleep(scripted[2])
+                return scripted[0], scripted[1], {}
+            if isinstance(scripted, str):
+                return 200, _completion(self.model, scripted, "stop"), {}
+        if self.plausible and _schema_of(request) is not None:
+            from .scripted import plausible_answers
+
+            answer = json.dumps(plausible_answers(request.get("messages", []), _schema_of(request)))
+            return 200, _completion(self.model, answer, "stop"), {}
+        return self._directed(request, text, directives, key, attempt)
+
+    def _refusal(self, request: dict[str, Any]) -> tuple[int, Any, dict[str, str]] | None:
+        """The 400 a server without response_format / media_io_kwargs support answers (None: accepted)."""
+        if self.reject_response_format and "response_format" in request:
+            return 400, {"error": {"message": "response_format is not supported by this server"}}, {}
+        if self.reject_media_io_kwargs and "media_io_kwargs" in request:
+            return 400, {"error": {
+                "message": "Per-request media_io_kwargs are disabled by default because they can change multimodal "
+                           "media loading resource usage. Start the server with --trust-request-mm-kwargs only "
+                           "when clients are trusted. (parameter=media_io_kwargs)",
+                "type": "BadRequestError", "param": "media_io_kwargs", "code": 400}}, {}
+        return None
+
+    def _directed(
+        self, request: dict[str, Any], text: str, directives: dict[str, str], key: str, attempt: int
+    ) -> tuple[int, Any, dict[str, str]]:
+        """The answer the prompt's directives ask for: scripted failures, garbage, prose or a cut-off answer."""
+        for code in (429, 500, 400):
+            if attempt <= int(directives.get(f"fail{code}", 0)):
+                extra = {"Retry-After": "0"} if code == 429 else {}
+                return code, {"error": {"message": f"scripted {code} (attempt {attempt})"}}, extra
+        if attempt <= int(directives.get("garbage", 0)):
+            return 200, b"<html>this is not json", {}
+        answer = json.dumps({"id": int(key) if key.isdigit() else key, "ok": True})
+        if "prose" in text:
+            answer = f"Sure! Here is the answer:\n```json\n{answer}\n```\nHope it helps."
+        finish = "stop"
+        if "short" in directives and int(request.get("max_tokens") or 0) < int(directives["short"]):
+            finish, answer = "length", answer[: len(answer) // 2]
+        return 200, _completion(self.model, answer, finish), {}
 
 
 def _schema_of(request: dict[str, Any]) -> dict[str, Any] | None:

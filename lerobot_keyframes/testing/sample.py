@@ -634,24 +634,14 @@ def clean_frame(spec: SampleSpec, episode_index: int, camera: str, frame_index: 
 
 
 def _write_dataset(root: Path, spec: SampleSpec) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     os.environ.setdefault("SVT_LOG", "1")  # keep SVT-AV1's banner off the user's terminal
     started = time.perf_counter()
     plans = episode_plans(spec)
-    tasks: list[str] = []
-    for plan in plans:
-        if plan.task.text not in tasks:
-            tasks.append(plan.task.text)
-
-    state_dim = len(render.STATE_NAMES)
-    schema = _data_schema(spec, state_dim)
+    tasks = _task_list(plans)
+    schema = _data_schema(spec, len(render.STATE_NAMES))
     data_writer = _DataWriter(root, schema, spec)
     video_writers = {key: _VideoWriter(root, key, spec) for key in spec.video_keys}
-    camera_names = dict(zip(spec.video_keys, spec.cameras))
-    if spec.image_key is not None:
-        camera_names[spec.image_key] = spec.image_camera  # type: ignore[assignment]
+    camera_names = _camera_names(spec)
 
     rows: list[dict[str, Any]] = []
     per_feature_stats: dict[str, list[dict[str, np.ndarray]]] = {}
@@ -659,99 +649,14 @@ def _write_dataset(root: Path, spec: SampleSpec) -> None:
     global_index = 0
     try:
         for plan in plans:
-            n = plan.length
-            traj = render.trajectory(plan)
-            tex = render.table_texture(plan)
-            cams = {
-                key: render.make_camera(name, plan, traj, tex, spec.width, spec.height)
-                for key, name in camera_names.items()
-            }
-            noise = {
-                key: np.random.default_rng([spec.seed, plan.index, 23, *name.encode()])
-                for key, name in camera_names.items()
-            }
-            sampled = set(np.round(np.linspace(0, n - 1, min(n, 25))).astype(int).tolist())
-            stride = (
-                4 if max(spec.width, spec.height) >= 256 else 2 if max(spec.width, spec.height) >= 96 else 1
+            row, ep_stats = _write_episode(
+                spec, plan, camera_names, data_writer, video_writers, tasks.index(plan.task.text), global_index
             )
-            samples: dict[str, list[np.ndarray]] = {key: [] for key in cams}
-            video_loc = {key: writer.begin_episode() for key, writer in video_writers.items()}
-            pngs: list[dict[str, Any]] = []
-            for f in range(n):
-                for key, cam in cams.items():
-                    rgb = render.add_noise(cam.render(f), noise[key])
-                    if spec.frame_badge:
-                        render.draw_frame_badge(rgb, f)
-                    if key in video_writers:
-                        video_writers[key].encode(rgb)
-                    else:
-                        pngs.append({"bytes": _png(rgb), "path": f"frame-{f:06d}.png"})
-                    if f in sampled:
-                        samples[key].append(rgb[::stride, ::stride])
-
-            for writer in video_writers.values():
-                writer.end_episode()
-            state = traj.state(np.random.default_rng([spec.seed, plan.index, 31]))
-            action = traj.action()
-            frame_index = np.arange(n, dtype=np.int64)
-            timestamp = (frame_index / spec.fps).astype(np.float32)  # lerobot: frame_index / fps, as float32
-            index = np.arange(global_index, global_index + n, dtype=np.int64)
-            task_index = np.full(n, tasks.index(plan.task.text), dtype=np.int64)
-            episode_index = np.full(n, plan.index, dtype=np.int64)
-            columns: dict[str, Any] = {
-                "observation.state": pa.FixedSizeListArray.from_arrays(pa.array(state.ravel()), state_dim),
-                "action": pa.FixedSizeListArray.from_arrays(pa.array(action.ravel()), state_dim),
-            }
-            if spec.image_key is not None:
-                columns[spec.image_key] = pa.array(pngs, type=schema.field(spec.image_key).type)
-            columns.update(
-                timestamp=pa.array(timestamp),
-                frame_index=pa.array(frame_index),
-                episode_index=pa.array(episode_index),
-                index=pa.array(index),
-                task_index=pa.array(task_index),
-            )
-            chunk, file = data_writer.write_episode(pa.table(columns, schema=schema))
-
-            ep_stats: dict[str, dict[str, np.ndarray]] = {
-                "observation.state": _feature_stats(state, 0, n),
-                "action": _feature_stats(action, 0, n),
-            }
-            for key in cams:
-                ep_stats[key] = _image_stats(samples[key])
-            for name, values in (
-                ("timestamp", timestamp),
-                ("frame_index", frame_index),
-                ("episode_index", episode_index),
-                ("index", index),
-                ("task_index", task_index),
-            ):
-                ep_stats[name] = _feature_stats(values, 0, n)
             for name, stats in ep_stats.items():
                 per_feature_stats.setdefault(name, []).append(stats)
-
-            row: dict[str, Any] = {
-                "episode_index": plan.index,
-                "tasks": [plan.task.text],
-                "length": n,
-                "data/chunk_index": chunk,
-                "data/file_index": file,
-                "dataset_from_index": global_index,
-                "dataset_to_index": global_index + n,
-            }
-            for key, (v_chunk, v_file, from_ts) in video_loc.items():
-                row[f"videos/{key}/chunk_index"] = v_chunk
-                row[f"videos/{key}/file_index"] = v_file
-                row[f"videos/{key}/from_timestamp"] = float(from_ts)
-                row[f"videos/{key}/to_timestamp"] = float(from_ts + n / spec.fps)
-            for name in _feature_names(spec):
-                for stat, value in ep_stats[name].items():
-                    row[f"stats/{name}/{stat}"] = value.tolist()
-            row["meta/episodes/chunk_index"] = 0
-            row["meta/episodes/file_index"] = 0
             rows.append(row)
             ground_truth.append(_episode_truth(plan, spec.fps))
-            global_index += n
+            global_index += plan.length
     finally:
         data_writer.close()
         for writer in video_writers.values():
@@ -759,12 +664,189 @@ def _write_dataset(root: Path, spec: SampleSpec) -> None:
 
     video_infos = {key: writer.video_info() for key, writer in video_writers.items()}
     features = _features(spec, video_infos)
-    info = {
+    _write_json(root / "meta" / "info.json", _info(spec, features, global_index, len(tasks)))
+    stats = {
+        name: {k: v.tolist() for k, v in _aggregate(per_feature_stats[name]).items()} for name in features
+    }
+    _write_json(root / "meta" / "stats.json", stats)
+    _write_tasks(root / "meta" / "tasks.parquet", tasks)
+    _write_episodes(root / EPISODES_PATH.format(chunk_index=0, file_index=0), rows)
+    _write_json(root / GROUND_TRUTH_FILE, _ground_truth_record(spec, ground_truth))
+    logger.info(
+        "sample dataset: %d episodes, %d frames, %d cameras (%s) in %.1f s -> %s",
+        spec.episodes,
+        global_index,
+        len(camera_names),
+        spec.codec,
+        time.perf_counter() - started,
+        root,
+    )
+
+
+def _task_list(plans: list[render.EpisodePlan]) -> list[str]:
+    """Distinct task strings in first-seen order (their position is the task_index)."""
+    tasks: list[str] = []
+    for plan in plans:
+        if plan.task.text not in tasks:
+            tasks.append(plan.task.text)
+    return tasks
+
+
+def _camera_names(spec: SampleSpec) -> dict[str, str]:
+    """Feature key -> camera name, video cameras first, then the image camera."""
+    camera_names = dict(zip(spec.video_keys, spec.cameras))
+    if spec.image_key is not None:
+        camera_names[spec.image_key] = spec.image_camera  # type: ignore[assignment]
+    return camera_names
+
+
+def _write_episode(
+    spec: SampleSpec,
+    plan: render.EpisodePlan,
+    camera_names: dict[str, str],
+    data_writer: _DataWriter,
+    video_writers: dict[str, _VideoWriter],
+    task_index: int,
+    global_index: int,
+) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """Render, encode and store one episode; returns its meta/episodes row and its feature stats."""
+    traj = render.trajectory(plan)
+    video_loc = {key: writer.begin_episode() for key, writer in video_writers.items()}
+    samples, pngs = _render_episode(spec, plan, traj, camera_names, video_writers)
+    for writer in video_writers.values():
+        writer.end_episode()
+    arrays = _episode_arrays(spec, plan, traj, task_index, global_index)
+    chunk, file = data_writer.write_episode(_episode_table(spec, data_writer.schema, arrays, pngs))
+    ep_stats = _episode_stats(arrays, samples, plan.length)
+    row = _episode_row(spec, plan, (chunk, file), video_loc, ep_stats, global_index)
+    return row, ep_stats
+
+
+def _render_episode(
+    spec: SampleSpec,
+    plan: render.EpisodePlan,
+    traj: Any,
+    camera_names: dict[str, str],
+    video_writers: dict[str, _VideoWriter],
+) -> tuple[dict[str, list[np.ndarray]], list[dict[str, Any]]]:
+    """Every camera's noisy frames: video cameras go to their encoder, the image camera to PNG structs.
+
+    Returns the downsampled frames kept for image stats (per feature key) and the PNG column values.
+    """
+    n = plan.length
+    tex = render.table_texture(plan)
+    cams = {
+        key: render.make_camera(name, plan, traj, tex, spec.width, spec.height)
+        for key, name in camera_names.items()
+    }
+    noise = {
+        key: np.random.default_rng([spec.seed, plan.index, 23, *name.encode()])
+        for key, name in camera_names.items()
+    }
+    sampled = set(np.round(np.linspace(0, n - 1, min(n, 25))).astype(int).tolist())
+    stride = 4 if max(spec.width, spec.height) >= 256 else 2 if max(spec.width, spec.height) >= 96 else 1
+    samples: dict[str, list[np.ndarray]] = {key: [] for key in cams}
+    pngs: list[dict[str, Any]] = []
+    for f in range(n):
+        for key, cam in cams.items():
+            rgb = render.add_noise(cam.render(f), noise[key])
+            if spec.frame_badge:
+                render.draw_frame_badge(rgb, f)
+            if key in video_writers:
+                video_writers[key].encode(rgb)
+            else:
+                pngs.append({"bytes": _png(rgb), "path": f"frame-{f:06d}.png"})
+            if f in sampled:
+                samples[key].append(rgb[::stride, ::stride])
+    return samples, pngs
+
+
+def _episode_arrays(
+    spec: SampleSpec, plan: render.EpisodePlan, traj: Any, task_index: int, global_index: int
+) -> dict[str, np.ndarray]:
+    """The episode's numeric columns: state, action, then lerobot's default columns in schema order."""
+    n = plan.length
+    frame_index = np.arange(n, dtype=np.int64)
+    return {
+        "observation.state": traj.state(np.random.default_rng([spec.seed, plan.index, 31])),
+        "action": traj.action(),
+        "timestamp": (frame_index / spec.fps).astype(np.float32),  # lerobot: frame_index / fps, as float32
+        "frame_index": frame_index,
+        "episode_index": np.full(n, plan.index, dtype=np.int64),
+        "index": np.arange(global_index, global_index + n, dtype=np.int64),
+        "task_index": np.full(n, task_index, dtype=np.int64),
+    }
+
+
+def _episode_table(
+    spec: SampleSpec, schema: Any, arrays: dict[str, np.ndarray], pngs: list[dict[str, Any]]
+) -> Any:
+    """The episode's rows as one arrow table in the data schema."""
+    import pyarrow as pa
+
+    state_dim = len(render.STATE_NAMES)
+    columns: dict[str, Any] = {
+        name: pa.FixedSizeListArray.from_arrays(pa.array(arrays[name].ravel()), state_dim)
+        for name in ("observation.state", "action")
+    }
+    if spec.image_key is not None:
+        columns[spec.image_key] = pa.array(pngs, type=schema.field(spec.image_key).type)
+    columns.update({name: pa.array(arrays[name]) for name in _DEFAULT_FEATURES})
+    return pa.table(columns, schema=schema)
+
+
+def _episode_stats(
+    arrays: dict[str, np.ndarray], samples: dict[str, list[np.ndarray]], n: int
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per-feature episode stats: vectors, then camera images (from sampled frames), then default columns."""
+    ep_stats = {name: _feature_stats(arrays[name], 0, n) for name in ("observation.state", "action")}
+    for key, frames in samples.items():
+        ep_stats[key] = _image_stats(frames)
+    for name in _DEFAULT_FEATURES:
+        ep_stats[name] = _feature_stats(arrays[name], 0, n)
+    return ep_stats
+
+
+def _episode_row(
+    spec: SampleSpec,
+    plan: render.EpisodePlan,
+    data_loc: tuple[int, int],
+    video_loc: dict[str, tuple[int, int, float]],
+    ep_stats: dict[str, dict[str, np.ndarray]],
+    global_index: int,
+) -> dict[str, Any]:
+    """One meta/episodes row: where the episode's data and video live, and its flattened stats."""
+    n = plan.length
+    row: dict[str, Any] = {
+        "episode_index": plan.index,
+        "tasks": [plan.task.text],
+        "length": n,
+        "data/chunk_index": data_loc[0],
+        "data/file_index": data_loc[1],
+        "dataset_from_index": global_index,
+        "dataset_to_index": global_index + n,
+    }
+    for key, (v_chunk, v_file, from_ts) in video_loc.items():
+        row[f"videos/{key}/chunk_index"] = v_chunk
+        row[f"videos/{key}/file_index"] = v_file
+        row[f"videos/{key}/from_timestamp"] = float(from_ts)
+        row[f"videos/{key}/to_timestamp"] = float(from_ts + n / spec.fps)
+    for name in _feature_names(spec):
+        for stat, value in ep_stats[name].items():
+            row[f"stats/{name}/{stat}"] = value.tolist()
+    row["meta/episodes/chunk_index"] = 0
+    row["meta/episodes/file_index"] = 0
+    return row
+
+
+def _info(spec: SampleSpec, features: dict[str, Any], total_frames: int, total_tasks: int) -> dict[str, Any]:
+    """meta/info.json."""
+    return {
         "codebase_version": CODEBASE_VERSION,
         "robot_type": spec.robot_type,
         "total_episodes": spec.episodes,
-        "total_frames": global_index,
-        "total_tasks": len(tasks),
+        "total_frames": total_frames,
+        "total_tasks": total_tasks,
         "chunks_size": spec.chunks_size,
         "data_files_size_in_mb": DATA_FILES_SIZE_IN_MB,
         "video_files_size_in_mb": (
@@ -776,45 +858,37 @@ def _write_dataset(root: Path, spec: SampleSpec) -> None:
         "video_path": VIDEO_PATH if spec.video_keys else None,
         "features": features,
     }
-    _write_json(root / "meta" / "info.json", info)
-    stats = {
-        name: {k: v.tolist() for k, v in _aggregate(per_feature_stats[name]).items()} for name in features
-    }
-    _write_json(root / "meta" / "stats.json", stats)
-    _write_tasks(root / "meta" / "tasks.parquet", tasks)
-    episodes_path = root / EPISODES_PATH.format(chunk_index=0, file_index=0)
-    episodes_path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _write_episodes(path: Path, rows: list[dict[str, Any]]) -> None:
+    """meta/episodes parquet: one row per episode, columns in the rows' key order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
     columns = {name: [row[name] for row in rows] for name in rows[0]}
-    pq.write_table(pa.Table.from_pydict(columns), episodes_path, compression="snappy")
-    _write_json(
-        root / GROUND_TRUTH_FILE,
-        {
-            "generator": {
-                "name": "lerobot_keyframes.testing.sample",
-                "version": GENERATOR_VERSION,
-                "params": _jsonable(_spec_params(spec)),
-            },
-            "fps": spec.fps,
-            "phase_names": list(render.PHASES),
-            "state_names": list(render.STATE_NAMES),
-            "notes": (
-                "Times are frame_index / fps (seconds from episode start). Phase 'end' is exclusive "
-                "(the next phase's start). grasp_time: first frame with the gripper fully closed; "
-                "release_time: first frame where it starts opening. observation.state[-1] is the measured "
-                "gripper (0 open, 1 closed); action[-1] is the binary gripper command."
-            ),
-            "episodes": ground_truth,
+    pq.write_table(pa.Table.from_pydict(columns), path, compression="snappy")
+
+
+def _ground_truth_record(spec: SampleSpec, episodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """ground_truth.json: the generator's parameters and every episode's true phase timing."""
+    return {
+        "generator": {
+            "name": "lerobot_keyframes.testing.sample",
+            "version": GENERATOR_VERSION,
+            "params": _jsonable(_spec_params(spec)),
         },
-    )
-    logger.info(
-        "sample dataset: %d episodes, %d frames, %d cameras (%s) in %.1f s -> %s",
-        spec.episodes,
-        global_index,
-        len(camera_names),
-        spec.codec,
-        time.perf_counter() - started,
-        root,
-    )
+        "fps": spec.fps,
+        "phase_names": list(render.PHASES),
+        "state_names": list(render.STATE_NAMES),
+        "notes": (
+            "Times are frame_index / fps (seconds from episode start). Phase 'end' is exclusive "
+            "(the next phase's start). grasp_time: first frame with the gripper fully closed; "
+            "release_time: first frame where it starts opening. observation.state[-1] is the measured "
+            "gripper (0 open, 1 closed); action[-1] is the binary gripper command."
+        ),
+        "episodes": episodes,
+    }
 
 
 def _write_tasks(path: Path, tasks: list[str]) -> None:

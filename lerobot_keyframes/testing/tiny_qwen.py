@@ -164,9 +164,30 @@ def _patch_geometry(family: str, merge_key: str) -> dict[str, int]:
 def _build_config(family: str, head_dim: int, ids: dict[str, int], vocab_size: int) -> Any:
     from transformers import AutoConfig
 
-    # Qwen2/2.5 derive head_dim = hidden / heads; Qwen3 takes it explicitly. Two query heads, one KV head.
-    heads, kv_heads = 2, 1
-    hidden = max(64, head_dim * heads) if family != "qwen3_vl" else 64
+    hidden = _hidden_size(family, head_dim)
+    return AutoConfig.for_model(
+        family,
+        text_config=_text_config(family, head_dim, hidden, ids, vocab_size),
+        vision_config=_vision_config(family, hidden),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+
+
+# Two query heads, one KV head.
+_HEADS, _KV_HEADS = 2, 1
+
+
+def _hidden_size(family: str, head_dim: int) -> int:
+    """Qwen2/2.5 derive head_dim = hidden / heads, so hidden grows with head_dim; Qwen3 takes it explicitly."""
+    return max(64, head_dim * _HEADS) if family != "qwen3_vl" else 64
+
+
+def _text_config(family: str, head_dim: int, hidden: int, ids: dict[str, int], vocab_size: int) -> dict[str, Any]:
+    """The language model's config; Qwen3 adds an explicit head_dim, interleaved mrope and no bos/eos ids."""
     rope: dict[str, Any] = {
         "rope_type": "default",
         "rope_theta": 10000.0,
@@ -177,8 +198,8 @@ def _build_config(family: str, head_dim: int, ids: dict[str, int], vocab_size: i
         "hidden_size": hidden,
         "intermediate_size": hidden * 2,
         "num_hidden_layers": 2,
-        "num_attention_heads": hidden // head_dim if family != "qwen3_vl" else heads,
-        "num_key_value_heads": kv_heads,
+        "num_attention_heads": hidden // head_dim if family != "qwen3_vl" else _HEADS,
+        "num_key_value_heads": _KV_HEADS,
         "max_position_embeddings": 4096,
         "rms_norm_eps": 1e-6,
         "bos_token_id": ids["<|endoftext|>"],
@@ -188,53 +209,29 @@ def _build_config(family: str, head_dim: int, ids: dict[str, int], vocab_size: i
         "initializer_range": 0.05,
         "rope_parameters": rope,
     }
-    if family == "qwen2_vl":
-        vision = {
-            "depth": 1,
-            "embed_dim": 32,
-            "hidden_size": hidden,
-            "mlp_ratio": 2,
-            "num_heads": 2,
-            **_patch_geometry(family, "spatial_merge_size"),
-        }
-    elif family == "qwen2_5_vl":
-        vision = {
-            "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
-            "out_hidden_size": hidden,
-            **_patch_geometry(family, "spatial_merge_size"),
-            "window_size": 56,
-            "fullatt_block_indexes": [1],
-            "tokens_per_second": 2,
-        }
-    else:
+    if family == "qwen3_vl":
         text["head_dim"] = head_dim
         text.pop("bos_token_id")
         text.pop("eos_token_id")
         rope["mrope_interleaved"] = True
-        vision = {
-            "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
-            "out_hidden_size": hidden,
-            **_patch_geometry(family, "spatial_merge_size"),
-            "num_position_embeddings": 64,
-            "deepstack_visual_indexes": [0],
-            "hidden_act": "gelu_pytorch_tanh",
-        }
-    return AutoConfig.for_model(
-        family,
-        text_config=text,
-        vision_config=vision,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
-    )
+    return text
+
+
+def _vision_config(family: str, hidden: int) -> dict[str, Any]:
+    """The smallest vision tower of each family whose output feeds a `hidden`-wide language model."""
+    geometry = _patch_geometry(family, "spatial_merge_size")
+    if family == "qwen2_vl":
+        return {"depth": 1, "embed_dim": 32, "hidden_size": hidden, "mlp_ratio": 2, "num_heads": 2, **geometry}
+    tower = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": hidden}
+    if family == "qwen2_5_vl":
+        return {**tower, **geometry, "window_size": 56, "fullatt_block_indexes": [1], "tokens_per_second": 2}
+    return {
+        **tower,
+        **geometry,
+        "num_position_embeddings": 64,
+        "deepstack_visual_indexes": [0],
+        "hidden_act": "gelu_pytorch_tanh",
+    }
 
 
 def _build_processor(family: str, tokenizer: Any) -> Any:
