@@ -24,7 +24,7 @@ import numpy as np
 
 from ..language.validator import EpisodeAnnotations
 from ..utils.timeline import split_evenly
-from .config import ReviewConfig
+from .config import ReviewConfig, VideoMode
 from .images import camera_slug, decode_episode_images, episode_dir_name, spread
 from .model import episode_view
 from .render import render_episode_page, render_index, write_static
@@ -159,7 +159,7 @@ def _workers(config: ReviewConfig, n: int) -> int:
     return max(1, min(4, os.cpu_count() or 1, n))
 
 
-def link_videos(root: Path, out: Path, rel_paths: Iterable[str], mode: str) -> int:
+def link_videos(root: Path, out: Path, rel_paths: Iterable[str], mode: VideoMode) -> int:
     """Put the dataset's video files under `out/videos/` (hard link, else copy); returns bytes copied.
 
     Never writes into `root`: a file already at the destination is kept when it is the same file or has the
