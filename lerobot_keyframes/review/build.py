@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from .config import ReviewConfig, VideoMode
 from .images import camera_slug, decode_episode_images, episode_dir_name, spread
 from .model import EpisodeView, episode_view
 from .render import render_episode_page, render_index, write_static
+
+if TYPE_CHECKING:
+    from ..frames.provider import FrameProvider
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ def video_site_path(rel: str) -> str:
     return "videos/" + rel.removeprefix("videos/")
 
 
-def _render_one(job: _Job, provider: Any, out: Path, config: ReviewConfig, png: bool,
+def _render_one(job: _Job, provider: FrameProvider | None, out: Path, config: ReviewConfig, png: bool,
                 shared: _Shared) -> dict[str, Any]:
     view = episode_view(job.row, job.ann, job.timestamps, errors=job.errors, warnings=job.warnings,
                         quality=job.quality)
