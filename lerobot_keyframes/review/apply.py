@@ -29,7 +29,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, get_args
 
 import numpy as np
 
@@ -42,7 +42,24 @@ if TYPE_CHECKING:
 
 DECISIONS_FORMAT = "lerobot_keyframes.review.decisions"
 DECISIONS_VERSION = 1
-ROW_STATUSES = (None, "approved", "rejected")
+Status = Literal["approved", "rejected"]
+ROW_STATUSES: tuple[str | None, ...] = (None, *get_args(Status))
+
+
+class RowDecision(TypedDict, total=False):
+    """A reviewer's decision on one row (`decisions.json` episodes.N.rows.ID)."""
+
+    status: Status | None
+    content: str  # the edited content
+    frame: int  # a subtask's new start frame
+    was: dict[str, Any]  # the row as reviewed (`row_record`)
+
+
+class EpisodeDecision(TypedDict, total=False):
+    """A reviewer's decisions on one episode (`decisions.json` episodes.N)."""
+
+    status: Status | None
+    rows: dict[str, RowDecision]
 
 
 class DecisionsError(ValueError):
@@ -142,7 +159,7 @@ def _drop_step(text: str | None, label: str) -> str | None:
     return "\n".join(out)
 
 
-def apply_episode(ann: EpisodeAnnotations, decision: Mapping[str, Any], timestamps: np.ndarray,
+def apply_episode(ann: EpisodeAnnotations, decision: EpisodeDecision, timestamps: np.ndarray,
                   changes: list[dict[str, Any]], name: str = "decisions") -> EpisodeAnnotations:
     """The episode's rows after its decisions; appends one record per change to `changes`."""
     e = ann.episode_index
@@ -150,7 +167,7 @@ def apply_episode(ann: EpisodeAnnotations, decision: Mapping[str, Any], timestam
         changes.append({"episode_index": e, "action": "reject_episode", "rows": len(ann.rows)})
         return EpisodeAnnotations(e)
     rows = dict(row_ids(ann))
-    decided = decision.get("rows") or {}
+    decided: Mapping[str, RowDecision] = decision.get("rows") or {}
     where = f"{name}: episode {e}"
     _check_reviewed_rows(ann, rows, decided, where)
     rejected = _rejected_with_dependants(rows, decided, changes, e)
@@ -173,7 +190,7 @@ def apply_episode(ann: EpisodeAnnotations, decision: Mapping[str, Any], timestam
 
 
 def _check_reviewed_rows(ann: EpisodeAnnotations, rows: Mapping[str, LanguageRow],
-                         decided: Mapping[str, Mapping[str, Any]], where: str) -> None:
+                         decided: Mapping[str, RowDecision], where: str) -> None:
     """Every decided row exists and is still the row the reviewer saw."""
     for rid, d in decided.items():
         if rid not in rows:
@@ -184,7 +201,7 @@ def _check_reviewed_rows(ann: EpisodeAnnotations, rows: Mapping[str, LanguageRow
                                  f"t={rows[rid].timestamp!r}) differs from the reviewed one; rebuild the review site")
 
 
-def _rejected_with_dependants(rows: Mapping[str, LanguageRow], decided: Mapping[str, Mapping[str, Any]],
+def _rejected_with_dependants(rows: Mapping[str, LanguageRow], decided: Mapping[str, RowDecision],
                               changes: list[dict[str, Any]], e: int) -> set[str]:
     """The rejected row ids plus their dependants: a VQA pair goes together, an interjection goes with its
     speech atom, the memory row at a subtask's start goes with the subtask."""
@@ -203,7 +220,7 @@ def _rejected_with_dependants(rows: Mapping[str, LanguageRow], decided: Mapping[
     return rejected
 
 
-def _decided_row(r: LanguageRow, rid: str, d: Mapping[str, Any], timestamps: np.ndarray,
+def _decided_row(r: LanguageRow, rid: str, d: RowDecision, timestamps: np.ndarray,
                  changes: list[dict[str, Any]], e: int, where: str) -> LanguageRow:
     """One kept row with its edited content and moved start (a subtask's) applied."""
     if "content" in d and d["content"] != row_record(r)["content"]:
@@ -231,7 +248,7 @@ def _decided_row(r: LanguageRow, rid: str, d: Mapping[str, Any], timestamps: np.
 
 
 def _follow_subtasks(rows: Mapping[str, LanguageRow], new: dict[str, LanguageRow],
-                     decided: Mapping[str, Mapping[str, Any]], changes: list[dict[str, Any]], e: int) -> None:
+                     decided: Mapping[str, RowDecision], changes: list[dict[str, Any]], e: int) -> None:
     """Rows that follow a subtask (in place in `new`): memory at its start moves with it, the plan lists its label."""
     interjection_times = {r.timestamp for r in new.values() if r.style == "interjection"}
     for rid, old in rows.items():
