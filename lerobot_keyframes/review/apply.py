@@ -29,7 +29,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, get_args
 
 import numpy as np
 
@@ -37,9 +37,29 @@ from ..language.schema import LanguageRow, say_tool_call, speech_text
 from ..language.validator import EpisodeAnnotations, ValidationReport
 from .model import row_ids, row_record
 
+if TYPE_CHECKING:
+    from ..dataset.layout import DatasetLayout
+
 DECISIONS_FORMAT = "lerobot_keyframes.review.decisions"
 DECISIONS_VERSION = 1
-ROW_STATUSES = (None, "approved", "rejected")
+Status = Literal["approved", "rejected"]
+ROW_STATUSES: tuple[str | None, ...] = (None, *get_args(Status))
+
+
+class RowDecision(TypedDict, total=False):
+    """A reviewer's decision on one row (`decisions.json` episodes.N.rows.ID)."""
+
+    status: Status | None
+    content: str  # the edited content
+    frame: int  # a subtask's new start frame
+    was: dict[str, Any]  # the row as reviewed (`row_record`)
+
+
+class EpisodeDecision(TypedDict, total=False):
+    """A reviewer's decisions on one episode (`decisions.json` episodes.N)."""
+
+    status: Status | None
+    rows: dict[str, RowDecision]
 
 
 class DecisionsError(ValueError):
@@ -139,7 +159,7 @@ def _drop_step(text: str | None, label: str) -> str | None:
     return "\n".join(out)
 
 
-def apply_episode(ann: EpisodeAnnotations, decision: Mapping[str, Any], timestamps: np.ndarray,
+def apply_episode(ann: EpisodeAnnotations, decision: EpisodeDecision, timestamps: np.ndarray,
                   changes: list[dict[str, Any]], name: str = "decisions") -> EpisodeAnnotations:
     """The episode's rows after its decisions; appends one record per change to `changes`."""
     e = ann.episode_index
@@ -147,16 +167,45 @@ def apply_episode(ann: EpisodeAnnotations, decision: Mapping[str, Any], timestam
         changes.append({"episode_index": e, "action": "reject_episode", "rows": len(ann.rows)})
         return EpisodeAnnotations(e)
     rows = dict(row_ids(ann))
-    decided = decision.get("rows") or {}
+    decided: Mapping[str, RowDecision] = decision.get("rows") or {}
+    where = f"{name}: episode {e}"
+    _check_reviewed_rows(ann, rows, decided, where)
+    rejected = _rejected_with_dependants(rows, decided, changes, e)
+    new: dict[str, LanguageRow] = {}
+    for rid, r in rows.items():
+        if rid in rejected:
+            if rid in decided and decided[rid].get("status") == "rejected":
+                changes.append({"episode_index": e, "row": rid, "style": r.style or "speech", "action": "reject",
+                                "was": row_record(r)})
+            continue
+        new[rid] = _decided_row(r, rid, decided.get(rid, {}), timestamps, changes, e, where)
+    _follow_subtasks(rows, new, decided, changes, e)
+    _check_subtask_order(rows, new, where)
+    for rid, d in decided.items():
+        if d.get("status") == "approved" and rid not in rejected:
+            changes.append({"episode_index": e, "row": rid, "style": rows[rid].style or "speech", "action": "approve"})
+    keep = [new[rid] for rid, _ in row_ids(ann) if rid in new]
+    return EpisodeAnnotations(e, tuple(r for r in keep if r.column == "language_persistent"),
+                              tuple(r for r in keep if r.column != "language_persistent"))
+
+
+def _check_reviewed_rows(ann: EpisodeAnnotations, rows: Mapping[str, LanguageRow],
+                         decided: Mapping[str, RowDecision], where: str) -> None:
+    """Every decided row exists and is still the row the reviewer saw."""
     for rid, d in decided.items():
         if rid not in rows:
-            raise DecisionsError(f"{name}: episode {e} row {rid}: no such row in the dataset (it has "
+            raise DecisionsError(f"{where} row {rid}: no such row in the dataset (it has "
                                  f"{len(ann.persistent)} persistent rows and {len(ann.events)} events)")
         if not _same_row(d["was"], rows[rid]):
-            raise DecisionsError(f"{name}: episode {e} row {rid}: the dataset's row ({rows[rid].style} at "
+            raise DecisionsError(f"{where} row {rid}: the dataset's row ({rows[rid].style} at "
                                  f"t={rows[rid].timestamp!r}) differs from the reviewed one; rebuild the review site")
+
+
+def _rejected_with_dependants(rows: Mapping[str, LanguageRow], decided: Mapping[str, RowDecision],
+                              changes: list[dict[str, Any]], e: int) -> set[str]:
+    """The rejected row ids plus their dependants: a VQA pair goes together, an interjection goes with its
+    speech atom, the memory row at a subtask's start goes with the subtask."""
     rejected = {rid for rid, d in decided.items() if d.get("status") == "rejected"}
-    # dependants: a VQA pair goes together, an interjection goes with its speech atom
     for rid in list(rejected):
         r = rows[rid]
         for oid, o in rows.items():
@@ -168,38 +217,39 @@ def apply_episode(ann: EpisodeAnnotations, decision: Mapping[str, Any], timestam
                 rejected.add(oid)
                 changes.append({"episode_index": e, "row": oid, "style": o.style, "action": "reject",
                                 "because": f"{rid} ({r.style or 'speech'}) was rejected"})
-    new: dict[str, LanguageRow] = {}
-    n = len(timestamps)
-    for rid, r in rows.items():
-        if rid in rejected:
-            if rid in decided and decided[rid].get("status") == "rejected":
-                changes.append({"episode_index": e, "row": rid, "style": r.style or "speech", "action": "reject",
-                                "was": row_record(r)})
-            continue
-        d = decided.get(rid, {})
-        if "content" in d and d["content"] != row_record(r)["content"]:
-            if speech_text(r) is not None:
-                r2 = replace(r, tool_calls=(say_tool_call(d["content"]),))
-            else:
-                r2 = replace(r, content=d["content"])
-            changes.append({"episode_index": e, "row": rid, "style": r.style or "speech", "action": "edit",
-                            "from": row_record(r)["content"], "to": d["content"]})
-            r = r2
-        if "frame" in d:
-            k = d["frame"]
-            if r.style != "subtask":
-                raise DecisionsError(f"{name}: episode {e} row {rid}: only a subtask's start can be moved "
-                                     f"(this row is {r.style or 'speech'})")
-            if not 0 < k < n:
-                raise DecisionsError(f"{name}: episode {e} row {rid}: frame {k} is outside (0, {n}); the first "
-                                     "subtask starts at frame 0")
-            t = float(timestamps[k])  # the exact parquet timestamp, never a recomputed time
-            if t != r.timestamp:
-                changes.append({"episode_index": e, "row": rid, "style": "subtask", "action": "move",
-                                "from": r.timestamp, "to": t, "frame": k})
-                r = r.with_timestamp(t)
-        new[rid] = r
-    # rows that follow a subtask: memory at its start moves with it, the plan lists its label
+    return rejected
+
+
+def _decided_row(r: LanguageRow, rid: str, d: RowDecision, timestamps: np.ndarray,
+                 changes: list[dict[str, Any]], e: int, where: str) -> LanguageRow:
+    """One kept row with its edited content and moved start (a subtask's) applied."""
+    if "content" in d and d["content"] != row_record(r)["content"]:
+        if speech_text(r) is not None:
+            r2 = replace(r, tool_calls=(say_tool_call(d["content"]),))
+        else:
+            r2 = replace(r, content=d["content"])
+        changes.append({"episode_index": e, "row": rid, "style": r.style or "speech", "action": "edit",
+                        "from": row_record(r)["content"], "to": d["content"]})
+        r = r2
+    if "frame" in d:
+        k, n = d["frame"], len(timestamps)
+        if r.style != "subtask":
+            raise DecisionsError(f"{where} row {rid}: only a subtask's start can be moved "
+                                 f"(this row is {r.style or 'speech'})")
+        if not 0 < k < n:
+            raise DecisionsError(f"{where} row {rid}: frame {k} is outside (0, {n}); the first "
+                                 "subtask starts at frame 0")
+        t = float(timestamps[k])  # the exact parquet timestamp, never a recomputed time
+        if t != r.timestamp:
+            changes.append({"episode_index": e, "row": rid, "style": "subtask", "action": "move",
+                            "from": r.timestamp, "to": t, "frame": k})
+            r = r.with_timestamp(t)
+    return r
+
+
+def _follow_subtasks(rows: Mapping[str, LanguageRow], new: dict[str, LanguageRow],
+                     decided: Mapping[str, RowDecision], changes: list[dict[str, Any]], e: int) -> None:
+    """Rows that follow a subtask (in place in `new`): memory at its start moves with it, the plan lists its label."""
     interjection_times = {r.timestamp for r in new.values() if r.style == "interjection"}
     for rid, old in rows.items():
         if old.style != "subtask":
@@ -222,33 +272,24 @@ def apply_episode(ann: EpisodeAnnotations, decision: Mapping[str, Any], timestam
                 new[oid] = new[oid].with_timestamp(cur.timestamp)
                 changes.append({"episode_index": e, "row": oid, "style": o.style, "action": "move",
                                 "from": old.timestamp, "to": cur.timestamp, "because": f"{rid} moved"})
+
+
+def _check_subtask_order(rows: Mapping[str, LanguageRow], new: Mapping[str, LanguageRow], where: str) -> None:
+    """Moved boundaries keep the subtasks in order, each on its own frame."""
     subtasks = [(rows[rid].timestamp, r.timestamp, rid) for rid, r in new.items() if r.style == "subtask"]
     order_before = [rid for _, _, rid in sorted(subtasks)]
     order_after = [rid for _, _, rid in sorted(subtasks, key=lambda s: (s[1], s[0]))]
     starts = sorted(t for _, t, _ in subtasks)
     if order_before != order_after or len(set(starts)) != len(starts):
-        raise DecisionsError(f"{name}: episode {e}: moved subtask boundaries change the order of the subtasks "
+        raise DecisionsError(f"{where}: moved subtask boundaries change the order of the subtasks "
                              "or put two on one frame; a subtask must start after the previous one and before the next")
-    for rid, d in decided.items():
-        if d.get("status") == "approved" and rid not in rejected:
-            changes.append({"episode_index": e, "row": rid, "style": rows[rid].style or "speech", "action": "approve"})
-    keep = [new[rid] for rid, _ in row_ids(ann) if rid in new]
-    return EpisodeAnnotations(e, tuple(r for r in keep if r.column == "language_persistent"),
-                              tuple(r for r in keep if r.column != "language_persistent"))
 
 
 def apply_decisions(root: str | Path, decisions: str | Path | Mapping[str, Any], out: str | Path, *,
                     overwrite: bool = False, reviewer: str | None = None) -> ApplyResult:
     """Write `root` with `decisions` applied to the NEW dataset root `out` (`root` is never modified)."""
     from ..dataset.layout import DatasetLayout
-    from ..language.validator import (
-        LanguageValidationError,
-        ValidatorConfig,
-        read_dataset_annotations,
-        validate_annotations,
-        validate_dataset,
-    )
-    from ..language.writer import write_language
+    from ..language.validator import read_dataset_annotations
     from ..utils.files import atomic_write_text
     from .build import PROVENANCE_FILE, read_provenance
 
@@ -268,6 +309,39 @@ def apply_decisions(root: str | Path, decisions: str | Path | Mapping[str, Any],
     changes: list[dict[str, Any]] = []
     new = {e: apply_episode(anns[e], d, times[e], changes, name) for e, d in sorted(decided.items())}
     changed = {e: a for e, a in new.items() if a != anns[e]}
+    final = _write_reviewed(layout, changed, times, out, overwrite=overwrite, name=name)
+    approved = tuple(e for e, d in sorted(decided.items()) if d.get("status") == "approved")
+    rejected = tuple(e for e, d in sorted(decided.items()) if d.get("status") == "rejected")
+    # what the reviewer decided; rows that followed (a VQA partner, a plan listing a label) carry "because"
+    count = {a: sum(1 for c in changes if c["action"] == a and "because" not in c)
+             for a in ("reject", "edit", "move", "approve")}
+    review = {"by": "person", "reviewer": reviewer, "tool": "lerobot-keyframes review-apply",
+              "applied_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+              "source_root": str(root), "decisions_file": None if isinstance(decisions, Mapping) else str(decisions),
+              "decisions_sha256": hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest(),
+              "episodes_reviewed": sorted(decided), "episodes_approved": list(approved),
+              "episodes_rejected": list(rejected), "rows_rejected": count["reject"], "rows_edited": count["edit"],
+              "rows_moved": count["move"], "rows_approved": count["approve"], "changes": changes}
+    provenance = read_provenance(root)
+    earlier = provenance.get("human_review")
+    provenance["human_review"] = [*(earlier if isinstance(earlier, list) else []), review]
+    provenance["validator"] = final.summary()
+    atomic_write_text(out / PROVENANCE_FILE, json.dumps(provenance, indent=2, sort_keys=True, default=str))
+    return ApplyResult(out, approved, rejected, count["reject"], count["edit"], count["move"], count["approve"],
+                       tuple(changes), final)
+
+
+def _write_reviewed(layout: DatasetLayout, changed: Mapping[int, EpisodeAnnotations],
+                    times: Mapping[int, np.ndarray], out: Path, *, overwrite: bool, name: str) -> ValidationReport:
+    """Validate the changed episodes, write the new root and validate it whole (removed again if it fails)."""
+    from ..language.validator import (
+        LanguageValidationError,
+        ValidatorConfig,
+        validate_annotations,
+        validate_dataset,
+    )
+    from ..language.writer import write_language
+
     report = validate_annotations([a for a in changed.values() if not a.empty], times, cameras=layout.camera_keys,
                                   video_cameras=layout.video_keys)
     if report.errors:
@@ -275,7 +349,7 @@ def apply_decisions(root: str | Path, decisions: str | Path | Mapping[str, Any],
                              + report.format(limit=20))
     try:
         # a rejected episode has no rows at all; that is allowed (validated above for the others)
-        write_language(root, changed, out=out, overwrite=overwrite,
+        write_language(layout.root, changed, out=out, overwrite=overwrite,
                        validator_config=ValidatorConfig(require_subtasks=False))
     except LanguageValidationError as exc:
         raise DecisionsError(f"{name}: the reviewed rows fail validation, nothing was written:\n"
@@ -284,23 +358,4 @@ def apply_decisions(root: str | Path, decisions: str | Path | Mapping[str, Any],
     if final.errors:
         shutil.rmtree(out, ignore_errors=True)  # ours, just written; the source is untouched
         raise DecisionsError(f"{out}: the reviewed dataset fails validation and was removed:\n" + final.format(20))
-    approved = tuple(e for e, d in sorted(decided.items()) if d.get("status") == "approved")
-    rejected = tuple(e for e, d in sorted(decided.items()) if d.get("status") == "rejected")
-    # what the reviewer decided; rows that followed (a VQA partner, a plan listing a label) carry "because"
-    count = {a: sum(1 for c in changes if c["action"] == a and "because" not in c)
-             for a in ("reject", "edit", "move", "approve")}
-    provenance = read_provenance(root)
-    blob = json.dumps(data, sort_keys=True).encode()
-    review = {"by": "person", "reviewer": reviewer, "tool": "lerobot-keyframes review-apply",
-              "applied_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-              "source_root": str(root), "decisions_file": None if isinstance(decisions, Mapping) else str(decisions),
-              "decisions_sha256": hashlib.sha256(blob).hexdigest(), "episodes_reviewed": sorted(decided),
-              "episodes_approved": list(approved), "episodes_rejected": list(rejected),
-              "rows_rejected": count["reject"], "rows_edited": count["edit"], "rows_moved": count["move"],
-              "rows_approved": count["approve"], "changes": changes}
-    earlier = provenance.get("human_review")
-    provenance["human_review"] = [*(earlier if isinstance(earlier, list) else []), review]
-    provenance["validator"] = final.summary()
-    atomic_write_text(out / PROVENANCE_FILE, json.dumps(provenance, indent=2, sort_keys=True, default=str))
-    return ApplyResult(out, approved, rejected, count["reject"], count["edit"], count["move"], count["approve"],
-                       tuple(changes), final)
+    return final

@@ -18,16 +18,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..language.validator import EpisodeAnnotations
 from ..utils.timeline import split_evenly
-from .config import ReviewConfig
+from .config import ReviewConfig, VideoMode
 from .images import camera_slug, decode_episode_images, episode_dir_name, spread
-from .model import episode_view
+from .model import EpisodeView, episode_view
 from .render import render_episode_page, render_index, write_static
+
+if TYPE_CHECKING:
+    from ..frames.provider import FrameProvider
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ def video_site_path(rel: str) -> str:
     return "videos/" + rel.removeprefix("videos/")
 
 
-def _render_one(job: _Job, provider: Any, out: Path, config: ReviewConfig, png: bool,
+def _render_one(job: _Job, provider: FrameProvider | None, out: Path, config: ReviewConfig, png: bool,
                 shared: _Shared) -> dict[str, Any]:
     view = episode_view(job.row, job.ann, job.timestamps, errors=job.errors, warnings=job.warnings,
                         quality=job.quality)
@@ -97,7 +100,7 @@ def _render_one(job: _Job, provider: Any, out: Path, config: ReviewConfig, png: 
             "text": _search_text(view)}
 
 
-def _search_text(view: Any, limit: int = 4000) -> str:
+def _search_text(view: EpisodeView, limit: int = 4000) -> str:
     """The episode's words for the index's text filter: labels, rephrasings, plans, memory, speech (no VQA JSON)."""
     seen: dict[str, None] = {}
     for s in view.spans:
@@ -159,7 +162,7 @@ def _workers(config: ReviewConfig, n: int) -> int:
     return max(1, min(4, os.cpu_count() or 1, n))
 
 
-def link_videos(root: Path, out: Path, rel_paths: Iterable[str], mode: str) -> int:
+def link_videos(root: Path, out: Path, rel_paths: Iterable[str], mode: VideoMode) -> int:
     """Put the dataset's video files under `out/videos/` (hard link, else copy); returns bytes copied.
 
     Never writes into `root`: a file already at the destination is kept when it is the same file or has the
@@ -237,28 +240,9 @@ def build_review(root: str | Path, out: str | Path, *, episodes: Iterable[int] |
     if config.validate:
         by_episode = validate_dataset(root, episodes=selected).by_episode()
     dataset_issues = [f"{i.level}: {i}" for lst in (by_episode.get(None) or {}).values() for i in lst]
-
-    for sub in ("episodes", "assets", "timelines", "static"):
-        shutil.rmtree(out / sub, ignore_errors=True)
-    (out / "episodes").mkdir(parents=True, exist_ok=True)
-    write_static(out)
-    if png:
-        (out / "timelines").mkdir(parents=True, exist_ok=True)
-    if config.videos != "none":
-        link_videos(root, out, [c["path"] for r in rows for c in r["cameras"] if c["storage"] == "video"],
-                    config.videos)
-    order = [int(r["episode_index"]) for r in rows]
+    _reset_site(root, out, rows, config, png)
     provenance = read_provenance(root)
-    quality = quality_findings(provenance)
-    jobs = []
-    for k, r in enumerate(rows):
-        e = int(r["episode_index"])
-        issues = by_episode.get(e) or {}
-        jobs.append(_Job(dict(r), anns.get(e), times.get(e, np.asarray(r["timestamps"], dtype=np.float32)),
-                         tuple(str(i) for i in issues.get("errors", [])),
-                         tuple(str(i) for i in issues.get("warnings", [])),
-                         order[k - 1] if k > 0 else None, order[k + 1] if k + 1 < len(order) else None,
-                         quality.get(e, ())))
+    jobs = _jobs(rows, anns, times, by_episode, quality_findings(provenance))
     attention = tuple(j.row["episode_index"] for j in jobs if j.errors or j.warnings or j.quality)
     site = {"dataset": str(root)}
     shared = _Shared(attention, site, config.videos != "none")
@@ -273,3 +257,33 @@ def build_review(root: str | Path, out: str | Path, *, episodes: Iterable[int] |
                                   model=str(model) if model else None, site=site), encoding="utf-8")
     logger.info("review of %d episodes written to %s", len(summaries), index)
     return index
+
+
+def _reset_site(root: Path, out: Path, rows: Sequence[Mapping[str, Any]], config: ReviewConfig, png: bool) -> None:
+    """Empty the site's generated folders, write the static files and link the player videos."""
+    for sub in ("episodes", "assets", "timelines", "static"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    (out / "episodes").mkdir(parents=True, exist_ok=True)
+    write_static(out)
+    if png:
+        (out / "timelines").mkdir(parents=True, exist_ok=True)
+    if config.videos != "none":
+        link_videos(root, out, [c["path"] for r in rows for c in r["cameras"] if c["storage"] == "video"],
+                    config.videos)
+
+
+def _jobs(rows: Sequence[Mapping[str, Any]], anns: Mapping[int, EpisodeAnnotations], times: Mapping[int, np.ndarray],
+          by_episode: Mapping[int | None, Mapping[str, list[Any]]],
+          quality: Mapping[int, tuple[dict[str, Any], ...]]) -> list[_Job]:
+    """One render job per episode, with its validator findings and its neighbours for the prev/next links."""
+    order = [int(r["episode_index"]) for r in rows]
+    jobs = []
+    for k, r in enumerate(rows):
+        e = int(r["episode_index"])
+        issues = by_episode.get(e) or {}
+        jobs.append(_Job(dict(r), anns.get(e), times.get(e, np.asarray(r["timestamps"], dtype=np.float32)),
+                         tuple(str(i) for i in issues.get("errors", [])),
+                         tuple(str(i) for i in issues.get("warnings", [])),
+                         order[k - 1] if k > 0 else None, order[k + 1] if k + 1 < len(order) else None,
+                         quality.get(e, ())))
+    return jobs

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from ..frames.config import VideoBackend
 
-VIDEO_MODES = ("link", "copy", "none")
+VideoMode = Literal["link", "copy", "none"]
+VIDEO_MODES: tuple[str, ...] = get_args(VideoMode)
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class ReviewConfig:
     workers: int = 0  # processes; 0: auto (up to 4, only for more than a few episodes), 1: in-process
     video_backend: VideoBackend = "auto"  # video decoder (auto: falls back torchcodec, pyav, ffmpeg)
     validate: bool = True  # run the validator and show its status per episode
-    videos: Literal["link", "copy", "none"] = "link"  # player videos under OUT/videos: hard links (copies across file systems), copies, or no player
+    videos: VideoMode = "link"  # player videos under OUT/videos: hard links (copies across file systems), copies, or no player
 
     def __post_init__(self) -> None:
         for name in ("thumbs_per_camera", "strip_frames"):

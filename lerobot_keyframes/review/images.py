@@ -6,11 +6,14 @@ import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..utils.timeline import evenly_spaced
 from .config import ReviewConfig
 from .model import EpisodeView
+
+if TYPE_CHECKING:
+    from ..frames.provider import FrameProvider
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def _to_pil(frames: Any) -> list[Any]:
     return [Image.fromarray(a) for a in arr]
 
 
-def decode_episode_images(view: EpisodeView, provider: Any, row: Mapping[str, Any], assets: Path,
+def decode_episode_images(view: EpisodeView, provider: FrameProvider | None, row: Mapping[str, Any], assets: Path,
                           config: ReviewConfig) -> dict[str, dict[str, Any]]:
     """Write the episode's JPEGs; per camera: {"thumbs": {frame: relpath}, "large": {frame: (relpath, w, h)},
     "native": (w, h), "first": PIL image of the first thumbnail frame or None}."""

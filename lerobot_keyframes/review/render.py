@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import functools
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import ReviewConfig
 from .images import camera_slug, episode_dir_name, spread
 from .model import STYLE_COLUMNS, SUBTASK_COLORS, EpisodeView, Shape, TraceItem, trace_shape, vqa_shapes
+
+if TYPE_CHECKING:
+    import jinja2
+
+# (width, height) of the drawn frame, the camera's native size -> (shapes to draw, a note on what was dropped)
+ShapesOf = Callable[[tuple[int, int], tuple[int, int] | None], tuple[list[Shape], str]]
 
 # templates/NAME.jinja -> OUT/static/NAME, copied as they are (named .jinja so the package data ships them)
 STATIC_FILES = ("review.css", "decisions.js", "index.js", "episode.js")
@@ -20,7 +26,7 @@ MARK_SECTIONS = (("plan", "Plans"), ("memory", "Memory"), ("motion", "Motion"), 
 
 
 @functools.lru_cache(maxsize=1)
-def environment() -> Any:
+def environment() -> jinja2.Environment:
     import jinja2
 
     return jinja2.Environment(loader=jinja2.PackageLoader("lerobot_keyframes.review", "templates"),
@@ -67,30 +73,66 @@ def render_episode_page(view: EpisodeView, images: Mapping[str, Mapping[str, Any
 
     `videos`: per camera {"key", "slug", "src" (relative to the page), "from" (from_timestamp), "width", "height"}.
     """
+    mark_sections = [{"kind": kind, "title": title, "marks": [m for m in view.marks if m.kind == kind]}
+                     for kind, title in MARK_SECTIONS]
+    return environment().get_template("episode.jinja").render(
+        title=f"Episode {view.episode_index}", e=view.episode_index, view=view, n=len(view.timestamps),
+        dur=view.duration, prev_ep=prev_ep, next_ep=next_ep,
+        prev_page=f"{episode_dir_name(prev_ep)}.html" if prev_ep is not None else "",
+        next_page=f"{episode_dir_name(next_ep)}.html" if next_ep is not None else "",
+        videos=[{**c, "src": c["src"]} for c in videos], thumb_lanes=_thumb_lanes(view, images, config, assets_rel),
+        bands=_bands(view), tick_lanes=_tick_lanes(view), png=png, strips=_strips(view, images, config, assets_rel),
+        mark_sections=[s for s in mark_sections if s["marks"]], vqa_cards=_vqa_cards(view, images, assets_rel),
+        trace_cards=_trace_cards(view, images, assets_rel), quality=[_quality_item(f) for f in view.quality],
+        data=episode_data(view, videos, attention), site=dict(site or {"dataset": ""}),
+        static="../static", script="episode.js")
+
+
+def _thumb_lanes(view: EpisodeView, images: Mapping[str, Mapping[str, Any]], config: ReviewConfig,
+                 assets_rel: str) -> list[dict[str, Any]]:
+    """Per camera, the keyframe thumbnails placed along the timeline."""
     dur, ts = view.duration, view.timestamps
     timeline_frames = set(spread(0, len(ts), config.thumbs_per_camera))
-    thumb_lanes = []
+    lanes = []
     for cam in view.cameras:
         thumbs = images.get(cam["key"], {}).get("thumbs", {})
-        thumb_lanes.append({"key": cam["key"], "slug": camera_slug(cam["key"]), "tiles": [
+        lanes.append({"key": cam["key"], "slug": camera_slug(cam["key"]), "tiles": [
             {"pct": _pct(float(ts[i]), dur), "src": f"{assets_rel}/{p}", "time": _fmt_t(float(ts[i]))}
             for i, p in sorted(thumbs.items()) if i in timeline_frames]})
-    bands = [{"id": s.row_id, "frame": s.start_frame, "left": _pct(s.start, dur),
-              "width": round(_pct(s.end, dur) - _pct(s.start, dur), 3), "color": SUBTASK_COLORS[k % len(SUBTASK_COLORS)],
-              "label": s.label, "start": _fmt_t(s.start), "end": _fmt_t(s.end)} for k, s in enumerate(view.spans)]
-    tick_lanes = []
+    return lanes
+
+
+def _bands(view: EpisodeView) -> list[dict[str, Any]]:
+    """One coloured band per subtask span."""
+    dur = view.duration
+    return [{"id": s.row_id, "frame": s.start_frame, "left": _pct(s.start, dur),
+             "width": round(_pct(s.end, dur) - _pct(s.start, dur), 3), "color": SUBTASK_COLORS[k % len(SUBTASK_COLORS)],
+             "label": s.label, "start": _fmt_t(s.start), "end": _fmt_t(s.end)} for k, s in enumerate(view.spans)]
+
+
+def _tick_lanes(view: EpisodeView) -> list[dict[str, Any]]:
+    """Tick lanes: one per mark kind, then VQA per camera, then traces per camera (when there are any)."""
+    dur = view.duration
+    lanes = []
     for kind, _ in MARK_SECTIONS:
-        tick_lanes.append({"label": kind, "ticks": [
+        lanes.append({"label": kind, "ticks": [
             {"kind": kind, "anchor": f"{kind}-{k}", "frame": m.frame, "pct": _pct(m.t, dur),
              "title": f"{kind} {_fmt_t(m.t)}: {m.text}"} for k, m in enumerate(x for x in view.marks if x.kind == kind)]})
     for cam in view.cameras:
-        tick_lanes.append({"label": f"vqa {camera_slug(cam['key'])}", "ticks": [
+        lanes.append({"label": f"vqa {camera_slug(cam['key'])}", "ticks": [
             {"kind": "vqa", "anchor": f"vqa-{k}", "frame": v.frame, "pct": _pct(v.t, dur),
              "title": f"VQA {_fmt_t(v.t)}: {v.question or ''}"} for k, v in enumerate(view.vqa) if v.camera == cam["key"]]})
     for cam in view.cameras if view.traces else ():
-        tick_lanes.append({"label": f"trace {camera_slug(cam['key'])}", "ticks": [
+        lanes.append({"label": f"trace {camera_slug(cam['key'])}", "ticks": [
             {"kind": "trace", "anchor": f"trace-{k}", "frame": v.frame, "pct": _pct(v.t, dur),
              "title": f"trace {_fmt_t(v.t)}"} for k, v in enumerate(view.traces) if v.camera == cam["key"]]})
+    return lanes
+
+
+def _strips(view: EpisodeView, images: Mapping[str, Mapping[str, Any]], config: ReviewConfig,
+            assets_rel: str) -> list[dict[str, Any]]:
+    """Per subtask span, a few frames of every camera."""
+    ts = view.timestamps
     strips = []
     for k, s in enumerate(view.spans):
         imgs = []
@@ -101,17 +143,25 @@ def render_episode_page(view: EpisodeView, images: Mapping[str, Mapping[str, Any
         strips.append({"id": s.row_id, "color": SUBTASK_COLORS[k % len(SUBTASK_COLORS)], "label": s.label,
                        "start": _fmt_t(s.start), "end": _fmt_t(s.end), "start_frame": s.start_frame,
                        "end_frame": s.end_frame, "images": imgs})
-    mark_sections = [{"kind": kind, "title": title, "marks": [m for m in view.marks if m.kind == kind]}
-                     for kind, title in MARK_SECTIONS]
-    vqa_cards = []
+    return strips
+
+
+def _vqa_cards(view: EpisodeView, images: Mapping[str, Mapping[str, Any]], assets_rel: str) -> list[dict[str, Any]]:
+    """One card per VQA pair: its frame with the answer's boxes/points drawn on it."""
+    cards = []
     for v in view.vqa:
         figure, note, svg = _frame_figure(images.get(v.camera, {}), v.frame, assets_rel,
                                           lambda size, native, v=v: vqa_shapes(v.answer, size, native))
-        vqa_cards.append({"camera": v.camera, "t_repr": repr(v.t), "frame": v.frame, "time": _fmt_t(v.t),
-                          "slug": camera_slug(v.camera), "figure": figure, "question": v.question or "",
-                          "answer": v.answer or "", "answer_id": v.answer_id, "note": note if svg else "",
-                          "ids": " ".join(i for i in (v.question_id, v.answer_id) if i)})
-    trace_cards = []
+        cards.append({"camera": v.camera, "t_repr": repr(v.t), "frame": v.frame, "time": _fmt_t(v.t),
+                      "slug": camera_slug(v.camera), "figure": figure, "question": v.question or "",
+                      "answer": v.answer or "", "answer_id": v.answer_id, "note": note if svg else "",
+                      "ids": " ".join(i for i in (v.question_id, v.answer_id) if i)})
+    return cards
+
+
+def _trace_cards(view: EpisodeView, images: Mapping[str, Mapping[str, Any]], assets_rel: str) -> list[dict[str, Any]]:
+    """One card per trace row: its frame with the trace's path drawn on it."""
+    cards = []
     for v in view.traces:
         def path_of(size: tuple[int, int], native: tuple[int, int] | None,
                     v: TraceItem = v) -> tuple[list[Shape], str]:
@@ -119,18 +169,10 @@ def render_episode_page(view: EpisodeView, images: Mapping[str, Mapping[str, Any
             return ([shape] if shape else []), note
 
         figure, note, _ = _frame_figure(images.get(v.camera, {}), v.frame, assets_rel, path_of)
-        trace_cards.append({"camera": v.camera, "t_repr": repr(v.t), "frame": v.frame, "time": _fmt_t(v.t),
-                            "slug": camera_slug(v.camera), "figure": figure, "answer": v.content or "", "note": note,
-                            "ids": v.row_id})
-    return environment().get_template("episode.jinja").render(
-        title=f"Episode {view.episode_index}", e=view.episode_index, view=view, n=len(ts), dur=dur,
-        prev_ep=prev_ep, next_ep=next_ep,
-        prev_page=f"{episode_dir_name(prev_ep)}.html" if prev_ep is not None else "",
-        next_page=f"{episode_dir_name(next_ep)}.html" if next_ep is not None else "",
-        videos=[{**c, "src": c["src"]} for c in videos], thumb_lanes=thumb_lanes, bands=bands, tick_lanes=tick_lanes,
-        png=png, strips=strips, mark_sections=[s for s in mark_sections if s["marks"]], vqa_cards=vqa_cards,
-        trace_cards=trace_cards, quality=[_quality_item(f) for f in view.quality], data=episode_data(view, videos, attention), site=dict(site or {"dataset": ""}),
-        static="../static", script="episode.js")
+        cards.append({"camera": v.camera, "t_repr": repr(v.t), "frame": v.frame, "time": _fmt_t(v.t),
+                      "slug": camera_slug(v.camera), "figure": figure, "answer": v.content or "", "note": note,
+                      "ids": v.row_id})
+    return cards
 
 
 def _quality_item(f: Mapping[str, Any]) -> dict[str, str]:
@@ -141,7 +183,7 @@ def _quality_item(f: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _frame_figure(info: Mapping[str, Any], frame: int, assets_rel: str,
-                  shapes_of: Any) -> tuple[str, str, str]:
+                  shapes_of: ShapesOf) -> tuple[str, str, str]:
     """A large frame with an SVG overlay of `shapes_of((w, h), native)`; returns (html, note, svg)."""
     large = info.get("large", {}).get(frame)
     if large is None:
