@@ -290,3 +290,21 @@ def test_motion_keyframes_match_ground_truth_on_the_sample_dataset(tmp_path):
                 assert np.abs(times - gt[key]).min() * fps_ <= 2 + 1e-6, (seed, row["episode_index"], key, times)
             checked += 1
     assert checked == 12
+
+
+def test_a_records_carried_signals_reach_motion_like_a_rows_also_inside_a_union():
+    """A frame-level row grouped per episode carries its signals; as an `Episode` they ride in `signals`."""
+    import dataclasses
+
+    n = 150
+    gripper = np.where((np.arange(n) >= 50) & (np.arange(n) < 120), 1.0, 0.0)
+    arm = np.linspace(0.0, 1.0, n)
+    state = np.stack([arm, gripper], axis=1).tolist()
+    row = _episode(n, index=3, **{"observation.state": state})
+    record = dataclasses.replace(Episode.from_row(row), signals={"observation.state": state})
+    from_row = motion().frame_indices(row)
+    assert motion().frame_indices(record).tolist() == from_row.tolist()
+    assert (motion() | uniform(2)).frame_indices(record).tolist() == (motion() | uniform(2)).frame_indices(row).tolist()
+    bare = Episode.from_row(_episode(n, index=3))  # no signals anywhere: motion falls back to uniform
+    assert motion().frame_indices(bare).tolist() != from_row.tolist()
+    assert {50, 120} & set(from_row.tolist()) or {49, 119} & set(from_row.tolist())

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from ..dataset.records import Episode
 from ..frames.policies import KeyframePolicy, union
 from ..transform import KeyframeTransform, keyframe_column, timestamp_column
-from ..transform.rows import policy_row
 from .config import AnnotateConfig, VqaConfig
 
 if TYPE_CHECKING:
@@ -189,8 +188,7 @@ class AnnotationKeyframes(KeyframeTransform):
             raise ValueError("AnnotationKeyframes needs the run's AnnotateConfig: use for_annotation(episodes, config)")
         episode = self._episode(row)
         policies = annotation_policies(episode, self.annotate, self.camera_key)
-        row = policy_row(episode)
-        requests = [(episode, [float(t) for t in policy.timestamps(row)], cam) for cam, policy in policies.items()]
+        requests = [(episode, [float(t) for t in policy.timestamps(episode)], cam) for cam, policy in policies.items()]
         decoded = self._decode(episode, requests) if requests else []
         out: dict[str, Any] = {c: [] for c in self.output_columns()}
         for (_, times, cam), frames in zip(requests, decoded):

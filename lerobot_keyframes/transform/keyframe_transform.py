@@ -42,7 +42,7 @@ from ..utils.fork import torch_fork_guard
 from ..utils.state import PicklesAsConfig
 from .columns import keyframe_column, messages_feature, timestamp_column
 from .messages import DEFAULT_LABEL, DEFAULT_PROMPT, PROMPT_FIELDS, VISUALS, Visual, check_template
-from .rows import grouped_episode, policy_row, to_python
+from .rows import grouped_episode, to_python
 
 if TYPE_CHECKING:
     from datasets import Dataset, Features
@@ -234,7 +234,7 @@ class KeyframeTransform(PicklesAsConfig):
         """The new columns for one episode (a row, its `Episode`, or one grouped frame-level row)."""
         episode = self._episode(row)
         cams = self.cameras or episode.camera_keys
-        times = [float(t) for t in self.policy.timestamps(policy_row(episode))]
+        times = [float(t) for t in self.policy.timestamps(episode)]
         decoded = self._decode(episode, [(episode, times, cam) for cam in cams])
         out: dict[str, Any] = {}
         for cam, frames in zip(cams, decoded):

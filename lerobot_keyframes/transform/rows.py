@@ -58,16 +58,6 @@ def grouped_episode(row: Mapping[str, Any], root: str, dataset_rows: Mapping[int
     return dataclasses.replace(episode, timestamps=timestamps[order], signals=signals)
 
 
-def policy_row(episode: Episode) -> dict[str, Any]:
-    """The episode as keyframe policies read it: its table row (timestamps as the record's own array) plus
-    the per-frame columns it carries. Policies take `Episode | Mapping`; a row keeps a frame-level row's
-    signals visible to them until they read `Episode.signals` themselves, then this goes."""
-    row = episode.to_row(timestamps=False)
-    row["timestamps"] = episode.timestamps
-    row.update(episode.signals)
-    return row
-
-
 # -- frame-level datasets ---------------------------------------------------------------------------------
 def group_by_episode(dataset: Dataset, column: str = "episode_index", *, use_batch: bool | None = None) -> Dataset:
     """One row per episode from a frame-level dataset: every column becomes the list of its frames' values.

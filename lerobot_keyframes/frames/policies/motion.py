@@ -193,5 +193,8 @@ class Motion(KeyframePolicy):
 
 
 def _carried(episode: EpisodeLike) -> Mapping[str, Any] | None:
-    """The row itself, whose columns may carry the robot's signals (a frame-level row grouped per episode)."""
-    return None if isinstance(episode, Episode) else episode
+    """The per-frame columns an episode carries (a frame-level row grouped per episode brings the robot's
+    signals along): a record's `signals`, or the row itself."""
+    if isinstance(episode, Episode):
+        return episode.signals or None
+    return episode
