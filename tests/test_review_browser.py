@@ -128,6 +128,46 @@ def test_band_tick_card_and_keys_show_the_exact_frame_on_every_camera(driver, ba
     driver.save_screenshot(str(badge_site.parent / "review_player.png"))
 
 
+def _click_lane_at(drv, lane, frame: int, data: dict) -> str:
+    """Click `lane` at the point of `frame` (its middle); returns the tag and class of the element clicked."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    drv.execute_script("arguments[0].scrollIntoView({block: 'center'})", lane)
+    frac = (data["timestamps"][frame] + 0.5 / data["fps"]) / data["duration"]
+    width = lane.rect["width"]
+    dx = round(frac * width - width / 2)
+    hit = drv.execute_script("var r = arguments[0].getBoundingClientRect(), e = document.elementFromPoint("
+                             "r.left + r.width / 2 + arguments[1], r.top + r.height / 2); "
+                             "return e.tagName + '.' + e.className", lane, dx)
+    ActionChains(drv).move_to_element_with_offset(lane, dx, 0).click().perform()
+    return hit
+
+
+def test_a_click_on_a_thumbnail_or_an_empty_spot_of_a_lane_seeks_there(driver, badge_site: Path) -> None:  # noqa: F811
+    """Not only bands and ticks: the thumbnails and the empty parts of every lane seek to the frame under the
+    pointer (the frame badge in the decoded video says which frame is shown)."""
+    from selenium.webdriver.common.by import By
+
+    data = _open(driver, (badge_site / "episodes" / "episode_000000.html").as_uri())
+    n = len(data["timestamps"])
+    thumbs = driver.find_elements(By.CSS_SELECTOR, ".track.thumbs")
+    assert len(thumbs) == 2 and shown_frames(driver) == [0, 0]
+    for lane, k in ((thumbs[0], n // 2 + 3), (thumbs[1], n // 4 + 1), (thumbs[0], n - 2)):
+        hit = _click_lane_at(driver, lane, k, data)
+        assert hit.startswith("IMG.thumb"), hit  # a thumbnail was clicked, not the lane behind it
+        assert _frame(driver) == k and shown_frames(driver) == [k, k]
+    ticks = [t for t in driver.find_elements(By.CSS_SELECTOR, ".track.seek-track:not(.thumbs)")
+             if t.find_elements(By.CSS_SELECTOR, ".tick")]
+    lane = ticks[0]
+    tick_frames = [int(t.get_attribute("data-frame")) for t in lane.find_elements(By.CSS_SELECTOR, ".tick")]
+    k = next(f for f in range(n // 3, n) if all(abs(f - t) > 4 for t in tick_frames) and f != _frame(driver))
+    hit = _click_lane_at(driver, lane, k, data)
+    assert "track" in hit and "tick" not in hit, hit  # an empty spot of a tick lane
+    assert _frame(driver) == k and shown_frames(driver) == [k, k]
+    label = driver.find_element(By.ID, "frame-label").text
+    assert label.startswith(f"frame {k} / {n}")
+
+
 def test_play_runs_every_camera_in_sync_and_pause_snaps_to_a_frame(driver, badge_site: Path) -> None:  # noqa: F811
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
