@@ -279,3 +279,36 @@ def test_rejected_middle_subtask_leaves_the_plans_and_its_memory(annotated: Path
         steps = plan.split("\n")
         assert all(not s.endswith(gone.content) for s in steps)
         assert [s.split(".")[0] for s in steps] == [str(k) for k in range(1, len(steps) + 1)]  # renumbered
+
+
+def test_moving_a_subtask_start_takes_the_rows_at_that_boundary_along(annotated: Path, tmp_path: Path) -> None:
+    """The plan row at a subtask's start follows it (the help says so), also when the reviewer approved that plan
+    and also at a boundary where an interjection was made: the interjection, its speech atom and the frame's plan
+    row move with the boundary, so the new start has its plan and no frame keeps an orphan."""
+    anns, times = read_dataset_annotations(annotated, episodes=[0])
+    rows = dict(row_ids(anns[0]))
+    ts = times[0]
+    subs = sorted((k for k, r in rows.items() if r.style == "subtask"), key=lambda k: rows[k].timestamp)
+    t_inter = next(r.timestamp for r in rows.values() if r.style == "interjection")
+    at_inter = next(k for k in subs if rows[k].timestamp == t_inter)
+    plain = next(k for k in subs[1:] if rows[k].timestamp != t_inter)
+    frame = {k: int(np.nonzero(ts == np.float32(rows[k].timestamp))[0][0]) for k in subs}
+    new_frame = {at_inter: frame[at_inter] - 2, plain: frame[plain] + 2}
+    approved_plan = next(k for k, r in rows.items() if r.style == "plan" and r.timestamp == rows[plain].timestamp)
+    decisions = _decisions(annotated, 0, {at_inter: {"frame": new_frame[at_inter]}, plain: {"frame": new_frame[plain]},
+                                          approved_plan: {"status": "approved"}})
+    result = apply_decisions(annotated, decisions, tmp_path / "out")
+    assert result.report.ok, result.report.format()
+    out, _ = read_dataset_annotations(tmp_path / "out", episodes=[0])
+    every = [*out[0].persistent, *out[0].events]
+    for k in (at_inter, plain):
+        old_t, new_t = rows[k].timestamp, float(ts[new_frame[k]])
+        moved = [(r.style, r.role) for r in rows.values() if r.timestamp == old_t and r.style not in ("vqa", "motion")]
+        assert ("plan", "assistant") in moved
+        assert not [r for r in every if r.timestamp == old_t and r.style not in ("vqa", "motion")]
+        assert sorted((r.style or "", r.role) for r in every if r.timestamp == new_t and r.style != "vqa") == \
+            sorted((s or "", role) for s, role in moved)
+    inter = [r for r in out[0].events if r.style == "interjection"]
+    assert [r.timestamp for r in inter] == [float(ts[new_frame[at_inter]])]
+    moves = {c["row"] for c in result.changes if c["action"] == "move" and "because" in c}
+    assert approved_plan in moves

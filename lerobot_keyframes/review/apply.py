@@ -193,7 +193,7 @@ def apply_episode(ann: EpisodeAnnotations, decision: EpisodeDecision, timestamps
                                 "was": row_record(r)})
             continue
         new[rid] = _decided_row(r, rid, decided.get(rid, {}), timestamps, changes, e, where)
-    _follow_subtasks(rows, new, decided, changes, e)
+    _follow_subtasks(rows, new, changes, e)
     _check_subtask_order(rows, new, where)
     for rid, d in decided.items():
         if d.get("status") == "approved" and rid not in rejected:
@@ -261,10 +261,15 @@ def _decided_row(r: LanguageRow, rid: str, d: RowDecision, timestamps: np.ndarra
     return r
 
 
-def _follow_subtasks(rows: Mapping[str, LanguageRow], new: dict[str, LanguageRow],
-                     decided: Mapping[str, RowDecision], changes: list[dict[str, Any]], e: int) -> None:
-    """Rows that follow a subtask (in place in `new`): memory at its start moves with it, the plan lists its label."""
-    interjection_times = {r.timestamp for r in new.values() if r.style == "interjection"}
+def _follow_subtasks(rows: Mapping[str, LanguageRow], new: dict[str, LanguageRow], changes: list[dict[str, Any]],
+                     e: int) -> None:
+    """Rows that follow a subtask (in place in `new`): the plan lists its label; the rows at its start move with it.
+
+    At a subtask's start the plan module writes a plan (the steps left) and a memory row; an interjection made at
+    that boundary (with its speech atom) carries the frame's plan row instead. All of them belong to the
+    boundary: when it moves they move, so the new start has its plan and no frame keeps an orphan.
+    """
+    moved: set[str] = set()
     for rid, old in rows.items():
         if old.style != "subtask":
             continue
@@ -280,11 +285,13 @@ def _follow_subtasks(rows: Mapping[str, LanguageRow], new: dict[str, LanguageRow
                 new[oid] = replace(o, content=text)
                 changes.append({"episode_index": e, "row": oid, "style": "plan", "action": "edit", "from": o.content,
                                 "to": text, "because": f"subtask {rid} was {'edited' if cur else 'rejected'}"})
-            if cur is not None and cur.timestamp != old.timestamp and o.timestamp == old.timestamp and \
-                    oid not in decided and (o.style == "memory" or (o.style == "plan" and
-                                                                    old.timestamp not in interjection_times)):
+            if cur is None or cur.timestamp == old.timestamp or oid == rid or oid in moved or \
+                    rows[oid].timestamp != old.timestamp:
+                continue
+            if o.style in ("memory", "plan", "interjection") or speech_text(o) is not None:
                 new[oid] = new[oid].with_timestamp(cur.timestamp)
-                changes.append({"episode_index": e, "row": oid, "style": o.style, "action": "move",
+                moved.add(oid)
+                changes.append({"episode_index": e, "row": oid, "style": o.style or "speech", "action": "move",
                                 "from": old.timestamp, "to": cur.timestamp, "because": f"{rid} moved"})
 
 
