@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from adversarial_helpers import one_error_line, tree_hash
+from browser_helpers import chromium  # noqa: F401 (fixture)
 
 from lerobot_keyframes.language import write_language
 from lerobot_keyframes.language.synthetic import synthetic_annotations
@@ -76,6 +77,7 @@ class _Server:
                 conn.putheader(k, v)
             conn.endheaders(body or None)
             r = conn.getresponse()
+            self.headers = dict(r.getheaders())
             return r.status, r.read()
         finally:
             conn.close()
@@ -147,6 +149,7 @@ def test_dns_rebinding_gets_nothing(server: _Server, site: Path) -> None:
     assert server.request("GET", "/index.html", host=f"localhost:{server.port}")[0] == 200  # its own names work
     page = server.request("GET", "/index.html")[1]
     assert f'<meta name="review-token" content="{server.token}">'.encode() in page  # the page gets the token
+    assert server.headers.get("X-Frame-Options") == "DENY"  # and no other page may frame it to click in it
 
 
 @pytest.mark.parametrize("length, status", [("12abc", 400), ("-5", 400), ("", 411), ("0", 400),
@@ -261,3 +264,57 @@ def test_review_refuses_a_root_with_an_interrupted_in_place_write(annotated: Pat
     rc, _, err = cli("review", root, "--out", tmp_path / "site", "--workers", "1")
     assert rc == 2 and "interrupted" in one_error_line(err)
     assert tree_hash(root) == before and not (tmp_path / "site").exists()
+
+
+EVIL_PAGE = """<!DOCTYPE html><html><body><script>
+var body = JSON.stringify(DECISIONS), url = 'REVIEW/api/decisions', done = [];
+function note(what){ return function(r){ done.push(what + ':' + (r && r.type ? r.type + ' ' + r.status : String(r))); }; }
+Promise.all([
+  // a simple request: no preflight, the browser sends it and hides the answer (what the issue reproduced)
+  fetch(url, {method: 'POST', mode: 'no-cors', headers: {'Content-Type': 'text/plain'}, body: body})
+    .then(note('no-cors'), note('no-cors')),
+  // JSON and a guessed token: a preflighted request, which the server grants no CORS for
+  fetch(url, {method: 'POST', headers: {'Content-Type': 'application/json', 'X-Review-Token': 'guess'}, body: body})
+    .then(note('cors'), note('cors')),
+  // reading the decisions (or the token in a page) cross-origin
+  fetch('REVIEW/index.html').then(function(r){ return r.text(); }).then(note('read'), note('read')),
+]).then(function(){ document.title = 'done ' + done.join(' | '); });
+</script></body></html>"""
+
+
+def test_a_page_on_another_origin_in_a_real_browser_changes_nothing(server: _Server, site: Path, tmp_path: Path,
+                                                                   chromium) -> None:  # noqa: F811 (fixture)
+    """The attack of the issue, run by Chromium: a page on another origin posts decisions to the review server."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from browser_helpers import wait_for
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    saved = _page_decisions(site, {0: {"status": "approved"}})
+    path = server.site / "decisions.json"  # type: ignore[attr-defined]
+    path.write_text(json.dumps(saved))
+    before = path.read_bytes()
+    hostile = _page_decisions(site, {0: {"status": "rejected"}, 1: {"status": "rejected"}})
+    evil_dir = tmp_path / "evil"
+    evil_dir.mkdir()
+    (evil_dir / "evil.html").write_text(EVIL_PAGE.replace("REVIEW", server.origin)
+                                        .replace("DECISIONS", json.dumps(hostile)))
+    evil = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SimpleHTTPRequestHandler, directory=str(evil_dir)))
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium[0]
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    drv = webdriver.Chrome(options=options, service=Service(executable_path=chromium[1]))
+    try:
+        drv.get(f"http://localhost:{evil.server_address[1]}/evil.html")  # another origin (host and port differ)
+        title = wait_for(lambda: drv.title if drv.title.startswith("done") else None, what="the evil page's requests")
+        assert "read:TypeError" in title and "cors:TypeError" in title, title  # no CORS grant: nothing read
+    finally:
+        drv.quit()
+        evil.shutdown()
+        evil.server_close()
+    assert path.read_bytes() == before
