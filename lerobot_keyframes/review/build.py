@@ -260,17 +260,19 @@ def build_review(root: str | Path, out: str | Path, *, episodes: Iterable[int] |
     """
     from ..dataset.episodes import build_episode_rows
     from ..dataset.layout import DatasetLayout, check_output_separate
-    from ..dataset.source import resolve_source
+    from ..dataset.source import is_local, resolve_source
     from ..language.validator import read_dataset_annotations, validate_dataset
 
     config = config or ReviewConfig()
     out = Path(out)
     if png:
         require_png_renderer()
+    if is_local(root):  # the site's folders are replaced: never the dataset's
+        check_output_separate(root, out, what="review output")
     check_site_folder(out)
     source = resolve_source(root, revision=revision)
     root = source.root
-    check_output_separate(root, out, what="review output")  # the site's folders are replaced: never the dataset's
+    check_output_separate(root, out, what="review output")
     check_no_unfinished_write(root)
     selected = sorted(set(episodes)) if episodes is not None else None
     layout = DatasetLayout.open(root)
