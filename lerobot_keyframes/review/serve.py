@@ -172,6 +172,8 @@ class _Handler(SimpleHTTPRequestHandler):
         if path.split("/")[-1] == SITE_MARKER:
             raise RequestError(HTTPStatus.NOT_FOUND, "not part of the site")
         file = Path(self.translate_path(self.path))
+        if file.is_dir() and path.endswith("/") and (file / "index.html").is_file():
+            file = file / "index.html"
         if file.suffix == ".html" and file.is_file():
             self._page(file)
             return
@@ -254,6 +256,9 @@ class _Handler(SimpleHTTPRequestHandler):
         with self.lock:
             atomic_write_json(path, data)
         self._json(200, {"saved": str(path), "episodes": len(data["episodes"])})
+
+    def list_directory(self, path: str | Path) -> None:  # type: ignore[override]
+        raise RequestError(HTTPStatus.NOT_FOUND, "no such page")
 
     def do_PUT(self) -> None:  # noqa: N802
         raise RequestError(HTTPStatus.METHOD_NOT_ALLOWED, f"only GET, and POST to {API}")

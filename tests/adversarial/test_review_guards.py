@@ -150,6 +150,8 @@ def test_dns_rebinding_gets_nothing(server: _Server, site: Path) -> None:
     page = server.request("GET", "/index.html")[1]
     assert f'<meta name="review-token" content="{server.token}">'.encode() in page  # the page gets the token
     assert server.headers.get("X-Frame-Options") == "DENY"  # and no other page may frame it to click in it
+    assert server.token.encode() in server.request("GET", "/")[1]  # also as the folder's index
+    assert server.request("GET", "/videos/")[0] == 404  # no directory listings
 
 
 @pytest.mark.parametrize("length, status", [("12abc", 400), ("-5", 400), ("", 411), ("0", 400),
