@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "review",
         help="write a review site of an annotated dataset (video player, timelines, VQA boxes, decisions)",
-        description="Write a self-contained site to --out (no network): an index of episodes to sort and filter "
+        description="Write a self-contained site to --out (it is viewed with no network): an index of episodes to sort and filter "
         "by validator status, style, text, model, subtasks and duration, and one page per episode with every "
         "camera's video in sync under a timeline of subtask bands and event ticks (click to seek to the exact "
         "parquet frame, arrow keys step frames), subtask strips, plans, memory, interjections, speech and VQA "
