@@ -21,6 +21,7 @@ from lerobot_keyframes.language.synthetic import synthetic_annotations
 from lerobot_keyframes.language.validator import read_dataset_annotations, validate_dataset
 from lerobot_keyframes.review import ReviewConfig, apply_decisions, build_review, load_decisions
 from lerobot_keyframes.review.apply import DecisionsError
+from lerobot_keyframes.review.identity import annotations_digest, dataset_identity
 from lerobot_keyframes.review.model import row_ids, row_record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,10 +40,13 @@ def _digest(root: Path) -> dict[str, str]:
 
 
 def _decisions(root: Path, episode: int, rows: dict[str, dict], status: str | None = None) -> dict:
-    anns, _ = read_dataset_annotations(root, episodes=[episode])
+    """Decisions as the site's page writes them: the dataset's identity, the episode's digest, `was` per row."""
+    anns, times = read_dataset_annotations(root, episodes=[episode])
     stored = dict(row_ids(anns[episode]))
+    info = json.loads((root / "meta" / "info.json").read_text())
     return {"format": "lerobot_keyframes.review.decisions", "version": 1, "dataset": str(root),
-            "episodes": {str(episode): {"status": status,
+            "dataset_id": dataset_identity(info),
+            "episodes": {str(episode): {"status": status, "annotations": annotations_digest(anns[episode], times[episode]),
                                         "rows": {k: {**v, "was": row_record(stored[k])} for k, v in rows.items()}}}}
 
 
@@ -135,8 +139,9 @@ def test_bad_decisions_fail_before_writing(annotated: Path, tmp_path: Path) -> N
     with pytest.raises(DecisionsError, match="not a review decisions file"):
         load_decisions({"episodes": {}})
     with pytest.raises(DecisionsError, match="episode\\(s\\) \\[7\\]"):
-        apply_decisions(annotated, {"format": "lerobot_keyframes.review.decisions", "version": 1,
-                                    "episodes": {"7": {"status": "approved", "rows": {}}}}, tmp_path / "out")
+        far = _decisions(annotated, 0, {}, status="approved")
+        far["episodes"] = {"7": far["episodes"]["0"]}
+        apply_decisions(annotated, far, tmp_path / "out")
     (tmp_path / "exists").mkdir()
     with pytest.raises(FileExistsError):
         apply_decisions(annotated, _decisions(annotated, 0, {}, status="approved"), tmp_path / "exists")
@@ -149,7 +154,7 @@ def test_review_apply_cli_errors_in_one_line(annotated: Path, tmp_path: Path, ca
     bad.write_text("{nope")
     assert main(["review-apply", str(bad), "--root", str(annotated), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {bad}: not JSON") and not (tmp_path / "o").exists()
+    assert err.startswith(f"lerobot-keyframes review-apply: error: {bad}: not JSON") and not (tmp_path / "o").exists()
     good = tmp_path / "good.json"
     good.write_text(json.dumps(_decisions(annotated, 1, {}, status="approved")))
     assert main(["review-apply", str(good), "--root", str(annotated), "--out", str(tmp_path / "o")]) == 0
@@ -189,9 +194,13 @@ def test_server_ranges_decisions_and_loopback_only(small_site: Path, annotated: 
         status, _, body = _get(f"{base}/api/decisions")
         assert status == 200 and json.loads(body)["episodes"] == {}
         decisions = _decisions(annotated, 0, {}, status="approved")
+        page = _get(f"{base}/index.html")[2].decode()
+        token = page.split('<meta name="review-token" content="')[1].split('"')[0]  # this run's, in every page
+        assert token == server.token and b"review-token" in (small_site / "index.html").read_bytes()
+        assert server.token not in (small_site / "index.html").read_text()  # served, never written to disk
         for payload, code in ((b"[1]", 400), (json.dumps(decisions).encode(), 200)):
             req = urllib.request.Request(f"{base}/api/decisions", data=payload, method="POST",
-                                         headers={"Content-Type": "application/json"})
+                                         headers={"Content-Type": "application/json", "X-Review-Token": token})
             try:
                 with urllib.request.urlopen(req, timeout=10) as r:
                     assert r.status == code
@@ -270,3 +279,36 @@ def test_rejected_middle_subtask_leaves_the_plans_and_its_memory(annotated: Path
         steps = plan.split("\n")
         assert all(not s.endswith(gone.content) for s in steps)
         assert [s.split(".")[0] for s in steps] == [str(k) for k in range(1, len(steps) + 1)]  # renumbered
+
+
+def test_moving_a_subtask_start_takes_the_rows_at_that_boundary_along(annotated: Path, tmp_path: Path) -> None:
+    """The plan row at a subtask's start follows it (the help says so), also when the reviewer approved that plan
+    and also at a boundary where an interjection was made: the interjection, its speech atom and the frame's plan
+    row move with the boundary, so the new start has its plan and no frame keeps an orphan."""
+    anns, times = read_dataset_annotations(annotated, episodes=[0])
+    rows = dict(row_ids(anns[0]))
+    ts = times[0]
+    subs = sorted((k for k, r in rows.items() if r.style == "subtask"), key=lambda k: rows[k].timestamp)
+    t_inter = next(r.timestamp for r in rows.values() if r.style == "interjection")
+    at_inter = next(k for k in subs if rows[k].timestamp == t_inter)
+    plain = next(k for k in subs[1:] if rows[k].timestamp != t_inter)
+    frame = {k: int(np.nonzero(ts == np.float32(rows[k].timestamp))[0][0]) for k in subs}
+    new_frame = {at_inter: frame[at_inter] - 2, plain: frame[plain] + 2}
+    approved_plan = next(k for k, r in rows.items() if r.style == "plan" and r.timestamp == rows[plain].timestamp)
+    decisions = _decisions(annotated, 0, {at_inter: {"frame": new_frame[at_inter]}, plain: {"frame": new_frame[plain]},
+                                          approved_plan: {"status": "approved"}})
+    result = apply_decisions(annotated, decisions, tmp_path / "out")
+    assert result.report.ok, result.report.format()
+    out, _ = read_dataset_annotations(tmp_path / "out", episodes=[0])
+    every = [*out[0].persistent, *out[0].events]
+    for k in (at_inter, plain):
+        old_t, new_t = rows[k].timestamp, float(ts[new_frame[k]])
+        moved = [(r.style, r.role) for r in rows.values() if r.timestamp == old_t and r.style not in ("vqa", "motion")]
+        assert ("plan", "assistant") in moved
+        assert not [r for r in every if r.timestamp == old_t and r.style not in ("vqa", "motion")]
+        assert sorted((r.style or "", r.role) for r in every if r.timestamp == new_t and r.style != "vqa") == \
+            sorted((s or "", role) for s, role in moved)
+    inter = [r for r in out[0].events if r.style == "interjection"]
+    assert [r.timestamp for r in inter] == [float(ts[new_frame[at_inter]])]
+    moves = {c["row"] for c in result.changes if c["action"] == "move" and "because" in c}
+    assert approved_plan in moves

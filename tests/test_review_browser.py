@@ -128,6 +128,46 @@ def test_band_tick_card_and_keys_show_the_exact_frame_on_every_camera(driver, ba
     driver.save_screenshot(str(badge_site.parent / "review_player.png"))
 
 
+def _click_lane_at(drv, lane, frame: int, data: dict) -> str:
+    """Click `lane` at the point of `frame` (its middle); returns the tag and class of the element clicked."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    drv.execute_script("arguments[0].scrollIntoView({block: 'center'})", lane)
+    frac = (data["timestamps"][frame] + 0.5 / data["fps"]) / data["duration"]
+    width = lane.rect["width"]
+    dx = round(frac * width - width / 2)
+    hit = drv.execute_script("var r = arguments[0].getBoundingClientRect(), e = document.elementFromPoint("
+                             "r.left + r.width / 2 + arguments[1], r.top + r.height / 2); "
+                             "return e.tagName + '.' + e.className", lane, dx)
+    ActionChains(drv).move_to_element_with_offset(lane, dx, 0).click().perform()
+    return hit
+
+
+def test_a_click_on_a_thumbnail_or_an_empty_spot_of_a_lane_seeks_there(driver, badge_site: Path) -> None:  # noqa: F811
+    """Not only bands and ticks: the thumbnails and the empty parts of every lane seek to the frame under the
+    pointer (the frame badge in the decoded video says which frame is shown)."""
+    from selenium.webdriver.common.by import By
+
+    data = _open(driver, (badge_site / "episodes" / "episode_000000.html").as_uri())
+    n = len(data["timestamps"])
+    thumbs = driver.find_elements(By.CSS_SELECTOR, ".track.thumbs")
+    assert len(thumbs) == 2 and shown_frames(driver) == [0, 0]
+    for lane, k in ((thumbs[0], n // 2 + 3), (thumbs[1], n // 4 + 1), (thumbs[0], n - 2)):
+        hit = _click_lane_at(driver, lane, k, data)
+        assert hit.startswith("IMG.thumb"), hit  # a thumbnail was clicked, not the lane behind it
+        assert _frame(driver) == k and shown_frames(driver) == [k, k]
+    ticks = [t for t in driver.find_elements(By.CSS_SELECTOR, ".track.seek-track:not(.thumbs)")
+             if t.find_elements(By.CSS_SELECTOR, ".tick")]
+    lane = ticks[0]
+    tick_frames = [int(t.get_attribute("data-frame")) for t in lane.find_elements(By.CSS_SELECTOR, ".tick")]
+    k = next(f for f in range(n // 3, n) if all(abs(f - t) > 4 for t in tick_frames) and f != _frame(driver))
+    hit = _click_lane_at(driver, lane, k, data)
+    assert "track" in hit and "tick" not in hit, hit  # an empty spot of a tick lane
+    assert _frame(driver) == k and shown_frames(driver) == [k, k]
+    label = driver.find_element(By.ID, "frame-label").text
+    assert label.startswith(f"frame {k} / {n}")
+
+
 def test_play_runs_every_camera_in_sync_and_pause_snaps_to_a_frame(driver, badge_site: Path) -> None:  # noqa: F811
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -195,6 +235,71 @@ def test_index_sorts_filters_and_jumps_to_the_next_episode_needing_attention(dri
     assert shown() == ["1", "0"]
     driver.find_element(By.ID, "next-attention").click()  # the first in this order with validator issues
     wait_for(lambda: driver.current_url.endswith("episode_000001.html"), what="next episode needing attention")
+
+
+LONG_MODEL = "/home/someone/checkpoints/qwen2.5-vl-7b-instruct-finetuned-on-our-robot-data/global_step_120000"
+
+# per cell of the index table: its box, its class, and how many lines its text takes (line boxes of the cell's
+# contents, grouped by their top, or by their left for vertical header text)
+LAYOUT_JS = """
+function lines(el){ var r = document.createRange(); r.selectNodeContents(el);
+  var vertical = getComputedStyle(el.querySelector('span') || el).writingMode.indexOf('vertical') === 0;
+  var xs = Array.prototype.map.call(r.getClientRects(), function(b){ return vertical ? b.left : b.top; })
+    .filter(function(v, i, a){ return true; }).sort(function(a, b){ return a - b; });
+  var n = 0, last = -1e9; xs.forEach(function(x){ if (x - last > 4) n++; last = x; }); return n; }
+var table = document.getElementById('episodes');
+return {viewport: document.documentElement.clientWidth, scroll: document.documentElement.scrollWidth,
+        select: document.getElementById('model-filter').getBoundingClientRect().width,
+        cells: Array.prototype.map.call(table.querySelectorAll('th, td'), function(c){ var b = c.getBoundingClientRect();
+          return {tag: c.tagName, cls: c.className, col: c.cellIndex, text: c.textContent.trim(), left: b.left,
+                  right: b.right, width: b.width, lines: lines(c),
+                  parts: Array.prototype.map.call(c.querySelectorAll('span'), lines)}; })};
+"""
+
+
+@pytest.fixture(scope="module")
+def wide_site(badge_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The badge dataset with a local model path as its model (as annotate records a local checkpoint)."""
+    base = tmp_path_factory.mktemp("wide")
+    root = base / "root"
+    shutil.copytree(badge_root, root)
+    (root / "meta" / "annotation_provenance.json").write_text(json.dumps({"model_id": LONG_MODEL}))
+    build_review(root, base / "site", config=ReviewConfig(workers=1, videos="none", thumbs_per_camera=2))
+    return base / "site"
+
+
+@pytest.mark.parametrize("width", [1000, 1400])
+def test_index_fits_the_window_and_no_cell_wraps_a_number(driver, wide_site: Path, width: int) -> None:  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+    driver.get((wide_site / "index.html").as_uri())
+    driver.execute_script("localStorage.clear()")
+    driver.get((wide_site / "index.html").as_uri())
+    # a review of episode 0, recorded through the page's own decisions store (as the episode page does)
+    driver.execute_script("""var e = Decisions.episode(0); e.status = 'approved'; e.annotations = 'x';
+      e.rows = {p1: {status: 'rejected', was: {}}, p2: {status: 'rejected', was: {}}, p3: {status: 'rejected', was: {}},
+                p4: {content: 'edited label', was: {}}}; Decisions.changed();""")
+    shot = wide_site.parent / f"index_{width}.png"
+    driver.save_screenshot(str(shot))
+    layout = driver.execute_script(LAYOUT_JS)
+    view = layout["viewport"]
+    assert width - 20 <= view <= width and layout["scroll"] <= view  # nothing runs off the page
+    cells = layout["cells"]
+    assert len({c["col"] for c in cells}) >= 14
+    for c in cells:
+        assert c["right"] <= view + 0.5, f"column {c['col']} ({c['text'][:30]!r}) is clipped at {width} px"
+        if c["tag"] == "TH" or "num" in c["cls"] or "validator" in c["cls"]:
+            assert c["lines"] == 1, f"{c['text']!r} takes {c['lines']} lines at {width} px"
+        for k, n in enumerate(c["parts"]):
+            assert n == 1, f"part {k} of {c['text']!r} takes {n} lines at {width} px"
+    tasks = [c for c in cells if c["tag"] == "TD" and "task" in c["cls"]]
+    assert tasks and all(c["width"] >= 180 and c["lines"] <= 3 for c in tasks), tasks  # words, not syllables
+    review = [c for c in cells if "review-cell" in c["cls"]]
+    assert review[0]["text"] == "approved, 3 rows rejected, 1 row edited" and review[1]["text"] == ""
+    assert layout["select"] <= 300  # the model filter is not as wide as the model's path
+    assert LONG_MODEL in driver.find_element(By.ID, "model").text
 
 
 def _digest(root: Path) -> dict[str, str]:

@@ -7,8 +7,8 @@ exits 2; `-v` adds the traceback. `-q` / `-v` / `-vv` set how much is logged; th
 at WARNING unless `-vv`.
 
 Layout: one module per command family, each with `add_parser(sub)` and its runners (`offline`: sample,
-tiny-model, demo; `dataset`: info, validate; `annotate`; `keyframes`; `hub`: push, job, merge; `review/cli.py`
-and `evaluate/cli.py` beside their libraries), and the grammar they share: `values` (flag values), `flags`
+tiny-model, demo; `dataset`: info, validate; `annotate`; `keyframes`; `hub`: push, job, merge; `review`:
+review, review-apply; `evaluate/cli.py` beside its library), and the grammar they share: `values` (flag values), `flags`
 (dataclass -> flags), `config_file` (--config_path), `errors` (one-line errors, exit codes), `logs` (-q/-v).
 """
 
@@ -33,7 +33,7 @@ COMMAND_MODULES = (
     ".annotate",
     ".keyframes",
     ".hub",  # push, job, merge
-    "..review.cli",  # review, review-apply
+    ".review",  # review, review-apply
     "..evaluate.cli",  # eval
 )
 

@@ -10,13 +10,18 @@ is replaced in the plan rows that list it. Everything goes through the package's
 The decisions file (written by the site's pages):
 
     {"format": "lerobot_keyframes.review.decisions", "version": 1, "dataset": "<root the site was built from>",
+     "dataset_id": "<identity.dataset_identity of that root>",
      "episodes": {"3": {"status": "approved" | "rejected" | null,
+                        "annotations": "<identity.annotations_digest of the episode's rows as reviewed>",
                         "rows": {"p4": {"status": "rejected", "was": {...}},
                                  "p6": {"content": "new label", "frame": 57, "was": {...}},
                                  "e9": {"content": "{...edited VQA answer...}", "was": {...}}}}}}
 
 Row ids are those of `review.model.row_ids`; `was` is the row as the reviewer saw it (`row_record`) and
-must still match the dataset; `frame` is a frame index of the episode (only for subtask rows).
+must still match the dataset; `frame` is a frame index of the episode (only for subtask rows). Decisions are
+applied only to the dataset they were made on (`dataset_id`) and only while each decided episode still holds
+the rows it was reviewed with (`annotations`): a file made for another dataset, or before the annotations
+changed, is refused as a whole.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import numpy as np
 
 from ..language.schema import LanguageRow, say_tool_call, speech_text
 from ..language.validator import EpisodeAnnotations, ValidationReport
+from .identity import annotations_digest, check_no_unfinished_write, dataset_identity
 from .model import row_ids, row_record
 
 if TYPE_CHECKING:
@@ -59,6 +65,7 @@ class EpisodeDecision(TypedDict, total=False):
     """A reviewer's decisions on one episode (`decisions.json` episodes.N)."""
 
     status: Status | None
+    annotations: str  # `identity.annotations_digest` of the episode as reviewed
     rows: dict[str, RowDecision]
 
 
@@ -97,6 +104,10 @@ def load_decisions(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
         raise DecisionsError(f"{name}: not a review decisions file (format must be {DECISIONS_FORMAT!r})")
     if data.get("version") != DECISIONS_VERSION:
         raise DecisionsError(f"{name}: decisions version {data.get('version')!r} is not {DECISIONS_VERSION}")
+    if not isinstance(data.get("dataset_id"), str) or not data["dataset_id"]:
+        raise DecisionsError(f"{name}: does not record the dataset the decisions were made on ('dataset_id'; made "
+                             "by an older review site?); rebuild the site with `lerobot-keyframes review`, load the "
+                             "file there and decide again")
     episodes = data.get("episodes")
     if not isinstance(episodes, dict):
         raise DecisionsError(f"{name}: 'episodes' must be an object of episode index -> decisions")
@@ -105,6 +116,9 @@ def load_decisions(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
             raise DecisionsError(f"{name}: episode {key!r}: expected an episode index and an object")
         if ep.get("status") not in ROW_STATUSES:
             raise DecisionsError(f"{name}: episode {key}: status {ep.get('status')!r} is not approved/rejected/null")
+        if not isinstance(ep.get("annotations"), str) or not ep["annotations"]:
+            raise DecisionsError(f"{name}: episode {key}: does not record the annotations it was reviewed on "
+                                 "('annotations'); decide on the episode again in a site built by this version")
         rows = ep.get("rows") or {}
         if not isinstance(rows, dict):
             raise DecisionsError(f"{name}: episode {key}: 'rows' must be an object of row id -> decision")
@@ -179,7 +193,7 @@ def apply_episode(ann: EpisodeAnnotations, decision: EpisodeDecision, timestamps
                                 "was": row_record(r)})
             continue
         new[rid] = _decided_row(r, rid, decided.get(rid, {}), timestamps, changes, e, where)
-    _follow_subtasks(rows, new, decided, changes, e)
+    _follow_subtasks(rows, new, changes, e)
     _check_subtask_order(rows, new, where)
     for rid, d in decided.items():
         if d.get("status") == "approved" and rid not in rejected:
@@ -247,10 +261,15 @@ def _decided_row(r: LanguageRow, rid: str, d: RowDecision, timestamps: np.ndarra
     return r
 
 
-def _follow_subtasks(rows: Mapping[str, LanguageRow], new: dict[str, LanguageRow],
-                     decided: Mapping[str, RowDecision], changes: list[dict[str, Any]], e: int) -> None:
-    """Rows that follow a subtask (in place in `new`): memory at its start moves with it, the plan lists its label."""
-    interjection_times = {r.timestamp for r in new.values() if r.style == "interjection"}
+def _follow_subtasks(rows: Mapping[str, LanguageRow], new: dict[str, LanguageRow], changes: list[dict[str, Any]],
+                     e: int) -> None:
+    """Rows that follow a subtask (in place in `new`): the plan lists its label; the rows at its start move with it.
+
+    At a subtask's start the plan module writes a plan (the steps left) and a memory row; an interjection made at
+    that boundary (with its speech atom) carries the frame's plan row instead. All of them belong to the
+    boundary: when it moves they move, so the new start has its plan and no frame keeps an orphan.
+    """
+    moved: set[str] = set()
     for rid, old in rows.items():
         if old.style != "subtask":
             continue
@@ -266,11 +285,13 @@ def _follow_subtasks(rows: Mapping[str, LanguageRow], new: dict[str, LanguageRow
                 new[oid] = replace(o, content=text)
                 changes.append({"episode_index": e, "row": oid, "style": "plan", "action": "edit", "from": o.content,
                                 "to": text, "because": f"subtask {rid} was {'edited' if cur else 'rejected'}"})
-            if cur is not None and cur.timestamp != old.timestamp and o.timestamp == old.timestamp and \
-                    oid not in decided and (o.style == "memory" or (o.style == "plan" and
-                                                                    old.timestamp not in interjection_times)):
+            if cur is None or cur.timestamp == old.timestamp or oid == rid or oid in moved or \
+                    rows[oid].timestamp != old.timestamp:
+                continue
+            if o.style in ("memory", "plan", "interjection") or speech_text(o) is not None:
                 new[oid] = new[oid].with_timestamp(cur.timestamp)
-                changes.append({"episode_index": e, "row": oid, "style": o.style, "action": "move",
+                moved.add(oid)
+                changes.append({"episode_index": e, "row": oid, "style": o.style or "speech", "action": "move",
                                 "from": old.timestamp, "to": cur.timestamp, "because": f"{rid} moved"})
 
 
@@ -297,15 +318,26 @@ def apply_decisions(root: str | Path, decisions: str | Path | Mapping[str, Any],
     data = load_decisions(decisions)
     layout = DatasetLayout.open(root)
     root = layout.root
+    check_no_unfinished_write(root)
     out = Path(out).expanduser().absolute()
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")
+    if data["dataset_id"] != dataset_identity(layout.info):
+        raise DecisionsError(f"{name}: made for another dataset ({data.get('dataset') or 'unnamed'}, identity "
+                             f"{data['dataset_id']}), not {root} (identity {dataset_identity(layout.info)}); "
+                             "pass the --root the review site was built from")
     decided = {int(k): v for k, v in data["episodes"].items()}
     total = int(layout.info.get("total_episodes") or 0)
     missing = sorted(e for e in decided if not 0 <= e < total)
     if missing:
         raise DecisionsError(f"{name}: episode(s) {missing} are not in {root} ({total} episodes)")
     anns, times = read_dataset_annotations(root, episodes=sorted(decided))
+    stale = [e for e, d in sorted(decided.items()) if d["annotations"] != annotations_digest(anns.get(e), times[e])]
+    if stale:
+        raise DecisionsError(f"{name}: the annotations of episode(s) {stale} in {root} are not the ones reviewed (they "
+                             "changed since the review site was built, or the site was built from another copy); "
+                             "rebuild the site with `lerobot-keyframes review`, check those episodes again, and "
+                             "apply the new decisions; nothing was written")
     changes: list[dict[str, Any]] = []
     new = {e: apply_episode(anns[e], d, times[e], changes, name) for e, d in sorted(decided.items())}
     changed = {e: a for e, a in new.items() if a != anns[e]}

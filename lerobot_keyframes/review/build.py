@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..language.validator import EpisodeAnnotations
+from ..utils.files import atomic_write_json
 from ..utils.timeline import split_evenly
 from .config import ReviewConfig, VideoMode
+from .identity import annotations_digest, check_no_unfinished_write, dataset_identity
 from .images import camera_slug, decode_episode_images, episode_dir_name, spread
 from .model import EpisodeView, episode_view
 from .render import render_episode_page, render_index, write_static
@@ -92,7 +94,8 @@ def _render_one(job: _Job, provider: FrameProvider | None, out: Path, config: Re
         png_rel = f"../timelines/{name}.png"
     page = render_episode_page(view, images, config, prev_ep=job.prev_ep, next_ep=job.next_ep, png=png_rel,
                                assets_rel=f"../assets/{name}", videos=_videos_of(job.row) if shared.videos else (),
-                               attention=shared.attention, site=shared.site)
+                               attention=shared.attention, site=shared.site,
+                               annotations=annotations_digest(job.ann, job.timestamps))
     (out / "episodes" / f"{name}.html").write_text(page, encoding="utf-8")
     return {"episode_index": view.episode_index, "task": view.task, "frames": n, "duration": view.duration,
             "counts": view.counts, "errors": len(view.errors), "warnings": len(view.warnings),
@@ -214,37 +217,80 @@ def read_provenance(root: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+SITE_MARKER = ".lerobot_keyframes_review.json"  # in OUT: this folder is a review site (rebuilds may replace it)
+SITE_FORMAT = "lerobot_keyframes.review.site"
+
+
+def check_site_folder(out: Path) -> None:
+    """Refuse to build into a folder that is neither new, empty, nor a review site built before.
+
+    A rebuild replaces `index.html`, `episodes/`, `assets/`, `timelines/` and `static/`: in any other folder
+    those may be the user's own files.
+    """
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise FileExistsError(f"review output {out} is a file, not a folder; choose a new or empty folder")
+    if (out / SITE_MARKER).is_file():
+        return
+    entries = sorted(p.name for p in out.iterdir())
+    if entries:
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise FileExistsError(f"review output {out} is not empty and is not a review site built by lerobot-keyframes "
+                              f"(no {SITE_MARKER}; it holds {shown}); choose a new or empty folder")
+
+
+def require_png_renderer() -> None:
+    """`png=True` draws with matplotlib, an optional dependency: fail before any decoding if it is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise ImportError("timeline PNGs (--png) need matplotlib, which is not installed: pip install "
+                          "'lerobot_keyframes[review]' (or pip install matplotlib), or leave out --png") from exc
+
+
 def build_review(root: str | Path, out: str | Path, *, episodes: Iterable[int] | None = None, png: bool = False,
-                 config: ReviewConfig | None = None) -> Path:
+                 config: ReviewConfig | None = None, revision: str | None = None) -> Path:
     """Write the review site of the annotated dataset at `root` into `out`; returns `out/index.html`.
 
-    `out` is (re)written: the `index.html`, `episodes/`, `assets/` and `timelines/` it holds are replaced;
-    `videos/` is refreshed and a reviewer's `decisions.json` is kept.
+    `root` is a local dataset root or a Hub dataset repo id (`user/name`, at `revision`; its meta, data and the
+    chosen episodes' videos are downloaded into the Hugging Face cache). `out` must be new, empty or a site
+    built before: its `index.html`, `episodes/`, `assets/` and `timelines/` are replaced, `videos/` is
+    refreshed and a reviewer's `decisions.json` is kept.
     """
     from ..dataset.episodes import build_episode_rows
-    from ..dataset.layout import DatasetLayout
+    from ..dataset.layout import DatasetLayout, check_output_separate
+    from ..dataset.source import is_local, resolve_source
     from ..language.validator import read_dataset_annotations, validate_dataset
 
     config = config or ReviewConfig()
-    root = Path(root).resolve()
     out = Path(out)
-    if out.resolve() == root or out.resolve().is_relative_to(root) or root.is_relative_to(out.resolve()):
-        raise ValueError(f"review output {out} overlaps the dataset {root}; choose a separate folder")
+    if png:
+        require_png_renderer()
+    if is_local(root):  # the site's folders are replaced: never the dataset's
+        check_output_separate(root, out, what="review output")
+    check_site_folder(out)
+    source = resolve_source(root, revision=revision)
+    root = source.root
+    check_output_separate(root, out, what="review output")
+    check_no_unfinished_write(root)
     selected = sorted(set(episodes)) if episodes is not None else None
     layout = DatasetLayout.open(root)
     rows = build_episode_rows(layout, episodes=selected)
     if not rows:
         raise ValueError(f"{root}: no episodes to review (asked for {selected})")
+    source.fetch_files(sorted({c["path"] for r in rows for c in r["cameras"] if c["storage"] == "video"}))
     anns, times = read_dataset_annotations(root, episodes=selected)
     by_episode: Mapping[int | None, Mapping[str, list[Any]]] = {}
     if config.validate:
         by_episode = validate_dataset(root, episodes=selected).by_episode()
     dataset_issues = [f"{i.level}: {i}" for lst in (by_episode.get(None) or {}).values() for i in lst]
-    _reset_site(root, out, rows, config, png)
+    name = f"{source.repo_id}@{source.revision}" if source.repo_id else str(root)
+    site = {"dataset": name, "dataset_id": dataset_identity(layout.info)}
+    _reset_site(root, out, rows, config, png, site)
     provenance = read_provenance(root)
     jobs = _jobs(rows, anns, times, by_episode, quality_findings(provenance))
     attention = tuple(j.row["episode_index"] for j in jobs if j.errors or j.warnings or j.quality)
-    site = {"dataset": str(root)}
     shared = _Shared(attention, site, config.videos != "none")
     n_workers = _workers(config, len(jobs))
     if n_workers == 1:
@@ -259,8 +305,11 @@ def build_review(root: str | Path, out: str | Path, *, episodes: Iterable[int] |
     return index
 
 
-def _reset_site(root: Path, out: Path, rows: Sequence[Mapping[str, Any]], config: ReviewConfig, png: bool) -> None:
-    """Empty the site's generated folders, write the static files and link the player videos."""
+def _reset_site(root: Path, out: Path, rows: Sequence[Mapping[str, Any]], config: ReviewConfig, png: bool,
+                site: Mapping[str, Any]) -> None:
+    """Mark `out` as a review site, empty its generated folders, write the static files and link the videos."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / SITE_MARKER, {"format": SITE_FORMAT, **site})
     for sub in ("episodes", "assets", "timelines", "static"):
         shutil.rmtree(out / sub, ignore_errors=True)
     (out / "episodes").mkdir(parents=True, exist_ok=True)

@@ -56,9 +56,11 @@ def _fmt_t(t: float) -> str:
     return f"{t:.3f}s"
 
 
-def episode_data(view: EpisodeView, videos: Sequence[Mapping[str, Any]], attention: Sequence[int]) -> dict[str, Any]:
-    """What the page's script needs: exact parquet timestamps, each camera's video and offset, the rows."""
-    return {"episode": view.episode_index, "fps": view.fps, "duration": view.duration,
+def episode_data(view: EpisodeView, videos: Sequence[Mapping[str, Any]], attention: Sequence[int],
+                 annotations: str = "") -> dict[str, Any]:
+    """What the page's script needs: exact parquet timestamps, each camera's video and offset, the rows, and the
+    digest of the rows (`identity.annotations_digest`) that the page stamps into its decisions."""
+    return {"episode": view.episode_index, "annotations": annotations, "fps": view.fps, "duration": view.duration,
             "timestamps": [float(t) for t in view.timestamps],
             "cameras": [{"key": c["key"], "slug": c["slug"], "from": c["from"], "width": c.get("width"),
                          "height": c.get("height")} for c in videos],
@@ -68,7 +70,7 @@ def episode_data(view: EpisodeView, videos: Sequence[Mapping[str, Any]], attenti
 def render_episode_page(view: EpisodeView, images: Mapping[str, Mapping[str, Any]], config: ReviewConfig, *,
                         prev_ep: int | None, next_ep: int | None, png: str | None, assets_rel: str,
                         videos: Sequence[Mapping[str, Any]] = (), attention: Sequence[int] = (),
-                        site: Mapping[str, Any] | None = None) -> str:
+                        site: Mapping[str, Any] | None = None, annotations: str = "") -> str:
     """One episode's page (links are relative, so the folder can be moved or zipped).
 
     `videos`: per camera {"key", "slug", "src" (relative to the page), "from" (from_timestamp), "width", "height"}.
@@ -84,7 +86,7 @@ def render_episode_page(view: EpisodeView, images: Mapping[str, Mapping[str, Any
         bands=_bands(view), tick_lanes=_tick_lanes(view), png=png, strips=_strips(view, images, config, assets_rel),
         mark_sections=[s for s in mark_sections if s["marks"]], vqa_cards=_vqa_cards(view, images, assets_rel),
         trace_cards=_trace_cards(view, images, assets_rel), quality=[_quality_item(f) for f in view.quality],
-        data=episode_data(view, videos, attention), site=dict(site or {"dataset": ""}),
+        data=episode_data(view, videos, attention, annotations), site=dict(site or {"dataset": ""}),
         static="../static", script="episode.js")
 
 
@@ -234,5 +236,6 @@ def render_index(summaries: Sequence[Mapping[str, Any]], *, root: Path, dataset_
     return environment().get_template("index.jinja").render(
         title=f"Review: {root.name}", root_name=root.name, root=str(root), summaries=rows, total=total,
         validated=validated, n_err=sum(1 for s in summaries if s["errors"]), styles=STYLE_COLUMNS,
+        columns=[k for k in STYLE_COLUMNS if total[k]],  # a column per style the dataset has
         model=model, models=[model] if model else [], dataset_issues=list(dataset_issues[:50]),
         site=dict(site or {"dataset": str(root)}), static="static", script="index.js")

@@ -6,6 +6,8 @@ Runs only in the lerobot venv (scripts/lerobot_tier.sh); elsewhere the conforman
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -18,6 +20,7 @@ from lerobot_keyframes.language import (
 from lerobot_keyframes.language.schema import decode_stored_rows
 from lerobot_keyframes.language.synthetic import synthetic_annotations
 from lerobot_keyframes.review import apply_decisions
+from lerobot_keyframes.review.identity import annotations_digest, dataset_identity
 from lerobot_keyframes.review.model import row_ids, row_record
 from lerobot_keyframes.testing.sample import make_sample_dataset
 
@@ -42,10 +45,12 @@ def reviewed(tmp_path_factory: pytest.TempPathFactory):
         frame = int(np.nonzero(times[e] == np.float32(rows[subs[2]].timestamp))[0][0]) + 2
         decided = {subs[1]: {"content": f"reviewed step of episode {e}"}, subs[2]: {"frame": frame},
                    answer: {"status": "rejected"}}
-        episodes[str(e)] = {"status": "approved",
+        episodes[str(e)] = {"status": "approved", "annotations": annotations_digest(anns[e], times[e]),
                             "rows": {k: {**d, "was": row_record(rows[k])} for k, d in decided.items()}}
-    episodes["2"] = {"status": "rejected", "rows": {}}
-    decisions = {"format": "lerobot_keyframes.review.decisions", "version": 1, "episodes": episodes}
+    episodes["2"] = {"status": "rejected", "rows": {}, "annotations": annotations_digest(anns[2], times[2])}
+    info = json.loads((annotated / "meta" / "info.json").read_text())
+    decisions = {"format": "lerobot_keyframes.review.decisions", "version": 1, "dataset_id": dataset_identity(info),
+                 "episodes": episodes}  # as the review site's pages stamp them
     out = base / "reviewed"
     result = apply_decisions(annotated, decisions, out)
     assert result.report.ok and result.episodes_rejected == (2,)
