@@ -66,8 +66,10 @@ def test_lock_of_a_run_killed_with_sigkill_does_not_block_the_next(sample_root: 
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(30)
         assert _lock_file(out).exists()  # the file stays; the kernel dropped the flock with the process
+        assert set(json.loads(_lock_file(out).read_text())) == {"pid", "host", "started"}  # and holds no secret
         again = h.run_cli(h.annotate_argv(sample_root, out, server.api_base))
     assert again.returncode == 0, again.stderr[-2000:]
+    assert not _lock_file(out).exists()  # taken over, then removed at the end
     assert h.validate_ok(out)
 
 
