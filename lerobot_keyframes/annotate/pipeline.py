@@ -166,6 +166,7 @@ def prepare_run(config: AnnotateConfig, camera_key: str | None = None,
 def _prepare_locked(config: AnnotateConfig, camera_key: str | None, source: ResolvedSource, out_root: Path, staging_dir: Path,
                     lock: RunLock) -> PreparedRun:
     from ..dataset import load_episodes
+    from ..dataset.episodes import require_episodes
     from ..language.writer import recover_interrupted_write
     from .output import check_output_source
 
@@ -174,6 +175,7 @@ def _prepare_locked(config: AnnotateConfig, camera_key: str | None, source: Reso
         if root.is_dir():
             recover_interrupted_write(root)  # an in-place write killed midway is finished or undone first
     episodes = load_episodes(source.root, episodes=config.only_episodes)
+    require_episodes(len(episodes), source.root, config.only_episodes, "--only_episodes")
     cameras = sorted({c["key"] for r in episodes for c in r["cameras"]})
     if camera_key and camera_key not in cameras:
         raise ValueError(f"--vlm.camera_key={camera_key!r} is not a camera of {source.root}; it has {cameras}")

@@ -7,8 +7,8 @@ made from; otherwise the module runs again. Staged rows are lerobot language row
 float32 `timestamp` they belong to (events included).
 
 One run per output at a time: `RunLock` holds an exclusive `flock` on a lock file beside the output
-(and beside the staging directory) for the whole run; the kernel releases it when the process dies,
-so a run killed with SIGKILL never blocks the next one.
+(and beside the staging directory) for the whole run and removes the files when the run ends; the kernel
+releases the flock when the process dies, so the file a run killed with SIGKILL leaves never blocks the next.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import socket
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -147,15 +146,20 @@ class Staging:
 
 
 class RunLockedError(FileExistsError):
-    """Another run holds the output (or its staging); its pid, host, start time and command are in the message."""
+    """Another run holds the output (or its staging); its pid, host and start time are in the message."""
 
 
 class RunLock:
     """An exclusive `fcntl.flock` on lock files beside the output and the staging directory, for one run.
 
-    The lock file records who holds it (pid, host, start time, command); a second run fails at once with
-    that in its message. The kernel drops the lock when the holder exits, killed or not, so a stale lock
-    file never blocks anyone. Without `fcntl` (Windows) runs are not locked (a warning says so).
+    A lock file holds who holds it — pid, host and start time, nothing else (no command line: it may carry
+    `--vlm.api_key`) — and is readable by its owner only (0600); a second run fails at once with those in its
+    message. The kernel drops the flock when the holder exits, killed or not, so the file a run killed with
+    SIGKILL leaves behind never blocks the next run, which takes it over. A run that ends (cleanly or by an
+    exception) removes its lock files while it still holds them; a run that opened the file just before
+    that finds it unlinked once it gets the flock and starts over on a fresh file, so two runs never both
+    hold a lock. Only the process that acquired the lock removes the files (a forked worker never does).
+    Without `fcntl` (Windows) runs are not locked (a warning says so).
     """
 
     def __init__(self, *targets: Path) -> None:
@@ -166,18 +170,19 @@ class RunLock:
             if path not in seen:
                 seen.append(path)
         self.paths = seen
-        self._files: list[Any] = []
+        self._files: list[tuple[Path, Any]] = []
+        self._owner: int | None = None
 
     @staticmethod
     def holder(path: Path) -> str:
+        """Who holds the lock file `path`: pid, host and start time (older lock files may hold more: not shown)."""
         try:
             info = json.loads(path.read_text() or "{}")
         except (OSError, ValueError):
             info = {}
-        if not info:
+        if not isinstance(info, dict) or not info:
             return "another run (it has not written its details yet)"
-        return (f"pid {info.get('pid')} on {info.get('host')}, started {info.get('started')}, "
-                f"command: {info.get('command')}")
+        return f"pid {info.get('pid')} on {info.get('host')}, started {info.get('started')}"
 
     def acquire(self) -> RunLock:
         try:
@@ -186,40 +191,29 @@ class RunLock:
             logger.warning("no fcntl on this platform: concurrent runs into one output are not prevented")
             return self
         record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                             "command": " ".join(sys.argv)[:500]})
+                             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        self._owner = os.getpid()
         try:
             for path in self.paths:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                f = open(path, "a+")  # noqa: SIM115 - held for the whole run
-                try:
-                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    f.close()
-                    target = path.with_name(path.name[1:-len(".lock")])
-                    raise RunLockedError(
-                        f"another annotation run is using {target}: {self.holder(path)}. Wait for it to finish "
-                        f"or stop it (lock file {path}; the lock goes away when that process exits)."
-                    ) from None
-                f.seek(0)
-                f.truncate()
-                f.write(record)
-                f.flush()
-                self._files.append(f)
+                self._files.append((path, _lock_file(path, record, fcntl)))
         except BaseException:
             self.release()
             raise
         return self
 
     def release(self) -> None:
+        """Remove the lock files (while still holding them) and drop the locks; only in the acquiring process."""
         files, self._files = self._files, []
-        for f in files:
-            try:
-                f.seek(0)
-                f.truncate()
-            except (OSError, ValueError):
-                pass
-            f.close()  # closing the only descriptor drops the flock
+        mine = self._owner == os.getpid()
+        for path, f in files:
+            if mine:
+                try:
+                    if os.path.samestat(os.fstat(f.fileno()), os.stat(path, follow_symlinks=False)):
+                        os.unlink(path)
+                except (OSError, ValueError):
+                    pass
+            f.close()  # in the acquiring process the last descriptor: drops the flock (a forked copy does not)
 
     def __enter__(self) -> RunLock:
         return self.acquire()
@@ -229,6 +223,37 @@ class RunLock:
 
     def __del__(self) -> None:  # a run that raised before releasing (Ray driver): never hold it longer
         self.release()
+
+
+def _lock_file(path: Path, record: str, fcntl: Any) -> Any:
+    """Open `path` (created 0600, never through a symlink), take its flock, write `record`; the open file.
+
+    Raises `RunLockedError` naming the holder when another process has it."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(50):
+        f = os.fdopen(os.open(path, flags, 0o600), "r+")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            target = path.with_name(path.name[1:-len(".lock")])
+            raise RunLockedError(
+                f"another annotation run is using {target}: {RunLock.holder(path)}. Wait for it to finish "
+                f"or stop it (lock file {path}; the lock goes away when that process exits)."
+            ) from None
+        try:  # the holder before us may have removed the file between our open and our flock: start over
+            current = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            current = None
+        if current is not None and os.path.samestat(os.fstat(f.fileno()), current):
+            os.fchmod(f.fileno(), 0o600)  # a lock file left by an older version was world-readable
+            f.seek(0)
+            f.truncate()
+            f.write(record)
+            f.flush()
+            return f
+        f.close()
+    raise RunLockedError(f"{path}: the lock file kept being replaced while taking it; is another run starting?")
 
 
 def _crash_point(name: str) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..utils.structured import MAX_BYTES, load_json, load_yaml
 from .flags import option_actions
 
 
@@ -23,30 +24,30 @@ def add_config_path(p: argparse.ArgumentParser) -> None:
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """A YAML or JSON config file (nested like the dataclasses: `{"vlm": {"model_id": ...}}`)."""
+    """A YAML or JSON config file (nested like the dataclasses: `{"vlm": {"model_id": ...}}`), read within
+    bounds (1 MiB, 64 levels, YAML aliases counted as expanded: `utils.structured`)."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise FileNotFoundError(f"--config_path={path}: no such file")
-    text = p.read_text()
+    where = f"--config_path={path}"
+    if p.stat().st_size > MAX_BYTES:
+        raise ValueError(f"{where}: {p.stat().st_size} bytes, more than the {MAX_BYTES} bytes a config file may have")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{where}: not UTF-8 text ({exc})") from None
     if p.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ValueError(f"--config_path={path}: not valid JSON: {exc}") from None
+        data = load_json(text, where)
     else:
         try:
-            import yaml
+            data = load_yaml(text, where)
         except ImportError:
-            raise ValueError(f"--config_path={path}: reading YAML needs PyYAML (pip install pyyaml), "
+            raise ValueError(f"{where}: reading YAML needs PyYAML (pip install pyyaml), "
                              "or write the config as .json") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"--config_path={path}: not valid YAML: {' '.join(str(exc).split())}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"--config_path={path}: expected a mapping of settings at the top level")
+        raise ValueError(f"{where}: expected a mapping of settings at the top level")
     return data
 
 

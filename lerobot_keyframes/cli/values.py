@@ -7,13 +7,15 @@ Each parser takes the text a user typed (or a value a config file already parsed
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from ..utils.structured import InputBoundsError, StructuredInputError, load_json, load_yaml
 
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
 NULL = ("none", "null", "~")
+MAX_LISTED = 1_000_000  # integers one list flag may expand to (`0-999999999` would allocate ~36 GB)
 
 
 def parse_bool(value: str | bool) -> bool:
@@ -28,8 +30,8 @@ def parse_bool(value: str | bool) -> bool:
 
 
 def parse_int_list(value: str) -> tuple[int, ...]:
-    """`0,3,5-8` or `[0, 3]` -> (0, 3, 5, 6, 7, 8)."""
-    out: list[int] = []
+    """`0,3,5-8` or `[0, 3]` -> (0, 3, 5, 6, 7, 8); at most `MAX_LISTED` integers, counted before expanding."""
+    spans: list[tuple[int, int]] = []
     for part in _list_items(value):
         text = str(part).strip()
         lo, dash, hi = text.partition("-")
@@ -38,13 +40,44 @@ def parse_int_list(value: str) -> tuple[int, ...]:
                 first, last = int(lo), int(hi)
                 if last < first:
                     raise ValueError
-                out.extend(range(first, last + 1))
             else:
-                out.append(int(text))
+                first = last = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"expected integers or ranges like 0,3,5-8, got {value!r}") from None
-    return tuple(out)
+                f"expected integers or ranges like 0,3,5-8, got {_short(value)}") from None
+        spans.append((first, last))
+    count = sum(last - first + 1 for first, last in spans)
+    if count > MAX_LISTED:
+        raise argparse.ArgumentTypeError(
+            f"{_short(value)} lists {count} integers, more than the {MAX_LISTED} allowed; name the episodes "
+            "the dataset has (or leave the flag out for all of them)")
+    return tuple(i for first, last in spans for i in range(first, last + 1))
+
+
+def _short(value: Any) -> str:
+    """A value for an error line: its repr, cut to 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _load(text: str) -> Any:
+    """A flag value as JSON, else as YAML (flow style), within the size, depth and alias bounds."""
+    where = "the value"  # argparse puts the flag's name first
+    try:
+        return load_json(text, where)
+    except InputBoundsError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{where}: ")) from None
+    except StructuredInputError:
+        pass
+    try:
+        return load_yaml(text, where)
+    except ImportError:  # PyYAML is optional: JSON always works
+        raise argparse.ArgumentTypeError(
+            f"cannot parse {_short(text)} as JSON (install PyYAML for YAML values)") from None
+    except InputBoundsError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{where}: ")) from None
+    except StructuredInputError as exc:
+        raise argparse.ArgumentTypeError(f"cannot parse {_short(text)}: {str(exc).removeprefix(f'{where}: ')}") from None
 
 
 def _list_items(value: str | Sequence[Any]) -> list[Any]:
@@ -53,50 +86,33 @@ def _list_items(value: str | Sequence[Any]) -> list[Any]:
         return list(value)
     text = value.strip()
     if text.startswith("["):
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            parsed = _yaml(text)
+        parsed = _load(text)
         if isinstance(parsed, list):
             return parsed
-        raise argparse.ArgumentTypeError(f"expected a list, got {value!r}")
+        raise argparse.ArgumentTypeError(f"expected a list, got {_short(value)}")
     return [v.strip() for v in text.split(",") if v.strip()]
-
-
-def _yaml(text: str) -> Any:
-    try:
-        import yaml
-    except ImportError:  # PyYAML is optional: JSON always works
-        raise argparse.ArgumentTypeError(f"cannot parse {text!r} as JSON (install PyYAML for YAML values)") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise argparse.ArgumentTypeError(f"cannot parse {text!r}: {exc}") from None
 
 
 def parse_mapping(value: str | Mapping[str, Any]) -> dict[str, Any]:
     """JSON (or YAML flow) object -> dict: `'{"enable_thinking": false}'`."""
     if isinstance(value, Mapping):
         return dict(value)
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        parsed = _yaml(value)
+    parsed = _load(value)
     if parsed is None:
         return {}
     if not isinstance(parsed, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"key\": 1}}', got {value!r}")
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"key\": 1}}', got {_short(value)}")
     return parsed
 
 
 def csv_list(value: str) -> list[str]:
     """`a,b` or `[a, b]` -> [a, b] (plain strings)."""
-    text = value.strip()
-    if text.startswith("["):
-        return [str(v) for v in json.loads(text)]
-    return [v.strip() for v in text.split(",") if v.strip()]
+    return [str(v) for v in _list_items(value)]
 
 
 def episode_list(value: str) -> list[int]:
-    """`0,3,5-8` -> [0, 3, 5, 6, 7, 8] (also `[0, 3]`)."""
-    return list(parse_int_list(value))
+    """`0,3,5-8` -> [0, 3, 5, 6, 7, 8] (also `[0, 3]`); an empty list selects nothing and is refused."""
+    episodes = list(parse_int_list(value))
+    if not episodes:
+        raise argparse.ArgumentTypeError(f"{_short(value)} selects no episode; leave the flag out for all of them")
+    return episodes

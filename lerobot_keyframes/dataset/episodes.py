@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import DatasetFormatError
-from .layout import TASKS_PATH, CameraFeature, DatasetLayout
+from .layout import EPISODES_DIR, TASKS_PATH, CameraFeature, DatasetLayout
 from .records import Episode
 
 if TYPE_CHECKING:
@@ -73,7 +73,13 @@ def read_tasks(layout: DatasetLayout) -> dict[int, str]:
         raise DatasetFormatError(f"{path}: unreadable parquet ({exc})") from exc
     if "task_index" not in table.column_names or "task" not in table.column_names:
         raise DatasetFormatError(f"{path}: expected columns 'task_index' and 'task', got {table.column_names}")
-    return dict(zip(table["task_index"].to_pylist(), table["task"].to_pylist()))
+    tasks: dict[int, str] = {}
+    for index, text in zip(table["task_index"].to_pylist(), table["task"].to_pylist()):
+        if index in tasks:
+            raise DatasetFormatError(f"{path}: task_index {index} appears twice ({tasks[index]!r} and {text!r}); "
+                                     "each task needs its own task_index")
+        tasks[index] = text
+    return tasks
 
 
 def read_episodes_meta(layout: DatasetLayout) -> pa.Table:
@@ -165,6 +171,65 @@ def _tasks_from_data(data_path: Path, e: int, task_index: np.ndarray | None, tas
     return [tasks_by_index[i] for i in ordered]
 
 
+def _episodes_file(layout: DatasetLayout, episode: int) -> Path:
+    """The meta/episodes parquet file that holds `episode` (for error messages), else the folder."""
+    for path in layout.episodes_paths():
+        try:
+            if episode in pq.read_table(path, columns=["episode_index"])["episode_index"].to_pylist():
+                return path
+        except (pa.ArrowInvalid, OSError, KeyError):
+            continue
+    return layout.root / EPISODES_DIR
+
+
+def metadata_problems(layout: DatasetLayout, meta: pa.Table, tasks_by_index: Mapping[int, str]) -> list[str]:
+    """Where the metadata contradicts itself, one message per problem naming file, episode and field.
+
+    `meta/info.json` counts (`total_episodes`, `total_frames`, `total_tasks`) against the episodes, frames
+    and tasks present, and every task text of `meta/episodes` against `meta/tasks.parquet` (when it exists).
+    A count that lies survives into every output written from the dataset (lerobot sizes its indices from
+    it); a task text no task index defines is a task lerobot cannot resolve.
+    """
+    problems: list[str] = []
+    info_path = layout.root / "meta/info.json"
+    where = layout.root / EPISODES_DIR
+    tasks_path = layout.root / TASKS_PATH
+    frames = sum(int(n) for n in meta["length"].to_pylist() if n is not None)
+    present = {"total_episodes": (meta.num_rows, f"{where} lists {meta.num_rows} episode(s)"),
+               "total_frames": (frames, f"the episodes' lengths in {where} add up to {frames} frames")}
+    if tasks_path.is_file():
+        present["total_tasks"] = (len(tasks_by_index), f"{tasks_path} defines {len(tasks_by_index)} task(s)")
+    for field, (count, says) in present.items():
+        if field not in layout.info:
+            continue
+        value = layout.info[field]
+        if isinstance(value, bool) or not isinstance(value, int) or value != count:
+            problems.append(f"{info_path}: {field}={value!r} but {says}; fix {field}")
+    if "tasks" in meta.column_names:
+        kind = meta.schema.field("tasks").type
+        listish = pa.types.is_list(kind) or pa.types.is_large_list(kind)
+        if not (pa.types.is_null(kind) or (listish and (pa.types.is_string(kind.value_type)
+                                                         or pa.types.is_large_string(kind.value_type)))):
+            problems.append(f"{where}: field tasks is {kind}, expected a list of task texts (list<string>)")
+        elif tasks_path.is_file() and listish:
+            known = set(tasks_by_index.values())
+            for e, texts in zip(meta["episode_index"].to_pylist(), meta["tasks"].to_pylist()):
+                unknown = [t for t in texts or [] if t not in known]
+                if unknown:
+                    problems.append(f"{_episodes_file(layout, int(e))}: episode {e} field tasks holds {unknown[0]!r}, "
+                                    f"which {tasks_path} does not define; fix the task text or meta/tasks.parquet")
+                    break
+    return problems
+
+
+def check_metadata(layout: DatasetLayout, meta: pa.Table, tasks_by_index: Mapping[int, str]) -> None:
+    """Raise `DatasetFormatError` with the first of `metadata_problems` (and how many more there are)."""
+    problems = metadata_problems(layout, meta, tasks_by_index)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s): lerobot-keyframes info lists them)" if len(problems) > 1 else ""
+        raise DatasetFormatError(problems[0] + more)
+
+
 def check_video_ranges(layout: DatasetLayout, meta: pa.Table) -> None:
     """Refuse `from_timestamp`/`to_timestamp` that contradict the episode length or another episode.
 
@@ -244,7 +309,9 @@ def build_episode_rows(
 
     rows = [_episode_row(layout, cols, e, frames[e], data_file[e], tasks_by_index, cameras, sizes,
                          repo_id=repo_id, revision=revision) for e in wanted]
-    check_video_ranges(layout, meta)  # after the data checks: a wrong `length` is reported as such first
+    # after the data checks (a wrong `length` is reported as such first), before any decode or model call
+    check_metadata(layout, meta, tasks_by_index)  # counts and task texts that lie
+    check_video_ranges(layout, meta)
     return rows
 
 
@@ -311,6 +378,19 @@ def _camera_row(layout: DatasetLayout, cols: dict[str, list[Any]], e: int, cam: 
         "fps": float(cam.fps) if cam.fps else float(layout.fps),
         "size_bytes": sizes[rel] if sizes[rel] >= 0 else None,
     }
+
+def require_episodes(count: int, root: str | Path, selection: Sequence[int] | None, flag: str) -> None:
+    """Refuse work on no episodes with what is empty: the selection (`flag`) or the dataset itself.
+
+    Without this a 0-episode dataset or `--only_episodes=[]` fails deep inside (`Column name [...] not in the
+    dataset`, "no cameras"), after the output was prepared."""
+    if count:
+        return
+    if selection is not None and not len(selection):
+        raise DatasetFormatError(f"{flag}=[] selects no episode of {root}; name at least one, or leave it out for all")
+    if selection is None:
+        raise DatasetFormatError(f"{Path(root) / EPISODES_DIR}: the dataset has no episodes; there is nothing to do")
+
 
 def load_episodes(
     source: str | Path,

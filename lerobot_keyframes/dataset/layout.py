@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..utils.structured import InputBoundsError, check_bounds
 from .errors import (
     DatasetFormatError,
     OutputOverlapError,
@@ -27,6 +28,7 @@ EPISODES_DIR = "meta/episodes"
 DEFAULT_DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 DEFAULT_VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 LANGUAGE_COLUMNS = ("language_persistent", "language_events")
+INFO_MAX_BYTES = 64 << 20
 _TEMPLATE_FIELDS = {"chunk_index", "file_index", "video_key", "episode_chunk", "episode_index"}
 
 
@@ -60,8 +62,15 @@ class DatasetLayout:
                 f"{path}: missing. A LeRobot v3 dataset root contains meta/info.json "
                 f"(is {root} the dataset root?)"
             )
+        if path.stat().st_size > INFO_MAX_BYTES:
+            raise DatasetFormatError(f"{path}: {path.stat().st_size} bytes; an info.json is a few kB")
         try:
-            info = json.loads(path.read_text())
+            info = json.loads(path.read_bytes())
+            check_bounds(info, str(path), max_nodes=None)  # 64 levels: what we write back must be writable
+        except RecursionError:  # a 50 kB `[[[[...` is a format error, not a crash
+            raise DatasetFormatError(f"{path}: nested too deeply to read") from None
+        except InputBoundsError as exc:
+            raise DatasetFormatError(str(exc)) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise DatasetFormatError(f"{path}: malformed JSON ({exc})") from exc
         if not isinstance(info, dict):

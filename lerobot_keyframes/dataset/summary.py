@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .episodes import read_episodes_meta, read_tasks
+from .episodes import metadata_problems, read_episodes_meta, read_tasks
 from .layout import DatasetLayout
 from .source import resolve_source
 
@@ -15,6 +15,7 @@ def summarize(source: str | Path, *, revision: str | None = None) -> dict[str, A
     resolved = resolve_source(source, revision=revision)
     layout = DatasetLayout.open(resolved.root)
     meta = read_episodes_meta(layout)
+    tasks = read_tasks(layout)
     lengths = meta["length"].to_pylist()
     cameras = []
     for cam in layout.cameras:
@@ -41,9 +42,10 @@ def summarize(source: str | Path, *, revision: str | None = None) -> dict[str, A
         "frames": int(sum(lengths)),
         "duration_s": round(sum(lengths) / layout.fps, 3),
         "cameras": cameras,
-        "tasks": [t for _, t in sorted(read_tasks(layout).items())],
+        "tasks": [t for _, t in sorted(tasks.items())],
         "language_columns": {c: c in layout.features for c in ("language_persistent", "language_events")},
         "tools": [t.get("function", {}).get("name") for t in layout.info.get("tools") or []],
+        "problems": metadata_problems(layout, meta, tasks),  # what annotate / keyframes would refuse
     }
 
 
@@ -68,4 +70,5 @@ def format_summary(s: dict[str, Any]) -> str:
     lines.append(f"language  {langs}")
     if s["tools"]:
         lines.append(f"tools     {', '.join(str(t) for t in s['tools'])}")
+    lines.extend(f"problem   {p}" for p in s.get("problems") or [])
     return "\n".join(lines)

@@ -108,34 +108,67 @@ def _number(value: Any, where: str) -> float:
     return out
 
 
+def _index(value: Any, where: str) -> int:
+    """An episode index from a JSON value: an integer >= 0 (1.0 counts, 1.5 or "zero" do not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
+        raise LabelsError(f"{where}: episode_index must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def _items(value: Any, kind: type, where: str, expected: str) -> Any:
+    if not isinstance(value, kind):
+        raise LabelsError(f"{where}: expected {expected}, got {type(value).__name__} {str(value)[:40]!r}")
+    return value
+
+
+def _spans(item: dict[str, Any], where: str) -> list[tuple[float, str | None]]:
+    """The spans of one episode entry, every field's type checked (the error names the field)."""
+    if "subtasks" in item:
+        out = []
+        for j, s in enumerate(_items(item["subtasks"], list, f"{where}, subtasks", "a list of {text, start}")):
+            s = _items(s, dict, f"{where}, subtasks[{j}]", "an object {text, start}")
+            text = s.get("text")
+            if text is not None and not isinstance(text, str):
+                raise LabelsError(f"{where}, subtasks[{j}].text: expected a string, got {text!r}")
+            out.append((_number(s.get("start"), f"{where}, subtasks[{j}].start"), text))
+        return out
+    if "phases" in item:
+        phases = _items(item["phases"], dict, f"{where}, phases", "an object {name: {start, end}}")
+        return [(_number(_items(p, dict, f"{where}, phase {name!r}", "an object {start, end}").get("start"),
+                         f"{where}, phase {name!r}.start"), str(name)) for name, p in phases.items()]
+    if "boundaries" in item:
+        times = _items(item["boundaries"], list, f"{where}, boundaries", "a list of seconds")
+        return [(0.0, None)] + [(_number(t, f"{where}, boundaries[{j}]"), None) for j, t in enumerate(times)]
+    raise LabelsError(f"{where}: give 'subtasks', 'boundaries' or 'phases'")
+
+
 def _from_json(path: Path) -> Labels:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise LabelsError(f"{path}: not readable JSON ({exc})") from exc
+    from ..utils.structured import StructuredInputError, read_json_file
+
+    try:  # any size, but no deeper than a reference ever is (a `[[[[...` file is refused, not a RecursionError)
+        data = read_json_file(path, max_bytes=None, max_depth=16, max_nodes=None)
+    except StructuredInputError as exc:
+        raise LabelsError(str(exc)) from None
+    except OSError as exc:
+        raise LabelsError(f"{path}: not readable ({exc.strerror or exc})") from None
     items = data.get("episodes") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise LabelsError(f"{path}: expected {{'episodes': [...]}} (see `lerobot-keyframes eval --help`)")
     fps = data.get("fps") if isinstance(data, dict) else None
-    episodes = {}
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0):
+        raise LabelsError(f"{path}: fps must be a number > 0, got {fps!r}")
+    episodes: dict[int, EpisodeLabels] = {}
+    first_at: dict[int, int] = {}
     for k, item in enumerate(items):
         if not isinstance(item, dict) or "episode_index" not in item:
             raise LabelsError(f"{path}: episodes[{k}] needs an 'episode_index'")
-        e = int(item["episode_index"])
+        e = _index(item["episode_index"], f"{path}: episodes[{k}]")
+        if e in first_at:  # never keep one of two and drop the other silently
+            raise LabelsError(f"{path}: episode {e} appears twice (episodes[{first_at[e]}] and episodes[{k}]); "
+                              "keep one entry per episode")
+        first_at[e] = k
         where = f"{path}: episode {e}"
-        spans: list[tuple[float, str | None]]
-        if "subtasks" in item:
-            spans = [(_number(s.get("start"), f"{where}, subtasks[{j}].start"), s.get("text"))
-                     for j, s in enumerate(item["subtasks"])]
-        elif "phases" in item:
-            spans = [(_number(p.get("start"), f"{where}, phase {name!r}"), str(name))
-                     for name, p in item["phases"].items()]
-        elif "boundaries" in item:
-            spans = [(0.0, None)] + [(_number(t, f"{where}, boundaries[{j}]"), None)
-                                     for j, t in enumerate(item["boundaries"])]
-        else:
-            raise LabelsError(f"{where}: give 'subtasks', 'boundaries' or 'phases'")
-        spans.sort(key=lambda s: s[0])
+        spans = sorted(_spans(item, where), key=lambda s: s[0])
         duration = item.get("duration")
-        episodes[e] = EpisodeLabels(e, tuple(spans), float(duration) if duration is not None else None)
+        episodes[e] = EpisodeLabels(e, tuple(spans), _number(duration, f"{where}, duration") if duration is not None else None)
     return Labels(str(path), episodes, float(fps) if fps else None)

@@ -76,6 +76,7 @@ def extract_keyframes(config: KeyframesConfig) -> Dataset:
     (private unless `private=False`).
     """
     from ..dataset import load_episodes
+    from ..dataset.episodes import require_episodes
     from ..dataset.layout import check_output_separate
     from ..dataset.source import is_local
 
@@ -89,6 +90,7 @@ def extract_keyframes(config: KeyframesConfig) -> Dataset:
         raise FileExistsError(f"{out} already exists and is not empty; pass overwrite=True (CLI: --overwrite)")
     episodes = load_episodes(config.source, revision=config.revision, episodes=config.episodes,
                              cameras=config.cameras, download_videos=True)
+    require_episodes(len(episodes), config.source, config.episodes, "--episodes")
     if out is not None and len(episodes):  # a Hub source: its snapshot folder is known only now
         check_output_separate(episodes[0]["root"], out)
     transform = KeyframeTransform.for_dataset(

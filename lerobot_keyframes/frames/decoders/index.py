@@ -148,6 +148,8 @@ def build_file_index(path: str, *, from_header: bool = True) -> FileIndex:
         if not container.streams.video:
             raise BackendDecodeError("no video stream in the file")
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # an unknown codec tag (fourcc): PyAV opens the file but has no decoder
+            raise BackendDecodeError("the video stream's codec is unknown to FFmpeg (no decoder for its codec tag)")
         tb = stream.time_base
         if tb is None:
             raise BackendDecodeError("video stream has no time base")
