@@ -26,8 +26,10 @@ changed), `remote` (the Hub calls), `dataset` (`push_dataset` and its steps), `c
 
 from __future__ import annotations
 
+from ...language.provenance import PROVENANCE_PATH
 from .config import PushConfig, run_push
-from .dataset import CommitPlan, PushOptions, PushResult, PushTarget, push_dataset, push_with_options
+from .dataset import CommitPlan, PushOptions, PushResult, PushTarget
+from .entry import push_dataset, push_with_options
 from .files import (
     MANAGED_PREFIXES,
     SKIP_PATTERNS,
@@ -40,7 +42,6 @@ from .files import (
     sha256_file,
 )
 from .target import (
-    PROVENANCE_PATH,
     Visibility,
     cache_snapshot,
     check_push_target,
