@@ -183,12 +183,6 @@ write_language(sys.argv[1], synthetic_annotations(sys.argv[1]), in_place=True)
 
 
 def test_a_root_killed_mid_swap_is_neither_pushed_nor_read(local_hub: LocalHub, tmp_path: Path, cli) -> None:
-    from lerobot_keyframes.language import (
-        PendingWriteError,
-        check_no_pending_write,
-        recover_interrupted_write,
-    )
-
     victim = _separate_videos(tmp_path / "victim")  # two data shards: the kill leaves one new, one old
     proc = h.run_cli([sys.executable, "-c", WRITE, str(victim)], LEROBOT_KEYFRAMES_CRASH_AT="journal.swap:1")
     assert proc.returncode != 0
@@ -199,6 +193,12 @@ def test_a_root_killed_mid_swap_is_neither_pushed_nor_read(local_hub: LocalHub, 
     line = one_error_line(err)
     assert str(victim) in line and "interrupted" in line and "recover_interrupted_write" in line
     assert not local_hub.has_repo("tester/half")
+    from lerobot_keyframes.language import (
+        PendingWriteError,
+        check_no_pending_write,
+        recover_interrupted_write,
+    )
+
     with pytest.raises(PendingWriteError, match="interrupted"):  # what the review reader calls
         check_no_pending_write(victim)
     assert recover_interrupted_write(victim) == "rolled_forward"
@@ -251,7 +251,6 @@ def test_keyframes_tables_pushed_hold_no_path_of_this_machine(local_hub: LocalHu
     import datasets
 
     from lerobot_keyframes.dataset import load_episodes
-    from lerobot_keyframes.hub import publishable_table
     from lerobot_keyframes.transform import KeyframeTransform
 
     rc, _, err = cli("keyframes", tiny, "--push_to_hub=true", "--new_repo_id=tester/kf", "--policy=uniform:2",
@@ -265,6 +264,8 @@ def test_keyframes_tables_pushed_hold_no_path_of_this_machine(local_hub: LocalHu
     assert files == {"videos/observation.images.front/chunk-000/file-000.mp4"}
 
     # the library way: the table itself stores root-relative files; publishable_table drops the root column
+    from lerobot_keyframes.hub import publishable_table
+
     episodes = load_episodes(tiny)
     table = KeyframeTransform.for_dataset(episodes, policy="uniform:2").map(episodes, use_cache=False)
     assert {b["file"] for m in table["messages"] for msg in m for b in msg["content"] if b["file"]} == files
@@ -330,3 +331,45 @@ def test_a_new_root_from_a_hub_source_gets_every_video_whole(local_hub: LocalHub
     for rel in videos:
         assert (out / rel).read_bytes() == (src / rel).read_bytes(), rel
     assert "videos: fetched 1 file(s) whole" in result.summary()
+
+
+@pytest.mark.parametrize("how", ["pull_request", "new_repo"])
+def test_merge_publishes_a_sharded_run_once_by_pull_request_or_new_repo(local_hub: LocalHub, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       how: str) -> None:
+    from lerobot_keyframes.annotate.merge import MergeConfig, run_merge
+    from lerobot_keyframes.hub.jobs import SHARD_ENV
+
+    src = _separate_videos(tmp_path / "src")
+    push_dataset(src, "tester/src")
+    before = _state(local_hub, "tester/src")
+    branches = []
+    for shard in (0, 1):  # each shard job stages one episode on its own branch of the work repo
+        monkeypatch.setenv(SHARD_ENV, f"{shard}/2")
+        branch = f"shards/run/{shard}"
+        run_annotation(_config(repo_id="tester/src", out=tmp_path / f"shard{shard}", only_episodes=(shard,),
+                               new_repo_id="tester/work", push_to_hub=True, push_branch=branch,
+                               push_staging_only=True), VLM, vlm=ScriptedBackend(plausible_answers))
+        branches.append(branch)
+    pr = how == "pull_request"
+    import huggingface_hub.constants as hf_constants
+
+    fresh = tmp_path / "merge-machine-cache"  # the merge runs elsewhere: no video of the source is cached there
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(fresh))
+    monkeypatch.setenv("HF_HUB_CACHE", str(fresh))
+    outcome = run_merge(MergeConfig(repo_id="tester/src", work_repo_id="tester/work", branches=tuple(branches),
+                                    out=tmp_path / "merged", create_pr=pr,
+                                    new_repo_id=None if pr else "tester/merged"))
+    push = outcome["push"]
+    assert outcome["validation"].ok
+    if pr:
+        assert push.pr_revision == "refs/pr/1" and push.video_files == 0 and outcome["notes"] == []
+        main, tags, prs = _state(local_hub, "tester/src")
+        assert (main, tags) == before[:2] and list(prs) == ["1"]
+        added = local_hub.repo("tester/src").commits[prs["1"]].added
+        assert added and not [p for p in added if p.startswith("videos/")]
+    else:
+        assert push.pr_revision is None and push.video_files == 2 and "fetched 2 file(s) whole" in outcome["notes"][0]
+        assert _state(local_hub, "tester/src") == before
+        pushed = set(iter_repo_files(local_hub, "tester/merged"))
+        assert {p.relative_to(src).as_posix() for p in (src / "videos").rglob("*.mp4")} <= pushed

@@ -47,8 +47,10 @@ def run_push(config: PushConfig, *, token: str | None = None, api: HfApi | None 
     Raises:
         `HubError`: no root or target, an unreadable provenance file, or a refused or failed push.
     """
-    if config.root is None or config.new_repo_id is None:
-        raise HubError("push needs --root=<dataset root> and --new_repo_id=<user>/<name>")
+    target = config.new_repo_id or (config.repo_id if config.create_pr else None)  # a pull request: on the source
+    if config.root is None or target is None:
+        raise HubError("push needs --root=<dataset root> and --new_repo_id=<user>/<name> (or --create_pr=true and "
+                       "--repo_id=<the source>)")
     provenance = None
     if config.provenance is not None:
         try:
@@ -56,7 +58,7 @@ def run_push(config: PushConfig, *, token: str | None = None, api: HfApi | None 
         except (OSError, ValueError) as exc:
             raise HubError(f"{config.provenance}: cannot read the provenance JSON ({exc})") from None
     return push_dataset(
-        config.root, config.new_repo_id, private=config.private, source_repo_id=config.repo_id,
+        config.root, target, private=config.private, source_repo_id=config.repo_id,
         allow_source_overwrite=config.allow_source_overwrite, provenance=provenance, revision=config.branch,
         token=token, api=api, commit_message=config.commit_message, tag=config.tag and config.branch == "main",
         source_revision=config.revision, allow_row_loss=config.allow_row_loss, create_pr=config.create_pr,
