@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..dataset.source import is_local
+from ..transform import extract_keyframes
 from ..transform.messages import root_relative
 from ..utils.public import is_local_path, local_paths_in
 from ._api import get_api
@@ -110,8 +111,6 @@ def run_keyframes(config: KeyframesConfig, *, token: str | None = None, api: HfA
     """`lerobot-keyframes keyframes`: `transform.extract_keyframes`, and with `push_to_hub` the guarded push.
 
     The Hub target is checked before the first frame is decoded."""
-    from ..transform import extract_keyframes
-
     target = config.push_to_hub
     if target:
         check_table_push(get_api(api, token), target, source=config.source, private=config.private, token=token)
