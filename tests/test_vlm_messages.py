@@ -40,7 +40,7 @@ def conversation() -> list[dict]:
                 {
                     "type": "image",
                     "image": img((250, 0, 0)),
-                    "source": {"file": "videos/a.mp4", "pts": 1.5, "camera": "front"},
+                    "source": {"file": "/data/ds/videos/a.mp4", "pts": 1.5, "camera": "front"},
                 },
                 {"type": "image", "image": img((0, 0, 0), mode="L")},
                 {
@@ -78,12 +78,17 @@ def test_vllm_dialect_uses_pil_blocks_with_stable_uuids() -> None:
 
 
 def test_image_uuid_from_provenance_or_pixels() -> None:
-    src = {"file": "videos/a.mp4", "pts": 1.5, "camera": "front"}
+    src = {"file": "/data/ds/videos/a.mp4", "pts": 1.5, "camera": "front"}
     a = image_uuid({"image": img((1, 2, 3)), "source": src})
     assert a == image_uuid({"image": img((1, 2, 3)), "source": dict(src)})
     assert a != image_uuid({"image": img((1, 2, 3)), "source": {**src, "pts": 1.6}})
     assert a != image_uuid({"image": img((1, 2, 3), (80, 60)), "source": src})  # resized frame: new id
-    assert a != image_uuid({"image": img((1, 2, 3)), "source": {**src, "file": "videos/b.mp4"}})
+    assert a != image_uuid({"image": img((1, 2, 3)), "source": {**src, "file": "/data/ds/videos/b.mp4"}})
+    # a file relative to an unknown root (a keyframes table from the Hub) could be any dataset's: pixels decide
+    relative = {**src, "file": "videos/a.mp4"}
+    assert image_uuid({"image": img((1, 2, 3)), "source": relative}).startswith("px-")
+    assert image_uuid({"image": img((1, 2, 3)), "source": relative}) != image_uuid(
+        {"image": img((1, 2, 4)), "source": relative})
     assert image_uuid({"image": img((5, 5, 5))}) == image_uuid({"image": img((5, 5, 5))})
     assert image_uuid({"image": img((5, 5, 5))}) != image_uuid({"image": img((5, 5, 6))})
 

@@ -154,6 +154,10 @@ class AnnotateConfig:
     push_commit_message: str | None = None  # commit message of the push (unset: a generated one)
     private: bool | None = None  # None: private unless the source is known public (never public by accident)
     allow_source_overwrite: bool = False  # without --new_repo_id, let --push_to_hub push back to --repo_id
+    # --push_to_hub=true --create_pr=true: a pull request on --repo_id (else --new_repo_id) with the data parquet and
+    # meta/ only, no video; the owner merges it and moves the v3.0 tag
+    create_pr: bool = False  # publish as a pull request on the source repo instead of pushing a dataset
+    allow_row_loss: bool = False  # push even if an episode of the target repo loses language rows there
     push_branch: str | None = None  # shard jobs: push staging to this branch of --new_repo_id ...
     push_staging_only: bool = False  # ... and write no dataset (`lerobot-keyframes merge` writes it once)
     staging_dir: Path | None = None  # where finished modules are staged per episode; default: <out>.staging
@@ -184,8 +188,17 @@ class AnnotateConfig:
         if self.root is None and self.repo_id is None:
             raise ValueError("set --root (a local dataset) or --repo_id (a Hub dataset)")
         check_options(self)
-        if self.push_to_hub and not (self.new_repo_id or (self.repo_id and self.allow_source_overwrite)):
-            raise ValueError("--push_to_hub=true needs --new_repo_id=<user/name> (or --allow_source_overwrite=true)")
+        if self.create_pr and not self.push_to_hub:
+            raise ValueError("--create_pr=true needs --push_to_hub=true")
+        if self.create_pr and not (self.repo_id or self.new_repo_id):
+            raise ValueError("--create_pr=true opens a pull request on --repo_id (the Hub source) or --new_repo_id")
+        if self.create_pr and self.push_staging_only:
+            raise ValueError("--create_pr=true is for the run that publishes; a shard job (--push_staging_only) "
+                             "pushes staging, and `merge --create_pr=true` opens the pull request")
+        if self.push_to_hub and not (self.new_repo_id or (self.repo_id and (self.allow_source_overwrite
+                                                                            or self.create_pr))):
+            raise ValueError("--push_to_hub=true needs --new_repo_id=<user/name> (or --create_pr=true for a pull "
+                             "request on --repo_id, or --allow_source_overwrite=true)")
         if self.push_staging_only and not (self.push_to_hub and self.push_branch):
             raise ValueError("--push_staging_only=true needs --push_to_hub=true and --push_branch=<branch>")
         if self.frame_cache_mb < 0:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from .config import AnnotateConfig
 from .pipeline import assemble_rows
+from .publish import complete_videos
 from .staging import Staging
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ class MergeConfig:
     branches: tuple[str, ...] = ()  # shard branches (else from the run file)
     out: Path = Path("merged")  # where the merged dataset is written (its shard downloads go next to it, in <out>.shards)
     push_to_hub: bool = True  # push the merged dataset to --new_repo_id in one commit (then the shard branches are deleted)
+    create_pr: bool = False  # instead: a pull request on the source (--repo_id) with data + meta only, no video
+    allow_row_loss: bool = False  # push even if an episode of the target loses language rows there
     private: bool | None = None  # unset: private unless the source is known public
     require_complete: bool = True  # refuse to merge while a shard is missing or unfinished
     skip_validation: bool = False  # write despite validation errors, except structural ones
@@ -104,6 +107,8 @@ def run_merge(config: MergeConfig, *, api: HfApi | None = None, token: str | Non
     shards = [ShardSource(branch=b) for b in config.branches] or (shard_sources(run) if run else [])
     if not (source_repo and work_repo and shards):
         raise ValueError("merge needs --run_file, or --repo_id, --new_repo_id (or --work_repo_id) and --branches")
+    if config.create_pr:
+        target = config.new_repo_id or source_repo  # a pull request on the source, unless told otherwise
     if config.push_to_hub and not target:
         raise ValueError("merge --push_to_hub=true needs --new_repo_id (the final dataset)")
     source = resolve_source(source_repo)
@@ -112,22 +117,28 @@ def run_merge(config: MergeConfig, *, api: HfApi | None = None, token: str | Non
 
     check_output_separate(source.root, out)  # before any shard is downloaded
     annotate_config = AnnotateConfig(repo_id=source_repo, out=out, skip_validation=config.skip_validation)
+    notes: list[str] = []
     provenance = {"package": "lerobot_keyframes", "package_version": __version__, "merged_shards": len(shards),
                   "run_id": run.run_id if run else None, "source": source_repo,
                   "source_repo_id": source_repo, "source_revision": source.revision}
 
     def write(staging_dir: Path, episodes: list[int]) -> ValidationReport:
         provenance["episodes"] = len(episodes)
+        if not (config.push_to_hub and config.create_pr):  # a new root: every video, whole (a pull request: none)
+            notes.extend(complete_videos(source))
         return write_from_staging(source.root, out, staging_dir, episodes, annotate_config, provenance)
 
     merged = merge_shards(work_repo, shards, write=write, work_dir=out.with_name(out.name + ".shards"),
                           token=token, api=api, require_complete=config.require_complete)
     report = merged.written
-    outcome: dict[str, Any] = {"out": str(out), "episodes": merged.collected.episodes, "validation": report}
+    outcome: dict[str, Any] = {"out": str(out), "episodes": merged.collected.episodes, "validation": report,
+                               "notes": notes}
     if config.push_to_hub and report.ok:
         provenance["validator"] = report.summary()
         outcome["push"] = push_dataset(out, target, private=config.private, source_repo_id=source_repo,
-                                       provenance=provenance, source_revision=source.revision, token=token, api=api)
+                                       provenance=provenance, source_revision=source.revision, token=token, api=api,
+                                       annotated=merged.collected.episodes, allow_row_loss=config.allow_row_loss,
+                                       create_pr=config.create_pr)
         from ..hub.merge import delete_shard_branches
 
         # pushed once: the shard branches have served their purpose

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..dataset.layout import INFO_PATH
+from ..language.provenance import PROVENANCE_PATH, provenance_text, public_provenance, public_source_identity
 from .config import AnnotateConfig
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PROVENANCE_PATH = "meta/annotation_provenance.json"
 SPEECH = "speech"  # the style-less speech atom, as counted in summaries
 # The styles each module writes (and so replaces when it runs again). `interjections` also owns the plan
 # rows at its interjection times (see `keep_existing_rows`).
@@ -86,9 +86,9 @@ def check_output_source(out_root: Path, config: AnnotateConfig) -> None:
     except (OSError, ValueError, AttributeError):
         return
     current = source_identity(config)
-    if recorded and recorded != current:
+    if isinstance(recorded, str) and recorded and public_source_identity(recorded) != public_source_identity(current):
         raise FileExistsError(
-            f"{out_root} is the annotated copy of another source ({recorded.split(':', 1)[-1]}), not of "
+            f"{out_root} is the annotated copy of another source ({public_source_identity(recorded)}), not of "
             f"{current.split(':', 1)[-1]}; choose another --out (nothing was changed)"
         )
 
@@ -201,6 +201,8 @@ def write_run(
     per_episode, counts = keep_existing_rows(base, staged, config)
     record = merged_provenance(base, provenance, counts, failures, per_episode)
     record["source_identity"] = source_identity(config)
+    # what is written may be published as it is: no path of this machine (the source by `repo@rev` or a hash)
+    record = public_provenance(record, roots=[source_root, out_root])
     report = validate_and_write(source_root, out_root, per_episode, config, record, failures)
     return report, counts, record
 
@@ -232,7 +234,7 @@ def validate_and_write(
         "validator_config": ValidatorConfig(single_camera_vqa_per_frame=config.vqa.rotate_cameras,
                                             vqa_on_image_cameras=config.vqa.image_cameras),
     }
-    extra = {PROVENANCE_PATH: json.dumps(provenance, indent=2, sort_keys=True)}
+    extra = {PROVENANCE_PATH: provenance_text(provenance)}
     try:
         if config.in_place:
             result = write_language(source_root, annotations, in_place=True, extra_files=extra, **options)

@@ -209,7 +209,10 @@ def finish_run(run: PreparedRun, config: AnnotateConfig, vlm_config: VlmConfig, 
     result.provenance.update(source_repo_id=run.source.repo_id, source_revision=run.source.revision)
     if not config.push_staging_only:  # a shard job leaves writing to `merge`
         from .output import write_run
+        from .publish import complete_videos
 
+        if per_episode and not config.create_pr:  # a new root is complete: every video of a Hub source, whole
+            result.notes.extend(complete_videos(run.source))
         result.validation, counts, result.provenance = write_run(
             run.source.root, run.out_root, per_episode, config, result.provenance, result.failures)
         result.rows_kept, result.rows_replaced = dict(counts.kept), dict(counts.replaced)

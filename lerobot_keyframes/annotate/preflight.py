@@ -91,16 +91,25 @@ def _check_hub_target(config: AnnotateConfig, source: Any) -> None:
             "nothing was computed"
         )
     api = HfApi()
-    check_push_target(api, target, source_repo_id=source.repo_id or config.repo_id, private=config.private,
-                      allow_source_overwrite=config.allow_source_overwrite)
+    # a pull request overwrites nothing (its owner merges it): the source may be its target
+    check_push_target(api, target, source_repo_id=source.repo_id or config.repo_id,
+                      private=None if config.create_pr else config.private,
+                      allow_source_overwrite=config.allow_source_overwrite or config.create_pr)
     from ..hub.errors import hub_errors
 
+    exists = True
+    if config.create_pr:
+        with hub_errors("checking the pull request target", repo_id=target):
+            exists = api.repo_exists(target, repo_type="dataset")
+    if not exists:
+        raise PreflightError(f"--create_pr=true on {target}: the repo does not exist (or this token cannot see it); a "
+                             "pull request goes to an existing repo. Use --new_repo_id for a new one.")
     with hub_errors("checking the token", repo_id=target):
         me = api.whoami()
     role = ((me.get("auth") or {}).get("accessToken") or {}).get("role")
     namespaces = {me.get("name")} | {o.get("name") for o in me.get("orgs") or [] if isinstance(o, dict)}
     namespace = target.split("/", 1)[0]
-    if role == "read" or namespace not in namespaces:
+    if role == "read" or (namespace not in namespaces and not config.create_pr):  # anyone may open a pull request
         why = "it is a read-only token" if role == "read" else f"{me.get('name')!r} is not {namespace!r} nor one of its orgs"
         raise PreflightError(f"--push_to_hub=true to {target}: this token cannot write there ({why}); nothing was computed")
 

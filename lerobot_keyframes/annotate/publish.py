@@ -1,19 +1,16 @@
-"""After a run: push the annotated dataset (or, in a shard job, only its staging) to the Hub."""
+"""After a run: push the annotated dataset, or open a pull request on the source (or, in a shard job, push only its
+staging) to the Hub. The Hub side (the guard: rows, source, journal; the pull request) is `hub.push`'s."""
 
 from __future__ import annotations
 
 import logging
 import os
-from collections import Counter
-from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import AnnotateConfig
 
 if TYPE_CHECKING:
-    from huggingface_hub import HfApi
-
+    from ..dataset.source import ResolvedSource
     from ..hub import PushResult
     from .pipeline import AnnotateResult
 
@@ -21,17 +18,40 @@ logger = logging.getLogger(__name__)
 
 
 def push_target(config: AnnotateConfig) -> str:
+    """Where --push_to_hub goes: --new_repo_id, else (a pull request, or --allow_source_overwrite) --repo_id."""
     if config.new_repo_id:
         return config.new_repo_id
-    if config.repo_id and config.allow_source_overwrite:
+    if config.repo_id and (config.allow_source_overwrite or config.create_pr):
         return config.repo_id
     raise ValueError("--push_to_hub=true needs --new_repo_id=<user/name> (the source repo is left untouched; "
-                     "pass --allow_source_overwrite=true to push back to --repo_id)")
+                     "pass --create_pr=true for a pull request on --repo_id, or --allow_source_overwrite=true to "
+                     "push back to it)")
+
+
+def complete_videos(source: ResolvedSource) -> list[str]:
+    """Before a new root is written from a Hub source: fetch, whole, every video its meta/episodes references and
+    the snapshot lacks (the frames may have been read by byte range), so the new root is a complete LeRobot
+    dataset. A pull request (`--create_pr=true`) needs none. Returns the summary line (none when nothing moved)."""
+    if source.repo_id is None:
+        return []
+    from ..dataset.layout import DatasetLayout
+    from ..hub.push import referenced_files
+
+    missing = [p for p in referenced_files(DatasetLayout.open(source.root))
+               if p.startswith("videos/") and not (source.root / p).is_file()]
+    if not missing:
+        return []
+    source.fetch_files(missing)
+    size = sum((source.root / p).stat().st_size for p in missing if (source.root / p).is_file())
+    return [f"videos: fetched {len(missing)} file(s) whole ({size / 1e6:.1f} MB) from {source.repo_id}@"
+            f"{source.revision} for the new root (a pull request, --create_pr=true, moves none)"]
 
 
 def publish(config: AnnotateConfig, result: AnnotateResult, source_revision: str | None) -> PushResult | str:
-    """Push `result.output_root` (one commit of what changed, v3.0 tag, card with provenance), or in a shard job
-    (`--push_staging_only`) push the staging to `--push_branch` for `lerobot-keyframes merge`.
+    """Push `result.output_root` (one commit of what changed, v3.0 tag, card with provenance), or with --create_pr
+    open a pull request with its data and meta files, or in a shard job (`--push_staging_only`) push the staging
+    to `--push_branch` for `lerobot-keyframes merge`. The guard of `hub.push` runs first: the episodes this run
+    did not annotate (failed, or not asked) may not lose rows on the target (--allow_row_loss=true allows it).
 
     Returns the `PushResult` of the push, or in a shard job the commit of the staging push."""
     target = push_target(config)
@@ -49,86 +69,12 @@ def publish(config: AnnotateConfig, result: AnnotateResult, source_revision: str
         )
     from ..hub.push import push_dataset
 
-    annotated = set(result.episodes) - set(result.failures)
-    check_push_keeps_rows(result.output_root, target, annotated=annotated, replace_existing=config.replace_existing)
+    annotated = sorted(set(result.episodes) - set(result.failures) - set(result.skipped))
     validation = result.validation
     provenance = {**result.provenance, "validator": validation.summary() if validation is not None else "skipped"}
     return push_dataset(
         result.output_root, target, private=config.private, source_repo_id=config.repo_id,
         allow_source_overwrite=config.allow_source_overwrite, provenance=provenance, source_revision=source_revision,
-        commit_message=config.push_commit_message,
+        commit_message=config.push_commit_message, allow_row_loss=config.allow_row_loss, annotated=annotated,
+        create_pr=config.create_pr,
     )
-
-
-def shard_row_counts(path: Path) -> Counter:
-    """Language rows per episode stored in one data shard (persistent rows once per episode, every event)."""
-    import numpy as np
-    import pyarrow.parquet as pq
-
-    from ..language.schema import LANGUAGE_EVENTS, LANGUAGE_PERSISTENT
-
-    names = pq.read_schema(path).names
-    cols = [c for c in (LANGUAGE_PERSISTENT, LANGUAGE_EVENTS) if c in names]
-    counts: Counter = Counter()
-    if not cols:
-        return counts
-    table = pq.read_table(path, columns=["episode_index", *cols])
-    episodes = table["episode_index"].to_numpy()
-    for col in cols:
-        lengths = np.asarray(table[col].combine_chunks().value_lengths().fill_null(0))
-        for e in np.unique(episodes):
-            sel = lengths[episodes == e]
-            counts[int(e)] += int(sel[0]) if col == LANGUAGE_PERSISTENT and len(sel) else int(sel.sum())
-    return counts
-
-
-def local_row_counts(root: Path) -> Counter:
-    counts: Counter = Counter()
-    for path in sorted((Path(root) / "data").rglob("*.parquet")):
-        counts.update(shard_row_counts(path))
-    return counts
-
-
-def remote_row_counts(repo_id: str, *, revision: str = "main", token: str | None = None,
-                      api: HfApi | None = None) -> Counter | None:
-    """Language rows per episode in a Hub dataset repo's data shards; None when the repo does not exist."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
-
-    api = api if api is not None else HfApi(token=token)
-    try:
-        files = api.list_repo_files(repo_id, repo_type="dataset", revision=revision, token=token)
-    except (RepositoryNotFoundError, RevisionNotFoundError):
-        return None
-    counts: Counter = Counter()
-    for name in files:
-        if name.startswith("data/") and name.endswith(".parquet"):
-            path = api.hf_hub_download(repo_id, name, repo_type="dataset", revision=revision, token=token)
-            counts.update(shard_row_counts(Path(path)))
-    return counts
-
-
-def check_push_keeps_rows(root: Path, repo_id: str, *, annotated: Iterable[int] = (), replace_existing: bool = False,
-                          token: str | None = None, api: HfApi | None = None) -> None:
-    """Refuse a push that would leave an episode of `repo_id` with fewer language rows than it has there, when
-    that episode was not annotated by this run (it failed, or was not asked for), or would leave it with none.
-    `replace_existing` (--replace_existing=true) allows it."""
-    from ..hub.errors import HubError
-
-    if replace_existing:
-        return
-    remote = remote_row_counts(repo_id, token=token, api=api)
-    if not remote:
-        return
-    local = local_row_counts(root)
-    done = set(annotated)
-    losing = {e: (n, local.get(e, 0)) for e, n in sorted(remote.items())
-              if local.get(e, 0) < n and (e not in done or local.get(e, 0) == 0)}
-    if losing:
-        e, (had, would) = next(iter(losing.items()))
-        raise HubError(
-            f"refusing to push {root} to {repo_id}: {len(losing)} episode(s) would lose language rows there "
-            f"(episode {e}: {had} -> {would}; episodes {sorted(losing)[:20]}) because this run did not annotate "
-            "them (failed or not asked). Nothing was pushed. Re-run them (--only_episodes=...) or pass "
-            "--replace_existing=true to replace the repo's rows anyway."
-        )

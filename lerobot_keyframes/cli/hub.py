@@ -27,7 +27,11 @@ def _add_push(sub: argparse._SubParsersAction) -> None:
         "commit and README.md gets the dataset card with the annotation provenance. New repos are private unless "
         "--private=false and the source is public (the source: --repo_id, else the one recorded in the root's "
         "meta/annotation_provenance.json; a root with no known source is public only with --private=false). "
-        "Pushing to the source needs --allow_source_overwrite=true. Re-run an interrupted push to complete it.",
+        "Pushing to the source needs --allow_source_overwrite=true. Refused before anything is sent: a root with an "
+        "interrupted in-place write, a push that would cost an episode of the repo its language rows or drop the "
+        "language columns (--allow_row_loss=true), and a repo that may be the root's source when no source is "
+        "recorded. --create_pr=true opens a pull request with the changed data and meta files only (no video); "
+        "the owner merges it and moves the v3.0 tag. Re-run an interrupted push to complete it.",
     )
     add_dataclass_flags(p, "", PushConfig, help=PUSH_HELP)
     p.set_defaults(func=_run_push)
@@ -122,6 +126,8 @@ def _run_merge(args: argparse.Namespace) -> int:
     outcome = run_merge(dataclass_from_flags(args, "", MergeConfig))
     report = outcome["validation"]
     print(f"merged {len(outcome['episodes'])} episodes into {outcome['out']}: {report.summary()}")
+    for note in outcome.get("notes", ()):
+        print(note)
     if "push" in outcome:
         print(outcome["push"].summary())
     return 0 if report.ok else 1

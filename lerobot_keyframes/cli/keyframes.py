@@ -30,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_keyframes(args: argparse.Namespace) -> int:
-    from ..transform import KeyframesConfig, extract_keyframes
+    from ..hub.tables import run_keyframes
+    from ..transform import KeyframesConfig
 
     cameras = getattr(args, "cameras", None)
     if cameras is not None and [c.lower() for c in cameras] in (["all"], []):
@@ -44,7 +45,7 @@ def _run_keyframes(args: argparse.Namespace) -> int:
     elif push is None and args.new_repo_id:
         raise ValueError("--new_repo_id needs --push_to_hub=true")
     config = dataclass_from_flags(args, "", KeyframesConfig, source=args.source, cameras=cameras, **extra)
-    result = extract_keyframes(config)
+    result = run_keyframes(config)
     where = config.out or "(not written: pass --out)"
     print(f"{len(result)} episodes, columns {', '.join(result.column_names[-3:])} ... -> {where}")
     return 0

@@ -17,6 +17,7 @@ _EXPORTS = {  # module -> the public names it defines
     ".jobs": "JobConfig JobHandle ShardedRun plan_shards resubmit_failed_shards submit_annotation_job "
            "submit_sharded_annotation",
     ".merge": "MergeError ShardSource collect_shards merge_shards push_shard_staging",
+    ".tables": "publishable_table push_keyframes_table run_keyframes",
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())
 
@@ -34,3 +35,4 @@ if TYPE_CHECKING:  # what IDEs and type checkers see
     )
     from .merge import MergeError, ShardSource, collect_shards, merge_shards, push_shard_staging
     from .push import PushOptions, PushResult, push_dataset
+    from .tables import publishable_table, push_keyframes_table, run_keyframes

@@ -17,6 +17,8 @@ from ..utils.lazy import lazy_exports
 _EXPORTS = {  # module -> the public names it defines
     ".annotations": "EpisodeAnnotations",
     ".info": "update_info",
+    ".journal": "PendingWriteError check_no_pending_write pending_write recover_interrupted_write",
+    ".provenance": "PROVENANCE_PATH public_provenance read_provenance recorded_source",
     ".report": "Issue LanguageValidationError ValidationReport ValidatorConfig",
     ".safety": "UnsafeWriteError check_in_place_safe",
     ".schema": "EVENT_ROW_FIELDS LANGUAGE_COLUMNS LANGUAGE_EVENTS LANGUAGE_PERSISTENT LanguageRow "
@@ -36,6 +38,8 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())
 if TYPE_CHECKING:  # what IDEs and type checkers see
     from .annotations import EpisodeAnnotations
     from .info import update_info
+    from .journal import PendingWriteError, check_no_pending_write, pending_write, recover_interrupted_write
+    from .provenance import PROVENANCE_PATH, public_provenance, read_provenance, recorded_source
     from .report import Issue, LanguageValidationError, ValidationReport, ValidatorConfig
     from .safety import UnsafeWriteError, check_in_place_safe
     from .schema import (

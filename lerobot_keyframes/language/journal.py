@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from ..dataset.errors import DatasetFormatError
 from ..dataset.layout import INFO_PATH
 from ..utils.files import atomic_write_text, replace_file
 
@@ -27,6 +28,7 @@ JOURNAL_DIR = ".lerobot_keyframes/journal"  # in-place writes: new files + commi
 CRASH_ENV = "LEROBOT_KEYFRAMES_CRASH_AT"  # tests: "point" or "point:N" kills the process (SIGKILL) there
 _crash_counts: Counter[str] = Counter()
 Recovery = Literal["rolled_forward", "rolled_back"]
+JournalState = Literal["committed", "uncommitted"]
 T = TypeVar("T")
 
 
@@ -51,6 +53,44 @@ def inside(root: Path, rel: str) -> Path:
     if path.is_absolute() or ".." in path.parts or not path.parts:
         raise ValueError(f"{rel!r} is not a path inside {root}")
     return root / path
+
+
+class PendingWriteError(DatasetFormatError):
+    """The root holds the journal of an in-place write that was killed: its files may disagree until it is finished."""
+
+
+def pending_write(root: str | Path) -> JournalState | None:
+    """The state of an unfinished in-place write in `root` ("committed": part of it swapped in; "uncommitted":
+    nothing swapped in yet), or None when there is none. Reads only; `recover_interrupted_write` finishes it."""
+    journal = Path(root) / JOURNAL_DIR
+    if not journal.is_dir() or journal.is_symlink():
+        return None
+    try:
+        record = json.loads((journal / "journal.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = None
+    return "committed" if isinstance(record, dict) and record.get("state") == "committed" else "uncommitted"
+
+
+def check_no_pending_write(root: str | Path, *, action: str = "read") -> None:
+    """Refuse to use a root whose in-place write was killed midway (the readers and every Hub writer call this).
+
+    A committed journal means some files are new and some old (e.g. data shards with the language columns and a
+    meta/info.json without them); an uncommitted one leaves files beside the dataset that a reader could mistake.
+
+    Raises:
+        `PendingWriteError`: one line naming the root, what is unfinished and how to finish it.
+    """
+    state = pending_write(root)
+    if state is None:
+        return
+    what = ("it was committed but not every file was swapped in, so its data shards and meta/info.json may "
+            "disagree" if state == "committed" else "it stopped before its commit; the dataset is as before it")
+    raise PendingWriteError(
+        f"{root}: an in-place write was interrupted ({JOURNAL_DIR}/ remains: {what}); refusing to {action} it. "
+        "Re-run the command that was writing there (it finishes or undoes the write first), or call "
+        f"lerobot_keyframes.language.recover_interrupted_write({str(root)!r})"
+    )
 
 
 def recover_interrupted_write(root: str | Path) -> Recovery | None:

@@ -5,7 +5,7 @@ messages, frame-level grouping, and the keyframes job behind `lerobot-keyframes 
 - `columns`: the per-camera column names and the typed block struct of `messages`;
 - `messages`: prompt templates, and `materialize_messages` (stored blocks back to real Qwen-VL blocks);
 - `rows`: batches as Python values, `group_by_episode` for frame-level datasets;
-- `job`: `KeyframesConfig` / `extract_keyframes` (load, map, write atomically, push).
+- `job`: `KeyframesConfig` / `extract_keyframes` (load, map, write atomically; `hub.run_keyframes` pushes).
 """
 
 from __future__ import annotations

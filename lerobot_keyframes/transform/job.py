@@ -72,8 +72,8 @@ def extract_keyframes(config: KeyframesConfig) -> Dataset:
 
     With `out`, the result is written atomically: `format="parquet"` as `out/data/train-*.parquet`
     shards (the Hub layout, features in the schema metadata), `format="arrow"` with `save_to_disk`;
-    `out/keyframes_config.json` records the configuration. `push_to_hub` pushes with `datasets`
-    (private unless `private=False`).
+    `out/keyframes_config.json` records the configuration. `push_to_hub` is `hub.run_keyframes`'s: it guards
+    the target before this runs, then pushes the table without local paths (private unless `private=False`).
     """
     from ..dataset import load_episodes
     from ..dataset.episodes import require_episodes
@@ -83,9 +83,9 @@ def extract_keyframes(config: KeyframesConfig) -> Dataset:
     out = Path(config.out).expanduser().absolute() if config.out else None
     if out is not None and is_local(config.source):  # before anything is read, decoded or replaced
         check_output_separate(config.source, out)
-    if config.push_to_hub and config.push_to_hub == config.source:
-        raise ValueError(f"--push_to_hub {config.push_to_hub} is the source dataset; push the keyframes table to "
-                         "a new repo (it would replace the source's files)")
+    if config.push_to_hub:  # the Hub target is guarded before any frame is decoded: the hub layer pushes
+        raise ValueError("extract_keyframes does not push; lerobot_keyframes.hub.run_keyframes(config) checks the "
+                         "target, extracts, then pushes the table without local paths")
     if out is not None and out.exists() and any(out.iterdir()) and not config.overwrite:
         raise FileExistsError(f"{out} already exists and is not empty; pass overwrite=True (CLI: --overwrite)")
     episodes = load_episodes(config.source, revision=config.revision, episodes=config.episodes,
@@ -101,10 +101,6 @@ def extract_keyframes(config: KeyframesConfig) -> Dataset:
                            cache_dir=config.cache_dir, use_cache=config.use_cache)
     if out is not None:
         _write(result, out, config, transform)
-    if config.push_to_hub:
-        logger.info("pushing %d episodes to %s (private=%s)", len(result), config.push_to_hub, config.private)
-        local = [c for c in ("root",) if c in result.column_names]  # machine-local paths stay here
-        result.remove_columns(local).push_to_hub(config.push_to_hub, private=config.private)
     return result
 
 

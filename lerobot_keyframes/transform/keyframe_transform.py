@@ -10,7 +10,8 @@ exactly as in the dataset, e.g. `observation.images.front`):
   blocks *reference* the keyframe columns instead of holding pixels. A block is one typed struct
   (`columns.BLOCK_FIELDS`; unused fields null): `{"type": "text", "text"}`, or `{"type": "image"|"video",
   "kind": "frame"|"video"|"contact_sheet", "column": "keyframes.<cam>", "indices": [...], "timestamps":
-  [...] (float32, exact), "pts", "camera", "file", "episode_index", ...}`. A typed struct rather than
+  [...] (float32, exact), "pts", "camera", "file" (relative to the row's `root`: a table holds no path of this
+  machine), "episode_index", ...}`. A typed struct rather than
   `datasets.Json` keeps the times exact (Json round-trips floats through ujson with 10 digits) and
   the schema identical in every shard. `materialize_messages(row)` returns real Qwen-VL blocks
   (`{"type": "image", "image": PIL, "source": {...}}`, video blocks with their temporal metadata,
@@ -41,7 +42,15 @@ from ..frames.policies import KeyframePolicy, parse_policy
 from ..utils.fork import torch_fork_guard
 from ..utils.state import PicklesAsConfig
 from .columns import keyframe_column, messages_feature, timestamp_column
-from .messages import DEFAULT_LABEL, DEFAULT_PROMPT, PROMPT_FIELDS, VISUALS, Visual, check_template
+from .messages import (
+    DEFAULT_LABEL,
+    DEFAULT_PROMPT,
+    PROMPT_FIELDS,
+    VISUALS,
+    Visual,
+    check_template,
+    root_relative,
+)
 from .rows import grouped_episode, to_python
 
 if TYPE_CHECKING:
@@ -313,7 +322,7 @@ class KeyframeTransform(PicklesAsConfig):
             return []
         blocks: list[dict[str, Any]] = []
         for cam, frames in per_camera:
-            common = {"column": keyframe_column(cam), "camera": cam, "file": frames.file,
+            common = {"column": keyframe_column(cam), "camera": cam, "file": root_relative(frames.file, episode.root),
                       "episode_index": episode.episode_index}
             pts = [float(p) for p in frames.pts]
             if self.visual == "images":

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import os
 import string
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -61,6 +62,7 @@ def materialize_messages(row: Mapping[str, Any], messages: Sequence[Mapping[str,
     hold PIL images (as `datasets` decodes them) or `{"bytes", "path"}` dicts (raw batches).
     """
     stored = row["messages"] if messages is None else messages
+    root = row.get("root") if isinstance(row.get("root"), str) else None  # absent from a pushed table
     cache: dict[tuple[str, int], Image.Image] = {}
 
     def image(column: str, index: int) -> Image.Image:
@@ -78,12 +80,31 @@ def materialize_messages(row: Mapping[str, Any], messages: Sequence[Mapping[str,
         if isinstance(content, str):
             out.append({"role": message["role"], "content": content})
         else:
-            out.append({"role": message["role"], "content": [_materialize_block(b, image) for b in content]})
+            out.append({"role": message["role"], "content": [_materialize_block(b, image, root) for b in content]})
     return out
 
 
-def _materialize_block(block: Mapping[str, Any], image: Callable[[str, int], Image.Image]) -> dict[str, Any]:
-    """One stored block as a real Qwen-VL block (frames read through `image(column, index)`)."""
+def root_relative(file: str | None, root: str | os.PathLike[str] | None) -> str | None:
+    """A stored block's `file`: relative to the dataset root (posix), so a table holds no path of this machine;
+    a file outside the root (never from a dataset) keeps only its name."""
+    if file is None:
+        return None
+    if root is not None:
+        try:
+            return os.path.relpath(file, root).replace(os.sep, "/") if _inside(file, root) else os.path.basename(file)
+        except ValueError:  # another drive
+            return os.path.basename(file)
+    return file if not os.path.isabs(file) else os.path.basename(file)
+
+
+def _inside(file: str, root: str | os.PathLike[str]) -> bool:
+    file, root = os.path.abspath(file), os.path.abspath(root)
+    return os.path.commonpath([file, root]) == root
+
+
+def _materialize_block(block: Mapping[str, Any], image: Callable[[str, int], Image.Image],
+                       root: str | None = None) -> dict[str, Any]:
+    """One stored block as a real Qwen-VL block (frames read through `image(column, index)`; `file` under `root`)."""
     from ..frames.blocks import contact_sheets
 
     kind, btype = block.get("kind"), block.get("type")
@@ -91,7 +112,10 @@ def _materialize_block(block: Mapping[str, Any], image: Callable[[str, int], Ima
         return {"type": "text", "text": block["text"]}
     frames = [image(block["column"], int(i)) for i in block["indices"]]
     times = [float(t) for t in block["timestamps"]]
-    source = {"file": block.get("file"), "camera": block.get("camera"), "episode_index": block.get("episode_index")}
+    file = block.get("file")
+    if file is not None and root is not None and not os.path.isabs(file):
+        file = os.path.join(root, file)  # the stored path is relative to the dataset root
+    source = {"file": file, "camera": block.get("camera"), "episode_index": block.get("episode_index")}
     if kind == "frame":
         return {"type": "image", "image": frames[0],
                 "source": {**source, "pts": block["pts"][0], "timestamp": times[0]}}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +90,10 @@ def image_uuid(block: Mapping[str, Any]) -> str:
     """
     image = block["image"]
     source = block.get("source")
-    if isinstance(source, Mapping) and source.get("file") is not None and source.get("pts") is not None:
+    # only an absolute file names one video: a relative one (a keyframes table without its root) could be any
+    # dataset's, and equal ids must mean equal pixels
+    if (isinstance(source, Mapping) and source.get("file") is not None and source.get("pts") is not None
+            and os.path.isabs(str(source["file"]))):
         key = "|".join(
             [
                 "src",

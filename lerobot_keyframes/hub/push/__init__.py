@@ -20,14 +20,25 @@
 - README.md is the dataset card (see card.py), merged with the existing card, written into the root first
   so the root and the repo stay identical.
 
+- before anything is created or sent, the guard (`guard.py`, also run by `keyframes --push_to_hub`) refuses a root
+  with an interrupted in-place write, a push that would cost an episode of the target its language rows or the
+  target its language columns (unless `allow_row_loss`), and, when no Hub source is recorded, a target that may be
+  the root's source (a dataset this package did not publish from the same source);
+- the root's provenance is made public first (no path of this machine), in the root and in the repo alike;
+- `create_pr=True` opens a pull request with only the changed data and meta files (and the card) instead, made from
+  the annotated source commit: no video is sent, no tag moves (`pull_request.py`).
+
 Modules: `target` (the source, its visibility, the target's rules), `files` (what is uploaded and whether it
-changed), `remote` (the Hub calls), `dataset` (`push_dataset` and its steps), `config` (the CLI's `PushConfig`).
+changed), `remote` (the Hub calls), `guard` (the checks every writer runs), `dataset` (the steps and their
+records), `pull_request`, `entry` (`push_dataset`: the steps in order), `config` (the CLI's `PushConfig`).
 """
 
 from __future__ import annotations
 
+from ...language.provenance import PROVENANCE_PATH
 from .config import PushConfig, run_push
-from .dataset import CommitPlan, PushOptions, PushResult, PushTarget, push_dataset, push_with_options
+from .dataset import CommitPlan, PushOptions, PushResult, PushTarget
+from .entry import push_dataset, push_with_options
 from .files import (
     MANAGED_PREFIXES,
     SKIP_PATTERNS,
@@ -40,7 +51,6 @@ from .files import (
     sha256_file,
 )
 from .target import (
-    PROVENANCE_PATH,
     Visibility,
     cache_snapshot,
     check_push_target,

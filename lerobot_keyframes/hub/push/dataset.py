@@ -1,4 +1,5 @@
-"""`push_dataset`: resolve the target, check it, write the card, plan the files, commit once, move the tag."""
+"""The steps of a push and their records: resolve the target, check it, write the card, plan the files, commit once
+(`entry.push_dataset` runs them in order, with the guard; `pull_request.py` is the other way out)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...language.provenance import (
+    PROVENANCE_PATH,
+    ProvenanceError,
+    provenance_text,
+    public_provenance,
+    read_provenance,
+)
 from ...utils.files import atomic_write_text
-from .._api import REPO_TYPE, get_api
+from .._api import REPO_TYPE
 from ..card import build_card, card_text
 from ..errors import HubError, hub_errors
 from ..jobs.config import RUN_ID_ENV  # set inside an HF Job; recorded in the card
 from .files import MANAGED_PREFIXES, bytes_match_remote, file_matches_remote, local_files, referenced_files
-from .remote import branch_head, download_text, ensure_repo, fetch_missing, list_remote, retag
+from .guard import check_root
+from .remote import download_text, fetch_missing
 from .target import cache_snapshot, check_push_target, source_from_provenance
 
 if TYPE_CHECKING:
@@ -43,6 +52,9 @@ class PushOptions:
     source_revision: str | None = None  # the source revision to fetch missing files from
     fetch_missing: bool = True  # download files meta/episodes references but the root lacks
     write_card: bool = True  # write README.md (the dataset card)
+    allow_row_loss: bool = False  # push even if an episode of the target loses language rows (or the columns go)
+    annotated: tuple[int, ...] | None = None  # episodes the run annotated (None: unknown, a standalone push)
+    create_pr: bool = False  # open a pull request with the changed data and meta files (no video) instead
 
 
 @dataclass(frozen=True)
@@ -62,16 +74,39 @@ class PushResult:
     tag: str | None = None
     commit_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    uploaded_bytes: int = 0  # bytes of the files sent (an LFS object the Hub already had still counts)
+    video_files: int = 0  # how many of them are videos
+    pr_url: str | None = None  # a pull request: its page ...
+    pr_revision: str | None = None  # ... and its ref (`refs/pr/N`), readable as a revision
+    base_commit: str | None = None  # a pull request: the commit it was made from
+    version_tag: str | None = None  # the codebase-version tag the owner moves after merging a pull request
 
     @property
     def changed(self) -> bool:
         return bool(self.uploaded or self.deleted)
 
     def summary(self) -> str:
+        moved = f"{_size(self.uploaded_bytes)} sent, {self.video_files} video file(s)"
+        if self.pr_revision is not None:
+            return (f"{self.repo_id}: pull request {self.pr_revision} from {(self.base_commit or '?')[:10]}; "
+                    f"{len(self.uploaded)} file(s) (data and meta only), {moved}. Nothing changes on "
+                    f"{self.revision} until the owner merges it on the Hub"
+                    + (f" and moves tag {self.version_tag} to the merge commit" if self.version_tag else "")
+                    + f"\n{self.pr_url}")
+        if self.extra.get("no_change_to_propose"):
+            return f"{self.repo_id}: nothing to propose, the root's data and meta equal {self.revision}'s\n{self.url}"
         what = ("first push" if self.first_push else "update") if self.changed else "no file changed"
         tag = f", tag {self.tag} -> {self.commit_oid[:10]}" if self.tag else ""
-        return (f"{self.repo_id}@{self.revision}: {what}; {len(self.uploaded)} uploaded, {len(self.deleted)} deleted, "
-                f"{self.unchanged} unchanged; commit {self.commit_oid[:10]}{tag}\n{self.url}")
+        return (f"{self.repo_id}@{self.revision}: {what}; {len(self.uploaded)} uploaded ({moved}), "
+                f"{len(self.deleted)} deleted, {self.unchanged} unchanged; commit {self.commit_oid[:10]}{tag}\n{self.url}")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
 
 
 @dataclass(frozen=True)
@@ -84,6 +119,7 @@ class PushTarget:
     options: PushOptions
     snapshot: tuple[str, str] | None  # (repo, commit) when the root is a download-cache snapshot (never written)
     token: str | None
+    provenance: bytes | None = None  # the root's provenance made public, when that changes it
 
     @property
     def tag(self) -> bool:
@@ -104,10 +140,20 @@ class CommitPlan:
     deleted: tuple[str, ...]
     unchanged: int
     message: str
+    blobs: dict[str, bytes] = field(default_factory=dict)  # other files sent from memory (a snapshot's provenance)
 
     @property
     def uploaded(self) -> tuple[str, ...]:
-        return tuple(sorted([*self.adds, *([CARD_PATH] if self.card is not None else [])]))
+        return tuple(sorted([*self.adds, *self.blobs, *([CARD_PATH] if self.card is not None else [])]))
+
+    @property
+    def uploaded_bytes(self) -> int:
+        return (sum(p.stat().st_size for p in self.adds.values()) + len(self.card or b"")
+                + sum(len(b) for b in self.blobs.values()))
+
+    @property
+    def video_files(self) -> int:
+        return sum(1 for rel in self.adds if rel.startswith("videos/"))
 
 
 def resolve_target(root: str | Path, repo_id: str, options: PushOptions, token: str | None) -> PushTarget:
@@ -115,6 +161,7 @@ def resolve_target(root: str | Path, repo_id: str, options: PushOptions, token: 
     from ...dataset.layout import DatasetLayout
 
     root = Path(root).expanduser().resolve()
+    check_root(root)  # an interrupted in-place write: refused before the root is read
     layout = DatasetLayout.open(root)
     snapshot = cache_snapshot(root)
     recorded_repo, recorded_revision = source_from_provenance(root)
@@ -124,7 +171,28 @@ def resolve_target(root: str | Path, repo_id: str, options: PushOptions, token: 
     if source is None and recorded_repo is not None:  # an annotated output names its source itself
         source, source_revision = recorded_repo, source_revision or recorded_revision
     options = dataclasses.replace(options, source_repo_id=source, source_revision=source_revision)
-    return PushTarget(root, layout, repo_id, options, snapshot, token)
+    return PushTarget(root, layout, repo_id, options, snapshot, token, publish_provenance(root))
+
+
+def publish_provenance(root: Path) -> bytes | None:
+    """The root's provenance as it may be published (a Hub source as `user/name@revision`, a local one by its
+    hash, no path of this machine), when that differs from the file; None when it has none or it is public."""
+    try:
+        record = read_provenance(root)
+    except ProvenanceError as exc:
+        raise HubError(f"{exc}; it names the source this push must not overwrite") from None
+    if record is None:
+        return None
+    text = provenance_text(public_provenance(record, roots=[root]))
+    return None if text == (root / PROVENANCE_PATH).read_text(encoding="utf-8") else text.encode("utf-8")
+
+
+def write_public_provenance(target: PushTarget) -> None:
+    """Once the push is allowed: the public provenance replaces the root's (atomically), so the root and the repo
+    stay identical; a cache-snapshot root is never written (its public provenance goes up from memory)."""
+    if target.provenance is not None and target.snapshot is None:
+        logger.info("%s: local paths taken out of the provenance before the push", target.root / PROVENANCE_PATH)
+        atomic_write_text(target.root / PROVENANCE_PATH, target.provenance.decode("utf-8"))
 
 
 def card_provenance(target: PushTarget) -> dict[str, Any] | None:
@@ -132,7 +200,7 @@ def card_provenance(target: PushTarget) -> dict[str, Any] | None:
     options = target.options
     if options.provenance is None:
         return None
-    provenance = dict(options.provenance)
+    provenance = public_provenance(options.provenance, roots=[target.root])
     if target.copies_source:
         provenance.setdefault("source_repo_id", options.source_repo_id)
         if options.source_revision is not None:
@@ -195,18 +263,23 @@ def plan_files(target: PushTarget, remote: Mapping[str, RepoFile], card: bytes |
     on the remote under data/, meta/ or videos/ and no longer in the root.
     """
     files = local_files(target.root)
+    blobs = {}
     if card is not None:
         files.pop(CARD_PATH, None)
-        if bytes_match_remote(card, remote.get(CARD_PATH)):
-            card = None
+        if not bytes_match_remote(card, remote.get(CARD_PATH)):
+            blobs[CARD_PATH] = card
+    if target.provenance is not None and target.snapshot is not None:  # a snapshot's provenance, made public
+        files.pop(PROVENANCE_PATH, None)
+        if not bytes_match_remote(target.provenance, remote.get(PROVENANCE_PATH)):
+            blobs[PROVENANCE_PATH] = target.provenance
     first_push = not any(p.startswith(MANAGED_PREFIXES) for p in remote)
     message = target.options.commit_message or ("Upload LeRobot dataset" if first_push else "Update LeRobot dataset")
     if first_push:
-        return CommitPlan(True, files, card, (), 0, message)
+        return CommitPlan(True, files, blobs.pop(CARD_PATH, None), (), 0, message, blobs)
     changed = {rel: path for rel, path in files.items()
                if rel not in remote or not file_matches_remote(path, remote[rel])}
-    stale = tuple(sorted(p for p in remote if p.startswith(MANAGED_PREFIXES) and p not in files))
-    return CommitPlan(False, changed, card, stale, len(files) - len(changed), message)
+    stale = tuple(sorted(p for p in remote if p.startswith(MANAGED_PREFIXES) and p not in files and p not in blobs))
+    return CommitPlan(False, changed, blobs.pop(CARD_PATH, None), stale, len(files) - len(changed), message, blobs)
 
 
 def commit(api: HfApi, target: PushTarget, plan: CommitPlan, head_sha: str) -> tuple[str, str | None]:
@@ -222,6 +295,7 @@ def commit(api: HfApi, target: PushTarget, plan: CommitPlan, head_sha: str) -> t
         logger.info("%s@%s is up to date (%d files)", repo_id, revision, plan.unchanged)
         return head_sha, None
     adds = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(path)) for rel, path in sorted(plan.adds.items())]
+    adds += [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=blob) for rel, blob in sorted(plan.blobs.items())]
     card = [CommitOperationAdd(CARD_PATH, plan.card)] if plan.card is not None else []
 
     def create(operations: list[Any], message: str, parent: str) -> CommitInfo:
@@ -241,95 +315,3 @@ def commit(api: HfApi, target: PushTarget, plan: CommitPlan, head_sha: str) -> t
         with hub_errors("committing the changed files", repo_id=repo_id, revision=revision, token=token):
             info = create([*adds, *card, *deletes], plan.message, head_sha)
     return info.oid, getattr(info, "commit_url", None)
-
-
-def push_dataset(
-    root: str | Path,
-    repo_id: str,
-    *,
-    private: bool | None = None,
-    source_repo_id: str | None = None,
-    allow_source_overwrite: bool = False,
-    provenance: Mapping[str, Any] | None = None,
-    revision: str = "main",
-    token: str | None = None,
-    api: HfApi | None = None,
-    commit_message: str | None = None,
-    tag: bool | None = None,
-    source_revision: str | None = None,
-    fetch_missing: bool = True,
-    write_card: bool = True,
-) -> PushResult:
-    """Push the dataset at `root` to the dataset repo `repo_id` (the rules: see the `push` package docstring).
-
-    Args:
-        root (`str` or `Path`):
-            The LeRobot v3 dataset root.
-        repo_id (`str`):
-            The target dataset repo, `user/name`.
-        private (`bool`, *optional*):
-            A new repo's visibility (default: private; public only if the source is known public).
-        source_repo_id (`str`, *optional*):
-            The repo the root came from (default: the cache snapshot the root is, else its provenance's).
-        allow_source_overwrite (`bool`, *optional*, defaults to `False`):
-            Let `repo_id` be the source itself.
-        provenance (`Mapping`, *optional*):
-            Package version, model id and revision, backend, sampling, prompt hashes, modules, episodes,
-            rows per style, validator, date, job id, ...: the card's provenance section.
-        revision (`str`, *optional*, defaults to `"main"`):
-            The target branch (created when missing).
-        token (`str`, *optional*):
-            The Hugging Face token.
-        api (`HfApi`, *optional*):
-            The client (default: `HfApi(token=token)`).
-        commit_message (`str`, *optional*):
-            The commit message (default: a generated one).
-        tag (`bool`, *optional*):
-            Recreate the codebase-version tag on the new commit (default: on `main` only).
-        source_revision (`str`, *optional*):
-            The source revision missing files are fetched from.
-        fetch_missing (`bool`, *optional*, defaults to `True`):
-            Download files meta/episodes references but `root` lacks (a snapshot fetched without videos)
-            from the source first.
-        write_card (`bool`, *optional*, defaults to `True`):
-            Write README.md, the dataset card.
-
-    Returns:
-        `PushResult`: what was uploaded, deleted and tagged, and the commit the repo is at now.
-
-    Raises:
-        `HubError`: a refused push or a Hub failure, with a message that says what to do.
-    """
-    options = PushOptions(
-        private=private, source_repo_id=source_repo_id, allow_source_overwrite=allow_source_overwrite,
-        provenance=provenance, revision=revision, commit_message=commit_message, tag=tag,
-        source_revision=source_revision, fetch_missing=fetch_missing, write_card=write_card)
-    return push_with_options(root, repo_id, options, token=token, api=api)
-
-
-def push_with_options(root: str | Path, repo_id: str, options: PushOptions, *, token: str | None = None,
-         api: HfApi | None = None) -> PushResult:
-    """`push_dataset` with its options as one `PushOptions`: the steps, in order.
-
-    Resolve the target, check it (rules, links, missing files), create the repo and branch, write the card,
-    plan the files against the remote listing, commit once, move the tag.
-    """
-    api = get_api(api, token)
-    target = resolve_target(root, repo_id, options, token)
-    info = check_target(api, target)
-    created, is_private = ensure_repo(api, repo_id, info, private=options.private, token=token)
-    head_sha = branch_head(api, repo_id, options.revision, token=token)
-    remote = list_remote(api, repo_id, head_sha, token)
-    card = prepare_card(api, target, remote, head_sha) if options.write_card else None
-    plan = plan_files(target, remote, card)
-    commit_oid, commit_url = commit(api, target, plan, head_sha)
-    tag_name = None
-    if target.tag:
-        tag_name = target.layout.version
-        retag(api, repo_id, tag_name, commit_oid, token)
-    endpoint = getattr(api, "endpoint", None) or "https://huggingface.co"
-    return PushResult(
-        repo_id=repo_id, revision=options.revision, commit_oid=commit_oid, url=f"{endpoint}/datasets/{repo_id}",
-        private=is_private, created=created, first_push=plan.first_push, uploaded=plan.uploaded,
-        deleted=plan.deleted, unchanged=plan.unchanged, tag=tag_name, commit_url=commit_url,
-    )

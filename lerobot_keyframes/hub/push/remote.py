@@ -36,13 +36,14 @@ def ensure_repo(api: HfApi, repo_id: str, target: DatasetInfo | None, *, private
     return True, want_private if created is None else getattr(created, "private", want_private)
 
 
-def branch_head(api: HfApi, repo_id: str, branch: str, *, token: str | None) -> str:
-    """The head commit of `repo_id@branch`, creating the branch (from main) when it does not exist."""
+def branch_head(api: HfApi, repo_id: str, branch: str, *, token: str | None, start: str | None = None) -> str:
+    """The head commit of `repo_id@branch`, creating the branch (from `start`, else main) when it does not exist."""
     if branch != "main":
         with hub_errors("creating the branch", repo_id=repo_id, revision=branch, token=token):
             refs = api.list_repo_refs(repo_id, repo_type=REPO_TYPE, token=token)
             if branch not in {b.name for b in refs.branches}:
-                api.create_branch(repo_id, branch=branch, repo_type=REPO_TYPE, exist_ok=True, token=token)
+                api.create_branch(repo_id, branch=branch, revision=start, repo_type=REPO_TYPE, exist_ok=True,
+                                  token=token)
     head = repo_info(api, repo_id, revision=branch, token=token)
     if head is None or not getattr(head, "sha", None):
         raise HubError(f"{repo_id}@{branch}: the repo exists but its head commit could not be read")

@@ -7,12 +7,11 @@ not known public; an existing public repo is refused as the target of a copy of 
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from ...annotate.output import PROVENANCE_PATH  # written by annotate; names the source repo and revision
+from ...language.provenance import ProvenanceError, read_provenance, recorded_source
 from .._api import repo_info
 from ..errors import HubError
 
@@ -37,17 +36,11 @@ def cache_snapshot(root: Path) -> tuple[str, str] | None:
 
 def source_from_provenance(root: Path) -> tuple[str | None, str | None]:
     """(source repo id, revision) recorded in `meta/annotation_provenance.json` by the run that wrote `root`."""
-    path = root / PROVENANCE_PATH
-    if not path.is_file():
-        return None, None
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise HubError(f"{path}: unreadable provenance ({exc}); it names the source this push must not overwrite") from None
-    if not isinstance(record, dict):
-        return None, None
-    repo, rev = record.get("source_repo_id"), record.get("source_revision")
-    return (repo if isinstance(repo, str) else None), (rev if isinstance(rev, str) else None)
+        source = recorded_source(read_provenance(root))
+    except ProvenanceError as exc:
+        raise HubError(f"{exc}; it names the source this push must not overwrite") from None
+    return source.repo_id, source.revision
 
 
 def source_visibility(api: HfApi, source_repo_id: str | None, *, token: str | None = None) -> Visibility:

@@ -74,8 +74,11 @@ class HandlerBase(BaseHTTPRequestHandler):
     def _namespaces(self, user: str) -> set[str]:
         return {user} | {org for org, members in self.hub.orgs.items() if user in members}
 
-    def _get_repo(self, repo_type: str, repo_id: str, *, write: bool = False) -> Repo:
-        """Private repos are invisible (404) to other users; writes need a write token in the owner's namespace."""
+    def _get_repo(self, repo_type: str, repo_id: str, *, write: bool = False, contribute: bool = False) -> Repo:
+        """Private repos are invisible (404) to other users; writes need a write token in the owner's namespace.
+
+        `contribute` (opening a pull request, uploading its LFS objects): any write token that can see the repo,
+        as on the Hub, where anyone may open a pull request on a public repo."""
         with self.hub._lock:
             repo = self.hub._repos.get((repo_type, repo_id))
         visible = repo is not None and (not repo.private or (self._user is not None and repo.owner in self._namespaces(self._user)))
@@ -83,9 +86,9 @@ class HandlerBase(BaseHTTPRequestHandler):
             if self._user is None:
                 raise HubHTTPError(401, "Repository not found", "RepoNotFound")
             raise HubHTTPError(404, "Repository not found", "RepoNotFound")
-        if write:
+        if write or contribute:
             user = self._require_user()
-            if repo.owner not in self._namespaces(user):
+            if write and not contribute and repo.owner not in self._namespaces(user):
                 raise HubHTTPError(403, f"You don't have the rights to write to {repo_type}s/{repo_id}")
             if self._role != "write":
                 raise HubHTTPError(403, "This token has read-only access; a write token is required")

@@ -17,7 +17,7 @@ from .storage import Commit, FileEntry, Repo, git_blob_oid, lfs_pointer
 class UploadRoutes(HandlerBase):
     # -- uploads --------------------------------------------------------------------------------
     def _preupload(self, repo_type: str, repo_id: str, rev: str | None) -> int:
-        repo = self._get_repo(repo_type, repo_id, write=True)
+        repo = self._get_repo(repo_type, repo_id, write=True, contribute=bool(self._query.get("create_pr")))
         payload = self._json_body()
         with self.hub._lock:
             commit = repo.resolve(rev or "main")
@@ -36,7 +36,7 @@ class UploadRoutes(HandlerBase):
         return self._send_json({"files": files, "commitOid": commit.oid if commit else None})
 
     def _lfs_batch(self, repo_type: str, repo_id: str) -> int:
-        repo = self._get_repo(repo_type, repo_id, write=True)
+        repo = self._get_repo(repo_type, repo_id, contribute=True)  # the commit decides: a push or a pull request
         payload = self._json_body()
         if payload.get("operation") != "upload":
             raise HubHTTPError(400, "only the upload operation is supported")
@@ -77,12 +77,12 @@ class UploadRoutes(HandlerBase):
         return self._send_json({"success": True})
 
     def _commit_endpoint(self, repo_type: str, repo_id: str, rev: str | None) -> int:
-        repo = self._get_repo(repo_type, repo_id, write=True)
+        create_pr = bool(self._query.get("create_pr"))
+        repo = self._get_repo(repo_type, repo_id, write=True, contribute=create_pr)
         lines = [json.loads(line) for line in self._read_body().splitlines() if line.strip()]
         if not lines or lines[0].get("key") != "header":
             raise HubHTTPError(400, "the commit payload must start with a header line")
         header = lines[0]["value"]
-        create_pr = bool(self._query.get("create_pr"))
         branch = rev or "main"
         with self.hub._lock:
             head = self._commit_head(repo, branch, header.get("parentCommit"), create_pr)
@@ -113,11 +113,18 @@ class UploadRoutes(HandlerBase):
 
     @staticmethod
     def _commit_head(repo: Repo, branch: str, parent: str | None, create_pr: bool) -> Commit:
-        """The head commit of `branch`, refusing a tag or commit id and a stale `parentCommit` (412, as the Hub)."""
+        """The head commit of `branch`, refusing a tag or commit id and a stale `parentCommit` (412, as the Hub).
+
+        A pull request is made from `parentCommit` when given (any commit of the repo), else from the branch head."""
         if branch not in repo.branches:
             if repo.resolve(branch) is not None:
                 raise HubHTTPError(400, f"Cannot commit to {branch}: not a branch")
             raise HubHTTPError(404, f"Invalid rev id: {branch}", "RevisionNotFound")
+        if create_pr and parent:
+            found = [oid for oid in repo.commits if oid.startswith(parent)]
+            if len(found) != 1:
+                raise HubHTTPError(404, f"Invalid parent commit: {parent}", "RevisionNotFound")
+            return repo.commits[found[0]]
         head = repo.head(branch)
         if parent and not create_pr and not head.oid.startswith(parent):
             raise HubHTTPError(412, "A commit has happened since. Please refresh and try again.")
