@@ -38,9 +38,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, get_args
 
 import numpy as np
 
+from ..language.journal import check_no_pending_write
 from ..language.schema import LanguageRow, say_tool_call, speech_text
 from ..language.validator import EpisodeAnnotations, ValidationReport
-from .identity import annotations_digest, check_no_unfinished_write, dataset_identity
+from .identity import annotations_digest, dataset_identity
 from .model import row_ids, row_record
 
 if TYPE_CHECKING:
@@ -318,7 +319,7 @@ def apply_decisions(root: str | Path, decisions: str | Path | Mapping[str, Any],
     data = load_decisions(decisions)
     layout = DatasetLayout.open(root)
     root = layout.root
-    check_no_unfinished_write(root)
+    check_no_pending_write(root, action='apply review decisions to')
     out = Path(out).expanduser().absolute()
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")

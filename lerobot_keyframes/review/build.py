@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..language.journal import check_no_pending_write
 from ..language.validator import EpisodeAnnotations
 from ..utils.files import atomic_write_json
 from ..utils.timeline import split_evenly
 from .config import ReviewConfig, VideoMode
-from .identity import annotations_digest, check_no_unfinished_write, dataset_identity
+from .identity import annotations_digest, dataset_identity
 from .images import camera_slug, decode_episode_images, episode_dir_name, spread
 from .model import EpisodeView, episode_view
 from .render import render_episode_page, render_index, write_static
@@ -273,7 +274,7 @@ def build_review(root: str | Path, out: str | Path, *, episodes: Iterable[int] |
     source = resolve_source(root, revision=revision)
     root = source.root
     check_output_separate(root, out, what="review output")
-    check_no_unfinished_write(root)
+    check_no_pending_write(root, action='review')
     selected = sorted(set(episodes)) if episodes is not None else None
     layout = DatasetLayout.open(root)
     rows = build_episode_rows(layout, episodes=selected)

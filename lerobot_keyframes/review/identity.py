@@ -13,12 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..language.journal import JOURNAL_DIR
 from ..language.schema import LANGUAGE_COLUMNS
 from ..language.validator import EpisodeAnnotations
 from .model import row_ids, row_record
@@ -41,14 +39,3 @@ def annotations_digest(ann: EpisodeAnnotations | None, timestamps: np.ndarray) -
     h = hashlib.sha256(np.ascontiguousarray(timestamps, dtype=np.float32).tobytes())
     h.update(json.dumps(rows, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
-
-
-def check_no_unfinished_write(root: Path) -> None:
-    """Refuse a root whose in-place annotation write was interrupted: its files may be half old, half new.
-
-    The review only reads the dataset; the next `annotate` (or any write) on it finishes or undoes that write.
-    """
-    journal = Path(root) / JOURNAL_DIR
-    if journal.is_dir():
-        raise ValueError(f"{root}: an in-place write into this dataset was interrupted ({journal} is left); run the "
-                         "annotate command that wrote it again (it finishes or undoes that write first), then review")
