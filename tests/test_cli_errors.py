@@ -167,7 +167,7 @@ def test_quiet_and_verbose_levels(sample_root: Path, tmp_path: Path) -> None:
     proc = run("annotate", f"--root={sample_root}", "--vlm.reasoning_effort=high", "--vlm.model_id=nobody/x",
                env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "c")})
     lines = proc.stderr.splitlines()
-    assert lines[0] == ("WARNING lerobot_keyframes.cli: --vlm.reasoning_effort='high' is sent to OpenAI-compatible "
+    assert lines[0].split(" ", 2)[2] == ("WARNING lerobot_keyframes.cli: --vlm.reasoning_effort='high' is sent to OpenAI-compatible "
                         "servers only (lerobot-annotate's openai backend); --vlm.backend=transformers ignores it: cap "
                         "thinking with --vlm.chat_template_kwargs")
     assert sum("--vlm.reasoning_effort" in line for line in lines) == 1 and lines[-1].startswith(PREFIX)

@@ -156,12 +156,14 @@ class Annotator:
     async def annotate(self, rows: list[dict[str, Any]], rank: int | None = None) -> list[EpisodeOutcome]:
         """The outcomes of these episode rows (the async core of `__call__`, for callers with a loop)."""
         from ..frames import make_frame_provider
-        from ..progress import RunProgress
+        from ..progress import RunProgress, quiet_transformers_bars
         from .engine import MODULES
         from .keys import episodes_inputs, source_identity
         from .staging import Staging
         from .vqa import detect_family
 
+        if self.progress and self.vlm_config.backend == "transformers":
+            quiet_transformers_bars()  # one display: the run's, not also transformers' "Loading weights"
         vlm = self._vlm(rank)
         provider = self.provider
         if provider is None:
@@ -169,18 +171,20 @@ class Annotator:
                                            cache_mb=self.config.frame_cache_mb)
         root = rows[0].get("root") if rows else None  # staged work is checked against these episodes' inputs
         staging = Staging(self.staging_dir, inputs=episodes_inputs(rows, root, source_identity(self.config)))
-        progress = RunProgress([m for m in MODULES if getattr(self.config, m).enabled], len(rows),
-                               mode=None if self.progress else "off")
+        modules = [m for m in MODULES if getattr(self.config, m).enabled]
+        progress = RunProgress(modules, len(rows), mode=None if self.progress else "off")
 
-        def done(outcome: EpisodeOutcome) -> None:
-            for module in (*outcome.modules_run, *outcome.modules_reused):
-                progress.advance(module)
+        def step(episode: int, module: str) -> None:
+            progress.advance(module)
+
+        def done(outcome: EpisodeOutcome) -> None:  # a failed episode's later modules will not run
+            progress.drop(len(modules) - sum(outcome.modules_run.values()) - sum(outcome.modules_reused.values()))
 
         try:
             return await annotate_rows(rows, config=self.config, vlm=vlm, provider=provider,
                                        keys=dict(self.keys or {}), staging=staging,
                                        model_family=detect_family(self.vlm_config.model_id),
-                                       on_done=done)
+                                       on_done=done, on_step=step)
         finally:
             progress.close()
             if vlm is not None and hasattr(vlm, "aclose"):
