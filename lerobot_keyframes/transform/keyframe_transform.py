@@ -164,8 +164,9 @@ class KeyframeTransform(PicklesAsConfig):
             if (num_proc or 1) > 1:
                 raise ValueError("num_proc: an IterableDataset is mapped lazily in the reading process; map a "
                                  "Dataset for worker processes (or read the iterable with a DataLoader's workers)")
-            features = self.features(dataset.features) if dataset.features is not None else None
-            return dataset.map(self, batched=True, batch_size=batch_size, features=features)
+            lazy = dataset.map(self, batched=True, batch_size=batch_size)
+            # `cast`, not `map(features=...)`: datasets 5 then yields the Image columns still encoded
+            return lazy if dataset.features is None else lazy.cast(self.features(dataset.features))
         fingerprint = Hasher.hash([dataset._fingerprint, self.fingerprint(), batch_size])
         workers = num_proc if (num_proc or 1) > 1 else None
         kwargs: dict[str, Any] = dict(
