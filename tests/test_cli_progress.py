@@ -101,6 +101,8 @@ def test_a_log_file_gets_timed_lines_counting_module_steps(sample_root: Path, tm
     assert counts == list(range(1, 7)), counts  # every (episode, module) step as it is staged, not per episode
     assert any(int(m.group(2)) == 2 and int(m.group(4)) < 2 for m in found)  # plans counted while vqa runs
     assert "\r" not in text and "\x1b" not in text and "Loading weights" not in text
+    # INFO lines name the output root, never the temporary folder it is built in before the rename
+    assert f"into {tmp_path / 'out'}\n" in text and ".tmp-" not in text, text
     assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", line) for line in text.splitlines()), text
 
 
