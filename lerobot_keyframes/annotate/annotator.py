@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -52,11 +53,13 @@ def annotation_features() -> dict[str, Any]:
         LANGUAGE_ROWS: List({**persistent_row_feature(), "question_type": Value("string")}),
         ANNOTATION_ERROR: Value("string"),
         ANNOTATION_STATS: {**{k: Value("int64") for k in STAT_FIELDS}, "modules_run": List(Value("string")),
-                           "modules_reused": List(Value("string"))},
+                           "modules_reused": List(Value("string")), "started_at": Value("float64")},
     }
 
 
-def outcome_columns(outcome: EpisodeOutcome) -> dict[str, Any]:
+def outcome_columns(outcome: EpisodeOutcome, started_at: float | None = None) -> dict[str, Any]:
+    """The columns of one episode; `started_at` (Unix time) is when its batch call began, so the run's summary
+    can time the whole map, model load included (`write_annotations`)."""
     rows = [{**{k: row.get(k) for k in ("role", "content", "style", "timestamp", "camera", "tool_calls")},
              "question_type": row.get("question_type")} for row in outcome.rows]
     stats = {
@@ -66,6 +69,7 @@ def outcome_columns(outcome: EpisodeOutcome) -> dict[str, Any]:
         "frames_reused": outcome.frames.reused,
         "modules_run": sorted(m for m, n in outcome.modules_run.items() for _ in range(n)),
         "modules_reused": sorted(m for m, n in outcome.modules_reused.items() for _ in range(n)),
+        "started_at": started_at,
     }
     return {LANGUAGE_ROWS: rows, ANNOTATION_ERROR: outcome.error, ANNOTATION_STATS: stats}
 
@@ -146,11 +150,12 @@ class Annotator:
         from ..transform import to_python as _to_py
         from ..vlm.base import run_coroutine_sync
 
+        started_at = time.time()
         batch = {k: _to_py(v) for k, v in batch.items()}
         n = len(batch["episode_index"])
         rows = [{k: v[i] for k, v in batch.items()} for i in range(n)]
         outcomes = run_coroutine_sync(self.annotate(rows, rank))
-        columns = [outcome_columns(o) for o in outcomes]
+        columns = [outcome_columns(o, started_at) for o in outcomes]
         return {k: [c[k] for c in columns] for k in OUTPUT_COLUMNS}
 
     async def annotate(self, rows: list[dict[str, Any]], rank: int | None = None) -> list[EpisodeOutcome]:
