@@ -81,3 +81,8 @@ def sample_copy(sample_root: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "ds"
     shutil.copytree(sample_root, dst)
     return dst
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # an assert (or any exception) inside a worker thread only warns by default: make it fail its test
+    config.addinivalue_line("filterwarnings", "error::pytest.PytestUnhandledThreadExceptionWarning")

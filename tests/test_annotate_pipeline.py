@@ -264,3 +264,23 @@ def test_vqa_k_runs_never_give_a_frame_to_two_taking_turns() -> None:
     assert not front & wrist and front | wrist == set(range(25))
     # ticks every 2nd frame, turns front/wrist: each tick keeps its frame, its run stops at the next tick
     assert sorted(front) == [0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24]
+
+
+def test_write_annotations_times_the_annotator_map_not_only_the_write(sample_root: Path, tmp_path: Path) -> None:
+    """A user's own chain (`.map(Annotator(...))`, then `write_annotations`) reports the time of the whole run:
+    from the first batch's start (recorded in `annotation_stats`), not the write step alone."""
+    import lerobot_keyframes as lk
+    from lerobot_keyframes.annotate import Annotator, write_annotations
+
+    config = _config(sample_root, tmp_path / "out")
+    backend = ScriptedBackend(oracle, latency=0.5)  # every model call takes 0.5 s: the map takes seconds
+    episodes = lk.load_episodes(sample_root)
+    annotator = Annotator(config, VLM, vlm=backend)
+    annotated = episodes.map(annotator, batched=True, features=annotator.features(episodes.features))
+    assert backend.first_request is not None and backend.last_answer is not None
+    answering = backend.last_answer - backend.first_request  # inside the map, after its first batch began
+    assert answering >= 1.0  # plan, then interjections and vqa: at least two rounds of calls
+    result = write_annotations(annotated, config, VLM)
+    assert result.validation.ok and len(result.episodes) == 2
+    assert result.seconds >= answering, (result.seconds, answering)
+    assert f"in {result.seconds:.1f} s" in result.summary()

@@ -74,6 +74,7 @@ def test_sample_command_writes_a_readable_dataset(tmp_path: Path) -> None:
     out = tmp_path / "s"
     proc = _run("sample", str(out), "--episodes", "1", "--cameras", "front", "--codec", "h264", "--episode-seconds", "1")
     assert Path(proc.stdout.strip()) == out
+    assert f"-> {out}" in proc.stderr and ".partial" not in proc.stderr  # the log names the root, not its temp name
     data = json.loads(_run("info", str(out), "--json").stdout)
     assert data["episodes"] == 1 and data["cameras"][0]["codec"] == "h264"
     assert _run("sample", str(out), check=False).returncode != 0  # refuses to overwrite by default

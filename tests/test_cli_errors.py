@@ -167,7 +167,7 @@ def test_quiet_and_verbose_levels(sample_root: Path, tmp_path: Path) -> None:
     proc = run("annotate", f"--root={sample_root}", "--vlm.reasoning_effort=high", "--vlm.model_id=nobody/x",
                env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "c")})
     lines = proc.stderr.splitlines()
-    assert lines[0] == ("WARNING lerobot_keyframes.cli: --vlm.reasoning_effort='high' is sent to OpenAI-compatible "
+    assert lines[0].split(" ", 2)[2] == ("WARNING lerobot_keyframes.cli: --vlm.reasoning_effort='high' is sent to OpenAI-compatible "
                         "servers only (lerobot-annotate's openai backend); --vlm.backend=transformers ignores it: cap "
                         "thinking with --vlm.chat_template_kwargs")
     assert sum("--vlm.reasoning_effort" in line for line in lines) == 1 and lines[-1].startswith(PREFIX)
@@ -229,3 +229,15 @@ def test_merge_deletes_the_shard_branches_after_the_push(sample_root: Path, hub_
     assert {b.name for b in refs.branches} == {"main"}
     files = HfApi().list_repo_files("tester/final", repo_type="dataset")
     assert "data/chunk-000/file-000.parquet" in files
+
+
+def test_push_takes_its_root_positionally_as_info_does(sample_copy: Path, hub_env: dict[str, str],
+                                                       tmp_path: Path) -> None:
+    proc = run("push", str(sample_copy), "--new_repo_id=tester/positional", env=hub_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "tester/positional" in proc.stdout
+    same = run("push", str(sample_copy), f"--root={sample_copy}", "--new_repo_id=tester/positional", env=hub_env)
+    assert same.returncode == 0, same.stderr[-2000:]  # both, naming one root: fine
+    other = tmp_path / "other"
+    assert_user_error(run("push", str(sample_copy), f"--root={other}", "--new_repo_id=tester/x", env=hub_env),
+                      f"lerobot-keyframes push: error: two roots to push: ROOT {sample_copy} and --root={other}")

@@ -57,11 +57,9 @@ def test_readme_python_snippets_run_against_the_local_hub(hub_sample: str, hub_e
     assert annotated.returncode == 0, annotated.stderr[-3000:]
     assert "annotated 2 of 2 episodes" in annotated.stdout and "pushed:" in annotated.stdout
     assert "None=" not in annotated.stdout and "speech" in annotated.stdout
-    # annotation as a datasets.map step, after the keyframes snippet (its `episodes`), into another output
-    code = (keyframes_block + "\nfrom lerobot_keyframes.vlm import VlmConfig\n" + map_block
-            ).replace('"user/dataset"', f'"{hub_sample}"').replace('"Qwen/Qwen2.5-VL-3B-Instruct"', f'"{model}"')
-    mapped = run_python(code.replace('out="annotated"', 'out="mapped"') + "\nprint(result.summary())\n",
-                        hub_env, tmp_path)
+    # annotation as a datasets.map step: the snippet runs on its own (its imports, its `episodes`)
+    code = map_block.replace('"user/dataset"', f'"{hub_sample}"').replace('"Qwen/Qwen2.5-VL-3B-Instruct"', f'"{model}"')
+    mapped = run_python(code.replace('out="annotated"', 'out="mapped"'), hub_env, tmp_path)
     assert mapped.returncode == 0, mapped.stderr[-3000:]
     assert "annotated 2 of 2 episodes" in mapped.stdout and (tmp_path / "mapped" / "meta" / "info.json").is_file()
     card = hub_sample and __import__("huggingface_hub").hf_hub_download("tester/annotated", "README.md",

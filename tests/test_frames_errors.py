@@ -162,11 +162,11 @@ def test_dataset_without_cameras_gives_null_provider(tmp_path: Path) -> None:
 
 def test_bad_arguments() -> None:
     root = cached_dataset("av1", 2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^video_backend must be one of \(.*'pyav'.*\), got 'opencv'$"):
         make_frame_provider(root, video_backend="opencv")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^on_error must be one of \('raise', 'none'\), got 'skip'$"):
         make_frame_provider(root, on_error="skip")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^tolerance_frames must be within \[0, 0\.5\] frame periods, got 0\.8$"):
         make_frame_provider(root, tolerance_frames=0.8)
 
 

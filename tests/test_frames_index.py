@@ -31,9 +31,11 @@ def test_nearest_and_keyframes() -> None:
     period = 1 / 30
     times = np.array([0.0, 0.49 * period, 0.51 * period, 2 * period - 1e-9, 89 * period + 0.3 * period, 99.0, -5.0])
     assert index.nearest(times).tolist() == [0, 0, 1, 2, 89, 89, 0]
-    assert index.keyframe_at_or_before(0) == 0
-    assert index.keyframe_at_or_before(45) in (30, 32, 40, 44, 45) or index.keyframe[index.keyframe_at_or_before(45)]
-    assert index.keyframe_at_or_before(29) <= 29
+    assert np.flatnonzero(index.keyframe).tolist() == [0, 30, 60]  # GOP 30 over 90 frames
+    assert [index.keyframe_at_or_before(i) for i in (0, 1, 29, 30, 45, 59, 60, 89)] == [0, 0, 0, 30, 30, 30, 60, 60]
+    flagged = np.flatnonzero(index.keyframe)  # and for every frame: the last flagged keyframe at or before it
+    assert [index.keyframe_at_or_before(i) for i in range(len(index))] == \
+        [int(flagged[flagged <= i].max()) for i in range(len(index))]
 
 
 def test_iter_frames_at_chunks() -> None:

@@ -37,7 +37,7 @@ def test_status_codes_map_to_actionable_messages(local_hub: LocalHub) -> None:
         (lambda: api.repo_info("tester/r", repo_type="dataset", revision="nope"), 404, ["revision 'nope' does not exist"]),
         (lambda: hf_hub_download("tester/r", "b.txt", repo_type="dataset"), 404, ["a file does not exist"]),
         (lambda: [api.create_tag("tester/r", tag="v1", repo_type="dataset") for _ in range(2)], 409,
-         ["conflict", "Re-run"]),
+         ["conflict", "re-run the same command"]),
     ]
     for call, status, phrases in cases:
         with pytest.raises(HubError) as exc:
@@ -49,9 +49,14 @@ def test_status_codes_map_to_actionable_messages(local_hub: LocalHub) -> None:
         assert "doing it on dataset repo tester/r" in str(exc.value)
         assert exc.value.__cause__ is None and exc.value.__suppress_context__  # no request objects attached
     local_hub.fail_next("refs", status=502)
-    with pytest.raises(HubError, match=r"server error \(502\).*re-running the same command resumes") as exc:
-        with hub_errors("listing refs", repo_id="tester/r"):
+    with pytest.raises(HubError, match=r"server error \(502\)\. Nothing was changed; re-run the same command") as exc:
+        with hub_errors("listing refs", repo_id="tester/r"):  # a read: nothing to resume
             api.list_repo_refs("tester/r", repo_type="dataset")
+    assert exc.value.status == 502 and "push" not in str(exc.value)
+    local_hub.fail_next("tag", status=502, times=10)
+    with pytest.raises(HubError, match=r"server error \(502\).*re-running the same command resumes") as exc:
+        with hub_errors("tagging", repo_id="tester/r", write=True):
+            api.create_tag("tester/r", tag="v2", repo_type="dataset")
     assert exc.value.status == 502
 
 

@@ -52,7 +52,7 @@ def test_uniform_spreads_by_frame_and_keeps_first_and_last():
     assert idx.tolist() == [0, 30, 60, 90, 120, 150, 180]
     assert uniform(1).frame_indices(ep).tolist() == [90]
     assert uniform(500).frame_indices(ep).tolist() == list(range(181))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^uniform: n must be >= 1, got 0$"):
         uniform(0)
 
 
@@ -113,9 +113,9 @@ def test_union_and_cap():
 
 def test_one_spelling_each_union_is_or_and_a_policy_is_not_called():
     ep = _episode(181)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"unsupported operand type\(s\) for \+: 'Uniform' and 'Fps'"):
         uniform(3) + fps(1)  # noqa: B018 - the union is `|`
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"unsupported operand type\(s\) for \|: 'Uniform' and 'str'"):
         uniform(3) | "fps:1"  # noqa: B018 - parse a spec first
     assert not callable(uniform(3)) and not hasattr(uniform(3), "indices") and not hasattr(uniform(3), "cap")
     idx = (uniform(3) | fps(1)).frame_indices(ep)
@@ -156,9 +156,17 @@ def test_parse_policy_forms_and_errors():
         max_keyframes=5, min_spacing=1.0, gripper_index=2, state_key="obs")
     assert parse_policy("motion+uniform:4@12") == Cap(PolicyUnion((Motion(), Uniform(4))), 12)
     assert parse_policy("at:1.5") == At((1.5,))
-    for bad in ("", "uniform:x", "random:3", "motion:nope=1", "uniform:4@x", "fps:-1", "motion:gripper_closed=mid",
-                "motion:rest_anchor=late"):
-        with pytest.raises(ValueError):
+    for bad, message in (
+        ("", r"empty keyframe policy"),
+        ("uniform:x", r"keyframe policy 'uniform:x': invalid literal for int\(\)"),
+        ("random:3", r"unknown keyframe policy 'random:3'; use uniform:N, fps:HZ"),
+        ("motion:nope=1", r"keyframe policy 'motion:nope=1': motion: bad option 'nope=1'"),
+        ("uniform:4@x", r"keyframe policy 'uniform:4@x': cap after '@' must be an integer, got 'x'"),
+        ("fps:-1", r"keyframe policy 'fps:-1': fps: hz must be > 0, got -1"),
+        ("motion:gripper_closed=mid", r"motion: gripper_closed must be 'high' or 'low', got 'mid'"),
+        ("motion:rest_anchor=late", r"motion: rest_anchor must be start, middle or end, got 'late'"),
+    ):
+        with pytest.raises(ValueError, match=message):
             parse_policy(bad)
 
 

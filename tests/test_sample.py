@@ -482,19 +482,19 @@ def test_overwrite_and_invalid_arguments(tmp_path: Path) -> None:
     root = make_sample_dataset(out, episodes=1, cameras="front", overwrite=True, **SMALL)
     assert _video_keys(_info(root)) == ["observation.images.front"]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
-    bad: list[dict[str, Any]] = [
-        {"codec": "vp9"},
-        {"width": 97},
-        {"cameras": ("front", "front")},
-        {"cameras": ("front",), "image_camera": "front"},
-        {"cameras": ("a/b",)},
-        {"episode_seconds": 0.2},
-        {"episodes": 0},
-        {"max_video_file_mb": 0},
-        {"seed": -1},
+    bad: list[tuple[dict[str, Any], str]] = [  # each refused for its own reason, named in the message
+        ({"codec": "vp9"}, r"codec must be one of \['av1', 'h264'\], got 'vp9'"),
+        ({"width": 97}, r"width must be an even integer >= 16 .*got 97"),
+        ({"cameras": ("front", "front")}, r"camera names must be distinct, got \['front', 'front'\]"),
+        ({"cameras": ("front",), "image_camera": "front"}, r"camera names must be distinct"),
+        ({"cameras": ("a/b",)}, r"camera name 'a/b' must be non-empty letters"),
+        ({"episode_seconds": 0.2}, r"episode_seconds=0\.2 at fps=30 is too short"),
+        ({"episodes": 0}, r"episodes must be an integer >= 1, got 0"),
+        ({"max_video_file_mb": 0}, r"max_video_file_mb must be positive, got 0"),
+        ({"seed": -1}, r"seed must be an integer >= 0, got -1"),
     ]
-    for kwargs in bad:
-        with pytest.raises(ValueError):
+    for kwargs, message in bad:
+        with pytest.raises(ValueError, match=f"^{message}"):
             make_sample_dataset(tmp_path / "bad", **{**SMALL, **kwargs})
     assert not (tmp_path / "bad").exists()
 
@@ -525,7 +525,7 @@ def test_default_sample_dataset_is_cached_and_race_free(
     assert default_sample_dataset(**kwargs) == root  # reused, not rebuilt
     assert (root / "meta" / "info.json").stat().st_ino == inode
     assert default_sample_dataset(**{**kwargs, "seed": 3}) != root
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"does not take 'out'; use make_sample_dataset\(\)"):
         default_sample_dataset(out="x")
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'episode'"):
         default_sample_dataset(episode=2)

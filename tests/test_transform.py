@@ -299,3 +299,19 @@ def test_ray_data_map_batches(episodes, mapped, cameras):
         messages = materialize_messages(row)
         assert np.array_equal(np.asarray(messages[0]["content"][1]["image"]),
                               np.asarray(expected[keyframe_column(cameras[0])][0]))
+
+
+def test_transform_map_takes_an_iterable_dataset(episodes, mapped, cameras):
+    """`transform.map(iterable)` maps lazily, as `IterableDataset.map` does: the same columns and frames as the
+    `Dataset` map; `num_proc` is refused in one line (an iterable is read in one process)."""
+    transform, out = mapped
+    rows = list(transform.map(episodes.to_iterable_dataset()))
+    assert len(rows) == len(out) and len(rows[0][timestamp_column(cameras[0])]) >= 3
+    for row, expected in zip(rows, out):
+        for cam in cameras:
+            assert row[timestamp_column(cam)] == expected[timestamp_column(cam)]
+            assert [np.asarray(im).tobytes() for im in row[keyframe_column(cam)]] == \
+                [np.asarray(im).tobytes() for im in expected[keyframe_column(cam)]]
+        assert row["messages"] == expected["messages"]
+    with pytest.raises(ValueError, match=r"^num_proc: an IterableDataset is mapped lazily"):
+        transform.map(episodes.to_iterable_dataset(), num_proc=2)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -52,11 +53,13 @@ def annotation_features() -> dict[str, Any]:
         LANGUAGE_ROWS: List({**persistent_row_feature(), "question_type": Value("string")}),
         ANNOTATION_ERROR: Value("string"),
         ANNOTATION_STATS: {**{k: Value("int64") for k in STAT_FIELDS}, "modules_run": List(Value("string")),
-                           "modules_reused": List(Value("string"))},
+                           "modules_reused": List(Value("string")), "started_at": Value("float64")},
     }
 
 
-def outcome_columns(outcome: EpisodeOutcome) -> dict[str, Any]:
+def outcome_columns(outcome: EpisodeOutcome, started_at: float | None = None) -> dict[str, Any]:
+    """The columns of one episode; `started_at` (Unix time) is when its batch call began, so the run's summary
+    can time the whole map, model load included (`write_annotations`)."""
     rows = [{**{k: row.get(k) for k in ("role", "content", "style", "timestamp", "camera", "tool_calls")},
              "question_type": row.get("question_type")} for row in outcome.rows]
     stats = {
@@ -66,6 +69,7 @@ def outcome_columns(outcome: EpisodeOutcome) -> dict[str, Any]:
         "frames_reused": outcome.frames.reused,
         "modules_run": sorted(m for m, n in outcome.modules_run.items() for _ in range(n)),
         "modules_reused": sorted(m for m, n in outcome.modules_reused.items() for _ in range(n)),
+        "started_at": started_at,
     }
     return {LANGUAGE_ROWS: rows, ANNOTATION_ERROR: outcome.error, ANNOTATION_STATS: stats}
 
@@ -146,22 +150,25 @@ class Annotator:
         from ..transform import to_python as _to_py
         from ..vlm.base import run_coroutine_sync
 
+        started_at = time.time()
         batch = {k: _to_py(v) for k, v in batch.items()}
         n = len(batch["episode_index"])
         rows = [{k: v[i] for k, v in batch.items()} for i in range(n)]
         outcomes = run_coroutine_sync(self.annotate(rows, rank))
-        columns = [outcome_columns(o) for o in outcomes]
+        columns = [outcome_columns(o, started_at) for o in outcomes]
         return {k: [c[k] for c in columns] for k in OUTPUT_COLUMNS}
 
     async def annotate(self, rows: list[dict[str, Any]], rank: int | None = None) -> list[EpisodeOutcome]:
         """The outcomes of these episode rows (the async core of `__call__`, for callers with a loop)."""
         from ..frames import make_frame_provider
-        from ..progress import RunProgress
+        from ..progress import RunProgress, quiet_transformers_bars
         from .engine import MODULES
         from .keys import episodes_inputs, source_identity
         from .staging import Staging
         from .vqa import detect_family
 
+        if self.progress and self.vlm_config.backend == "transformers":
+            quiet_transformers_bars()  # one display: the run's, not also transformers' "Loading weights"
         vlm = self._vlm(rank)
         provider = self.provider
         if provider is None:
@@ -169,18 +176,20 @@ class Annotator:
                                            cache_mb=self.config.frame_cache_mb)
         root = rows[0].get("root") if rows else None  # staged work is checked against these episodes' inputs
         staging = Staging(self.staging_dir, inputs=episodes_inputs(rows, root, source_identity(self.config)))
-        progress = RunProgress([m for m in MODULES if getattr(self.config, m).enabled], len(rows),
-                               mode=None if self.progress else "off")
+        modules = [m for m in MODULES if getattr(self.config, m).enabled]
+        progress = RunProgress(modules, len(rows), mode=None if self.progress else "off")
 
-        def done(outcome: EpisodeOutcome) -> None:
-            for module in (*outcome.modules_run, *outcome.modules_reused):
-                progress.advance(module)
+        def step(episode: int, module: str) -> None:
+            progress.advance(module)
+
+        def done(outcome: EpisodeOutcome) -> None:  # a failed episode's later modules will not run
+            progress.drop(len(modules) - sum(outcome.modules_run.values()) - sum(outcome.modules_reused.values()))
 
         try:
             return await annotate_rows(rows, config=self.config, vlm=vlm, provider=provider,
                                        keys=dict(self.keys or {}), staging=staging,
                                        model_family=detect_family(self.vlm_config.model_id),
-                                       on_done=done)
+                                       on_done=done, on_step=step)
         finally:
             progress.close()
             if vlm is not None and hasattr(vlm, "aclose"):

@@ -82,8 +82,9 @@ def assemble_rows(staged: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any
 
 
 async def annotate_episode(ctx: EpisodeContext, staging: Staging, keys: dict[str, str],
-                           outcome: EpisodeOutcome) -> None:
-    """plan → interjections → vqa → motion for one episode, each staged (or reused) under its key."""
+                           outcome: EpisodeOutcome, on_step: Callable[[str], None] | None = None) -> None:
+    """plan → interjections → vqa → motion for one episode, each staged (or reused) under its key;
+    `on_step(module)` after each module is staged or reused (progress counts these steps)."""
     cfg = ctx.config
     e = ctx.index
     declared = module_policies(ctx.episode, cfg, ctx.default_camera) if ctx.cameras else {}
@@ -104,6 +105,8 @@ async def annotate_episode(ctx: EpisodeContext, staging: Staging, keys: dict[str
             staged = staging.lookup(e, module, keys[module])
             if staged is not None:
                 reused[module] += 1
+                if on_step is not None:
+                    on_step(module)
                 return staged.info
         try:
             rows, info = await produce()
@@ -111,6 +114,8 @@ async def annotate_episode(ctx: EpisodeContext, staging: Staging, keys: dict[str
             raise AnnotationError(str(exc), episode_index=e, module=module) from exc
         staging.write(e, module, keys[module], rows, info)
         run[module] += 1
+        if on_step is not None:
+            on_step(module)
         return info
 
     try:
@@ -164,13 +169,15 @@ async def annotate_rows(
     staging: Staging,
     model_family: str,
     on_done: Callable[[EpisodeOutcome], None] | None = None,
+    on_step: Callable[[int, str], None] | None = None,
 ) -> list[EpisodeOutcome]:
     """Annotate episode rows concurrently (episodes in flight bounded); one outcome per row, in order.
 
     A row's keyframe columns (`AnnotationKeyframes`) are used as its frames; anything else is decoded
     through `provider`. With `on_error="skip"` a failed episode is reported in its outcome and the
     others go on; with "stop" the first failure is raised (after staging its error). `vlm` answers the
-    modules' questions (None only when no enabled module asks the model).
+    modules' questions (None only when no enabled module asks the model). `on_step(episode, module)` is
+    called as each module of each episode is staged or reused, `on_done(outcome)` as each episode ends.
     """
     in_flight = episodes_in_flight(config, vlm)
     episodes = asyncio.Semaphore(in_flight)
@@ -187,7 +194,8 @@ async def annotate_rows(
             registered = caller() if caller is not None else contextlib.nullcontext()
             try:
                 async with registered:
-                    await annotate_episode(ctx, staging, keys, outcome)
+                    await annotate_episode(ctx, staging, keys, outcome,
+                                           None if on_step is None else lambda module: on_step(e, module))
             except AnnotationError as exc:
                 staging.write_error(e, exc.module, keys.get(exc.module, ""), str(exc))
                 outcome.error, outcome.error_module = str(exc), exc.module

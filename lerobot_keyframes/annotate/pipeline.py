@@ -256,12 +256,13 @@ def write_annotations(annotated: Dataset, config: AnnotateConfig, vlm_config: Vl
             `annotation_error` and `annotation_stats` columns are what is written and reported.
         config: the same `AnnotateConfig` the `Annotator` ran with (source, output, modules, push).
         vlm_config: the same `VlmConfig`; it names the model in the provenance and keys the staged work.
-        started: `time.perf_counter()` at the start of the user's chain, so `seconds` covers the map too.
+        started: `time.perf_counter()` at the start of the user's chain; default: the start of the `Annotator`
+            map's first batch (recorded in `annotation_stats`), so `seconds` covers the map, not only the write.
 
     Returns:
         The run's `AnnotateResult` (validation report, failures, rows per style, push).
     """
-    started = time.perf_counter() if started is None else started
+    started = _map_started(annotated) if started is None else started
     run = prepare_run(config, vlm_config.camera_key)
     try:
         per_episode = collect_annotations(annotated, run.result)
@@ -269,6 +270,16 @@ def write_annotations(annotated: Dataset, config: AnnotateConfig, vlm_config: Vl
     finally:
         if run.lock is not None:
             run.lock.release()
+
+
+def _map_started(annotated: Dataset) -> float:
+    """`time.perf_counter()` of the moment the table's first `Annotator` batch began (now, if not recorded)."""
+    from .annotator import ANNOTATION_STATS
+
+    now = time.perf_counter()
+    stats = annotated.select_columns([ANNOTATION_STATS])[ANNOTATION_STATS] if len(annotated) else []
+    starts = [float(s["started_at"]) for s in stats if s.get("started_at") is not None]
+    return now - max(0.0, time.time() - min(starts)) if starts else now
 
 
 @contextlib.contextmanager

@@ -66,11 +66,11 @@ def user_error_types() -> tuple[type[BaseException], ...]:
 
     from ..dataset.errors import DatasetFormatError
     from ..frames.errors import FrameDecodeError
-    from ..hub.errors import HubError
+    from ..hub.errors import HubError, transport_errors
     from ..vlm.errors import VlmError
 
     found: list[type[BaseException]] = [ValueError, OSError, ImportError, HubError, DatasetFormatError, VlmError,
-                                        FrameDecodeError, HfHubHTTPError, OfflineModeIsEnabled]
+                                        FrameDecodeError, HfHubHTTPError, OfflineModeIsEnabled, *transport_errors()]
     try:
         from ..annotate.context import AnnotationError
 
@@ -81,6 +81,11 @@ def user_error_types() -> tuple[type[BaseException], ...]:
 
 
 def one_line(exc: BaseException) -> str:
-    """The message on one line, bounded (a server's whole HTML page is not an error line)."""
+    """The message on one line, bounded (a server's whole HTML page is not an error line); a network error
+    that no step translated names the host and the fixes (`hub.errors.network_message`)."""
+    from ..hub.errors import OFFLINE_FIX, network_message, transport_errors
+
+    if isinstance(exc, transport_errors()) and type(exc).__module__ != "builtins":  # httpx, requests
+        exc = RuntimeError(network_message(exc, fix=OFFLINE_FIX))  # every write translates its own: a read
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 600 else text[:597] + "..."

@@ -33,12 +33,14 @@ def _add_push(sub: argparse._SubParsersAction) -> None:
         "recorded. --create_pr=true opens a pull request with the changed data and meta files only (no video); "
         "the owner merges it and moves the v3.0 tag. Re-run an interrupted push to complete it.",
     )
+    p.add_argument("root_arg", nargs="?", type=Path, default=None, metavar="ROOT",
+                   help="the dataset root to push (as `info ROOT`; or --root)")
     add_dataclass_flags(p, "", PushConfig, help=PUSH_HELP)
     p.set_defaults(func=_run_push)
 
 
 PUSH_HELP = {
-    "root": "the dataset root to push (required)",
+    "root": "the dataset root to push (or ROOT, positionally)",
     "allow_source_overwrite": "let --new_repo_id be the source repo (--repo_id) itself",
     "commit_message": "commit message (unset: a generated one)",
 }
@@ -47,7 +49,11 @@ PUSH_HELP = {
 def _run_push(args: argparse.Namespace) -> int:
     from ..hub.push import PushConfig, run_push
 
-    result = run_push(dataclass_from_flags(args, "", PushConfig))
+    flag = getattr(args, "root", None)
+    if args.root_arg is not None and flag is not None and Path(flag).resolve() != args.root_arg.resolve():
+        raise ValueError(f"two roots to push: ROOT {args.root_arg} and --root={flag}; give one")
+    extra = {"root": args.root_arg} if args.root_arg is not None else {}
+    result = run_push(dataclass_from_flags(args, "", PushConfig, **extra))
     print(result.summary())
     return 0
 

@@ -47,5 +47,6 @@ def _run_keyframes(args: argparse.Namespace) -> int:
     config = dataclass_from_flags(args, "", KeyframesConfig, source=args.source, cameras=cameras, **extra)
     result = run_keyframes(config)
     where = config.out or "(not written: pass --out)"
-    print(f"{len(result)} episodes, columns {', '.join(result.column_names[-3:])} ... -> {where}")
+    new = [c for c in result.column_names if c.startswith(("keyframes.", "keyframe_timestamps.")) or c == "messages"]
+    print(f"{len(result)} episodes, columns {', '.join(new)} -> {where}")
     return 0

@@ -1,7 +1,7 @@
 """How much the CLI logs: `-q` / `-v` / `-vv` taken from anywhere on the command line, one setup per run.
 
 Third-party loggers (HTTP clients, datasets, transformers, ...) stay at WARNING unless `-vv`; off a terminal
-progress bars become log lines. `warn_once` is the CLI's warning for a setting that is accepted but acts
+progress bars become timestamped log lines. `warn_once` is the CLI's warning for a setting that is accepted but acts
 differently here (logged once per process under the `lerobot_keyframes.cli` logger).
 """
 
@@ -21,10 +21,13 @@ def setup_logging(verbosity: int) -> None:
     """-q: warnings; default: this package at INFO, third parties at WARNING; -v: DEBUG here; -vv: DEBUG all.
 
     Off a terminal (a log file), progress bars are off (they would leave carriage returns and `[A`
-    escapes); huggingface_hub and datasets bars follow the same rule."""
+    escapes; the run logs progress lines instead), huggingface_hub and datasets bars follow the same rule,
+    and every line starts with the date and time, as lerobot's do."""
     own = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
     others = logging.DEBUG if verbosity >= 2 else logging.WARNING
-    logging.basicConfig(level=others, format="%(levelname)s %(name)s: %(message)s", force=True)
+    when = "" if sys.stderr.isatty() else "%(asctime)s "
+    logging.basicConfig(level=others, format=when + "%(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S",
+                        force=True)
     logging.getLogger("lerobot_keyframes").setLevel(own)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(others)

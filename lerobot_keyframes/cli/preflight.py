@@ -71,8 +71,14 @@ def check_model(model_id: str, revision: str | None = None) -> None:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
-    try:
-        HfApi().model_info(model_id, revision=revision)
+    from ..hub.errors import HubError, network_message, transport_errors
+
+    try:  # huggingface_hub's own timeout for metadata requests (its client has none): a silent Hub is an error
+        HfApi().model_info(model_id, revision=revision, timeout=hf_constants.HF_HUB_ETAG_TIMEOUT)
+    except transport_errors() as exc:
+        raise HubError(f"--vlm.model_id={model_id}: "
+                       + network_message(exc, fix="set HF_HUB_OFFLINE=1 to use a model already in the Hugging Face "
+                                         "cache, or pass a local model directory as --vlm.model_id")) from None
     except GatedRepoError:
         raise ValueError(f"--vlm.model_id={model_id}: the model is gated; accept its terms on the Hub and log in "
                          "(hf auth login)") from None

@@ -30,7 +30,7 @@ class ResolvedSource:
             return
         from huggingface_hub import snapshot_download
 
-        from ..hub.errors import hub_errors
+        from ..hub.errors import OFFLINE_FIX, hub_errors
 
         missing = [p for p in relative_paths if not (self.root / p).exists()]
         if not missing:
@@ -41,7 +41,7 @@ class ResolvedSource:
                 f"cache (first: {missing[0]}) and HF_HUB_OFFLINE=1; run once online, or pass cameras=[...] to "
                 "choose cameras that are cached")
         logger.info("downloading %d file(s) of %s@%s", len(missing), self.repo_id, self.revision)
-        with hub_errors("downloading the videos", repo_id=self.repo_id, revision=self.revision):
+        with hub_errors("downloading the videos", repo_id=self.repo_id, revision=self.revision, fix=OFFLINE_FIX):
             snapshot_download(self.repo_id, repo_type="dataset", revision=self.revision, allow_patterns=missing)
 
 
@@ -96,9 +96,9 @@ def resolve_revision(repo_id: str, revision: str | None) -> str:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import RepositoryNotFoundError
 
-    from ..hub.errors import hub_errors
+    from ..hub.errors import OFFLINE_FIX, hub_errors
 
-    with hub_errors("reading the dataset's tags", repo_id=repo_id):
+    with hub_errors("reading the dataset's tags", repo_id=repo_id, fix=OFFLINE_FIX):
         try:
             refs = HfApi().list_repo_refs(repo_id, repo_type="dataset")
         except RepositoryNotFoundError:
@@ -120,10 +120,10 @@ def resolve_source(source: str | Path, *, revision: str | None = None) -> Resolv
         )
     from huggingface_hub import snapshot_download
 
-    from ..hub.errors import hub_errors
+    from ..hub.errors import OFFLINE_FIX, hub_errors
 
     rev = resolve_revision(repo_id, revision)
     logger.debug("fetching meta and data of %s@%s", repo_id, rev)
-    with hub_errors("downloading the dataset's meta and data", repo_id=repo_id, revision=rev):
+    with hub_errors("downloading the dataset's meta and data", repo_id=repo_id, revision=rev, fix=OFFLINE_FIX):
         root = snapshot_download(repo_id, repo_type="dataset", revision=rev, allow_patterns=list(META_PATTERNS))
     return ResolvedSource(root=Path(root), repo_id=repo_id, revision=rev)

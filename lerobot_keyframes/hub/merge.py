@@ -152,7 +152,7 @@ def push_shard_staging(
         if episode not in planned:
             raise MergeError(f"{staging_dir / rel}: episode {episode} is not one of this shard's episodes {planned}")
         (failed if match.group(3) == ".error.json" else staged).add(episode)
-    with hub_errors("preparing the shard branch", repo_id=repo_id, revision=branch, token=token):
+    with hub_errors("preparing the shard branch", repo_id=repo_id, revision=branch, token=token, write=True):
         try:
             api.repo_info(repo_id, repo_type=REPO_TYPE, token=token)
         except RepositoryNotFoundError:
@@ -169,7 +169,7 @@ def push_shard_staging(
     ops += [CommitOperationDelete(p) for p in remote
             if p.startswith(STAGING_PREFIX) and p != SHARD_MARKER and p[len(STAGING_PREFIX):] not in files]
     ops.append(CommitOperationAdd(SHARD_MARKER, json.dumps(marker, indent=2, sort_keys=True).encode()))
-    with hub_errors("pushing the shard staging", repo_id=repo_id, revision=branch, token=token):
+    with hub_errors("pushing the shard staging", repo_id=repo_id, revision=branch, token=token, write=True):
         info = api.create_commit(repo_id, operations=ops, repo_type=REPO_TYPE, revision=branch, token=token,
                                  commit_message=f"Shard {shard if shard is not None else '?'} staging "
                                                 f"({len(staged)} episodes)")
@@ -361,7 +361,7 @@ def delete_shard_branches(repo_id: str, branches: Sequence[str], *, token: str |
 
     api = get_api(api, token)
     for branch in branches:
-        with hub_errors("deleting a shard branch", repo_id=repo_id, revision=branch, token=token):
+        with hub_errors("deleting a shard branch", repo_id=repo_id, revision=branch, token=token, write=True):
             try:
                 api.delete_branch(repo_id, branch=branch, repo_type=REPO_TYPE, token=token)
             except RevisionNotFoundError:

@@ -36,7 +36,7 @@ def write_new_root(source: Path, out: Path, fill: Callable[[Path], T], *, skip: 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        copy_tree(source, staging, skip=skip, link_videos=link_videos)
+        copied, linked = copy_tree(source, staging, skip=skip, link_videos=link_videos)
         result = fill(staging)
         if out.exists():
             trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
@@ -48,11 +48,13 @@ def write_new_root(source: Path, out: Path, fill: Callable[[Path], T], *, skip: 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    logger.info("copied %d file(s), hard-linked %d video file(s) into %s", copied, linked, out)  # not the temp name
     return result
 
 
-def copy_tree(src: Path, dst: Path, *, skip: Set[Path], link_videos: bool) -> None:
-    """Copy a dataset root: regular copies of meta and data (never links), videos hard-linked when possible."""
+def copy_tree(src: Path, dst: Path, *, skip: Set[Path], link_videos: bool) -> tuple[int, int]:
+    """Copy a dataset root: regular copies of meta and data (never links), videos hard-linked when possible.
+    Returns (files copied, videos hard-linked)."""
     dst.mkdir(parents=True)
     linked = copied = 0
     # only files of the root itself (links into the HF blob store of its repo included), never a link outside
@@ -67,7 +69,7 @@ def copy_tree(src: Path, dst: Path, *, skip: Set[Path], link_videos: bool) -> No
             continue
         shutil.copyfile(path, target)  # follows symlinks: the copy is a real file
         copied += 1
-    logger.info("copied %d file(s), hard-linked %d video file(s) into %s", copied, linked, dst)
+    return copied, linked
 
 
 def _hard_link(path: Path, target: Path) -> bool:

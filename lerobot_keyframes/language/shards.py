@@ -195,8 +195,8 @@ def write_shards(root: Path, dest_root: Path, anns: Mapping[int, EpisodeAnnotati
         kept.extend(k)
         written_shards.append(dst.relative_to(dest_root))
     counts = Counter("speech" if r.style is None else r.style for e in written for r in anns[e].rows)
-    logger.info("wrote language columns of %d episode(s) into %d shard(s) under %s", len(written),
-                len(written_shards), dest_root)
+    # the root is a temporary one here (renamed in once complete): the run names the real one
+    logger.info("wrote language columns of %d episode(s) into %d shard(s)", len(written), len(written_shards))
     return ShardsWritten(tuple(written_shards), tuple(sorted(written)), tuple(sorted(set(kept))),
                          dict(sorted(counts.items())))
 

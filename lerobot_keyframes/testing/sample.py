@@ -228,12 +228,12 @@ def write_sample_dataset(out: str | Path, spec: SampleSpec, *, overwrite: bool =
     tmp = _fresh_dir(out.parent, out.name)
     try:
         try:
-            _write_dataset(tmp, spec)
+            _write_dataset(tmp, spec, shown_as=out)
         except av_errors() as exc:  # a rare encoder/muxer failure under heavy load: start over once
             logger.warning("sample dataset: encoding failed (%s); trying again", exc)
             shutil.rmtree(tmp, ignore_errors=True)
             tmp = _fresh_dir(out.parent, out.name)
-            _write_dataset(tmp, spec)
+            _write_dataset(tmp, spec, shown_as=out)
         restore_scheduling()
         if out.is_dir() and not out.is_symlink():
             shutil.rmtree(out)
@@ -279,7 +279,7 @@ def default_sample_dataset(**kwargs: Any) -> Path:
         shutil.rmtree(root, ignore_errors=True)
     tmp = _fresh_dir(samples, root.name)
     try:
-        _write_dataset(tmp, spec)
+        _write_dataset(tmp, spec, shown_as=root)
         try:
             os.rename(tmp, root)
         except OSError:
@@ -633,7 +633,8 @@ def clean_frame(spec: SampleSpec, episode_index: int, camera: str, frame_index: 
     return cam.render(frame_index)
 
 
-def _write_dataset(root: Path, spec: SampleSpec) -> None:
+def _write_dataset(root: Path, spec: SampleSpec, *, shown_as: Path) -> None:
+    """Write the dataset into `root` (a temporary folder); the log names `shown_as`, where it is renamed to."""
     os.environ.setdefault("SVT_LOG", "1")  # keep SVT-AV1's banner off the user's terminal
     started = time.perf_counter()
     plans = episode_plans(spec)
@@ -679,7 +680,7 @@ def _write_dataset(root: Path, spec: SampleSpec) -> None:
         len(camera_names),
         spec.codec,
         time.perf_counter() - started,
-        root,
+        shown_as,
     )
 
 

@@ -98,7 +98,7 @@ def extract_keyframes(config: KeyframesConfig) -> Dataset:
         image_width=config.image_width, jpeg_quality=config.jpeg_quality, video_backend=config.video_backend,
     )
     result = transform.map(episodes, num_proc=config.num_proc, batch_size=config.batch_size,
-                           cache_dir=config.cache_dir, use_cache=config.use_cache)
+                           cache_dir=config.cache_dir, use_cache=config.use_cache, progress=True)
     if out is not None:
         _write(result, out, config, transform)
     return result

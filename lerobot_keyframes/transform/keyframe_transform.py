@@ -54,7 +54,7 @@ from .messages import (
 from .rows import grouped_episode, to_python
 
 if TYPE_CHECKING:
-    from datasets import Dataset, Features
+    from datasets import Dataset, Features, IterableDataset
     from PIL import Image
 
     from ..frames.provider import NullProvider, VideoFrameProvider
@@ -154,20 +154,33 @@ class KeyframeTransform(PicklesAsConfig):
             options["cameras"] = tuple(keys)
         return cls(**options)
 
-    def map(self, dataset: Dataset, *, num_proc: int | None = None, batch_size: int = 1,
-            cache_dir: str | Path | None = None, use_cache: bool = True, desc: str | None = None) -> Dataset:
+    def map(self, dataset: Dataset | IterableDataset, *, num_proc: int | None = None, batch_size: int = 1,
+            cache_dir: str | Path | None = None, use_cache: bool = True, desc: str | None = None,
+            progress: bool = False) -> Dataset | IterableDataset:
         """`dataset.map(self, batched=True, ...)` with declared features and a cache file named by fingerprint.
 
         An in-memory table (what `load_episodes` returns) has no cache files, so a plain `map` would decode
         again; here the result goes to `<cache_dir>/keyframes-<fingerprint>.arrow` (default: the datasets
-        cache) and the same transform on the same table loads it instead.
+        cache) and the same transform on the same table loads it instead. An `IterableDataset` is mapped
+        lazily, as `datasets` does (rows are decoded as they are read; no cache file, no `num_proc`).
+        `progress`: off a terminal, where datasets' own bar is off, each process logs its episodes done
+        (with rate and ETA) every `LEROBOT_KEYFRAMES_PROGRESS_INTERVAL` seconds.
         """
+        from datasets import IterableDataset
         from datasets.fingerprint import Hasher
 
+        if isinstance(dataset, IterableDataset):
+            if (num_proc or 1) > 1:
+                raise ValueError("num_proc: an IterableDataset is mapped lazily in the reading process; map a "
+                                 "Dataset for worker processes (or read the iterable with a DataLoader's workers)")
+            lazy = dataset.map(self, batched=True, batch_size=batch_size)
+            # `cast`, not `map(features=...)`: datasets 5 then yields the Image columns still encoded
+            return lazy if dataset.features is None else lazy.cast(self.features(dataset.features))
         fingerprint = Hasher.hash([dataset._fingerprint, self.fingerprint(), batch_size])
+        workers = num_proc if (num_proc or 1) > 1 else None
         kwargs: dict[str, Any] = dict(
             batched=True, batch_size=batch_size, writer_batch_size=max(1, batch_size) * 8,
-            features=self.features(dataset.features), num_proc=num_proc if (num_proc or 1) > 1 else None,
+            features=self.features(dataset.features), num_proc=workers,
             desc=desc or f"keyframes ({self.policy.spec()})", new_fingerprint=fingerprint,
         )
         if use_cache:
@@ -180,6 +193,10 @@ class KeyframeTransform(PicklesAsConfig):
             kwargs["load_from_cache_file"] = True
         else:
             kwargs["load_from_cache_file"] = False
+        from ..progress import progress_mode
+
+        if progress and progress_mode() == "log":  # the fingerprint above stays the transform's
+            return dataset.map(_LoggedProgress(self, len(dataset), workers), with_rank=True, **kwargs)
         return dataset.map(self, **kwargs)
 
     # -- schema ----------------------------------------------------------------------------------------
@@ -374,3 +391,30 @@ class KeyframeTransform(PicklesAsConfig):
 
             cache.update((int(r["episode_index"]), r) for r in build_episode_rows(DatasetLayout.open(self.root)))
         return grouped_episode(row, self.root, cache, self.cameras)
+
+
+class _LoggedProgress:
+    """The transform, counting the episodes this process decodes into progress log lines (a log file has no
+    bar); with `num_proc` each worker reports its own contiguous share of the table."""
+
+    def __init__(self, transform: KeyframeTransform, rows: int, workers: int | None) -> None:
+        self.transform, self.rows, self.workers = transform, rows, workers
+        self.progress: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "progress": None}
+
+    def __call__(self, batch: Mapping[str, Any], rank: int | None = None) -> dict[str, Any]:
+        from ..progress import RunProgress
+
+        if self.progress is None:  # the clock starts with this process's first batch
+            share, desc = self.rows, "keyframes"
+            if self.workers and rank is not None:  # datasets' contiguous shards: the first `rows % k` get one more
+                share = self.rows // self.workers + (rank < self.rows % self.workers)
+                desc = f"keyframes (worker {rank + 1} of {self.workers})"
+            self.progress = RunProgress([desc], share, desc=desc, unit="episode", mode="log")
+        out = self.transform(batch, rank)
+        self.progress.advance(self.progress.desc, len(out["messages"]))  # datasets passes batches: one per row
+        if self.progress.finished >= self.progress.total:
+            self.progress.close()
+        return out

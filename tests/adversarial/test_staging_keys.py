@@ -114,6 +114,7 @@ def test_staged_entry_from_other_inputs_is_not_read(tmp_path: Path) -> None:
 
     rows = [{"role": "assistant", "content": "x", "style": "subtask", "timestamp": 0.0, "camera": None,
              "tool_calls": None}]
+    before = json.dumps(rows, sort_keys=True)
     Staging(tmp_path, inputs={0: "in-1"}).write(0, "plan", "k", rows)
     assert Staging(tmp_path, inputs={0: "in-1"}).lookup(0, "plan", "k").rows == rows
     assert Staging(tmp_path, inputs={0: "in-2"}).lookup(0, "plan", "k") is None
@@ -123,7 +124,7 @@ def test_staged_entry_from_other_inputs_is_not_read(tmp_path: Path) -> None:
     Staging(tmp_path, inputs={0: "in-2"}).save_inputs()
     assert Staging(tmp_path).lookup(0, "plan", "k") is None
     shutil.rmtree(tmp_path)
-    assert json.dumps(rows)  # rows untouched by the checks
+    assert json.dumps(rows, sort_keys=True) == before  # the caller's rows are untouched by the writes and checks
 
 
 def test_merge_refuses_shards_staged_under_different_keys(sample_root: Path, tmp_path: Path) -> None:

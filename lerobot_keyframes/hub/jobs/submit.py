@@ -44,7 +44,7 @@ def _handle(config: JobConfig, run_id: str, *, job_id: str, url: str, namespace:
 
 
 def _submit(api: HfApi, spec: JobSpec, secret: str) -> JobInfo:
-    with hub_errors("submitting the job", token=secret):
+    with hub_errors("submitting the job", token=secret, write=True):
         if spec.runner == "uv":
             if not spec.script:
                 raise HubError("--job.runner=uv needs --job.script=<URL of hub_scripts/annotate.py> (a URL the job "

@@ -304,7 +304,7 @@ def commit(api: HfApi, target: PushTarget, plan: CommitPlan, head_sha: str) -> t
 
     if plan.first_push:
         logger.info("first push of %s to %s@%s: uploading %d files", target.root, repo_id, revision, len(plan.adds))
-        with hub_errors("uploading the dataset folder", repo_id=repo_id, revision=revision, token=token):
+        with hub_errors("uploading the dataset folder", repo_id=repo_id, revision=revision, token=token, write=True):
             info = create(adds, plan.message, head_sha)
             if card:
                 info = create(card, "Add dataset card", info.oid)
@@ -312,6 +312,6 @@ def commit(api: HfApi, target: PushTarget, plan: CommitPlan, head_sha: str) -> t
         logger.info("pushing %d changed and %d deleted file(s) to %s@%s (%d unchanged)",
                     len(plan.uploaded), len(plan.deleted), repo_id, revision, plan.unchanged)
         deletes = [CommitOperationDelete(path_in_repo=rel) for rel in plan.deleted]
-        with hub_errors("committing the changed files", repo_id=repo_id, revision=revision, token=token):
+        with hub_errors("committing the changed files", repo_id=repo_id, revision=revision, token=token, write=True):
             info = create([*adds, *card, *deletes], plan.message, head_sha)
     return info.oid, getattr(info, "commit_url", None)

@@ -30,7 +30,7 @@ def ensure_repo(api: HfApi, repo_id: str, target: DatasetInfo | None, *, private
                            "private" if is_private else "public")
         return False, is_private
     want_private = True if private is None else private
-    with hub_errors("creating the repo", repo_id=repo_id, token=token):
+    with hub_errors("creating the repo", repo_id=repo_id, token=token, write=True):
         api.create_repo(repo_id, repo_type=REPO_TYPE, private=want_private, exist_ok=True, token=token)
     created = repo_info(api, repo_id, revision=None, token=token)
     return True, want_private if created is None else getattr(created, "private", want_private)
@@ -39,7 +39,7 @@ def ensure_repo(api: HfApi, repo_id: str, target: DatasetInfo | None, *, private
 def branch_head(api: HfApi, repo_id: str, branch: str, *, token: str | None, start: str | None = None) -> str:
     """The head commit of `repo_id@branch`, creating the branch (from `start`, else main) when it does not exist."""
     if branch != "main":
-        with hub_errors("creating the branch", repo_id=repo_id, revision=branch, token=token):
+        with hub_errors("creating the branch", repo_id=repo_id, revision=branch, token=token, write=True):
             refs = api.list_repo_refs(repo_id, repo_type=REPO_TYPE, token=token)
             if branch not in {b.name for b in refs.branches}:
                 api.create_branch(repo_id, branch=branch, revision=start, repo_type=REPO_TYPE, exist_ok=True,
@@ -100,7 +100,7 @@ def retag(api: HfApi, repo_id: str, tag: str, commit: str, token: str | None) ->
     """Point `tag` at `commit` (delete and recreate; once more if someone recreated it meanwhile)."""
     from huggingface_hub.errors import HfHubHTTPError
 
-    with hub_errors(f"recreating tag {tag}", repo_id=repo_id, revision=commit, token=token):
+    with hub_errors(f"recreating tag {tag}", repo_id=repo_id, revision=commit, token=token, write=True):
         refs = api.list_repo_refs(repo_id, repo_type=REPO_TYPE, token=token)
         current = {t.name: t.target_commit for t in refs.tags}
         if current.get(tag) == commit:
