@@ -103,7 +103,7 @@ def push_keyframes_table(table: Dataset, repo_id: str, *, source: str | None = N
         check_table_push(api, repo_id, source=source, private=private, token=token)
     table = publishable_table(table)
     logger.info("pushing %d episodes to %s (private=%s)", len(table), repo_id, private)
-    with hub_errors("pushing the keyframes table", repo_id=repo_id, token=token):
+    with hub_errors("pushing the keyframes table", repo_id=repo_id, token=token, write=True):
         return table.push_to_hub(repo_id, private=private, token=token)
 
 

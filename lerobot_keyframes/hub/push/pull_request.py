@@ -156,7 +156,8 @@ def open_pull_request(api: HfApi, target: PushTarget) -> PushResult:
                    f"video changes. After merging, move the `{target.layout.version}` tag to the merge commit so "
                    "LeRobotDataset loads the annotated version.")
     logger.info("opening a pull request on %s from %s: %d file(s)", repo_id, base[:10], len(plan.uploaded))
-    with hub_errors("opening the pull request", repo_id=repo_id, revision=options.revision, token=token):
+    with hub_errors("opening the pull request", repo_id=repo_id, revision=options.revision, token=token,
+                    write=True):
         info = api.create_commit(repo_id, operations=operations, commit_message=plan.message,
                                  commit_description=description, repo_type=REPO_TYPE, revision=options.revision,
                                  parent_commit=base, create_pr=True, token=token)
