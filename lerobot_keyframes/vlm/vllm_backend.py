@@ -19,7 +19,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .base import BaseBackend
+from .batching import InProcessBackend
 from .config import VlmConfig
 from .errors import MissingExtraError
 from .messages import has_video, to_hf_messages, to_vllm_messages, video_server_metadata
@@ -33,6 +33,11 @@ logger = logging.getLogger(__name__)
 
 _ENGINES: dict[tuple[Any, ...], LLM] = {}
 _ENGINE_LOCK = threading.Lock()
+# One thread inside the engine at a time, whatever path it came by (two threads in one `vllm.LLM` abort the
+# process with a corrupted heap): every backend object on this process's engine takes it.
+_ENTRY_LOCK = threading.Lock()
+GiB = 1 << 30
+CPU_KV_CACHE_MAX = 4 * GiB  # vLLM's own CPU default before it reserved a share of all memory
 _MAIN_GUARD = re.compile(r"""if\s+__name__\s*==\s*['"]__main__['"]""")
 
 
@@ -89,7 +94,17 @@ def apply_multiprocessing_guard() -> None:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
 
 
-class VllmBackend(BaseBackend):
+def cpu_kv_cache_bytes(available: int) -> int:
+    """KV cache size for vLLM on a CPU when ``VLLM_CPU_KVCACHE_SPACE`` is unset: a quarter of the memory
+    available now, at most 4 GiB (vLLM would otherwise reserve ``gpu_memory_utilization`` of all memory)."""
+    return max(1, min(CPU_KV_CACHE_MAX, available // 4))
+
+
+def _kv_cache_space_set() -> bool:
+    return os.environ.get("VLLM_CPU_KVCACHE_SPACE", "") != ""  # vLLM reads "" as unset too
+
+
+class VllmBackend(InProcessBackend):
     """``vllm.LLM(...).chat(...)`` with per-request structured outputs; the engine is built on first use."""
 
     name = "vllm"
@@ -117,8 +132,14 @@ class VllmBackend(BaseBackend):
     def _build_engine(self) -> LLM:
         from vllm import LLM
 
-        cfg = self.config
         apply_multiprocessing_guard()
+        kwargs = self.engine_kwargs()
+        logger.info("starting vLLM engine for %s", self.config.model_id)
+        return LLM(**kwargs)
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """The ``vllm.LLM`` arguments of this configuration (on a CPU, with the KV cache capped)."""
+        cfg = self.config
         kwargs: dict[str, Any] = {
             "model": cfg.model_id,
             "revision": cfg.revision,
@@ -138,12 +159,33 @@ class VllmBackend(BaseBackend):
             kwargs["max_num_seqs"] = cfg.max_num_seqs
         if cfg.processor_kwargs:
             kwargs["mm_processor_kwargs"] = cfg.processor_kwargs
-        logger.info("starting vLLM engine for %s", cfg.model_id)
-        return LLM(**kwargs)
+        kv_bytes = self._cpu_kv_cache_cap()
+        if kv_bytes is not None:
+            kwargs["kv_cache_memory_bytes"] = kv_bytes
+        return kwargs
 
-    def close(self) -> None:
+    def _cpu_kv_cache_cap(self) -> int | None:
+        """On a CPU without ``VLLM_CPU_KVCACHE_SPACE``, vLLM 0.32 sizes its KV cache at
+        ``gpu_memory_utilization`` of all memory (~20 of 23.5 GiB) and the machine runs out: cap it."""
+        from vllm.platforms import current_platform
+
+        if not current_platform.is_cpu() or _kv_cache_space_set():
+            return None
+        import psutil  # a vllm dependency
+
+        memory = psutil.virtual_memory()
+        kv_bytes = cpu_kv_cache_bytes(memory.available)
+        logger.info(
+            "vLLM on CPU: KV cache capped at %.1f GiB (a quarter of the %.1f GiB available, at most %d GiB; "
+            "vLLM would reserve %.0f%% of this machine's %.1f GiB); set VLLM_CPU_KVCACHE_SPACE=<GiB> to choose",
+            kv_bytes / GiB, memory.available / GiB, CPU_KV_CACHE_MAX // GiB, 100 * self.config.gpu_memory_utilization,
+            memory.total / GiB,
+        )
+        return kv_bytes
+
+    def release_engine(self) -> None:
         """Shut this process's engine down (the next call builds a new one)."""
-        with _ENGINE_LOCK:
+        with _ENTRY_LOCK, _ENGINE_LOCK:
             engine = _ENGINES.pop(_engine_key(self.config), None)
         if engine is not None:
             shutdown = getattr(getattr(engine, "llm_engine", None), "shutdown", None) or getattr(
@@ -192,6 +234,12 @@ class VllmBackend(BaseBackend):
         return {"prompt": text, "multi_modal_data": data}
 
     def _generate_raw(
+        self, conversations: Sequence[Conversation], schemas: list[JsonSchema | None], budgets: list[int]
+    ) -> list[RawOutput]:
+        with _ENTRY_LOCK:
+            return self._generate_in_engine(conversations, schemas, budgets)
+
+    def _generate_in_engine(
         self, conversations: Sequence[Conversation], schemas: list[JsonSchema | None], budgets: list[int]
     ) -> list[RawOutput]:
         cfg = self.config
