@@ -43,7 +43,6 @@ def test_agenerate_from_many_coroutines_and_threads_on_one_engine(tmp_path: Path
     sizes = report["coroutine_call_sizes"]
     assert sum(sizes) == 32 and max(sizes) == 8 and sizes[0] == 8, sizes  # shared batches, up to max_num_seqs
     assert sum(report["thread_call_sizes"]) == 8, report["thread_call_sizes"]
-    print("engine calls from 16 coroutines x 2 rounds:", sizes, "| from 6 threads:", report["thread_call_sizes"])
 
 
 def test_on_a_cpu_the_kv_cache_is_capped_unless_chosen(monkeypatch: pytest.MonkeyPatch,
