@@ -25,6 +25,7 @@ from .errors import MissingExtraError
 from .messages import has_video, to_hf_messages, to_vllm_messages, video_server_metadata
 from .schema import grammar_schema
 from .types import Conversation, JsonSchema, RawOutput
+from .vllm_cpu import capped_kv_cache_bytes, kv_cache_space_set
 
 if TYPE_CHECKING:
     from vllm import LLM, SamplingParams
@@ -36,8 +37,6 @@ _ENGINE_LOCK = threading.Lock()
 # One thread inside the engine at a time, whatever path it came by (two threads in one `vllm.LLM` abort the
 # process with a corrupted heap): every backend object on this process's engine takes it.
 _ENTRY_LOCK = threading.Lock()
-GiB = 1 << 30
-CPU_KV_CACHE_MAX = 4 * GiB  # vLLM's own CPU default before it reserved a share of all memory
 _MAIN_GUARD = re.compile(r"""if\s+__name__\s*==\s*['"]__main__['"]""")
 
 
@@ -92,16 +91,6 @@ def apply_multiprocessing_guard() -> None:
     if reason:
         logger.warning("vLLM engine runs in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0): %s", reason)
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-
-
-def cpu_kv_cache_bytes(available: int) -> int:
-    """KV cache size for vLLM on a CPU when ``VLLM_CPU_KVCACHE_SPACE`` is unset: a quarter of the memory
-    available now, at most 4 GiB (vLLM would otherwise reserve ``gpu_memory_utilization`` of all memory)."""
-    return max(1, min(CPU_KV_CACHE_MAX, available // 4))
-
-
-def _kv_cache_space_set() -> bool:
-    return os.environ.get("VLLM_CPU_KVCACHE_SPACE", "") != ""  # vLLM reads "" as unset too
 
 
 class VllmBackend(InProcessBackend):
@@ -165,23 +154,12 @@ class VllmBackend(InProcessBackend):
         return kwargs
 
     def _cpu_kv_cache_cap(self) -> int | None:
-        """On a CPU without ``VLLM_CPU_KVCACHE_SPACE``, vLLM 0.32 sizes its KV cache at
-        ``gpu_memory_utilization`` of all memory (~20 of 23.5 GiB) and the machine runs out: cap it."""
+        """On a CPU without ``VLLM_CPU_KVCACHE_SPACE``, a KV cache that leaves the machine its memory (`vllm_cpu`)."""
         from vllm.platforms import current_platform
 
-        if not current_platform.is_cpu() or _kv_cache_space_set():
+        if not current_platform.is_cpu() or kv_cache_space_set():
             return None
-        import psutil  # a vllm dependency
-
-        memory = psutil.virtual_memory()
-        kv_bytes = cpu_kv_cache_bytes(memory.available)
-        logger.info(
-            "vLLM on CPU: KV cache capped at %.1f GiB (a quarter of the %.1f GiB available, at most %d GiB; "
-            "vLLM would reserve %.0f%% of this machine's %.1f GiB); set VLLM_CPU_KVCACHE_SPACE=<GiB> to choose",
-            kv_bytes / GiB, memory.available / GiB, CPU_KV_CACHE_MAX // GiB, 100 * self.config.gpu_memory_utilization,
-            memory.total / GiB,
-        )
-        return kv_bytes
+        return capped_kv_cache_bytes(self.config.gpu_memory_utilization, "in-process engine")
 
     def release_engine(self) -> None:
         """Shut this process's engine down (the next call builds a new one)."""

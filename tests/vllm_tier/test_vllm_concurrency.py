@@ -17,7 +17,8 @@ import pytest
 
 from lerobot_keyframes.testing.tiny_qwen import tiny_qwen_cached
 from lerobot_keyframes.vlm import VlmConfig, make_backend
-from lerobot_keyframes.vlm.vllm_backend import CPU_KV_CACHE_MAX, cpu_kv_cache_bytes
+from lerobot_keyframes.vlm.serve import server_env
+from lerobot_keyframes.vlm.vllm_cpu import CPU_KV_CACHE_MAX, KV_CACHE_ENV, GiB, cpu_kv_cache_bytes
 
 pytestmark = pytest.mark.vllm
 HERE = Path(__file__).parent
@@ -48,18 +49,22 @@ def test_agenerate_from_many_coroutines_and_threads_on_one_engine(tmp_path: Path
 def test_on_a_cpu_the_kv_cache_is_capped_unless_chosen(monkeypatch: pytest.MonkeyPatch,
                                                        caplog: pytest.LogCaptureFixture) -> None:
     """vLLM 0.32 on a CPU without VLLM_CPU_KVCACHE_SPACE takes gpu_memory_utilization (0.9) of all memory for
-    its KV cache (~20 of 23.5 GiB here) and the machine runs out: the backend caps it, and says so."""
+    its KV cache (~20 of 23.5 GiB here) and the machine runs out: the in-process engine and the servers
+    auto_serve starts get a cap instead, said in an INFO line; the user's value stays theirs."""
     import psutil
 
     backend = make_backend(VlmConfig(backend="vllm", model_id=str(tiny_qwen_cached("qwen2_5_vl", head_dim=64))))
-    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
-    with caplog.at_level(logging.INFO, logger="lerobot_keyframes.vlm.vllm_backend"):
+    serving = VlmConfig(backend="openai", auto_serve=True)
+    monkeypatch.delenv(KV_CACHE_ENV, raising=False)
+    with caplog.at_level(logging.INFO, logger="lerobot_keyframes.vlm.vllm_cpu"):
         kwargs = backend.engine_kwargs()
+        env = server_env(serving)
     cap = kwargs["kv_cache_memory_bytes"]
     assert 0 < cap <= min(CPU_KV_CACHE_MAX, psutil.virtual_memory().total // 4)
-    assert "KV cache capped" in caplog.text and "VLLM_CPU_KVCACHE_SPACE" in caplog.text
-    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")  # the user's choice (what vLLM reads) stays theirs
-    assert "kv_cache_memory_bytes" not in backend.engine_kwargs()
-    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "")  # vLLM reads an empty value as unset
-    assert "kv_cache_memory_bytes" in backend.engine_kwargs()
-    assert cpu_kv_cache_bytes(64 << 30) == CPU_KV_CACHE_MAX and cpu_kv_cache_bytes(8 << 30) == 2 << 30
+    assert 1 <= int(env[KV_CACHE_ENV]) <= CPU_KV_CACHE_MAX // GiB
+    assert caplog.text.count("KV cache capped") == 2 and "set VLLM_CPU_KVCACHE_SPACE=<GiB> to choose" in caplog.text
+    monkeypatch.setenv(KV_CACHE_ENV, "1")  # the user's choice (what vLLM reads) stays theirs
+    assert "kv_cache_memory_bytes" not in backend.engine_kwargs() and server_env(serving)[KV_CACHE_ENV] == "1"
+    monkeypatch.setenv(KV_CACHE_ENV, "")  # vLLM reads an empty value as unset
+    assert "kv_cache_memory_bytes" in backend.engine_kwargs() and server_env(serving)[KV_CACHE_ENV] != ""
+    assert cpu_kv_cache_bytes(64 * GiB) == CPU_KV_CACHE_MAX and cpu_kv_cache_bytes(8 * GiB) == 2 * GiB
