@@ -13,6 +13,9 @@ two threads aborts the process). `BatchingScheduler` sits between them:
   conversation at a time, so one bad request fails only its caller.
 
 Servers keep their own concurrency model (`OpenAIBackend` is async): the scheduler is for sync engines.
+`InProcessBackend` (transformers, vLLM) has its own scheduler behind its public ``generate``/``agenerate``, so
+a backend from `make_backend` is safe to share between coroutines and threads; a scheduler put in front of one
+(`wrap_in_process`, as `annotate` does) drives its ``engine_generate`` instead, never a scheduler behind a scheduler.
 """
 
 from __future__ import annotations
