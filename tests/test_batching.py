@@ -15,7 +15,7 @@ from lerobot_keyframes.annotate.config import ExecutorConfig, InterjectionsConfi
 from lerobot_keyframes.annotate.pipeline import run_annotation
 from lerobot_keyframes.language import read_dataset_annotations, validate_dataset
 from lerobot_keyframes.testing.scripted import ScriptedEngine, plausible_answers, prompt_text
-from lerobot_keyframes.vlm import VlmConfig
+from lerobot_keyframes.vlm import VlmConfig, make_backend
 from lerobot_keyframes.vlm.batching import BatchingScheduler, wrap_in_process
 
 ANSWER = {"type": "object", "properties": {"echo": {"type": "string"}}, "required": ["echo"]}
@@ -29,28 +29,45 @@ def ask(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": [{"type": "text", "text": text}]}]
 
 
-async def _callers(scheduler: BatchingScheduler, n: int, rounds: int) -> list[list[str]]:
+# A partial batch waits this long for more callers: far longer than any test runs, so in these tests a batch
+# leaves only when it is full or when every registered caller is waiting, never because a timer ran out (batch
+# sizes do not depend on how fast a loaded machine runs the callers).
+NEVER_S = 3600.0
+
+
+async def _callers(scheduler: BatchingScheduler, n: int, rounds: int, pause_s: float = 0.0) -> list[list[str]]:
     async def caller(k: int) -> list[str]:
         got = []
         async with scheduler.caller():
             for r in range(rounds):
                 (result,) = await scheduler.agenerate([ask(f"caller {k} round {r}")], ANSWER)
                 got.append(result.parsed["echo"])
-                await asyncio.sleep(0.001 * (k % 3))  # callers come back at different times
+                await asyncio.sleep(pause_s * (k % 3))  # callers may come back at different times
         return got
 
-    return list(await asyncio.gather(*(caller(k) for k in range(n))))
+    return list(await asyncio.wait_for(asyncio.gather(*(caller(k) for k in range(n))), 120))  # a hang fails
 
 
 def test_concurrent_callers_share_engine_batches_one_thread_owns_the_engine() -> None:
     engine = ScriptedEngine(echo, latency=0.02, batch_size=8)
-    scheduler = wrap_in_process(engine)
+    assert wrap_in_process(engine).max_batch == 8  # --vlm.batch_size
+    scheduler = wrap_in_process(engine, max_wait_s=NEVER_S)
     assert isinstance(scheduler, BatchingScheduler) and scheduler.max_batch == 8
     answers = asyncio.run(_callers(scheduler, 16, 4))
     assert answers == [[f"caller {k} round {r}" for r in range(4)] for k in range(16)]  # each its own, in order
     assert engine.overlaps == 0 and len(engine.threads) == 1
-    assert max(engine.batch_sizes) <= 8 and sum(engine.batch_sizes) == 64
-    assert scheduler.stats.mean >= 6, scheduler.stats.summary()  # 16 callers, batches of 8: nearly always full
+    assert scheduler.stats.sizes == {8: 8}, scheduler.stats.summary()  # 16 callers, batches of 8: all full
+    scheduler.close()
+
+
+def test_a_batch_goes_when_every_registered_caller_is_waiting() -> None:
+    """3 callers that come back after 0, 50 and 100 ms, batches of up to 8 and a timer that never runs out:
+    each batch goes the moment the last of the three asks (the scheduler knows nothing more can come)."""
+    engine = ScriptedEngine(echo, batch_size=8)
+    scheduler = wrap_in_process(engine, max_wait_s=NEVER_S)
+    answers = asyncio.run(_callers(scheduler, 3, 4, pause_s=0.05))
+    assert answers == [[f"caller {k} round {r}" for r in range(4)] for k in range(3)]
+    assert engine.batch_sizes == [3, 3, 3, 3], engine.batch_sizes
     scheduler.close()
 
 
@@ -149,7 +166,9 @@ def tagged(conversation: list[dict[str, Any]], schema: dict[str, Any] | None) ->
 
 def test_annotate_batches_episodes_and_never_crosses_their_answers(eight_episodes: Path, tmp_path: Path) -> None:
     engine = ScriptedEngine(tagged, latency=0.01, batch_size=8)
-    result = run_annotation(_config(eight_episodes, tmp_path / "out"), VLM, vlm=engine)
+    scheduler = wrap_in_process(engine, max_wait_s=NEVER_S)  # batches go when full or when every episode waits
+    result = run_annotation(_config(eight_episodes, tmp_path / "out"), VLM, vlm=scheduler)
+    scheduler.shutdown()
     assert result.failures == {} and result.validation.ok, result.validation.format()
     assert engine.overlaps == 0 and len(engine.threads) == 1
     assert result.batches.mean >= 3, result.batches.summary()  # 16 episodes in flight by default
@@ -245,7 +264,11 @@ def test_tiny_transformers_model_annotates_eight_episodes_in_engine_batches(eigh
                                 plan=PlanConfig(n_task_rephrasings=1, min_subtask_seconds=0.3,
                                                 subtask_describe_first=False),
                                 interjections=InterjectionsConfig(interjection_min_t=0.1))
-        result = run_annotation(config, vlm)
+        scheduler = wrap_in_process(make_backend(vlm), max_wait_s=NEVER_S)  # no timer: deterministic batches
+        try:
+            result = run_annotation(config, vlm, vlm=scheduler)
+        finally:
+            scheduler.close()
     finally:
         torch.set_num_threads(threads)
     assert result.failures == {} and result.validation.ok, (result.failures, result.validation.format())

@@ -52,3 +52,45 @@ def test_pixel_bounds_join_the_processor_kwargs_unless_given_there() -> None:
     cfg = VlmConfig(min_pixels=100, max_pixels=900, mm_processor_kwargs={"max_pixels": 500, "fps": 2})
     assert cfg.processor_kwargs == {"max_pixels": 500, "fps": 2, "min_pixels": 100}
     assert cfg.mm_processor_kwargs == {"max_pixels": 500, "fps": 2}  # the config itself is left as given
+
+
+SERVE = "vllm serve m --max-num-seqs 8 --quantization fp8 --port {port}"
+
+
+@pytest.mark.parametrize(("backend", "auto_serve", "why"), [
+    ("transformers", False, "--vlm.backend=transformers runs the model in this process and ignores it"),
+    ("vllm", False, "only the command's engine options (--max-model-len, --max-num-seqs, ...) apply to it"),
+    ("openai", False, "without it the run uses the servers already at --vlm.api_base"),
+])
+def test_a_serve_command_that_is_not_run_is_warned_about(backend: str, auto_serve: bool, why: str) -> None:
+    from lerobot_keyframes.vlm.config import unapplied_vlm_settings
+
+    (msg,) = unapplied_vlm_settings(VlmConfig(backend=backend, auto_serve=auto_serve, serve_command=SERVE))
+    assert msg.startswith("--vlm.serve_command is not run: it starts a server with --vlm.backend=openai "
+                          "--vlm.auto_serve=true only") and msg.endswith(why)
+    assert unapplied_vlm_settings(VlmConfig(backend=backend, serve_command=SERVE), local=False) == []  # a job's run
+
+
+def test_a_serve_command_that_auto_serve_runs_is_not_warned_about() -> None:
+    from lerobot_keyframes.vlm.config import unapplied_vlm_settings
+
+    assert unapplied_vlm_settings(VlmConfig(backend="openai", auto_serve=True, serve_command=SERVE)) == []
+    assert unapplied_vlm_settings(VlmConfig(backend="transformers")) == []
+
+
+def test_the_cli_warns_once_about_a_local_serve_command_with_an_in_process_backend(sample_root, tmp_path) -> None:
+    """lerobot-annotate's --vlm.serve_command given to a run with the in-process transformers backend (our
+    default): one warning line before anything else, instead of silence."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "c")}
+    proc = subprocess.run([sys.executable, "-m", "lerobot_keyframes.cli", "annotate", f"--root={sample_root}",
+                           f"--out={tmp_path / 'out'}", f"--vlm.serve_command={SERVE}", "--vlm.model_id=m"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    lines = proc.stderr.splitlines()
+    assert lines[0] == ("WARNING lerobot_keyframes.cli: --vlm.serve_command is not run: it starts a server with "
+                        "--vlm.backend=openai --vlm.auto_serve=true only (as in lerobot-annotate); "
+                        "--vlm.backend=transformers runs the model in this process and ignores it"), proc.stderr
+    assert sum("--vlm.serve_command is not run" in line for line in lines) == 1

@@ -89,7 +89,8 @@ def _run_annotate(args: argparse.Namespace) -> int:
                                                              or args.shards):
         raise ValueError("--config_path cannot be used with a remote --job.target: the job cannot read files of "
                          "this machine; pass the settings as flags instead")
-    for message in (*unapplied_settings(config), *unapplied_vlm_settings(vlm)):
+    remote = bool(args.shards) or getattr(args, "job.flavor", "local") not in (None, "local")
+    for message in (*unapplied_settings(config), *unapplied_vlm_settings(vlm, local=not remote)):
         warn_once(message)
     job = job_config_from_args(args)
     if job is not None or args.shards:

@@ -6,6 +6,8 @@
 
 Backends: ``transformers`` (in-process, xgrammar logits processor), ``vllm`` (in-process ``vllm.LLM``,
 structured outputs), ``openai`` (any OpenAI-compatible server, optional ``auto_serve`` of a local vLLM).
+Every backend may be shared by many coroutines and threads: an in-process one sends its calls through its own
+`batching.BatchingScheduler` (one engine thread; concurrent ``agenerate`` calls share engine batches).
 Importing this package is cheap: torch, transformers, vllm and openai load when a backend is built.
 Retries (a truncated answer, a failed server request) follow `retry`; the Qwen-VL family table is `families`.
 """
@@ -23,7 +25,8 @@ from .types import Conversation, Failure, FailureKind, FinishReason, VlmResult
 
 def make_backend(config: VlmConfig) -> BaseBackend:
     """Build the backend named by ``config.backend``; a missing optional dependency raises
-    ``MissingExtraError`` (an ImportError) whose message holds the exact ``pip install`` command."""
+    ``MissingExtraError`` (an ImportError) whose message holds the exact ``pip install`` command.
+    The model (or server) is loaded on first use; the backend is safe to call from many coroutines and threads."""
     if config.backend == "transformers":
         from .transformers_backend import TransformersBackend
 

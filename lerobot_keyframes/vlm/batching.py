@@ -13,6 +13,9 @@ two threads aborts the process). `BatchingScheduler` sits between them:
   conversation at a time, so one bad request fails only its caller.
 
 Servers keep their own concurrency model (`OpenAIBackend` is async): the scheduler is for sync engines.
+`InProcessBackend` (transformers, vLLM) has its own scheduler behind its public ``generate``/``agenerate``, so
+a backend from `make_backend` is safe to share between coroutines and threads; a scheduler put in front of one
+(`wrap_in_process`, as `annotate` does) drives its ``engine_generate`` instead, never a scheduler behind a scheduler.
 """
 
 from __future__ import annotations
@@ -20,15 +23,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..utils.state import RebuiltOnUnpickle
-from .base import Schemas, VlmBackend, normalize_schemas, raise_first_error
+from .base import BaseBackend, Schemas, VlmBackend, normalize_schemas, raise_first_error
 from .config import VlmConfig
 from .messages import check_conversation
 from .types import Conversation, Failure, FailureKind, JsonSchema, VlmResult
@@ -159,7 +163,7 @@ class BatchingScheduler(RebuiltOnUnpickle):
         self, conversations: Sequence[Conversation], schemas: Schemas = None, *, raise_errors: bool = True
     ) -> list[VlmResult]:
         """A sync call goes straight to the engine, on the engine's thread (never beside a running batch)."""
-        future = self._executor.submit(self.vlm.generate, conversations, schemas, raise_errors=raise_errors)
+        future = self._executor.submit(self._engine_call, conversations, schemas, raise_errors=raise_errors)
         return future.result()
 
     async def aclose(self) -> None:
@@ -186,6 +190,12 @@ class BatchingScheduler(RebuiltOnUnpickle):
 
     def _init_kwargs(self) -> dict[str, Any]:
         return {"vlm": self.vlm, "max_batch": self.max_batch, "max_wait_s": self.max_wait_s}
+
+    @property
+    def _engine_call(self) -> Callable[..., list[VlmResult]]:
+        """The engine's own entry: an `InProcessBackend`'s `engine_generate` (its public `generate` goes through
+        its own scheduler, which this one replaces: never a scheduler behind a scheduler), else `generate`."""
+        return getattr(self.vlm, "engine_generate", None) or self.vlm.generate
 
     # -- the dispatcher --------------------------------------------------------------------------------
     def _state(self) -> _LoopState:
@@ -234,7 +244,7 @@ class BatchingScheduler(RebuiltOnUnpickle):
         convs = [item.conversation for item in batch]
         schemas = [item.schema for item in batch]
         try:
-            results = self.vlm.generate(convs, schemas, raise_errors=False)
+            results = self._engine_call(convs, schemas, raise_errors=False)
             self.stats.sizes[len(batch)] += 1
             return results
         except Exception as exc:  # noqa: BLE001 - isolated below, reported per conversation
@@ -258,3 +268,92 @@ def wrap_in_process(vlm: VlmBackend, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> 
     if getattr(vlm, "is_async", None) is not False or isinstance(vlm, BatchingScheduler):
         return vlm
     return BatchingScheduler(vlm, engine_batch_limit(vlm.config), max_wait_s)
+
+
+class InProcessBackend(BaseBackend):
+    """A model in this process (transformers, vLLM), safe to share between coroutines and threads.
+
+    One engine must never be entered by two threads at once (a `vllm.LLM` aborts the process), and it answers
+    one call of many conversations about as fast as a call of one. So the public `generate` and `agenerate`
+    go through this backend's own `BatchingScheduler`: one engine thread, and the concurrent `agenerate`
+    calls of an event loop share engine batches (up to `engine_batch_limit`). `engine_generate` is the
+    engine path itself, on the calling thread: what a scheduler runs on its engine thread.
+    Use `caller()` around each independent producer so a batch goes as soon as every producer is waiting.
+    """
+
+    def __init__(self, config: VlmConfig) -> None:
+        super().__init__(config)
+        self._scheduler: tuple[int, BatchingScheduler] | None = None  # (pid, scheduler): not inherited by fork
+        self._scheduler_lock = threading.Lock()
+
+    @property
+    def scheduler(self) -> BatchingScheduler:
+        """This process's scheduler in front of the engine (made on first use, again after `close`)."""
+        with self._scheduler_lock:
+            held = self._scheduler
+            if held is None or held[0] != os.getpid():
+                held = (os.getpid(), BatchingScheduler(_EngineCalls(self), engine_batch_limit(self.config)))
+                self._scheduler = held
+            return held[1]
+
+    @property
+    def batch_stats(self) -> BatchStats:
+        """Conversations per engine call of this backend's public calls so far."""
+        return self.scheduler.stats
+
+    def caller(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Register a producer of requests for as long as it may still ask something (`BatchingScheduler.caller`)."""
+        return self.scheduler.caller()
+
+    def generate(
+        self, conversations: Sequence[Conversation], schemas: Schemas = None, *, raise_errors: bool = True
+    ) -> list[VlmResult]:
+        return self.scheduler.generate(conversations, schemas, raise_errors=raise_errors)
+
+    async def agenerate(
+        self, conversations: Sequence[Conversation], schemas: Schemas = None, *, raise_errors: bool = True
+    ) -> list[VlmResult]:
+        return await self.scheduler.agenerate(conversations, schemas, raise_errors=raise_errors)
+
+    def engine_generate(
+        self, conversations: Sequence[Conversation], schemas: Schemas = None, *, raise_errors: bool = True
+    ) -> list[VlmResult]:
+        """Generate on the calling thread, straight into the engine (the engine's own lock keeps two threads out)."""
+        return BaseBackend.generate(self, conversations, schemas, raise_errors=raise_errors)
+
+    async def aclose(self) -> None:
+        """Stop the running loop's dispatcher of this backend's scheduler (the engine stays loaded)."""
+        with self._scheduler_lock:
+            held = self._scheduler
+        if held is not None and held[0] == os.getpid():
+            await held[1].aclose()
+
+    def close(self) -> None:
+        """Release the engine and the scheduler's thread (a later call starts both again)."""
+        with self._scheduler_lock:
+            held, self._scheduler = self._scheduler, None
+        if held is not None and held[0] == os.getpid():
+            held[1].close()  # the engine is released on the thread that used it
+        else:
+            self.release_engine()
+
+    def release_engine(self) -> None:
+        """Drop this process's engine (the next call loads it again)."""
+
+
+class _EngineCalls:
+    """What a backend's own scheduler drives: the backend's engine path, never its public (scheduled) one."""
+
+    is_async = False
+
+    def __init__(self, backend: InProcessBackend) -> None:
+        self.backend = backend
+        self.config = backend.config
+
+    def generate(
+        self, conversations: Sequence[Conversation], schemas: Schemas = None, *, raise_errors: bool = True
+    ) -> list[VlmResult]:
+        return self.backend.engine_generate(conversations, schemas, raise_errors=raise_errors)
+
+    def close(self) -> None:
+        self.backend.release_engine()

@@ -143,8 +143,10 @@ class VlmConfig:
 UNAPPLIED_VLM_SETTINGS: tuple[tuple[str, Any, str], ...] = ()
 
 
-def unapplied_vlm_settings(config: VlmConfig) -> list[str]:
-    """One message per lerobot-annotate VLM setting that was changed but has no effect here."""
+def unapplied_vlm_settings(config: VlmConfig, *, local: bool = True) -> list[str]:
+    """One message per lerobot-annotate VLM setting that was changed but has no effect here.
+
+    ``local=False``: the run is submitted elsewhere (a job), whose own run warns about what it ignores."""
     out = [f"--vlm.{name}={getattr(config, name)!r} is accepted for lerobot-annotate compatibility but not "
            f"applied: {effect}" for name, default, effect in UNAPPLIED_VLM_SETTINGS
            if getattr(config, name, default) != default]
@@ -152,6 +154,16 @@ def unapplied_vlm_settings(config: VlmConfig) -> list[str]:
         out.append(f"--vlm.parallel_servers={config.parallel_servers} starts servers with --vlm.backend=openai "
                    "--vlm.auto_serve=true only (as in lerobot-annotate); to use running servers, list their URLs "
                    "in --vlm.api_base (comma-separated, round-robin)")
+    if local and config.serve_command and not (config.backend == "openai" and config.auto_serve):
+        if config.backend == "openai":
+            why = "without it the run uses the servers already at --vlm.api_base"
+        elif config.backend == "vllm":
+            why = ("--vlm.backend=vllm runs the model in this process; only the command's engine options "
+                   "(--max-model-len, --max-num-seqs, ...) apply to it")
+        else:
+            why = f"--vlm.backend={config.backend} runs the model in this process and ignores it"
+        out.append(f"--vlm.serve_command is not run: it starts a server with --vlm.backend=openai "
+                   f"--vlm.auto_serve=true only (as in lerobot-annotate); {why}")
     if config.reasoning_effort and config.backend != "openai":
         out.append(f"--vlm.reasoning_effort={config.reasoning_effort!r} is sent to OpenAI-compatible servers only "
                    f"(lerobot-annotate's openai backend); --vlm.backend={config.backend} ignores it: cap thinking "

@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 
 from .config import VlmConfig
 from .errors import MissingExtraError, VlmServeError
+from .vllm_cpu import KV_CACHE_ENV, GiB, capped_kv_cache_bytes, is_cpu_vllm_build, kv_cache_space_set
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,8 @@ def server_env(cfg: VlmConfig) -> dict[str, str]:
     env = dict(os.environ)
     if cfg.api_key:
         env["VLLM_API_KEY"] = cfg.api_key
+    if not kv_cache_space_set(env) and is_cpu_vllm_build():  # vLLM on a CPU would take 90% of all memory
+        env[KV_CACHE_ENV] = str(max(1, capped_kv_cache_bytes(cfg.gpu_memory_utilization, "auto_serve") // GiB))
     return env
 
 

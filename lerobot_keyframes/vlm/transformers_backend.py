@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .base import BaseBackend
+from .batching import InProcessBackend
 from .config import VlmConfig
 from .errors import MissingExtraError
 from .messages import to_hf_messages, video_timing
@@ -149,7 +149,7 @@ def _stop_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> lis
     return stop_ids
 
 
-class TransformersBackend(BaseBackend):
+class TransformersBackend(InProcessBackend):
     """Batched in-process generation with schema enforcement by an xgrammar logits processor."""
 
     name = "transformers"
@@ -162,7 +162,7 @@ class TransformersBackend(BaseBackend):
     def loaded(self) -> _Loaded:
         return _load(self.config)
 
-    def close(self) -> None:
+    def release_engine(self) -> None:
         """Drop this process's copy of the model (the next call reloads it)."""
         with _LOAD_LOCK:
             _LOADED.pop(_load_key(self.config), None)

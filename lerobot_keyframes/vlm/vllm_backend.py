@@ -19,12 +19,13 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .base import BaseBackend
+from .batching import InProcessBackend
 from .config import VlmConfig
 from .errors import MissingExtraError
 from .messages import has_video, to_hf_messages, to_vllm_messages, video_server_metadata
 from .schema import grammar_schema
 from .types import Conversation, JsonSchema, RawOutput
+from .vllm_cpu import capped_kv_cache_bytes, kv_cache_space_set
 
 if TYPE_CHECKING:
     from vllm import LLM, SamplingParams
@@ -33,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 _ENGINES: dict[tuple[Any, ...], LLM] = {}
 _ENGINE_LOCK = threading.Lock()
+# One thread inside the engine at a time, whatever path it came by (two threads in one `vllm.LLM` abort the
+# process with a corrupted heap): every backend object on this process's engine takes it.
+_ENTRY_LOCK = threading.Lock()
 _MAIN_GUARD = re.compile(r"""if\s+__name__\s*==\s*['"]__main__['"]""")
 
 
@@ -89,7 +93,7 @@ def apply_multiprocessing_guard() -> None:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
 
 
-class VllmBackend(BaseBackend):
+class VllmBackend(InProcessBackend):
     """``vllm.LLM(...).chat(...)`` with per-request structured outputs; the engine is built on first use."""
 
     name = "vllm"
@@ -117,8 +121,14 @@ class VllmBackend(BaseBackend):
     def _build_engine(self) -> LLM:
         from vllm import LLM
 
-        cfg = self.config
         apply_multiprocessing_guard()
+        kwargs = self.engine_kwargs()
+        logger.info("starting vLLM engine for %s", self.config.model_id)
+        return LLM(**kwargs)
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """The ``vllm.LLM`` arguments of this configuration (on a CPU, with the KV cache capped)."""
+        cfg = self.config
         kwargs: dict[str, Any] = {
             "model": cfg.model_id,
             "revision": cfg.revision,
@@ -138,12 +148,22 @@ class VllmBackend(BaseBackend):
             kwargs["max_num_seqs"] = cfg.max_num_seqs
         if cfg.processor_kwargs:
             kwargs["mm_processor_kwargs"] = cfg.processor_kwargs
-        logger.info("starting vLLM engine for %s", cfg.model_id)
-        return LLM(**kwargs)
+        kv_bytes = self._cpu_kv_cache_cap()
+        if kv_bytes is not None:
+            kwargs["kv_cache_memory_bytes"] = kv_bytes
+        return kwargs
 
-    def close(self) -> None:
+    def _cpu_kv_cache_cap(self) -> int | None:
+        """On a CPU without ``VLLM_CPU_KVCACHE_SPACE``, a KV cache that leaves the machine its memory (`vllm_cpu`)."""
+        from vllm.platforms import current_platform
+
+        if not current_platform.is_cpu() or kv_cache_space_set():
+            return None
+        return capped_kv_cache_bytes(self.config.gpu_memory_utilization, "in-process engine")
+
+    def release_engine(self) -> None:
         """Shut this process's engine down (the next call builds a new one)."""
-        with _ENGINE_LOCK:
+        with _ENTRY_LOCK, _ENGINE_LOCK:
             engine = _ENGINES.pop(_engine_key(self.config), None)
         if engine is not None:
             shutdown = getattr(getattr(engine, "llm_engine", None), "shutdown", None) or getattr(
@@ -192,6 +212,12 @@ class VllmBackend(BaseBackend):
         return {"prompt": text, "multi_modal_data": data}
 
     def _generate_raw(
+        self, conversations: Sequence[Conversation], schemas: list[JsonSchema | None], budgets: list[int]
+    ) -> list[RawOutput]:
+        with _ENTRY_LOCK:
+            return self._generate_in_engine(conversations, schemas, budgets)
+
+    def _generate_in_engine(
         self, conversations: Sequence[Conversation], schemas: list[JsonSchema | None], budgets: list[int]
     ) -> list[RawOutput]:
         cfg = self.config

@@ -16,7 +16,8 @@ from vllm_tier_common import ENGINE
 from lerobot_keyframes.annotate import AnnotateConfig, InterjectionsConfig, PlanConfig, run_annotation
 from lerobot_keyframes.language import read_dataset_annotations, validate_dataset
 from lerobot_keyframes.testing.tiny_qwen import tiny_qwen_cached
-from lerobot_keyframes.vlm import VlmConfig
+from lerobot_keyframes.vlm import VlmConfig, make_backend
+from lerobot_keyframes.vlm.batching import wrap_in_process
 
 pytestmark = pytest.mark.vllm
 
@@ -52,11 +53,16 @@ def _check_output(result, out: Path) -> None:
 def test_annotate_on_the_in_process_vllm_engine(eight_episodes: Path, tmp_path: Path) -> None:
     model = tiny_qwen_cached("qwen2_5_vl", head_dim=64)
     vlm = VlmConfig(backend="vllm", model_id=str(model), max_new_tokens=1024, seed=0, **LIMITS)
-    result = run_annotation(_config(eight_episodes, tmp_path / "out"), vlm)
+    # no timer: a batch goes when full or when every episode in flight waits, however loaded the machine is
+    scheduler = wrap_in_process(make_backend(vlm), max_wait_s=3600)
+    try:
+        result = run_annotation(_config(eight_episodes, tmp_path / "out"), vlm, vlm=scheduler)
+    finally:
+        scheduler.close()
     _check_output(result, tmp_path / "out")
     stats = result.batches
     assert stats is not None and max(stats.sizes) <= ENGINE["max_num_seqs"]
-    assert stats.mean > 2, stats.summary()  # 16 episodes in flight share the engine's batches
+    assert stats.mean > 4, stats.summary()  # 8 episodes in flight share the engine's batches
 
 
 def test_annotate_through_a_real_vllm_server(eight_episodes: Path, tmp_path: Path) -> None:
