@@ -26,6 +26,7 @@ import numpy as np
 
 from ..dataset.episodes import EpisodeSource
 from ..dataset.records import CameraRef, Episode
+from ..dataset.remote import DEFAULT_VIDEO_ACCESS, VideoAccess
 from ..utils.fork import torch_fork_guard
 from ..utils.state import PicklesAsConfig
 from ..utils.timeline import evenly_spaced
@@ -132,7 +133,9 @@ class VideoFrameProvider(PicklesAsConfig):
 
     def fingerprint(self) -> str:
         """A stable hash of the configuration and the episodes served (same inputs: same string)."""
-        payload = {"config": asdict(self.config), "source": self.source,
+        config = asdict(self.config)
+        config.pop("video_access")  # streamed or downloaded, the frames are the same
+        payload = {"config": config, "source": self.source,
                    "episodes": [self.episodes[k].to_row(timestamps=False) for k in sorted(self.episodes)]}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -264,6 +267,8 @@ class VideoFrameProvider(PicklesAsConfig):
                                cam.from_timestamp, [planning.Entry(t) for t in times])
         if not times:
             return req
+        if ep.repo_id is not None:
+            req.remote = runtime.remote_file(ep, cam, req.file)
         tol = planning.tolerance(self.config, cam, ep)
         try:
             if cam.storage == "image":
@@ -297,11 +302,12 @@ def make_frame_provider(
     decoder_threads: int = 1,
     timeout_s: float = 600.0,
     episodes: Sequence[int] | None = None,
+    video_access: VideoAccess = DEFAULT_VIDEO_ACCESS,
 ) -> VideoFrameProvider | NullProvider:
     """A FrameProvider for a dataset root / Hub repo id, a `load_episodes` table, or episode records / rows.
 
     Args:
-        source: where the episodes come from (a Hub dataset's videos are downloaded).
+        source: where the episodes come from (a dataset root, a Hub repo id, an episode table or records).
         camera_key: the default camera (else the first one).
         video_backend: "auto" (torchcodec, falling back to PyAV, then the ffmpeg CLI, per file),
             "torchcodec", "pyav" or "ffmpeg".
@@ -313,6 +319,9 @@ def make_frame_provider(
             long request, e.g. 1 Hz over a long episode, then uses several cores).
         on_error: "none" turns failures into `None` entries (logged) instead of exceptions.
         episodes: serve only these episode indices.
+        video_access: how a Hub dataset's videos are read: "auto" (default: by byte range, a file downloaded
+            whole when a decode needs most of it), "stream" (byte ranges only where the header allows) or
+            "download" (whole files into the Hugging Face cache, before the first decode).
 
     Returns a `NullProvider` when the dataset has no cameras.
     """
@@ -322,9 +331,9 @@ def make_frame_provider(
         video_backend=video_backend, camera_key=camera_key, tolerance_s=tolerance_s,
         tolerance_frames=tolerance_frames, cache_mb=cache_mb, max_open_decoders=max_open_decoders, isolate=isolate,
         isolate_workers=isolate_workers, workers=workers, on_error=on_error, decoder_threads=decoder_threads,
-        timeout_s=timeout_s,
+        timeout_s=timeout_s, video_access=video_access,
     )
-    records, origin = episode_records(source, episodes=episodes)
+    records, origin = episode_records(source, episodes=episodes, video_access=video_access)
     if not any(ep.cameras for ep in records):
         if camera_key is not None:
             raise UnknownCameraError(f"unknown camera {camera_key!r}; the dataset has no cameras", file=origin,

@@ -1,0 +1,169 @@
+"""The frame provider's side of Hub videos read by byte range (`dataset.remote`).
+
+A request whose camera file is a Hub file not on disk (and `video_access` is not "download") is *remote*:
+its pts table comes from the file's header (read by range, once per process), the byte ranges its frames need
+are fetched before decoding (all files and cameras of a call at once), and its decoder reads a file-like over
+those bytes. A file falls back to being downloaded whole, with one INFO line saying why, when its header cannot
+be trusted, when decoding from ranges fails for a reason other than the network, when `auto` finds a decode
+would need most of the file, with the ffmpeg CLI backend, or with `isolate=True`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..dataset.remote import (
+    AUTO_STREAM_MAX_SHARE,
+    HubFile,
+    RangeFetchError,
+    UntrustedHeader,
+    download_whole,
+    hub_file,
+)
+from ..dataset.remote.video import Plan, RemoteVideo, prefetch, remote_video
+from .errors import RemoteReadError
+
+if TYPE_CHECKING:
+    from ..dataset.records import CameraRef, Episode
+    from ._planning import Entry, Request
+    from .config import ProviderConfig
+    from .decoders.index import FileIndex
+
+logger = logging.getLogger(__name__)
+
+
+def remote_file(config: ProviderConfig, episode: Episode, camera: CameraRef, path: str) -> HubFile | None:
+    """The Hub file a request reads by range, or None (a local file, or `video_access="download"`)."""
+    if config.video_access == "download" or camera.storage != "video" or os.path.exists(path):
+        return None
+    return hub_file(episode.repo_id, episode.root, camera.path)
+
+
+def read_error(req: Request, exc: RangeFetchError, what: str) -> RemoteReadError:
+    return RemoteReadError(f"{what} from the Hub failed: {exc}", status=exc.status, file=req.file,
+                           episode=req.episode, camera=req.camera, times=[e.t for e in req.entries])
+
+
+def file_index(req: Request, config: ProviderConfig, indexes: dict[HubFile, FileIndex]) -> FileIndex | None:
+    """The pts table of a remote request's file from its header; None once the file was downloaded whole
+    instead (then `req.file` is the local copy)."""
+    assert req.remote is not None
+    found = indexes.get(req.remote)
+    if found is not None:
+        return found
+    video = remote_video(req.remote)
+    why = None
+    if config.isolate:
+        why = "isolate=True decodes in worker processes, which read files"
+    elif config.video_backend == "ffmpeg":
+        why = "the ffmpeg CLI video backend reads files, not byte ranges"
+    if why is None:
+        try:
+            index = index_from_table(req.file, video)
+        except UntrustedHeader as exc:
+            why = f"its header cannot be trusted for byte-range reads: {exc}"
+        except RangeFetchError as exc:
+            raise read_error(req, exc, "reading the video's header") from exc
+        else:
+            indexes[req.remote] = index
+            return index
+    download(req, why)
+    return None
+
+
+def index_from_table(path: str, video: RemoteVideo) -> FileIndex:
+    from .decoders.index import FileIndex
+
+    table = video.sample_table()
+    order = table.presentation_order()
+    pts = table.pts[order]
+    return FileIndex(path=path, stream_index=table.stream_index, time_base=(1, table.timescale), pts=pts,
+                     seconds=pts.astype(np.float64) / table.timescale, keyframe=table.keyframe[order],
+                     width=table.width, height=table.height, codec=table.codec, source="header")
+
+
+def download(req: Request, why: str) -> None:
+    """Fetch a remote request's file whole (into the Hugging Face cache) and read it from disk from now on."""
+    assert req.remote is not None
+    try:
+        req.file = download_whole(req.remote, why)
+    except RangeFetchError as exc:
+        raise read_error(req, exc, "downloading the video") from exc
+    req.remote = None
+
+
+class Prefetched:
+    """The plans of one call's remote requests, fetched; `release()` lets their bytes be evicted again."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[RemoteVideo, Plan]] = []
+
+    def release(self) -> None:
+        for video, plan in self.items:
+            video.release(plan)
+        self.items = []
+
+
+def prefetch_requests(members: Sequence[tuple[Request, Entry]], config: ProviderConfig) -> Prefetched:
+    """Fetch the byte ranges of every remote request's frames (all files and cameras at once). A request whose
+    range fails gets its entries' errors (raised with `on_error="raise"`); an `auto` file that a decode would
+    mostly read is downloaded whole instead."""
+    per_request: dict[int, tuple[Request, list[Entry]]] = {}
+    for req, entry in members:
+        if req.remote is not None:
+            per_request.setdefault(id(req), (req, []))[1].append(entry)
+    done = Prefetched()
+    if not per_request:
+        return done
+    by_file: dict[HubFile, list[tuple[Request, list[Entry], Plan]]] = {}
+    for req, entries in per_request.values():
+        video = remote_video(req.remote)  # type: ignore[arg-type]
+        plan = video.plan(sorted({e.frame for e in entries}))
+        by_file.setdefault(req.remote, []).append((req, entries, plan))  # type: ignore[arg-type]
+    items: list[tuple[Request, list[Entry], RemoteVideo, Plan]] = []
+    for file, group in by_file.items():
+        video = remote_video(file)
+        if config.video_access == "auto" and _mostly_read(video, group):
+            why = (f"a decode needs more than {AUTO_STREAM_MAX_SHARE:.0%} of the bytes of its episodes "
+                   "(video_access='auto')")
+            download(group[0][0], why)
+            for req, _, _ in group[1:]:  # the other requests of the call read the same file
+                req.file, req.remote = group[0][0].file, None
+            continue
+        items.extend((req, entries, video, plan) for req, entries, plan in group)
+    errors = prefetch([(video, plan) for _, _, video, plan in items])
+    failure: RemoteReadError | None = None
+    for (req, entries, video, plan), error in zip(items, errors):
+        if error is None:
+            done.items.append((video, plan))
+            continue
+        exc = read_error(req, error, f"reading bytes {error.start}-{(error.end or 1) - 1} of the video"
+                         if error.start is not None else "reading the video")
+        failure = failure or exc
+        for entry in entries:
+            entry.error = req.retarget(exc, entry)
+    if failure is not None and config.on_error == "raise":
+        done.release()
+        raise failure
+    return done
+
+
+def _mostly_read(video: RemoteVideo, group: Sequence[tuple[Request, list[Entry], Plan]]) -> bool:
+    """Whether the plans of one file need more than the auto share of the bytes of the episodes they read."""
+    table = video.sample_table()
+    order = table.presentation_order()
+    spans = np.zeros(len(table), bool)
+    ranges = []
+    for req, _, plan in group:
+        first, stop = req.span
+        spans[order[first:stop]] = True
+        ranges.extend(plan.ranges)
+    from ..dataset.remote.ranges import merge, total
+
+    span_bytes = int(table.size[spans].sum())
+    return span_bytes > 0 and total(merge(ranges)) > AUTO_STREAM_MAX_SHARE * span_bytes
