@@ -10,6 +10,7 @@ would need most of the file, with the ffmpeg CLI backend, or with `isolate=True`
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 from collections.abc import Sequence
@@ -120,11 +121,12 @@ def prefetch_requests(members: Sequence[tuple[Request, Entry]], config: Provider
     done = Prefetched()
     if not per_request:
         return done
-    by_file: dict[HubFile, list[tuple[Request, list[Entry], Plan]]] = {}
+    requests_of: dict[HubFile, list[tuple[Request, list[Entry]]]] = {}
     for req, entries in per_request.values():
-        video = remote_video(req.remote)  # type: ignore[arg-type]
-        plan = video.plan(sorted({e.frame for e in entries}))
-        by_file.setdefault(req.remote, []).append((req, entries, plan))  # type: ignore[arg-type]
+        requests_of.setdefault(req.remote, []).append((req, entries))  # type: ignore[arg-type]
+    by_file: dict[HubFile, list[tuple[Request, list[Entry], Plan]]] = {}
+    for file, group in requests_of.items():
+        by_file[file] = _plans(remote_video(file), group)
     items: list[tuple[Request, list[Entry], RemoteVideo, Plan]] = []
     for file, group in by_file.items():
         video = remote_video(file)
@@ -151,6 +153,24 @@ def prefetch_requests(members: Sequence[tuple[Request, Entry]], config: Provider
         done.release()
         raise failure
     return done
+
+
+def _plans(video: RemoteVideo, group: Sequence[tuple[Request, list[Entry]]]) -> list[tuple[Request, list[Entry], Plan]]:
+    """One plan per request of a file. The frames of every request of the file are decoded in one pass, so the
+    ranges come from the plan of all of them (the decoder reads through short gaps between episodes too); each
+    request holds the ranges that carry its own samples, and fails only with them."""
+    combined = video.plan(sorted({e.frame for _, entries in group for e in entries}))
+    starts = [a for a, _ in combined.ranges]
+    table = video.sample_table()
+    out = []
+    for req, entries in group:
+        own = video.plan(sorted({e.frame for e in entries}))
+        touched = set()
+        for offset in table.offset[own.samples].tolist():
+            touched.add(bisect.bisect_right(starts, offset) - 1)
+        ranges = [combined.ranges[i] for i in sorted(touched) if i >= 0]
+        out.append((req, entries, Plan(ranges, own.samples, own.needed_bytes)))
+    return out
 
 
 def _mostly_read(video: RemoteVideo, group: Sequence[tuple[Request, list[Entry], Plan]]) -> bool:

@@ -129,3 +129,10 @@ def reset_remote_stats() -> None:
         for f in reg.files.values():
             f.bytes = dict.fromkeys(KINDS, 0)
             f.requests = dict.fromkeys(KINDS, 0)
+
+
+def clear_stats() -> None:
+    """Forget every file this process counted."""
+    global _STATS
+    with _LOCK:
+        _STATS = None

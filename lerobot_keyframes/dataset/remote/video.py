@@ -495,8 +495,12 @@ def prefetch(items: Sequence[tuple[RemoteVideo, Plan]]) -> list[RangeFetchError 
 
 
 def clear() -> None:
-    """Forget this process's remote videos and held bytes (the disk range cache stays)."""
+    """Forget this process's remote videos, held bytes and stats (the disk range cache stays): what a new
+    process starts with."""
     global _REGISTRY
+    from .stats import clear_stats
+
     with _REGISTRY_LOCK:
         _REGISTRY = None
+    clear_stats()
 
