@@ -177,7 +177,7 @@ def _prepare_locked(config: AnnotateConfig, camera_key: str | None, source: Reso
     cameras = sorted({c["key"] for r in episodes for c in r["cameras"]})
     if camera_key and camera_key not in cameras:
         raise ValueError(f"--vlm.camera_key={camera_key!r} is not a camera of {source.root}; it has {cameras}")
-    if source.repo_id is not None:  # meta + data are local now; fetch only the videos of these episodes
+    if source.repo_id is not None and config.video_access == "download":  # else read by byte range when decoded
         source.fetch_files(sorted({c["path"] for r in episodes for c in r["cameras"] if c["storage"] == "video"}))
     result = AnnotateResult(output_root=out_root, staging_dir=staging_dir,
                             episodes=[int(e) for e in episodes["episode_index"]])
@@ -331,7 +331,8 @@ def run_quality_checks(run: PreparedRun, config: AnnotateConfig, provider: Frame
     if owned:
         from ..frames import make_frame_provider
 
-        provider = make_frame_provider(run.rows, video_backend=config.video_backend, cache_mb=0)
+        provider = make_frame_provider(run.rows, video_backend=config.video_backend, cache_mb=0,
+                                       video_access=config.video_access)
     try:
         run.result.quality = check_episodes(run.rows, provider, config.quality, signal=config.motion.signal,
                                             gripper_index=config.motion.gripper_index)
@@ -352,7 +353,8 @@ def _run_prepared(run: PreparedRun, config: AnnotateConfig, vlm_config: VlmConfi
     if provider is None:
         from ..frames import make_frame_provider
 
-        provider = make_frame_provider(rows, video_backend=config.video_backend, cache_mb=config.frame_cache_mb)
+        provider = make_frame_provider(rows, video_backend=config.video_backend, cache_mb=config.frame_cache_mb,
+                                       video_access=config.video_access)
     owned = vlm is None  # built here: released here (an engine's memory, an auto-served server)
     if owned and config.asks_model:
         from ..vlm import make_backend

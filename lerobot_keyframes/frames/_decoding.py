@@ -94,7 +94,7 @@ class Decoding:
     def remote_file(self, episode: Episode, camera: CameraRef, path: str) -> HubFile | None:
         from ._remote import remote_file
 
-        return remote_file(self.config, episode, camera, path)
+        return remote_file(episode, camera, path)
 
     def file_index(self, req: Request) -> FileIndex:
         """The pts table of a request's video file (built in a worker process with `isolate=True`; from the

@@ -38,11 +38,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def remote_file(config: ProviderConfig, episode: Episode, camera: CameraRef, path: str) -> HubFile | None:
-    """The Hub file a request reads by range, or None (a local file, or `video_access="download"`)."""
-    if config.video_access == "download" or camera.storage != "video" or os.path.exists(path):
+def remote_file(episode: Episode, camera: CameraRef, path: str) -> HubFile | None:
+    """The Hub file behind a request whose video is not on disk (read by range, or downloaded whole with
+    `video_access="download"`); None for a file on disk or a dataset that does not come from the Hub."""
+    if camera.storage != "video" or os.path.exists(path):
         return None
-    return hub_file(episode.repo_id, episode.root, camera.path)
+    return hub_file(episode.repo_id, episode.root, camera.path, episode.revision)
 
 
 def read_error(req: Request, exc: RangeFetchError, what: str) -> RemoteReadError:
@@ -59,7 +60,9 @@ def file_index(req: Request, config: ProviderConfig, indexes: dict[HubFile, File
         return found
     video = remote_video(req.remote)
     why = None
-    if config.isolate:
+    if config.video_access == "download":
+        why = "video_access='download'"
+    elif config.isolate:
         why = "isolate=True decodes in worker processes, which read files"
     elif config.video_backend == "ffmpeg":
         why = "the ffmpeg CLI video backend reads files, not byte ranges"

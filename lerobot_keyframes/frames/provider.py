@@ -267,8 +267,7 @@ class VideoFrameProvider(PicklesAsConfig):
                                cam.from_timestamp, [planning.Entry(t) for t in times])
         if not times:
             return req
-        if ep.repo_id is not None:
-            req.remote = runtime.remote_file(ep, cam, req.file)
+        req.remote = runtime.remote_file(ep, cam, req.file)  # a Hub video not on disk: read by range
         tol = planning.tolerance(self.config, cam, ep)
         try:
             if cam.storage == "image":

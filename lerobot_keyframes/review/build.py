@@ -120,7 +120,7 @@ def _render_chunk(jobs: Sequence[_Job], out: Path, config: ReviewConfig, png: bo
     provider = None
     if any(j.row.get("cameras") for j in jobs):
         provider = make_frame_provider([j.row for j in jobs], video_backend=config.video_backend, on_error="none",
-                                       cache_mb=0)  # every frame is asked for once
+                                       cache_mb=0, video_access=config.video_access)  # every frame asked once
     try:
         from tqdm.auto import tqdm
 

@@ -25,7 +25,8 @@ from typing import Literal, get_args
 
 from .hub import HubFile, RangeFetchError
 from .mp4 import SampleTable, UntrustedHeader
-from .stats import FileStats, RemoteStats, remote_stats, reset_remote_stats
+from .stats import FileStats, RemoteStats, remote_stats, reset_remote_stats, stats_registry
+from .video import registry
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 __all__ = ["AUTO_STREAM_MAX_SHARE", "DEFAULT_VIDEO_ACCESS", "VIDEO_ACCESS", "FileStats", "HubFile",
            "RangeFetchError", "RemoteStats", "SampleTable", "UntrustedHeader", "VideoAccess", "check_video_access",
-           "download_whole", "hub_file", "log_summary", "remote_stats", "reset_remote_stats", "snapshot_commit"]
+           "download_whole", "hub_file", "log_summary", "remote_stats", "reset_remote_stats", "snapshot_commit",
+           "snapshot_repo"]
 
 
 def check_video_access(value: str) -> None:
@@ -56,12 +58,24 @@ def snapshot_commit(root: str | Path | None) -> str | None:
     return path.name if path.parent.name == "snapshots" and _COMMIT.match(path.name) else None
 
 
-def hub_file(repo_id: str | None, root: str | Path | None, path: str) -> HubFile | None:
-    """The Hub file behind `root/path` for a dataset loaded from the Hub (pinned to its snapshot's commit)."""
-    commit = snapshot_commit(root)
-    if not repo_id or commit is None:
+def snapshot_repo(root: str | Path | None) -> str | None:
+    """The dataset repo id of a Hugging Face cache snapshot folder (`.../datasets--user--name/snapshots/<commit>`;
+    repo ids cannot hold `--`, so the folder name is unambiguous), else None."""
+    if snapshot_commit(root) is None:
         return None
-    return HubFile(repo_id, commit, path)
+    kind, _, rest = Path(root).parent.parent.name.partition("--")  # type: ignore[arg-type]
+    parts = rest.split("--")
+    return "/".join(parts) if kind == "datasets" and len(parts) == 2 and all(parts) else None
+
+
+def hub_file(repo_id: str | None, root: str | Path | None, path: str, revision: str | None = None) -> HubFile | None:
+    """The Hub file behind `root/path` for a dataset loaded from the Hub, pinned to a commit: the row's revision
+    when it is one, else the commit of the snapshot folder it was loaded into. None for a local dataset."""
+    commit = revision if revision and _COMMIT.match(revision) else snapshot_commit(root)
+    repo = repo_id or snapshot_repo(root)
+    if not repo or commit is None:
+        return None
+    return HubFile(repo, commit, path)
 
 
 def download_whole(file: HubFile, why: str) -> str:
@@ -69,8 +83,9 @@ def download_whole(file: HubFile, why: str) -> str:
     line saying why; the bytes count as `download` in the stats."""
     from huggingface_hub import hf_hub_download
 
-    from .stats import stats_registry
-
+    done = registry().downloaded
+    if file in done and Path(done[file]).is_file():
+        return done[file]
     logger.info("%s: downloading it whole (%s)", file, why)
     try:
         local = hf_hub_download(file.repo_id, file.path, repo_type=file.repo_type, revision=file.commit)
@@ -82,6 +97,7 @@ def download_whole(file: HubFile, why: str) -> str:
     size = Path(local).stat().st_size
     stats.size, stats.mode = size, "download"
     stats.add("download", size, 1)
+    done[file] = local
     return local
 
 

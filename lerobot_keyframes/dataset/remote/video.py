@@ -37,7 +37,7 @@ from .cache import RangeCache
 from .hub import HubFile, RangeFetchError, fetch_range
 from .mp4 import SampleTable, UntrustedHeader, parse_moov, top_level_box
 from .ranges import Range
-from .stats import FileStats, stats_registry
+from .stats import FileStats, clear_stats, stats_registry
 
 logger = logging.getLogger(__name__)
 
@@ -410,6 +410,7 @@ class _Registry:
         self.pid = os.getpid()
         self.cache = RangeCache()
         self.videos: dict[HubFile, RemoteVideo] = {}
+        self.downloaded: dict[HubFile, str] = {}  # files fetched whole: their path in the Hugging Face cache
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._bytes = 0
@@ -498,8 +499,6 @@ def clear() -> None:
     """Forget this process's remote videos, held bytes and stats (the disk range cache stays): what a new
     process starts with."""
     global _REGISTRY
-    from .stats import clear_stats
-
     with _REGISTRY_LOCK:
         _REGISTRY = None
     clear_stats()
