@@ -205,6 +205,10 @@ def finish_run(run: PreparedRun, config: AnnotateConfig, vlm_config: VlmConfig, 
     result.provenance = provenance(config, vlm_config, result, keys)
     # `push` reads these back so it never writes the source without --allow_source_overwrite
     result.provenance.update(source_repo_id=run.source.repo_id, source_revision=run.source.revision)
+    if run.source.repo_id is not None:  # the commit the videos are read at (a streamed source's review reads it)
+        from ..dataset.remote import snapshot_commit
+
+        result.provenance["source_commit"] = snapshot_commit(run.source.root)
     if not config.push_staging_only:  # a shard job leaves writing to `merge`
         from .output import write_run
 
@@ -217,6 +221,9 @@ def finish_run(run: PreparedRun, config: AnnotateConfig, vlm_config: VlmConfig, 
 
         result.push = publish(config, result, run.source.revision)
     result.seconds = time.perf_counter() - started
+    from ..dataset.remote import log_summary
+
+    log_summary()  # the Hub video reads of this process (bytes, requests, share of the files)
     return result
 
 

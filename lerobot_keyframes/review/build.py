@@ -162,17 +162,21 @@ def _workers(config: ReviewConfig, n: int) -> int:
     return max(1, min(4, os.cpu_count() or 1, n))
 
 
-def link_videos(root: Path, out: Path, rel_paths: Iterable[str], mode: VideoMode) -> int:
+def link_videos(root: Path, out: Path, rel_paths: Iterable[str], mode: VideoMode,
+                sources: Mapping[str, Path] | None = None) -> int:
     """Put the dataset's video files under `out/videos/` (hard link, else copy); returns bytes copied.
+    `sources`: where a video the root lacks was downloaded (a Hub source's file in the Hugging Face cache).
 
     Never writes into `root`: a file already at the destination is kept when it is the same file or has the
     same size (a rebuild), else replaced.
     """
     copied = 0
     for rel in sorted(set(rel_paths)):
-        src, dst = root / rel, out / video_site_path(rel)
+        src, dst = (sources or {}).get(rel, root / rel), out / video_site_path(rel)
         if not src.is_file():
-            logger.warning("video %s is missing; its episodes play nothing", src)
+            hint = " (its source is on the Hub: --video_access=download puts it in the player)" if sources is not None \
+                else ""
+            logger.warning("video %s is missing; its episodes play nothing%s", src, hint)
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
         if dst.exists():
@@ -205,6 +209,35 @@ def quality_findings(provenance: Mapping[str, Any]) -> dict[int, tuple[dict[str,
     return out
 
 
+def _read_missing_videos_from_the_source(root: Path, rows: Sequence[dict[str, Any]], provenance: Mapping[str, Any]
+                                         ) -> None:
+    """An annotated root written from a streamed Hub source may lack the videos: its rows then name the source
+    repo and commit the run read (provenance `source_repo_id`, `source_commit`), so frames come from there."""
+    repo, commit = provenance.get("source_repo_id"), provenance.get("source_commit")
+    if not repo or not commit:
+        return
+    for row in rows:
+        if any(c["storage"] == "video" and not (root / c["path"]).is_file() for c in row["cameras"]):
+            row["repo_id"], row["revision"] = repo, commit
+
+
+def _downloaded_sources(root: Path, rows: Sequence[Mapping[str, Any]], config: ReviewConfig) -> dict[str, Path] | None:
+    """With --video_access=download, the Hub source's copies of the videos the root lacks (downloaded whole);
+    None when the root's videos are all there or it names no Hub source."""
+    from ..dataset.remote import download_whole, hub_file
+
+    missing = {(c["path"], r.get("repo_id"), r.get("revision")) for r in rows for c in r["cameras"]
+               if c["storage"] == "video" and not (root / c["path"]).is_file()}
+    files = {path: hub_file(repo, None, path, revision) for path, repo, revision in missing}
+    files = {path: f for path, f in files.items() if f is not None}
+    if not files:
+        return None
+    if config.video_access != "download":
+        return {}
+    return {path: Path(download_whole(f, "the review player plays whole files (--video_access=download)"))
+            for path, f in sorted(files.items())}
+
+
 def read_provenance(root: Path) -> dict[str, Any]:
     path = root / PROVENANCE_FILE
     try:
@@ -235,13 +268,14 @@ def build_review(root: str | Path, out: str | Path, *, episodes: Iterable[int] |
     rows = build_episode_rows(layout, episodes=selected)
     if not rows:
         raise ValueError(f"{root}: no episodes to review (asked for {selected})")
+    provenance = read_provenance(root)
+    _read_missing_videos_from_the_source(root, rows, provenance)
     anns, times = read_dataset_annotations(root, episodes=selected)
     by_episode: Mapping[int | None, Mapping[str, list[Any]]] = {}
     if config.validate:
         by_episode = validate_dataset(root, episodes=selected).by_episode()
     dataset_issues = [f"{i.level}: {i}" for lst in (by_episode.get(None) or {}).values() for i in lst]
     _reset_site(root, out, rows, config, png)
-    provenance = read_provenance(root)
     jobs = _jobs(rows, anns, times, by_episode, quality_findings(provenance))
     attention = tuple(j.row["episode_index"] for j in jobs if j.errors or j.warnings or j.quality)
     site = {"dataset": str(root)}
@@ -256,6 +290,9 @@ def build_review(root: str | Path, out: str | Path, *, episodes: Iterable[int] |
     index.write_text(render_index(summaries, root=root, dataset_issues=dataset_issues, validated=config.validate,
                                   model=str(model) if model else None, site=site), encoding="utf-8")
     logger.info("review of %d episodes written to %s", len(summaries), index)
+    from ..dataset.remote import log_summary
+
+    log_summary()
     return index
 
 
@@ -269,7 +306,7 @@ def _reset_site(root: Path, out: Path, rows: Sequence[Mapping[str, Any]], config
         (out / "timelines").mkdir(parents=True, exist_ok=True)
     if config.videos != "none":
         link_videos(root, out, [c["path"] for r in rows for c in r["cameras"] if c["storage"] == "video"],
-                    config.videos)
+                    config.videos, sources=_downloaded_sources(root, rows, config))
 
 
 def _jobs(rows: Sequence[Mapping[str, Any]], anns: Mapping[int, EpisodeAnnotations], times: Mapping[int, np.ndarray],
