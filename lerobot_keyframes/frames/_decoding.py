@@ -96,6 +96,14 @@ class Decoding:
 
         return remote_file(episode, camera, path)
 
+    def read_headers(self, files: list[HubFile | None]) -> None:
+        """Read the headers of a call's Hub files at once (in parallel), before its requests are planned."""
+        wanted = [f for f in files if f is not None and f not in self.remote_indexes]
+        if len(wanted) > 1 and self.config.video_access != "download":
+            from ._remote import read_headers
+
+            read_headers(wanted)
+
     def file_index(self, req: Request) -> FileIndex:
         """The pts table of a request's video file (built in a worker process with `isolate=True`; from the
         header, read by range, for a Hub file read remotely)."""

@@ -46,6 +46,19 @@ def remote_file(episode: Episode, camera: CameraRef, path: str) -> HubFile | Non
     return hub_file(episode.repo_id, episode.root, camera.path, episode.revision)
 
 
+def read_headers(files: Sequence[HubFile]) -> None:
+    """Read the headers of these Hub files in parallel (each once per process); failures surface later, per
+    request, when its frames are planned."""
+    from ..dataset.remote.video import registry
+
+    videos = [remote_video(f) for f in dict.fromkeys(files)]
+    pending = [v for v in videos if not v.has_header]
+    if len(pending) > 1:
+        futures = [registry().pool().submit(v.sample_table) for v in pending]
+        for future in futures:
+            future.exception()
+
+
 def read_error(req: Request, exc: RangeFetchError, what: str) -> RemoteReadError:
     return RemoteReadError(f"{what} from the Hub failed: {exc}", status=exc.status, file=req.file,
                            episode=req.episode, camera=req.camera, times=[e.t for e in req.entries])

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..dataset.episodes import EpisodeSource
 from ..dataset.records import CameraRef, Episode
-from ..dataset.remote import DEFAULT_VIDEO_ACCESS, VideoAccess
+from ..dataset.remote import DEFAULT_VIDEO_ACCESS, HubFile, VideoAccess
 from ..utils.fork import torch_fork_guard
 from ..utils.state import PicklesAsConfig
 from ..utils.timeline import evenly_spaced
@@ -157,6 +157,8 @@ class VideoFrameProvider(PicklesAsConfig):
         sorted and decoded in one batch call. One `Frames` per request, in order."""
         runtime: Decoding = self.runtime()
         torch_fork_guard()
+        requests = list(requests)
+        runtime.read_headers([self._remote_of(episode, camera) for episode, _, camera in requests])
         plans = [self._plan(runtime, episode, timestamps, camera) for episode, timestamps, camera in requests]
         runtime.fill_from_cache(plans)
         runtime.decode_missing(plans)
@@ -250,6 +252,19 @@ class VideoFrameProvider(PicklesAsConfig):
             if cam.key == key:
                 return os.path.join(ep.root or "", cam.path)
         return ep.root
+
+    def _remote_of(self, episode: EpisodeRef, camera: str | None) -> HubFile | None:
+        """The Hub file a request would read by range (None for anything else, or a request in error)."""
+        try:
+            ep = self._episode(episode)
+            cam = next((c for c in ep.cameras if c.key == (camera or self.default_camera)), None)
+        except (FrameDecodeError, ValueError, TypeError):
+            return None
+        if cam is None:
+            return None
+        from ._remote import remote_file
+
+        return remote_file(ep, cam, os.path.join(ep.root or "", cam.path))
 
     def _plan(self, runtime: Decoding, episode: EpisodeRef, timestamps: Sequence[float],
               camera: str | None) -> planning.Request:

@@ -88,6 +88,11 @@ class RemoteVideo:
         return f"RemoteVideo({self.file})"
 
     # -- the header ------------------------------------------------------------------------------------
+    @property
+    def has_header(self) -> bool:
+        """Whether the header was read (or found untrusted) already."""
+        return self._table is not None or self._untrusted is not None
+
     def sample_table(self) -> SampleTable:
         """The sample table from the file's header; `UntrustedHeader` (with the reason) when it cannot be used."""
         if self._table is not None:
@@ -115,10 +120,7 @@ class RemoteVideo:
             kind, header, box_size = top_level_box(self._read_header_bytes, offset, size)
             if kind == b"moov":
                 self.fetch([(offset, offset + box_size)], kind="header", permanent=True)
-                table = parse_moov(self.read_held(offset, offset + box_size), size)
-                # the demuxer reads the first sample when a decoder opens (stream probing): keep it too
-                self.fetch([(int(table.offset[0]), int(table.end[0]))], kind="header", permanent=True)
-                return table
+                return parse_moov(self.read_held(offset, offset + box_size), size)
             if kind == b"moof":
                 raise UntrustedHeader("fragmented mp4 (moof before any moov)")
             offset += box_size
@@ -142,7 +144,8 @@ class RemoteVideo:
         through to it rather than seeking: that gap is part of the plan too."""
         table = self.sample_table()
         samples = rng.needed_samples(table, frames)
-        ranges = rng.sample_ranges(table, samples)
+        # a decoder reads the first sample when it opens (FFmpeg's stream probing): every plan holds it
+        ranges = rng.sample_ranges(table, np.union1d(samples, [0]))
         stops = sorted({r.pos for r in list(self._readers) if 0 < r.pos < (self.size or 0)})
         extra = []
         for stop in stops:
