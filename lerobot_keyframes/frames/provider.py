@@ -20,7 +20,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -44,6 +44,9 @@ from .config import (
 )
 from .errors import FrameDecodeError, FrameTimeError, UnknownCameraError
 from .types import Frames
+
+if TYPE_CHECKING:
+    from .decoders.index import FileIndex
 
 __all__ = ["EpisodeRef", "FrameProvider", "NullProvider", "ProviderStats", "VideoFrameProvider",
            "make_frame_provider"]
@@ -187,6 +190,18 @@ class VideoFrameProvider(PicklesAsConfig):
         k = min(int(max_frames), len(ts))
         positions = [0] if k == 1 else evenly_spaced(len(ts), k).tolist()
         return self.frames_at(ep, [float(ts[i]) for i in positions], camera)
+
+    def frame_table(self, episode: EpisodeRef, camera: str | None = None) -> FileIndex:
+        """The pts table of the file that holds `camera`'s frames of `episode` (a Hub video's from its header, read
+        by range). Raises FileNotFoundError for a missing file that is not on the Hub."""
+        ep = self._episode(episode)
+        cam = self._camera(ep, camera, [])
+        path = os.path.join(ep.root or "", cam.path)
+        req = planning.Request(ep.episode_index, cam.key, cam.storage, path, cam.from_timestamp)
+        req.remote = self.runtime().remote_file(ep, cam, path)
+        if req.remote is None and not os.path.exists(path):
+            raise FileNotFoundError(path)
+        return self.runtime().file_index(req)
 
     def episode_timestamps(self, episode: EpisodeRef) -> np.ndarray:
         """The episode's exact float32 frame timestamps (from its record, else from its data parquet)."""
