@@ -172,3 +172,40 @@ def test_kill_9_while_streaming_then_resume_gives_the_same_rows(hub, source, hub
     a = pq.read_table(sorted((tmp_path / "resumed" / "data").glob("*.parquet"))).to_pylist()
     b = pq.read_table(sorted((tmp_path / "fresh" / "data").glob("*.parquet"))).to_pylist()
     assert a == b and len(a) == 2
+
+
+def test_a_shard_reads_only_the_ranges_of_its_episodes(hub, source, tmp_path) -> None:
+    """An HF Jobs shard is `annotate --only_episodes=...`: besides the header (its first 16 KiB and the moov) and
+    the first sample (a decoder reads it when it opens), it fetches no byte of another episode."""
+    from lerobot_keyframes.frames import make_frame_provider
+
+    result = run_annotation(_annotate_config(tmp_path / "shard", only_episodes=(1,), video_access="stream"),
+                            SCRIPTED, vlm=ScriptedBackend(oracle))
+    assert result.validation is not None and not result.failures
+    rows = load_episodes(source).to_list()
+    provider = make_frame_provider(rows, video_access="stream")
+    for cam in rows[0]["camera_keys"]:
+        table = remote.remote_video(provider.runtime().remote_file(
+            *_episode_and_camera(rows[0], cam))).sample_table()
+        order = table.presentation_order()
+        first = max(int(table.end[0]), remote.HEAD_BYTES)  # the head request and the first sample end here
+        episode0 = order[1: rows[0]["length"]]
+        lo, hi = int(table.offset[episode0].min()), int(table.end[episode0].max())
+        moov = int(table.end.max())  # the header lies after the last sample
+        name = cam + "/chunk-000/file-000.mp4"
+        for r in video_requests(hub):
+            if name not in r.path:
+                continue
+            start, _, end = r.range.removeprefix("bytes=").partition("-")
+            start, end = int(start), int(end) + 1
+            assert end <= first or start >= moov or end <= lo or start >= hi, (r.range, lo, hi)
+        assert any(int(r.range.removeprefix("bytes=").partition("-")[0]) >= hi for r in video_requests(hub)
+                   if name in r.path and int(r.range.removeprefix("bytes=").partition("-")[0]) < moov)
+
+
+def _episode_and_camera(row, key):
+    from lerobot_keyframes.dataset.records import Episode
+
+    ep = Episode.from_row(row)
+    cam = ep.camera(key)
+    return ep, cam, str(Path(ep.root) / cam.path)

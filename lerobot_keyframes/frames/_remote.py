@@ -60,7 +60,9 @@ def read_headers(files: Sequence[HubFile]) -> None:
 
 
 def read_error(req: Request, exc: RangeFetchError, what: str) -> RemoteReadError:
-    return RemoteReadError(f"{what} from the Hub failed: {exc}", status=exc.status, file=req.file,
+    """The request's error for a failed Hub read: its file, episode, camera and times, what failed, HTTP status."""
+    status = f" (HTTP {exc.status})" if exc.status else ""
+    return RemoteReadError(f"{what} from the Hub failed: {exc.reason}{status}", status=exc.status, file=req.file,
                            episode=req.episode, camera=req.camera, times=[e.t for e in req.entries])
 
 

@@ -84,8 +84,10 @@ def fetch_range(file: HubFile, start: int, end: int, *, may_end_early: bool = Fa
             hf_raise_for_status(response)
         except HfHubHTTPError as exc:
             status = exc.response.status_code if exc.response is not None else None
-            raise RangeFetchError(f"the Hub refused the range request ({_first_line(exc)})", file=str(file),
-                                  status=status, start=start, end=end) from exc
+            phrase = getattr(exc.response, "reason_phrase", "") if exc.response is not None else ""
+            said = exc.server_message or phrase or _first_line(exc)
+            raise RangeFetchError(f"the Hub refused the range request ({said})", file=str(file), status=status,
+                                  start=start, end=end) from exc
         except Exception as exc:  # network errors left after http_backoff's retries (httpx's own classes)
             raise RangeFetchError(f"the range request failed after retries ({type(exc).__name__}: {exc})",
                                   file=str(file), start=start, end=end) from exc
