@@ -77,8 +77,11 @@ class Request:
 
     def retarget(self, exc: FrameDecodeError, entry: Entry) -> FrameDecodeError:
         """The same failure, named for one entry of this request (a batch may span several episodes)."""
-        return type(exc)(exc.reason, file=self.file, episode=self.episode, camera=self.camera, time=entry.t,
-                         video_backend=exc.video_backend)
+        err = type(exc)(exc.reason, file=self.file, episode=self.episode, camera=self.camera, time=entry.t,
+                        video_backend=exc.video_backend)
+        if hasattr(exc, "status"):  # a Hub read's HTTP status
+            err.status = exc.status  # type: ignore[attr-defined]
+        return err
 
 
 def tolerance(config: ProviderConfig, camera: CameraRef, episode: Episode) -> float:

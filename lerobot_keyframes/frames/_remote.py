@@ -146,18 +146,25 @@ def prefetch_requests(members: Sequence[tuple[Request, Entry]], config: Provider
     for file, group in requests_of.items():
         by_file[file] = _plans(remote_video(file), group)
     items: list[tuple[Request, list[Entry], RemoteVideo, Plan]] = []
+    failure: RemoteReadError | None = None
     for file, group in by_file.items():
         video = remote_video(file)
         if config.video_access == "auto" and _mostly_read(video, group):
             why = (f"a decode needs more than {AUTO_STREAM_MAX_SHARE:.0%} of the bytes of its episodes "
                    "(video_access='auto')")
-            download(group[0][0], why)
+            try:
+                download(group[0][0], why)
+            except RemoteReadError as exc:
+                for req, entries, _ in group:
+                    failure = failure or exc
+                    for entry in entries:
+                        entry.error = req.retarget(exc, entry)
+                continue
             for req, _, _ in group[1:]:  # the other requests of the call read the same file
                 req.file, req.remote = group[0][0].file, None
             continue
         items.extend((req, entries, video, plan) for req, entries, plan in group)
     errors = prefetch([(video, plan) for _, _, video, plan in items])
-    failure: RemoteReadError | None = None
     for (req, entries, video, plan), error in zip(items, errors):
         if error is None:
             done.items.append((video, plan))
