@@ -75,14 +75,14 @@ def assert_identical(streamed, local_root: Path, requests) -> None:
         assert torch.equal(got.data, want.data), f"episode {row['episode_index']} camera {cam}"
 
 
-@pytest.mark.parametrize("name", ["av1", "h264_bframes"])
-def test_streamed_frames_are_bit_identical_to_the_file_on_disk(hub, datasets, name) -> None:
+@pytest.mark.parametrize(("name", "video_backend"), [("av1", "auto"), ("h264_bframes", "auto"), ("av1", "pyav")])
+def test_streamed_frames_are_bit_identical_to_the_file_on_disk(hub, datasets, name, video_backend) -> None:
     publish(datasets[name], "tester/ds")
     rows = load_episodes("tester/ds").to_list()
     snapshot = Path(rows[0]["root"])
     assert snapshot_commit(snapshot) == snapshot.name and rows[1]["cameras"][0]["from_timestamp"] > 0
 
-    provider = make_frame_provider(rows, video_access="stream")
+    provider = make_frame_provider(rows, video_access="stream", video_backend=video_backend)
     # a frame every 20 (AV1 GOP 2) or 45 (H.264 GOP 12, up to 11 frames from its keyframe) frames
     requests, frames = decode_all(provider, rows, stride=20 if name == "av1" else 45)
     assert_identical(frames, datasets[name], requests)
@@ -195,6 +195,21 @@ def test_an_untrusted_header_downloads_the_file_whole_with_one_info_line(hub, da
     assert (Path(rows[0]["root"]) / f"videos/{FRONT}/chunk-000/file-001.mp4").read_bytes() == fragmented.read_bytes()
 
 
+def test_a_file_with_its_header_first_streams_too(hub, datasets, tmp_path) -> None:
+    root = tmp_path / "faststart"
+    shutil.copytree(datasets["h264_bframes"], root)
+    for path in root.rglob("*.mp4"):
+        _remux(path, "faststart")
+        data = path.read_bytes()
+        assert data.find(b"moov") < data.find(b"mdat")
+    publish(root, "tester/ds")
+    rows = load_episodes("tester/ds").to_list()
+    requests, frames = decode_all(make_frame_provider(rows, video_access="stream"), rows, stride=45)
+    assert_identical(frames, root, requests)
+    stats = remote_stats()
+    assert all(f.mode == "stream" for f in stats.files.values()) and stats.requests("unplanned") == 0
+
+
 def test_auto_downloads_a_file_a_decode_would_mostly_read(hub, datasets, caplog) -> None:
     publish(datasets["av1"], "tester/ds")
     rows = load_episodes("tester/ds").to_list()
@@ -266,10 +281,15 @@ def _table(path: Path) -> mp4.SampleTable:
 
 def _fragment(path: Path) -> None:
     """Rewrite an mp4 as a fragmented one (same packets, samples described in moof boxes, not the header)."""
+    _remux(path, "frag_keyframe+empty_moov")
+
+
+def _remux(path: Path, movflags: str) -> None:
+    """Rewrite an mp4 with the same packets and other `movflags` (its container layout)."""
     import av
 
-    tmp = path.with_suffix(".frag.mp4")
-    with av.open(str(path)) as src, av.open(str(tmp), "w", options={"movflags": "frag_keyframe+empty_moov"}) as dst:
+    tmp = path.with_suffix(".remux.mp4")
+    with av.open(str(path)) as src, av.open(str(tmp), "w", options={"movflags": movflags}) as dst:
         stream = dst.add_stream_from_template(src.streams.video[0], opaque=True)
         for packet in src.demux(src.streams.video[0]):
             if packet.size:
