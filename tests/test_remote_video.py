@@ -296,3 +296,18 @@ def _remux(path: Path, movflags: str) -> None:
                 packet.stream = stream
                 dst.mux(packet)
     tmp.replace(path)
+
+
+def test_the_ffmpeg_cli_backend_reads_a_downloaded_file(hub, datasets, caplog) -> None:
+    from lerobot_keyframes.frames.decoders.base import ffmpeg_executable
+
+    if ffmpeg_executable() is None:
+        pytest.skip("no ffmpeg executable")
+    publish(datasets["av1"], "tester/ds")
+    rows = load_episodes("tester/ds").to_list()
+    with caplog.at_level(logging.INFO, logger="lerobot_keyframes"):
+        requests, frames = decode_all(make_frame_provider(rows[2:], video_access="stream", video_backend="ffmpeg"),
+                                      rows[2:], stride=30)
+    assert_identical(frames, datasets["av1"], requests)
+    assert "the ffmpeg CLI video backend reads files" in caplog.text
+    assert {f.mode for f in remote_stats().files.values()} == {"download"}

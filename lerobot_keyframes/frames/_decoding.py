@@ -99,7 +99,8 @@ class Decoding:
     def read_headers(self, files: list[HubFile | None]) -> None:
         """Read the headers of a call's Hub files at once (in parallel), before its requests are planned."""
         wanted = [f for f in files if f is not None and f not in self.remote_indexes]
-        if len(wanted) > 1 and self.config.video_access != "download":
+        downloads = self.config.video_access == "download" or self.config.isolate or self.config.video_backend == "ffmpeg"
+        if len(wanted) > 1 and not downloads:
             from ._remote import read_headers
 
             read_headers(wanted)

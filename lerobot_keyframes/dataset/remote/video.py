@@ -291,8 +291,7 @@ class RemoteVideo:
         return max(self._used.values(), default=0)
 
     # -- fetching ---------------------------------------------------------------------------------------
-    def fetch(self, wanted: Sequence[Range], *, kind: str, permanent: bool = False, pin: bool = False,
-              parallel: bool = False) -> list[int]:
+    def fetch(self, wanted: Sequence[Range], *, kind: str, permanent: bool = False, pin: bool = False) -> list[int]:
         """Make `wanted` held: from memory, else the disk range cache, else the Hub (counted as `kind`)."""
         missing = rng.subtract(wanted, self.held())
         cache = self._registry.cache
@@ -300,16 +299,8 @@ class RemoteVideo:
             for start, data in cache.read(self.file, (a, b)):
                 self._insert(start, data)
                 self.stats.add("cache", len(data), 0)
-        missing = rng.subtract(missing, self.held())
-        if parallel and len(missing) > 1:
-            futures = [self._registry.pool().submit(self._fetch_one, a, b, kind) for a, b in missing]
-            errors = [f.exception() for f in futures]
-            failed = [e for e in errors if e is not None]
-            if failed:
-                raise failed[0]
-        else:
-            for a, b in missing:
-                self._fetch_one(a, b, kind)
+        for a, b in rng.subtract(missing, self.held()):  # one request each (`prefetch` runs plans in parallel)
+            self._fetch_one(a, b, kind)
         covering = self._mark(wanted, permanent=permanent, pin=pin) if permanent or pin else []
         self._registry.trim()
         return covering
