@@ -311,3 +311,19 @@ def test_the_ffmpeg_cli_backend_reads_a_downloaded_file(hub, datasets, caplog) -
     assert_identical(frames, datasets["av1"], requests)
     assert "the ffmpeg CLI video backend reads files" in caplog.text
     assert {f.mode for f in remote_stats().files.values()} == {"download"}
+
+
+def test_held_bytes_stay_within_the_memory_budget_and_frames_stay_exact(hub, datasets, monkeypatch) -> None:
+    monkeypatch.setattr(remote, "MEMORY_BYTES", 64 << 10)  # far less than one call's ranges
+    monkeypatch.setenv("LEROBOT_KEYFRAMES_RANGE_CACHE_MB", "0")  # no disk cache to fall back on
+    publish(datasets["av1"], "tester/ds")
+    rows = load_episodes("tester/ds").to_list()
+    provider = make_frame_provider(rows, video_access="stream")
+    for row in rows:  # one call per episode, like KeyframeTransform
+        requests, frames = decode_all(provider, [row], stride=7)
+        assert_identical(frames, datasets["av1"], requests)
+        header = sum(b - a for v in remote.registry().videos.values() for a, b in v.held()
+                     if a in v._permanent)
+        held = sum(b - a for v in remote.registry().videos.values() for a, b in v.held())
+        assert held == remote.registry()._bytes <= remote.MEMORY_BYTES + header
+    assert remote_stats().total("cache") == 0 and remote_stats().requests("unplanned") == 0

@@ -202,13 +202,16 @@ class RemoteVideo:
                 raise exc
         logger.debug("%s: unplanned read of bytes %d-%d", self.file, pos, end - 1)
         try:
-            self.fetch([(pos, end)], kind="unplanned")
+            pinned = self.fetch([(pos, end)], kind="unplanned", pin=True)  # not evicted before it is read
         except RangeFetchError as exc:
             self._errors.last = exc
             self._failed.append(((pos, end), exc))
             raise
-        with self._lock:
-            return self._held_from(pos, n)
+        try:
+            with self._lock:
+                return self._held_from(pos, n)
+        finally:
+            self._unpin(pinned)
 
     def take_error(self) -> RangeFetchError | None:
         """The fetch that failed under a decoder on this thread since the last call (and forget it)."""
@@ -263,14 +266,18 @@ class RemoteVideo:
 
     def release(self, plan: Plan) -> None:
         """The decode of `plan` is done: its chunks may be evicted again."""
+        pinned, plan.pinned = plan.pinned, []
+        self._unpin(pinned)
+
+    def _unpin(self, starts: Sequence[int]) -> None:
         with self._lock:
-            for a in plan.pinned:
+            for a in starts:
                 left = self._pins.get(a, 0) - 1
                 if left > 0:
                     self._pins[a] = left
                 else:
                     self._pins.pop(a, None)
-            plan.pinned = []
+        self._registry.trim()
 
     def evict(self, goal: int) -> int:
         """Drop least recently used, unpinned, non-header chunks until `goal` bytes are freed; returns bytes freed."""
@@ -467,8 +474,8 @@ def prefetch(items: Sequence[tuple[RemoteVideo, Plan]]) -> list[RangeFetchError 
         keys = []
         for r in rng.subtract(plan.ranges, video.held()):
             key = (video.file, r)
-            if key not in jobs:
-                jobs[key] = pool.submit(video.fetch, [r], kind="planned")
+            if key not in jobs:  # pinned until every plan holds its own pins (never evicted in between)
+                jobs[key] = pool.submit(video.fetch, [r], kind="planned", pin=True)
             keys.append(key)
         needs.append(keys)
     errors: list[RangeFetchError | None] = []
@@ -486,6 +493,10 @@ def prefetch(items: Sequence[tuple[RemoteVideo, Plan]]) -> list[RangeFetchError 
             except RangeFetchError as exc:
                 error = exc
         errors.append(error)
+    videos = {v.file: v for v, _ in items}
+    for (file, _), job in jobs.items():
+        if job.exception() is None:
+            videos[file]._unpin(job.result())
     return errors
 
 
