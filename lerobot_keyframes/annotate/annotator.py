@@ -173,7 +173,7 @@ class Annotator:
         provider = self.provider
         if provider is None:
             provider = make_frame_provider(rows, video_backend=self.config.video_backend,
-                                           cache_mb=self.config.frame_cache_mb)
+                                           cache_mb=self.config.frame_cache_mb, video_access=self.config.video_access)
         root = rows[0].get("root") if rows else None  # staged work is checked against these episodes' inputs
         staging = Staging(self.staging_dir, inputs=episodes_inputs(rows, root, source_identity(self.config)))
         modules = [m for m in MODULES if getattr(self.config, m).enabled]

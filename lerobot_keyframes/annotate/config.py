@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
+from ..dataset.remote import DEFAULT_VIDEO_ACCESS, VideoAccess
 from ..frames.config import VideoBackend
 from ..language.vocabulary import VQA_QUESTION_TYPES, QuestionType
 
@@ -170,6 +171,7 @@ class AnnotateConfig:
     skip_validation: bool = False  # write despite validation errors, except structural ones (row placement)
     on_error: OnError = "skip"  # skip: report the episode and go on; stop: abort the run
     video_backend: VideoBackend = "auto"  # video decoder (auto falls back torchcodec, pyav, ffmpeg, per file)
+    video_access: VideoAccess = DEFAULT_VIDEO_ACCESS  # Hub videos: auto (byte ranges; a file mostly needed is downloaded) | stream | download (whole, first)
     frame_cache_mb: int = 64  # decoded frames kept for the modules that ask for the same keyframes
     plan: PlanConfig = field(default_factory=PlanConfig)
     interjections: InterjectionsConfig = field(default_factory=InterjectionsConfig)

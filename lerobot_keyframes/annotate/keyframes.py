@@ -172,6 +172,7 @@ class AnnotationKeyframes(KeyframeTransform):
         if not keys:
             raise ValueError("the dataset has no cameras to take keyframes from")
         options.setdefault("video_backend", config.video_backend)  # the run's --video_backend
+        options.setdefault("video_access", config.video_access)  # and --video_access
         return cls(policy="uniform:1", cameras=tuple(keys), annotate=config, camera_key=camera_key, **options)
 
     def output_columns(self) -> list[str]:

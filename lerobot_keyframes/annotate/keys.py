@@ -7,7 +7,8 @@ A staged (episode, module) result is reused only when nothing that produced it c
   plan key, since they are built on its spans;
 - the *episode inputs* (`episode_inputs`): what the episode itself feeds the modules — its task text,
   its exact frame timestamps, its data file, and per camera the video file's identity (path, size,
-  modification time) with the episode's time range in it. An edited task, a re-encoded video or another
+  modification time; for a Hub snapshot the commit, whether the file is streamed or downloaded) with the
+  episode's time range in it. An edited task, a re-encoded video or another
   dataset in the same `--out` changes it, so its staged rows are recomputed, never reused.
 """
 
@@ -68,6 +69,15 @@ def module_keys(config: AnnotateConfig, vlm_config: VlmConfig | None) -> dict[st
     }
 
 
+def _video_identity(root: str | Path, rel: str) -> dict[str, Any]:
+    """A video of a Hub snapshot is its commit (streamed or downloaded, the same bytes); a local one its size and
+    modification time."""
+    from ..dataset.remote import snapshot_commit
+
+    commit = snapshot_commit(root)
+    return {"commit": commit} if commit is not None else _file_identity(Path(root) / rel)
+
+
 def _file_identity(path: Path) -> dict[str, Any]:
     try:
         st = os.stat(path)  # follows symlinks: a Hub cache snapshot's blob
@@ -87,7 +97,7 @@ def episode_inputs(row: Mapping[str, Any], root: str | Path | None = None) -> st
     for cam in row.get("cameras") or []:
         entry = {k: cam.get(k) for k in ("key", "storage", "path", "from_timestamp", "to_timestamp")}
         if cam.get("storage") == "video" and root is not None and cam.get("path"):
-            entry.update(_file_identity(Path(root) / cam["path"]))
+            entry.update(_video_identity(root, cam["path"]))
         cameras.append(entry)
     blob = {
         "episode_index": int(row.get("episode_index", -1)),

@@ -179,7 +179,7 @@ def _prepare_locked(config: AnnotateConfig, camera_key: str | None, source: Reso
     cameras = sorted({c["key"] for r in episodes for c in r["cameras"]})
     if camera_key and camera_key not in cameras:
         raise ValueError(f"--vlm.camera_key={camera_key!r} is not a camera of {source.root}; it has {cameras}")
-    if source.repo_id is not None:  # meta + data are local now; fetch only the videos of these episodes
+    if source.repo_id is not None and config.video_access == "download":  # else read by byte range when decoded
         source.fetch_files(sorted({c["path"] for r in episodes for c in r["cameras"] if c["storage"] == "video"}))
     result = AnnotateResult(output_root=out_root, staging_dir=staging_dir,
                             episodes=[int(e) for e in episodes["episode_index"]])
@@ -207,6 +207,10 @@ def finish_run(run: PreparedRun, config: AnnotateConfig, vlm_config: VlmConfig, 
     result.provenance = provenance(config, vlm_config, result, keys)
     # `push` reads these back so it never writes the source without --allow_source_overwrite
     result.provenance.update(source_repo_id=run.source.repo_id, source_revision=run.source.revision)
+    if run.source.repo_id is not None:  # the commit the videos are read at (a streamed source's review reads it)
+        from ..dataset.remote import snapshot_commit
+
+        result.provenance["source_commit"] = snapshot_commit(run.source.root)
     if not config.push_staging_only:  # a shard job leaves writing to `merge`
         from .output import write_run
         from .publish import complete_videos
@@ -222,6 +226,9 @@ def finish_run(run: PreparedRun, config: AnnotateConfig, vlm_config: VlmConfig, 
 
         result.push = publish(config, result, run.source.revision)
     result.seconds = time.perf_counter() - started
+    from ..dataset.remote import log_summary
+
+    log_summary()  # the Hub video reads of this process (bytes, requests, share of the files)
     return result
 
 
@@ -347,7 +354,8 @@ def run_quality_checks(run: PreparedRun, config: AnnotateConfig, provider: Frame
     if owned:
         from ..frames import make_frame_provider
 
-        provider = make_frame_provider(run.rows, video_backend=config.video_backend, cache_mb=0)
+        provider = make_frame_provider(run.rows, video_backend=config.video_backend, cache_mb=0,
+                                       video_access=config.video_access)
     try:
         run.result.quality = check_episodes(run.rows, provider, config.quality, signal=config.motion.signal,
                                             gripper_index=config.motion.gripper_index)
@@ -368,7 +376,8 @@ def _run_prepared(run: PreparedRun, config: AnnotateConfig, vlm_config: VlmConfi
     if provider is None:
         from ..frames import make_frame_provider
 
-        provider = make_frame_provider(rows, video_backend=config.video_backend, cache_mb=config.frame_cache_mb)
+        provider = make_frame_provider(rows, video_backend=config.video_backend, cache_mb=config.frame_cache_mb,
+                                       video_access=config.video_access)
     owned = vlm is None  # built here: released here (an engine's memory, an auto-served server)
     if owned and config.asks_model:
         from ..vlm import make_backend

@@ -84,7 +84,8 @@ def decode_batch(batch: dict[str, Any], config: AnnotateConfig, vlm_config: VlmC
     out = []
     if cameras:
         stage = AnnotationKeyframes(policy="uniform:1", cameras=cameras, annotate=config,
-                                    camera_key=vlm_config.camera_key, video_backend=config.video_backend)
+                                    camera_key=vlm_config.camera_key, video_backend=config.video_backend,
+                                    video_access=config.video_access)
     for row in rows:
         if cameras:
             try:
@@ -125,7 +126,7 @@ class AnnotateEpisodes:
 
         rows = [pickle.loads(blob) for blob in batch["episode"]]
         provider = make_frame_provider(rows, video_backend=self.config.video_backend,
-                                       cache_mb=self.config.frame_cache_mb)
+                                       cache_mb=self.config.frame_cache_mb, video_access=self.config.video_access)
         try:
             outcomes = self.loop.run_until_complete(annotate_rows(
                 rows, config=self.config, vlm=self.vlm, provider=provider, keys=self.keys,

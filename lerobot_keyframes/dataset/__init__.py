@@ -1,4 +1,4 @@
-"""LeRobot v3 datasets: layout, path safety, the episode table, Hub sources.
+"""LeRobot v3 datasets: layout, path safety, the episode table, Hub sources (videos read by byte range: `remote`).
 
 Names are imported lazily: `dataset.records` loads with numpy only.
 """
@@ -15,6 +15,7 @@ _EXPORTS = {  # module -> the public names it defines
     ".errors": "DatasetFormatError UnsafePathError UnsupportedVersionError",
     ".layout": "CameraFeature DatasetLayout",
     ".records": "CameraRef Episode",
+    ".remote": "VIDEO_ACCESS RemoteStats VideoAccess remote_stats",
     ".source": "ResolvedSource resolve_source",
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())
@@ -24,4 +25,5 @@ if TYPE_CHECKING:  # what IDEs and type checkers see
     from .errors import DatasetFormatError, UnsafePathError, UnsupportedVersionError
     from .layout import CameraFeature, DatasetLayout
     from .records import CameraRef, Episode
+    from .remote import VIDEO_ACCESS, RemoteStats, VideoAccess, remote_stats
     from .source import ResolvedSource, resolve_source

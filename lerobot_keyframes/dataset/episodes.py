@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from .errors import DatasetFormatError
 from .layout import EPISODES_DIR, TASKS_PATH, CameraFeature, DatasetLayout
 from .records import Episode
+from .remote import DEFAULT_VIDEO_ACCESS, VideoAccess, check_video_access
 
 if TYPE_CHECKING:
     from datasets import Features
@@ -399,15 +400,21 @@ def load_episodes(
     episodes: Sequence[int] | None = None,
     cameras: Sequence[str] | None = None,
     download_videos: bool = False,
+    video_access: VideoAccess = DEFAULT_VIDEO_ACCESS,
 ):
     """Read a LeRobot v3 dataset (local root or Hub repo id) into a `datasets.Dataset`, one row per episode.
 
-    A Hub dataset is fetched with `snapshot_download` (meta and data only; videos of `cameras` for the
-    selected episodes when `download_videos=True`), at the `v3.0` tag when the repo has one.
+    A Hub dataset is fetched with `snapshot_download` (meta and data only), at the `v3.0` tag when the repo has
+    one, and its rows are pinned to that snapshot's commit. Its videos are read when frames are asked for:
+    by byte range (`video_access="stream"`, or `"auto"`, the default), or downloaded whole here, for the
+    selected episodes and `cameras` (`video_access="download"`, or `download_videos=True`).
     """
     from datasets import Dataset
 
     from .source import resolve_source
+
+    check_video_access(video_access)
+    download_videos = download_videos or video_access == "download"
 
     resolved = resolve_source(source, revision=revision)
     layout = DatasetLayout.open(resolved.root)
@@ -437,11 +444,12 @@ EpisodeSource = str | Path | Episode | Mapping[str, Any] | Iterable[Episode | Ma
 
 
 def episode_records(source: EpisodeSource, *, episodes: Sequence[int] | None = None,
-                    download_videos: bool = True) -> tuple[list[Episode], str | None]:
+                    video_access: VideoAccess = DEFAULT_VIDEO_ACCESS) -> tuple[list[Episode], str | None]:
     """Typed episode records, and the dataset root / repo id they came from when `source` names one.
 
     `source`: a dataset root or Hub repo id, a `load_episodes` table, one row / `Episode`,
-    or an iterable of them; `episodes` keeps only those indices.
+    or an iterable of them; `episodes` keeps only those indices; a Hub repo's videos are downloaded here
+    only with `video_access="download"`.
     """
     from .source import is_local
 
@@ -452,7 +460,7 @@ def episode_records(source: EpisodeSource, *, episodes: Sequence[int] | None = N
             rows: Iterable[Any] = build_episode_rows(layout, episodes=episodes)
             origin = str(layout.root)
         else:
-            rows = load_episodes(str(source), episodes=episodes, download_videos=download_videos).to_list()
+            rows = load_episodes(str(source), episodes=episodes, video_access=video_access).to_list()
             origin = str(source)
     elif hasattr(source, "column_names") and hasattr(source, "to_list"):  # datasets.Dataset
         missing = {"episode_index", "cameras", "root"} - set(source.column_names)

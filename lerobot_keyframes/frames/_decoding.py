@@ -27,7 +27,8 @@ from .errors import DecoderCrashError, FrameDecodeError, VideoFileMissingError
 if TYPE_CHECKING:
     import torch
 
-    from ..dataset.records import Episode
+    from ..dataset.records import CameraRef, Episode
+    from ..dataset.remote import HubFile, RemoteStats
     from .decoders.images import ParquetImageSource
     from .decoders.index import FileIndex
     from .isolate import IsolatedDecoding
@@ -43,6 +44,7 @@ class ProviderStats:
     decoded_frames: dict[str, int]
     decode_calls: dict[str, int]
     open_decoders_this_thread: int
+    remote: RemoteStats | None = None  # this process's Hub video reads (bytes and requests per file)
 
 
 class Decoding:
@@ -60,6 +62,7 @@ class Decoding:
         self._pool: ThreadPoolExecutor | None = None
         # (root, episode) -> its record completed with the timestamps read from the data parquet
         self.completed: dict[tuple[str | None, int], Episode] = {}
+        self.remote_indexes: dict[HubFile, FileIndex] = {}  # pts tables of Hub files read by range
 
     # -- per-thread and per-process resources ----------------------------------------------------------
     def store(self) -> DecoderStore:
@@ -88,9 +91,31 @@ class Decoding:
                     self._pool = ThreadPoolExecutor(self.config.workers - 1, thread_name_prefix="frames")
         return self._pool
 
+    def remote_file(self, episode: Episode, camera: CameraRef, path: str) -> HubFile | None:
+        from ._remote import remote_file
+
+        return remote_file(episode, camera, path)
+
+    def read_headers(self, files: list[HubFile | None]) -> None:
+        """Read the headers of a call's Hub files at once (in parallel), before its requests are planned."""
+        wanted = [f for f in files if f is not None and f not in self.remote_indexes]
+        downloads = self.config.video_access == "download" or self.config.isolate or self.config.video_backend == "ffmpeg"
+        if len(wanted) > 1 and not downloads:
+            from ._remote import read_headers
+
+            read_headers(wanted)
+
     def file_index(self, req: Request) -> FileIndex:
-        """The pts table of a request's video file (built in a worker process with `isolate=True`)."""
+        """The pts table of a request's video file (built in a worker process with `isolate=True`; from the
+        header, read by range, for a Hub file read remotely)."""
         from .decoders.index import build_file_index, file_index
+
+        if req.remote is not None:
+            from . import _remote
+
+            index = _remote.file_index(req, self.config, self.remote_indexes)
+            if index is not None:
+                return index
 
         builder = self.isolated().file_index if self.config.isolate else build_file_index
         try:
@@ -123,7 +148,20 @@ class Decoding:
                         entry.data = self.cache.get(_cache_key(req, entry))
 
     def decode_missing(self, plans: list[Request]) -> None:
-        """Decode every entry still without a frame, one batch per file (in `workers` chunks)."""
+        """Decode every entry still without a frame, one batch per file (in `workers` chunks). The byte ranges
+        of Hub files read remotely are fetched first, for every file and camera at once."""
+        fetched = None
+        if any(req.remote is not None for req in plans):
+            from ._remote import prefetch_requests
+
+            fetched = prefetch_requests([m for ms in _missing_by_file(plans).values() for m in ms], self.config)
+        try:
+            self._decode_missing(plans)
+        finally:
+            if fetched is not None:
+                fetched.release()
+
+    def _decode_missing(self, plans: list[Request]) -> None:
         by_file = _missing_by_file(plans)
         tasks: list[Task] = []
         groups: list[FileKey] = []  # the by_file key of each task
@@ -221,6 +259,8 @@ class Decoding:
 
         video_backend = self.config.video_backend
         index = req.index or self.file_index(req)  # frame numbers refer to the table they were resolved in
+        if req.remote is not None:
+            return self._decode_remote(req, frames, index)
         store = self.store()
         key = ("video", req.file, video_backend)
 
@@ -236,6 +276,35 @@ class Decoding:
         except BackendDecodeError as exc:
             store.drop(key)
             raise req.file_error(FrameDecodeError, f"decoding failed: {exc}", video_backend=video_backend) from exc
+
+    def _decode_remote(self, req: Request, frames: list[int], index: FileIndex) -> tuple[torch.Tensor, str]:
+        """Decode from the Hub file's byte ranges (fetched by `prefetch_requests`). A failure that is not the
+        network's (e.g. approximate seeking missed a frame) downloads the file whole and decodes it from disk."""
+        from ..dataset.remote.video import remote_video
+        from . import _remote
+        from .decoders import open_decoder
+
+        video = remote_video(req.remote)  # type: ignore[arg-type]
+        video_backend = self.config.video_backend
+        store = self.store()
+        key = ("remote", req.file, video_backend)
+
+        def factory() -> object:
+            return open_decoder(video_backend, req.file, index, threads=self.config.decoder_threads,
+                                source=lambda loop_reads: video.reader(loop_reads=loop_reads))
+
+        video.take_error()
+        try:
+            decoder = store.get(key, factory)
+            return decoder.decode(frames), decoder.name
+        except BackendDecodeError as exc:
+            store.drop(key)
+            failed = video.take_error()
+            if failed is not None:
+                raise _remote.read_error(req, failed, "reading the video") from exc
+            why = f"decoding it from byte ranges failed ({exc})"
+        _remote.download(req, why)
+        return self._decode_here(req, frames)
 
     # -- results ---------------------------------------------------------------------------------------
     def stack(self, rows: list[torch.Tensor]) -> torch.Tensor:
@@ -272,7 +341,12 @@ class Decoding:
         with self._stats_lock:
             decoded, calls = dict(self._decoded), dict(self._calls)
         store = getattr(self._local, "store", None)
-        return ProviderStats(self.cache.stats(), decoded, calls, len(store) if store is not None else 0)
+        remote = None
+        if self.remote_indexes:
+            from ..dataset.remote import remote_stats
+
+            remote = remote_stats()
+        return ProviderStats(self.cache.stats(), decoded, calls, len(store) if store is not None else 0, remote)
 
     def close(self) -> None:
         """Close this thread's decoders, the worker processes and the pool."""

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..dataset.records import CameraRef, Episode
+    from ..dataset.remote import HubFile
     from .decoders.images import ParquetImageSource
     from .decoders.index import FileIndex
 
@@ -58,6 +59,8 @@ class Request:
     error: FrameDecodeError | None = None
     video_backend: str = ""  # what delivered the frames: a decoder's name, "image" or "cache"
     index: FileIndex | None = None  # the pts table the entries were resolved against (video)
+    remote: HubFile | None = None  # the Hub file read by byte range (None: `file` is on disk)
+    span: tuple[int, int] = (0, 0)  # the episode's frames in the file's index: [first, stop)
 
     def file_error(self, cls: type[FrameDecodeError], reason: str,
                    video_backend: str | None = None) -> FrameDecodeError:
@@ -74,8 +77,11 @@ class Request:
 
     def retarget(self, exc: FrameDecodeError, entry: Entry) -> FrameDecodeError:
         """The same failure, named for one entry of this request (a batch may span several episodes)."""
-        return type(exc)(exc.reason, file=self.file, episode=self.episode, camera=self.camera, time=entry.t,
-                         video_backend=exc.video_backend)
+        err = type(exc)(exc.reason, file=self.file, episode=self.episode, camera=self.camera, time=entry.t,
+                        video_backend=exc.video_backend)
+        if hasattr(exc, "status"):  # a Hub read's HTTP status
+            err.status = exc.status  # type: ignore[attr-defined]
+        return err
 
 
 def tolerance(config: ProviderConfig, camera: CameraRef, episode: Episode) -> float:
@@ -96,6 +102,7 @@ def resolve_video(req: Request, episode: Episode, index: FileIndex, tol: float, 
     req.index = index
     last_t = episode_end(episode)
     first = int(index.nearest(np.asarray([req.from_timestamp]))[0])
+    req.span = (first, min(len(index), first + episode.length))
     if abs(index.seconds[first] - req.from_timestamp) > tol:
         raise req.file_error(
             FrameTimeError,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from ..dataset.remote import DEFAULT_VIDEO_ACCESS, VideoAccess, check_video_access
 from .decoders.base import backend_available
 from .errors import VideoBackendUnavailableError
 
@@ -46,6 +47,8 @@ class ProviderConfig:
         isolate: decode in `isolate_workers` processes (a decoder crash becomes a `DecoderCrashError`).
         workers: threads decoding one call's frames in parallel (each with its own decoders).
         on_error: "raise", or "none" to turn failures into `None` entries (logged).
+        video_access: how a Hub dataset's videos are read: "auto", "stream" (byte ranges) or "download"
+            (see `lerobot_keyframes.dataset.remote`); frames are identical either way.
     """
 
     video_backend: VideoBackend = "auto"
@@ -60,8 +63,10 @@ class ProviderConfig:
     on_error: OnError = "raise"
     decoder_threads: int = 1
     timeout_s: float = 600.0
+    video_access: VideoAccess = DEFAULT_VIDEO_ACCESS
 
     def __post_init__(self) -> None:
+        check_video_access(self.video_access)
         if self.video_backend not in VIDEO_BACKENDS:
             raise ValueError(f"video_backend must be one of {VIDEO_BACKENDS}, got {self.video_backend!r}")
         if self.on_error not in ON_ERROR:

@@ -78,3 +78,21 @@ class UnknownCameraError(FrameDecodeError):
 
 class VideoBackendUnavailableError(RuntimeError):
     """The requested video backend cannot be used here (library missing or failing to load)."""
+
+
+class RemoteReadError(FrameDecodeError):
+    """Bytes of a Hub video could not be read by range (after retries): the reason names the byte range and the
+    last HTTP status (`status`, None for a network error or an offline cache miss)."""
+
+    def __init__(self, reason: str, *, status: int | None = None, **where: object) -> None:
+        self.status = status
+        super().__init__(reason, **where)  # type: ignore[arg-type]
+
+    def __reduce__(self):
+        return (_rebuild_remote, (self.reason, self.status, self.file, self.episode, self.camera, self.time,
+                                  self.times, self.video_backend))
+
+
+def _rebuild_remote(reason, status, file, episode, camera, time, times, video_backend):  # noqa: ANN001, ANN202
+    return RemoteReadError(reason, status=status, file=file, episode=episode, camera=camera, time=time, times=times,
+                           video_backend=video_backend)

@@ -20,12 +20,13 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..dataset.episodes import EpisodeSource
 from ..dataset.records import CameraRef, Episode
+from ..dataset.remote import DEFAULT_VIDEO_ACCESS, HubFile, VideoAccess
 from ..utils.fork import torch_fork_guard
 from ..utils.state import PicklesAsConfig
 from ..utils.timeline import evenly_spaced
@@ -43,6 +44,9 @@ from .config import (
 )
 from .errors import FrameDecodeError, FrameTimeError, UnknownCameraError
 from .types import Frames
+
+if TYPE_CHECKING:
+    from .decoders.index import FileIndex
 
 __all__ = ["EpisodeRef", "FrameProvider", "NullProvider", "ProviderStats", "VideoFrameProvider",
            "make_frame_provider"]
@@ -132,7 +136,9 @@ class VideoFrameProvider(PicklesAsConfig):
 
     def fingerprint(self) -> str:
         """A stable hash of the configuration and the episodes served (same inputs: same string)."""
-        payload = {"config": asdict(self.config), "source": self.source,
+        config = asdict(self.config)
+        config.pop("video_access")  # streamed or downloaded, the frames are the same
+        payload = {"config": config, "source": self.source,
                    "episodes": [self.episodes[k].to_row(timestamps=False) for k in sorted(self.episodes)]}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -154,6 +160,8 @@ class VideoFrameProvider(PicklesAsConfig):
         sorted and decoded in one batch call. One `Frames` per request, in order."""
         runtime: Decoding = self.runtime()
         torch_fork_guard()
+        requests = list(requests)
+        runtime.read_headers([self._remote_of(episode, camera) for episode, _, camera in requests])
         plans = [self._plan(runtime, episode, timestamps, camera) for episode, timestamps, camera in requests]
         runtime.fill_from_cache(plans)
         runtime.decode_missing(plans)
@@ -182,6 +190,18 @@ class VideoFrameProvider(PicklesAsConfig):
         k = min(int(max_frames), len(ts))
         positions = [0] if k == 1 else evenly_spaced(len(ts), k).tolist()
         return self.frames_at(ep, [float(ts[i]) for i in positions], camera)
+
+    def frame_table(self, episode: EpisodeRef, camera: str | None = None) -> FileIndex:
+        """The pts table of the file that holds `camera`'s frames of `episode` (a Hub video's from its header, read
+        by range). Raises FileNotFoundError for a missing file that is not on the Hub."""
+        ep = self._episode(episode)
+        cam = self._camera(ep, camera, [])
+        path = os.path.join(ep.root or "", cam.path)
+        req = planning.Request(ep.episode_index, cam.key, cam.storage, path, cam.from_timestamp)
+        req.remote = self.runtime().remote_file(ep, cam, path)
+        if req.remote is None and not os.path.exists(path):
+            raise FileNotFoundError(path)
+        return self.runtime().file_index(req)
 
     def episode_timestamps(self, episode: EpisodeRef) -> np.ndarray:
         """The episode's exact float32 frame timestamps (from its record, else from its data parquet)."""
@@ -248,6 +268,19 @@ class VideoFrameProvider(PicklesAsConfig):
                 return os.path.join(ep.root or "", cam.path)
         return ep.root
 
+    def _remote_of(self, episode: EpisodeRef, camera: str | None) -> HubFile | None:
+        """The Hub file a request would read by range (None for anything else, or a request in error)."""
+        try:
+            ep = self._episode(episode)
+            cam = next((c for c in ep.cameras if c.key == (camera or self.default_camera)), None)
+        except (FrameDecodeError, ValueError, TypeError):
+            return None
+        if cam is None:
+            return None
+        from ._remote import remote_file
+
+        return remote_file(ep, cam, os.path.join(ep.root or "", cam.path))
+
     def _plan(self, runtime: Decoding, episode: EpisodeRef, timestamps: Sequence[float],
               camera: str | None) -> planning.Request:
         on_error = self.config.on_error
@@ -264,6 +297,7 @@ class VideoFrameProvider(PicklesAsConfig):
                                cam.from_timestamp, [planning.Entry(t) for t in times])
         if not times:
             return req
+        req.remote = runtime.remote_file(ep, cam, req.file)  # a Hub video not on disk: read by range
         tol = planning.tolerance(self.config, cam, ep)
         try:
             if cam.storage == "image":
@@ -297,11 +331,12 @@ def make_frame_provider(
     decoder_threads: int = 1,
     timeout_s: float = 600.0,
     episodes: Sequence[int] | None = None,
+    video_access: VideoAccess = DEFAULT_VIDEO_ACCESS,
 ) -> VideoFrameProvider | NullProvider:
     """A FrameProvider for a dataset root / Hub repo id, a `load_episodes` table, or episode records / rows.
 
     Args:
-        source: where the episodes come from (a Hub dataset's videos are downloaded).
+        source: where the episodes come from (a dataset root, a Hub repo id, an episode table or records).
         camera_key: the default camera (else the first one).
         video_backend: "auto" (torchcodec, falling back to PyAV, then the ffmpeg CLI, per file),
             "torchcodec", "pyav" or "ffmpeg".
@@ -313,6 +348,9 @@ def make_frame_provider(
             long request, e.g. 1 Hz over a long episode, then uses several cores).
         on_error: "none" turns failures into `None` entries (logged) instead of exceptions.
         episodes: serve only these episode indices.
+        video_access: how a Hub dataset's videos are read: "auto" (default: by byte range, a file downloaded
+            whole when a decode needs most of it), "stream" (byte ranges only where the header allows) or
+            "download" (whole files into the Hugging Face cache, before the first decode).
 
     Returns a `NullProvider` when the dataset has no cameras.
     """
@@ -322,9 +360,9 @@ def make_frame_provider(
         video_backend=video_backend, camera_key=camera_key, tolerance_s=tolerance_s,
         tolerance_frames=tolerance_frames, cache_mb=cache_mb, max_open_decoders=max_open_decoders, isolate=isolate,
         isolate_workers=isolate_workers, workers=workers, on_error=on_error, decoder_threads=decoder_threads,
-        timeout_s=timeout_s,
+        timeout_s=timeout_s, video_access=video_access,
     )
-    records, origin = episode_records(source, episodes=episodes)
+    records, origin = episode_records(source, episodes=episodes, video_access=video_access)
     if not any(ep.cameras for ep in records):
         if camera_key is not None:
             raise UnknownCameraError(f"unknown camera {camera_key!r}; the dataset has no cameras", file=origin,

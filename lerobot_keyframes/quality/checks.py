@@ -58,15 +58,17 @@ class QualityFinding:
         return f"{where}{when}: {self.kind}: {self.message}"
 
 
-def _missing_frames(row: Mapping[str, Any], cam: Mapping[str, Any]) -> tuple[list[QualityFinding], set[int]]:
-    """Findings and the positions of the episode's frames that the camera's file does not hold."""
+def _missing_frames(row: Mapping[str, Any], cam: Mapping[str, Any], provider: Any = None
+                    ) -> tuple[list[QualityFinding], set[int]]:
+    """Findings and the positions of the episode's frames that the camera's file does not hold (the frame table
+    comes from the provider when it has one: a Hub video is then read by range, not downloaded)."""
     from ..frames.decoders.index import file_index
 
     e, key = int(row["episode_index"]), str(cam["key"])
     path = os.path.join(str(row["root"]), str(cam["path"]))
     ts = np.asarray(row["timestamps"], dtype=np.float64)
     try:
-        index = file_index(path)
+        index = provider.frame_table(row, key) if hasattr(provider, "frame_table") else file_index(path)
     except FileNotFoundError:
         return [QualityFinding("missing_frames", e, f"video file {path} is missing", key, 0.0, float(len(ts)))], set(
             range(len(ts)))
@@ -151,7 +153,7 @@ def check_episode(row: Mapping[str, Any], provider: FrameProvider | None, config
     for cam in row.get("cameras") or []:
         skip: set[int] = set()
         if cam.get("storage") == "video":
-            found, skip = _missing_frames(row, cam)
+            found, skip = _missing_frames(row, cam, provider)
             out += found
             if found:  # a camera missing frames is flagged already; the provider refuses to decode such a camera
                 continue

@@ -124,7 +124,7 @@ def _render_chunk(jobs: Sequence[_Job], out: Path, config: ReviewConfig, png: bo
     provider = None
     if any(j.row.get("cameras") for j in jobs):
         provider = make_frame_provider([j.row for j in jobs], video_backend=config.video_backend, on_error="none",
-                                       cache_mb=0)  # every frame is asked for once
+                                       cache_mb=0, video_access=config.video_access)  # every frame asked once
     try:
         from tqdm.auto import tqdm
 
@@ -166,17 +166,21 @@ def _workers(config: ReviewConfig, n: int) -> int:
     return max(1, min(4, os.cpu_count() or 1, n))
 
 
-def link_videos(root: Path, out: Path, rel_paths: Iterable[str], mode: VideoMode) -> int:
+def link_videos(root: Path, out: Path, rel_paths: Iterable[str], mode: VideoMode,
+                sources: Mapping[str, Path] | None = None) -> int:
     """Put the dataset's video files under `out/videos/` (hard link, else copy); returns bytes copied.
+    `sources`: where a video the root lacks was downloaded (a Hub source's file in the Hugging Face cache).
 
     Never writes into `root`: a file already at the destination is kept when it is the same file or has the
     same size (a rebuild), else replaced.
     """
     copied = 0
     for rel in sorted(set(rel_paths)):
-        src, dst = root / rel, out / video_site_path(rel)
+        src, dst = (sources or {}).get(rel, root / rel), out / video_site_path(rel)
         if not src.is_file():
-            logger.warning("video %s is missing; its episodes play nothing", src)
+            hint = " (its source is on the Hub: --video_access=auto or download puts it in the player)" if sources is not None \
+                else ""
+            logger.warning("video %s is missing; its episodes play nothing%s", src, hint)
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
         if dst.exists():
@@ -207,6 +211,36 @@ def quality_findings(provenance: Mapping[str, Any]) -> dict[int, tuple[dict[str,
         if found:
             out[e] = found
     return out
+
+
+def _read_missing_videos_from_the_source(root: Path, rows: Sequence[dict[str, Any]], provenance: Mapping[str, Any]
+                                         ) -> None:
+    """An annotated root written from a streamed Hub source may lack the videos: its rows then name the source
+    repo and commit the run read (provenance `source_repo_id`, `source_commit`), so frames come from there."""
+    repo, commit = provenance.get("source_repo_id"), provenance.get("source_commit")
+    if not repo or not commit:
+        return
+    for row in rows:
+        if any(c["storage"] == "video" and not (root / c["path"]).is_file() for c in row["cameras"]):
+            row["repo_id"], row["revision"] = repo, commit
+
+
+def _downloaded_sources(root: Path, rows: Sequence[Mapping[str, Any]], config: ReviewConfig) -> dict[str, Path] | None:
+    """The Hub source's copies of the videos the root lacks, downloaded whole for the player (it plays whole
+    files, so `auto` downloads them; `stream` leaves the player without video and decodes only the thumbnails
+    by byte range); None when the root's videos are all there or it names no Hub source."""
+    from ..dataset.remote import download_whole, hub_file
+
+    missing = {(c["path"], r.get("repo_id"), r.get("revision")) for r in rows for c in r["cameras"]
+               if c["storage"] == "video" and not (root / c["path"]).is_file()}
+    files = {path: hub_file(repo, None, path, revision) for path, repo, revision in missing}
+    files = {path: f for path, f in files.items() if f is not None}
+    if not files:
+        return None
+    if config.video_access == "stream":
+        return {}
+    return {path: Path(download_whole(f, "the review player plays whole files (--video_access=stream: thumbnails only)"))
+            for path, f in sorted(files.items())}
 
 
 def read_provenance(root: Path) -> dict[str, Any]:
@@ -280,7 +314,8 @@ def build_review(root: str | Path, out: str | Path, *, episodes: Iterable[int] |
     rows = build_episode_rows(layout, episodes=selected)
     if not rows:
         raise ValueError(f"{root}: no episodes to review (asked for {selected})")
-    source.fetch_files(sorted({c["path"] for r in rows for c in r["cameras"] if c["storage"] == "video"}))
+    provenance = read_provenance(root)
+    _read_missing_videos_from_the_source(root, rows, provenance)
     anns, times = read_dataset_annotations(root, episodes=selected)
     by_episode: Mapping[int | None, Mapping[str, list[Any]]] = {}
     if config.validate:
@@ -289,7 +324,6 @@ def build_review(root: str | Path, out: str | Path, *, episodes: Iterable[int] |
     name = f"{source.repo_id}@{source.revision}" if source.repo_id else str(root)
     site = {"dataset": name, "dataset_id": dataset_identity(layout.info)}
     _reset_site(root, out, rows, config, png, site)
-    provenance = read_provenance(root)
     jobs = _jobs(rows, anns, times, by_episode, quality_findings(provenance))
     attention = tuple(j.row["episode_index"] for j in jobs if j.errors or j.warnings or j.quality)
     shared = _Shared(attention, site, config.videos != "none")
@@ -303,6 +337,9 @@ def build_review(root: str | Path, out: str | Path, *, episodes: Iterable[int] |
     index.write_text(render_index(summaries, root=root, dataset_issues=dataset_issues, validated=config.validate,
                                   model=str(model) if model else None, site=site), encoding="utf-8")
     logger.info("review of %d episodes written to %s", len(summaries), index)
+    from ..dataset.remote import log_summary
+
+    log_summary()
     return index
 
 
@@ -319,7 +356,7 @@ def _reset_site(root: Path, out: Path, rows: Sequence[Mapping[str, Any]], config
         (out / "timelines").mkdir(parents=True, exist_ok=True)
     if config.videos != "none":
         link_videos(root, out, [c["path"] for r in rows for c in r["cameras"] if c["storage"] == "video"],
-                    config.videos)
+                    config.videos, sources=_downloaded_sources(root, rows, config))
 
 
 def _jobs(rows: Sequence[Mapping[str, Any]], anns: Mapping[int, EpisodeAnnotations], times: Mapping[int, np.ndarray],

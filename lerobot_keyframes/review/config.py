@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from ..dataset.remote import DEFAULT_VIDEO_ACCESS, VideoAccess, check_video_access
 from ..frames.config import VideoBackend
 
 VideoMode = Literal["link", "copy", "none"]
@@ -26,6 +27,7 @@ class ReviewConfig:
     jpeg_quality: int = 70  # JPEG quality (1-95) of thumbnails and VQA frames
     workers: int = 0  # processes; 0: auto (up to 4, only for more than a few episodes), 1: in-process
     video_backend: VideoBackend = "auto"  # video decoder (auto: falls back torchcodec, pyav, ffmpeg)
+    video_access: VideoAccess = DEFAULT_VIDEO_ACCESS  # videos of a Hub source not on disk: auto (thumbnails by byte range; the player's videos downloaded) | stream (no player video) | download
     validate: bool = True  # run the validator and show its status per episode
     videos: VideoMode = "link"  # player videos under OUT/videos: hard links (copies across file systems), copies, or no player
 
@@ -42,3 +44,4 @@ class ReviewConfig:
             raise ValueError(f"videos must be one of {VIDEO_MODES}, got {self.videos!r}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
+        check_video_access(self.video_access)

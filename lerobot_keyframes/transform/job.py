@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
+from ..dataset.remote import DEFAULT_VIDEO_ACCESS, VideoAccess, check_video_access, log_summary
 from ..frames.config import VIDEO_BACKENDS, VideoBackend
 from ..frames.policies import parse_policy
 from .keyframe_transform import KeyframeTransform
@@ -46,6 +47,7 @@ class KeyframesConfig:
     image_width: int | None = None  # downscale stored keyframes to this width (px); unset: full size
     jpeg_quality: int = 90  # JPEG quality of the stored keyframes (1-95)
     video_backend: VideoBackend = "auto"  # video decoder: auto|torchcodec|pyav|ffmpeg (auto falls back in that order, per file)
+    video_access: VideoAccess = DEFAULT_VIDEO_ACCESS  # Hub videos: auto (byte ranges; a file mostly needed is downloaded) | stream | download (whole, first)
     push_to_hub: str | None = None  # Hub dataset repo id to push the table to; unset: no push
     private: bool = True  # push as a private dataset
     cache_dir: str | None = None  # where the datasets cache file goes; default: the datasets cache
@@ -60,6 +62,7 @@ class KeyframesConfig:
             raise ValueError(f"visual must be one of {VISUALS}, got {self.visual!r}")
         if self.video_backend not in VIDEO_BACKENDS:
             raise ValueError(f"video_backend must be one of {VIDEO_BACKENDS}, got {self.video_backend!r}")
+        check_video_access(self.video_access)
         if self.max_shard_mb < 1:
             raise ValueError(f"max_shard_mb must be >= 1, got {self.max_shard_mb}")
         parse_policy(self.policy)
@@ -89,16 +92,18 @@ def extract_keyframes(config: KeyframesConfig) -> Dataset:
     if out is not None and out.exists() and any(out.iterdir()) and not config.overwrite:
         raise FileExistsError(f"{out} already exists and is not empty; pass overwrite=True (CLI: --overwrite)")
     episodes = load_episodes(config.source, revision=config.revision, episodes=config.episodes,
-                             cameras=config.cameras, download_videos=True)
+                             cameras=config.cameras, video_access=config.video_access)
     require_episodes(len(episodes), config.source, config.episodes, "--episodes")
     if out is not None and len(episodes):  # a Hub source: its snapshot folder is known only now
         check_output_separate(episodes[0]["root"], out)
     transform = KeyframeTransform.for_dataset(
         episodes, policy=config.policy, cameras=config.cameras, visual=config.visual, prompt=config.prompt,
         image_width=config.image_width, jpeg_quality=config.jpeg_quality, video_backend=config.video_backend,
+        video_access=config.video_access,
     )
     result = transform.map(episodes, num_proc=config.num_proc, batch_size=config.batch_size,
                            cache_dir=config.cache_dir, use_cache=config.use_cache, progress=True)
+    log_summary()  # this process's Hub video reads (datasets.map workers count their own)
     if out is not None:
         _write(result, out, config, transform)
     return result

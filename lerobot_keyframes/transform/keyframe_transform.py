@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..dataset.records import Episode
+from ..dataset.remote import DEFAULT_VIDEO_ACCESS, VideoAccess, check_video_access
 from ..frames.config import VIDEO_BACKENDS, ProviderConfig, VideoBackend
 from ..frames.policies import KeyframePolicy, parse_policy
 from ..utils.fork import torch_fork_guard
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
 
 ImageFormat = Literal["jpeg", "png"]
 # the provider options a transform may set (the video backend has its own field; cameras come per call)
-PROVIDER_OPTIONS = frozenset(ProviderConfig.__dataclass_fields__) - {"video_backend", "camera_key"}
+PROVIDER_OPTIONS = frozenset(ProviderConfig.__dataclass_fields__) - {"video_backend", "camera_key", "video_access"}
 
 
 @dataclass
@@ -88,6 +89,9 @@ class KeyframeTransform(PicklesAsConfig):
         image_format: stored images are JPEG ("png" for lossless), optionally downscaled to `image_width`.
         root: needed for frame-level input (the dataset root whose videos to decode).
         video_backend: the video decoder (`make_frame_provider`); `provider_options` its other options.
+        video_access: how a Hub dataset's videos are read: "auto" (by byte range, a file downloaded whole when a
+            decode needs most of it), "stream" or "download" (whole, before the batch). The frames, the output
+            and the fingerprint are the same either way.
         passthrough: return the input columns too (Ray Data replaces a batch with the function's output).
     """
 
@@ -107,6 +111,7 @@ class KeyframeTransform(PicklesAsConfig):
     video_backend: VideoBackend = "auto"
     provider_options: tuple[tuple[str, object], ...] = ()
     passthrough: bool = False
+    video_access: VideoAccess = DEFAULT_VIDEO_ACCESS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "policy", parse_policy(self.policy))
@@ -128,6 +133,7 @@ class KeyframeTransform(PicklesAsConfig):
             raise ValueError(f"image_format must be 'jpeg' or 'png', got {self.image_format!r}")
         if self.video_backend not in VIDEO_BACKENDS:
             raise ValueError(f"video_backend must be one of {VIDEO_BACKENDS}, got {self.video_backend!r}")
+        check_video_access(self.video_access)
         check_template("prompt", self.prompt, PROMPT_FIELDS)
         if self.system_prompt is not None:
             check_template("system_prompt", self.system_prompt, PROMPT_FIELDS - {"keyframes"})
@@ -139,10 +145,14 @@ class KeyframeTransform(PicklesAsConfig):
         return _Runtime()
 
     def fingerprint(self) -> str:
-        """Stable hash of the configuration and the package version (same config: same string)."""
+        """Stable hash of the configuration and the package version (same config: same string). How the videos
+        are read (`video_access`) is left out: streamed or downloaded, the frames are the same."""
+        import dataclasses
+
         from .. import __version__
 
-        return hashlib.sha256(f"{__version__}|{self!r}".encode()).hexdigest()[:16]
+        same = dataclasses.replace(self, video_access=DEFAULT_VIDEO_ACCESS)
+        return hashlib.sha256(f"{__version__}|{same!r}".encode()).hexdigest()[:16]
 
     @classmethod
     def for_dataset(cls, dataset: Dataset, **options: Any) -> KeyframeTransform:
@@ -228,8 +238,8 @@ class KeyframeTransform(PicklesAsConfig):
         """Dict of lists in, dict of lists out (a single row in, a single row out also works).
 
         `rank` is what `datasets.map(..., with_rank=True)` passes; every worker process opens its own decoders,
-        so the rank changes nothing. Rows of a Hub dataset whose videos are not downloaded yet get them
-        fetched here (only the files of the chosen cameras)."""
+        so the rank changes nothing. Rows of a Hub dataset read their videos by byte range (each worker its own
+        connections); with `video_access="download"` the batch's files of the chosen cameras are downloaded here."""
         batch = {k: to_python(v) for k, v in batch.items()}
         key = "timestamps" if "timestamps" in batch else "timestamp"
         if key not in batch:
@@ -241,7 +251,7 @@ class KeyframeTransform(PicklesAsConfig):
         single = len(values) > 0 and not isinstance(values[0], (list, tuple))
         rows = [batch] if single else [{k: v[i] for k, v in batch.items()} for i in range(len(values))]
         episodes = [self._episode(row) for row in rows]  # typed once, at the boundary
-        if any(ep.repo_id for ep in episodes):
+        if self.video_access == "download" and any(ep.repo_id for ep in episodes):
             from ..dataset.source import fetch_episode_videos
 
             fetch_episode_videos(episodes, self.cameras)
@@ -375,8 +385,8 @@ class KeyframeTransform(PicklesAsConfig):
         if root not in providers:
             from ..frames.provider import make_frame_provider
 
-            providers[root] = make_frame_provider(root, video_backend=self.video_backend,
-                                                  **dict(self.provider_options))  # type: ignore[arg-type]
+            providers[root] = make_frame_provider(root, video_backend=self.video_backend,  # type: ignore[misc]
+                                                  video_access=self.video_access, **dict(self.provider_options))
         return providers[root]
 
     def _episode(self, row: Mapping[str, Any] | Episode) -> Episode:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import IO, TYPE_CHECKING
 
 from .base import (
     BACKENDS,
@@ -25,22 +25,31 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 AUTO_ORDER = ("torchcodec", "pyav", "ffmpeg")
+# A byte source instead of a path (a Hub video read by range): called once per open, `True` for a reader whose
+# caller loops until its buffer is full (torchcodec), `False` for one that takes short reads (PyAV)
+Source = Callable[[bool], IO[bytes]]
+STREAM_BACKENDS = ("torchcodec", "pyav")  # the ffmpeg CLI reads files only
 _SERVED: set[tuple[str, str]] = set()
 _SERVED_LOCK = threading.Lock()
 
 
-def open_decoder(backend: str, path: str, index: FileIndex, *, threads: int = 1) -> Decoder:
-    """Open `path` with one backend ("torchcodec", "pyav", "ffmpeg") or with "auto" fallback."""
+def open_decoder(backend: str, path: str, index: FileIndex, *, threads: int = 1, source: Source | None = None
+                 ) -> Decoder:
+    """Open `path` with one backend ("torchcodec", "pyav", "ffmpeg") or with "auto" fallback; with `source`,
+    the bytes come from it (`path` then only names the file) and the ffmpeg CLI is not a candidate."""
     if backend == "auto":
-        return AutoDecoder(path, index, threads=threads)
+        order = STREAM_BACKENDS if source is not None else AUTO_ORDER
+        return AutoDecoder(path, index, threads=threads, order=order, source=source)
     if backend == "torchcodec":
         from .torchcodec_backend import TorchCodecDecoder
 
-        return TorchCodecDecoder(path, index, threads=threads)
+        return TorchCodecDecoder(path, index, threads=threads, source=source)
     if backend == "pyav":
         from .pyav_backend import PyAVDecoder
 
-        return PyAVDecoder(path, index, threads=threads)
+        return PyAVDecoder(path, index, threads=threads, source=source)
+    if source is not None:
+        raise BackendDecodeError(f"the {backend} video backend reads files only, not byte streams")
     if backend == "ffmpeg":
         from .ffmpeg_backend import FFmpegCLIDecoder
 
@@ -62,10 +71,12 @@ def _log_served(path: str, backend: str) -> None:
 class AutoDecoder:
     """Tries torchcodec, then PyAV, then the ffmpeg CLI; sticks with the first that decodes the file."""
 
-    def __init__(self, path: str, index: FileIndex, *, threads: int = 1, order: Sequence[str] = AUTO_ORDER) -> None:
+    def __init__(self, path: str, index: FileIndex, *, threads: int = 1, order: Sequence[str] = AUTO_ORDER,
+                 source: Source | None = None) -> None:
         self.path = path
         self.index = index
         self.threads = threads
+        self.source = source
         self._candidates = [b for b in order if backend_available(b)]
         if not self._candidates:
             raise BackendDecodeError("no decoding backend is usable (torchcodec, PyAV and ffmpeg all missing)")
@@ -81,7 +92,8 @@ class AutoDecoder:
             backend = self._candidates[0]
             try:
                 if self._current is None:
-                    self._current = open_decoder(backend, self.path, self.index, threads=self.threads)
+                    self._current = open_decoder(backend, self.path, self.index, threads=self.threads,
+                                                 source=self.source)
                 out = self._current.decode(indices)
             except BackendDecodeError as exc:
                 self._failures.append(f"{backend}: {exc}")
@@ -107,6 +119,8 @@ __all__ = [
     "AutoDecoder",
     "BackendDecodeError",
     "Decoder",
+    "STREAM_BACKENDS",
+    "Source",
     "FileIndex",
     "backend_available",
     "build_file_index",

@@ -196,18 +196,20 @@ def build_file_index(path: str, *, from_header: bool = True) -> FileIndex:
 _MP4_SUFFIXES = (".mp4", ".mov", ".m4v")
 
 
-def open_container(path: str) -> Any:
+def open_container(path: str, stream: Any = None) -> Any:
     """`av.open` for reading; mp4/mov files skip FFmpeg's format probing (half the open time on small
     files: the cold path opens every file once). Anything that fails that way is opened again normally,
-    so a misnamed file still opens and a broken one raises FFmpeg's own error."""
+    so a misnamed file still opens and a broken one raises FFmpeg's own error. `stream`: a file-like holding
+    the bytes of `path` (e.g. a Hub video read by range), read instead of the path."""
     import av
 
     if path.lower().endswith(_MP4_SUFFIXES):
         try:
-            return av.open(path, format="mov")
+            return av.open(stream if stream is not None else path, format="mov")
         except Exception:  # not really mp4, or broken: probe, and let FFmpeg's error speak
-            pass
-    return av.open(path)
+            if stream is not None:
+                stream.seek(0)
+    return av.open(stream if stream is not None else path)
 
 
 def _open(path: str) -> Any:

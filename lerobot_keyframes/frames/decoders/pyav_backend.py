@@ -19,6 +19,7 @@ from .index import open_container
 if TYPE_CHECKING:
     import torch
 
+    from . import Source
     from .index import FileIndex
 
 logger = logging.getLogger(__name__)
@@ -29,11 +30,11 @@ _MAX_SEEK_RETRIES = 3
 class PyAVDecoder:
     name = "pyav"
 
-    def __init__(self, path: str, index: FileIndex, *, threads: int = 1) -> None:
+    def __init__(self, path: str, index: FileIndex, *, threads: int = 1, source: Source | None = None) -> None:
         self.path = path
         self.index = index
         try:
-            self._container = open_container(path)
+            self._container = open_container(path, source(False) if source is not None else None)
             self._stream = self._container.streams.video[0]
         except Exception as exc:
             raise BackendDecodeError(f"PyAV cannot open the video ({type(exc).__name__}: {exc})") from exc

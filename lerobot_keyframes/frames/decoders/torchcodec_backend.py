@@ -21,6 +21,7 @@ from .base import BackendDecodeError, check_pts
 if TYPE_CHECKING:
     import torch
 
+    from . import Source
     from .index import FileIndex
 
 logger = logging.getLogger(__name__)
@@ -51,10 +52,11 @@ def _supported_kwargs(cls: Any, wanted: dict[str, Any]) -> dict[str, Any]:
 class TorchCodecDecoder:
     name = "torchcodec"
 
-    def __init__(self, path: str, index: FileIndex, *, threads: int = 1) -> None:
+    def __init__(self, path: str, index: FileIndex, *, threads: int = 1, source: Source | None = None) -> None:
         self.path = path
         self.index = index
         self.threads = threads
+        self.source = source  # a byte source (Hub ranges) instead of the path
         self._exact = False
         self._decoder = self._open(exact=False)
 
@@ -75,7 +77,7 @@ class TorchCodecDecoder:
         stream = {"stream_index": self.index.stream_index}
         stream = _supported_kwargs(cls, stream)
         try:
-            return cls(self.path, **stream, **kwargs)
+            return cls(self.source(True) if self.source is not None else self.path, **stream, **kwargs)
         except Exception as exc:
             raise BackendDecodeError(f"torchcodec cannot open the video ({type(exc).__name__}: {exc})") from exc
 
@@ -84,7 +86,7 @@ class TorchCodecDecoder:
         try:
             return self._decode(indices)
         except BackendDecodeError:
-            if self._exact:
+            if self._exact or self.source is not None:  # exact mode scans the whole file: never over the network
                 raise
             logger.info("%s: approximate seeking missed frames; reopening with seek_mode='exact'", self.path)
             self._decoder = self._open(exact=True)

@@ -14,7 +14,9 @@ headers as the Hub, so client-side error classes (`RepositoryNotFoundError`, `Re
 
 Uploads must go through the LFS protocol (`HF_HUB_DISABLE_XET=1`); Xet is not implemented.
 Faults: `fail_next(route, status)` answers an error, `drop_next(route, after_bytes)` reads part of the
-request body and closes the connection without answering (an interrupted upload).
+request body and closes the connection without answering (an interrupted upload), `fail_range(...)` fails or
+damages (short body, wrong range) range downloads from a byte offset on. `set_latency(seconds, route)` delays
+answers (a far-away Hub). Every request is recorded with the body bytes sent and its `Range` header.
 
 Layout: `storage` (repos, commits, objects), `base` (request plumbing, access rules), one mixin per API
 family (`repos`, `uploads`, `downloads`, `jobs`), `handler` (routing), `server` (`LocalHub`: lifecycle,

@@ -46,6 +46,8 @@ class HandlerBase(BaseHTTPRequestHandler):
     _user: str | None
     _role: str | None
     _query: dict[str, list[str]]
+    _sent: int = 0  # body bytes of the answer (recorded with the request)
+    _corrupt: str | None = None  # a range fault to answer with ("short" | "wrong_range")
 
     def setup(self) -> None:
         super().setup()
@@ -144,6 +146,8 @@ class HandlerBase(BaseHTTPRequestHandler):
             raise HubHTTPError(400, f"malformed JSON body: {exc}") from exc
 
     def _send(self, status: int, body: bytes, headers: Mapping[str, str] | None = None, *, head: bool = False) -> int:
+        if not head and self.command != "HEAD":
+            self._sent = len(body)
         self.send_response(status)
         for key, value in (headers or {}).items():
             self.send_header(key, value)

@@ -33,6 +33,13 @@ class DownloadRoutes(HandlerBase):
                 start, end = max(size - int(end_s), 0), size - 1
             if start >= size or start > end:
                 return self._send(416, b"", {**headers, "Content-Range": f"bytes */{size}"}, head=method == "HEAD")
+            body = content[start : end + 1]
+            if self._corrupt == "short":  # fault injection: half the body (Content-Range still claims all of it)
+                body = body[: len(body) // 2]
+            elif self._corrupt == "wrong_range":  # fault injection: the bytes (and Content-Range) of another range
+                shift = 1 if end + 1 < size else -1
+                start, end = start + shift, end + shift
+                body = content[start : end + 1]
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-            return self._send(206, content[start : end + 1], headers, head=method == "HEAD")
+            return self._send(206, body, headers, head=method == "HEAD")
         return self._send(200, content, headers, head=method == "HEAD")

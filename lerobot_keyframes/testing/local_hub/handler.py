@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -45,17 +46,24 @@ class Handler(RepoRoutes, UploadRoutes, DownloadRoutes, JobRoutes):
     def _dispatch(self, method: str) -> None:
         self._body = None
         self._user = None
+        self._sent = 0
+        self._corrupt = None
         route = "unknown"
         try:
             split = urlsplit(self.path)
             self._query = parse_qs(split.query)
             route, handler, args = self._route(method, split.path)
+            delay = self.hub._latency(route)
+            if delay > 0:
+                time.sleep(delay)
             self._user, self._role = self._authenticate()
-            fault = self.hub._take_fault(route, self.path)
+            fault = self.hub._take_fault(route, self.path, _range_start(self.headers.get("Range")))
             if fault is not None and fault.drop:
                 self._read_partial(fault.after_bytes)
                 raise Dropped
-            if fault is not None:
+            if fault is not None and fault.corrupt:
+                self._corrupt = fault.corrupt  # the download route answers a damaged range
+            elif fault is not None:
                 raise HubHTTPError(fault.status, fault.message)
             status = handler(*args)
             self._record(method, route, status)
@@ -77,7 +85,7 @@ class Handler(RepoRoutes, UploadRoutes, DownloadRoutes, JobRoutes):
             self._record(method, route, 500)
 
     def _record(self, method: str, route: str, status: int) -> None:
-        self.hub._record(method, self.path, route, status, self._user)
+        self.hub._record(method, self.path, route, status, self._user, self._sent, self.headers.get("Range"))
 
 
     def _route(self, method: str, raw_path: str) -> Route:
@@ -157,3 +165,11 @@ class Handler(RepoRoutes, UploadRoutes, DownloadRoutes, JobRoutes):
             repo_id = f"{unquote(seg[0])}/{unquote(seg[1])}"
             return "resolve", self._resolve, (method, repo_type, repo_id, unquote(seg[3]), path)
         return None
+
+
+def _range_start(header: str | None) -> int | None:
+    """The first byte of a `Range: bytes=a-b` header (None without one, or for a suffix range)."""
+    if not header or not header.startswith("bytes="):
+        return None
+    first = header[6:].split(",")[0].partition("-")[0]
+    return int(first) if first.isdigit() else None

@@ -23,9 +23,13 @@ ROUTES = (
 )
 
 
+RangeCorruption = Literal["short", "wrong_range"]
+
+
 @dataclass
 class Fault:
-    """An injected failure: answer `status`, or (`drop`) read `after_bytes` and close the connection."""
+    """An injected failure: answer `status`, or (`drop`) read `after_bytes` and close the connection, or
+    (`corrupt`) answer a range request with a short body or the wrong range."""
 
     route: str
     status: int = 500
@@ -34,17 +38,22 @@ class Fault:
     after_bytes: int = 0
     remaining: int = 1
     match: str | None = None  # only requests whose path contains this (e.g. one LFS oid, one file name)
+    min_start: int | None = None  # only range requests (`Range: bytes=a-b`) with a >= min_start
+    corrupt: RangeCorruption | None = None
 
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One answered request (`status` 0: the connection was dropped on purpose)."""
+    """One answered request (`status` 0: the connection was dropped on purpose), with the body bytes sent and
+    the `Range` header it asked with."""
 
     method: str
     path: str
     route: str
     status: int
     user: str | None
+    bytes: int = 0
+    range: str | None = None
 
 
 class LocalHub(RepoStore):
@@ -85,6 +94,8 @@ class LocalHub(RepoStore):
         # what newly submitted jobs look like: their stage and the log lines GET .../logs streams
         self.job_stage = "RUNNING"
         self.job_logs: list[str] = []
+        # seconds every request waits before it is answered (a far-away Hub); `set_latency` sets it per route
+        self.latency: dict[str, float] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -142,6 +153,25 @@ class LocalHub(RepoStore):
         with self._lock:
             self._faults.append(Fault(route=route, drop=True, after_bytes=after_bytes, remaining=times, match=match))
 
+    def fail_range(self, *, status: int = 500, times: int = 1, match: str | None = None, min_start: int = 0,
+                   corrupt: RangeCorruption | None = None) -> None:
+        """Fail the next `times` range downloads (`resolve` with a `Range` header) of paths containing `match`
+        whose first byte is at or after `min_start`: answer `status`, or with `corrupt` a 206 whose body is short
+        ("short": half the bytes under a Content-Range claiming all) or another range ("wrong_range")."""
+        with self._lock:
+            self._faults.append(Fault(route="resolve", status=status, remaining=times, match=match,
+                                      min_start=min_start, corrupt=corrupt))
+
+    def set_latency(self, seconds: float, route: str = "*") -> None:
+        """Make every request of `route` (or "*": all) wait `seconds` before it is answered."""
+        self._check_route(route)
+        with self._lock:
+            self.latency[route] = float(seconds)
+
+    def bytes_sent(self, route: str = "resolve", match: str | None = None) -> int:
+        """Body bytes answered on `route` (to paths containing `match`)."""
+        return sum(r.bytes for r in self.requests if r.route == route and (match is None or match in r.path))
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -151,10 +181,12 @@ class LocalHub(RepoStore):
         if route != "*" and route not in ROUTES:
             raise ValueError(f"unknown route {route!r}; one of {ROUTES} or '*'")
 
-    def _take_fault(self, route: str, path: str) -> Fault | None:
+    def _take_fault(self, route: str, path: str, range_start: int | None = None) -> Fault | None:
         with self._lock:
             for fault in self._faults:
                 if fault.match is not None and fault.match not in path:
+                    continue
+                if fault.min_start is not None and (range_start is None or range_start < fault.min_start):
                     continue
                 if fault.route in (route, "*") and fault.remaining > 0:
                     fault.remaining -= 1
@@ -167,9 +199,14 @@ class LocalHub(RepoStore):
         return sum(1 for r in self.requests if r.route == route and (method is None or r.method == method))
 
 
-    def _record(self, method: str, path: str, route: str, status: int, user: str | None) -> None:
+    def _record(self, method: str, path: str, route: str, status: int, user: str | None, nbytes: int = 0,
+                range_header: str | None = None) -> None:
         with self._lock:
-            self.requests.append(RequestRecord(method, path, route, status, user))
+            self.requests.append(RequestRecord(method, path, route, status, user, nbytes, range_header))
+
+    def _latency(self, route: str) -> float:
+        with self._lock:
+            return self.latency.get(route, self.latency.get("*", 0.0))
 
 
 def iter_repo_files(hub: LocalHub, repo_id: str, *, revision: str = "main", repo_type: str = "dataset") -> Iterator[str]:
