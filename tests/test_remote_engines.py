@@ -18,12 +18,12 @@ from test_annotate_pipeline import oracle
 
 from lerobot_keyframes.annotate import AnnotateConfig, InterjectionsConfig, PlanConfig, run_annotation
 from lerobot_keyframes.dataset import load_episodes
-from lerobot_keyframes.dataset.remote import remote_stats
 from lerobot_keyframes.dataset.remote import video as remote
+from lerobot_keyframes.hub import run_keyframes
 from lerobot_keyframes.language import read_dataset_annotations
 from lerobot_keyframes.testing.local_hub import LocalHub
 from lerobot_keyframes.testing.scripted import ScriptedBackend
-from lerobot_keyframes.transform import KeyframesConfig, KeyframeTransform, extract_keyframes
+from lerobot_keyframes.transform import KeyframesConfig, KeyframeTransform
 from lerobot_keyframes.vlm.config import VlmConfig
 
 pytest_plugins = ("hub_fixtures",)
@@ -73,8 +73,8 @@ def test_keyframe_transform_streams_in_map_workers_and_the_table_is_pushed_witho
     assert_only_ranges(hub)
     assert transform.fingerprint() == KeyframeTransform.for_dataset(episodes, policy="uniform:4").fingerprint()
 
-    result = extract_keyframes(KeyframesConfig(source=source, policy="uniform:4", push_to_hub="tester/keyframes",
-                                               video_access="stream", cache_dir=str(tmp_path / "ds-cache")))
+    result = run_keyframes(KeyframesConfig(source=source, policy="uniform:4", push_to_hub="tester/keyframes",
+                                           video_access="stream", cache_dir=str(tmp_path / "ds-cache")))
     assert len(result) == 2 and not (snapshot / "videos").exists()
     pushed = HfApi().list_repo_files("tester/keyframes", repo_type="dataset")
     assert any(f.endswith(".parquet") for f in pushed)
@@ -87,25 +87,29 @@ def _annotate_config(out: Path, **kw) -> AnnotateConfig:
 
 
 def test_annotate_streams_a_hub_source_and_writes_the_rows_of_a_downloaded_one(hub, source, tmp_path) -> None:
+    """Decoding reads byte ranges only; the new root is a complete LeRobot dataset, so its videos are fetched whole
+    at write time (a pull request, --create_pr, fetches none), and the summary says so."""
     streamed = run_annotation(_annotate_config(tmp_path / "streamed", video_access="stream"), SCRIPTED,
                               vlm=ScriptedBackend(oracle))
     assert streamed.validation.ok and not streamed.failures
     snapshot = Path(load_episodes(source)[0]["root"])
-    assert not (snapshot / "videos").exists()
-    assert_only_ranges(hub)
-    assert remote_stats().moved_bytes > 0
     assert streamed.provenance["source_commit"] == snapshot.name
+    requests = video_requests(hub)
+    whole = [i for i, r in enumerate(requests) if not r.range]
+    ranged = [i for i, r in enumerate(requests) if r.range]
+    assert ranged and whole and max(ranged) < min(whole), "frames by range first, whole files only at write time"
+    assert {r.path for r in requests if not r.range} == {r.path for r in requests if r.range}
+    assert any(line.startswith("videos: fetched") for line in streamed.notes), streamed.notes
+    videos = sorted(p.relative_to(tmp_path / "streamed") for p in (tmp_path / "streamed").rglob("*.mp4"))
+    assert videos and all((snapshot / v).is_file() for v in videos)
 
-    # review of the written root (no videos in it): its frames come from the source, by range
     from lerobot_keyframes.review import ReviewConfig, build_review
 
     site = build_review(tmp_path / "streamed", tmp_path / "site", config=ReviewConfig(workers=1))
     assert site.is_file() and list((tmp_path / "site" / "assets").rglob("*.jpg"))
-    assert not list((tmp_path / "streamed").rglob("*.mp4"))
 
     downloaded = run_annotation(_annotate_config(tmp_path / "downloaded", video_access="download"), SCRIPTED,
                                 vlm=ScriptedBackend(oracle))
-    assert (snapshot / "videos").is_dir()
     assert read_dataset_annotations(tmp_path / "streamed")[0] == read_dataset_annotations(tmp_path / "downloaded")[0]
     assert downloaded.rows_per_style == streamed.rows_per_style
 
@@ -175,13 +179,17 @@ def test_kill_9_while_streaming_then_resume_gives_the_same_rows(hub, source, hub
 
 
 def test_a_shard_reads_only_the_ranges_of_its_episodes(hub, source, tmp_path) -> None:
-    """An HF Jobs shard is `annotate --only_episodes=...`: besides the header (its first 16 KiB and the moov) and
-    the first sample (a decoder reads it when it opens), it fetches no byte of another episode."""
+    """An HF Jobs shard (`--only_episodes=... --push_staging_only=true`) writes no root, so it fetches no whole
+    video: besides the header (its first 16 KiB and the moov) and the first sample (a decoder reads it when it
+    opens), it fetches no byte of another episode."""
     from lerobot_keyframes.frames import make_frame_provider
 
-    result = run_annotation(_annotate_config(tmp_path / "shard", only_episodes=(1,), video_access="stream"),
+    result = run_annotation(_annotate_config(tmp_path / "shard", only_episodes=(1,), video_access="stream",
+                                             push_to_hub=True, new_repo_id="tester/sample-annotated",
+                                             push_branch="shard-0", push_staging_only=True),
                             SCRIPTED, vlm=ScriptedBackend(oracle))
-    assert result.validation is not None and not result.failures
+    assert result.validation is None and not result.failures and result.push
+    assert_only_ranges(hub)
     rows = load_episodes(source).to_list()
     provider = make_frame_provider(rows, video_access="stream")
     for cam in rows[0]["camera_keys"]:

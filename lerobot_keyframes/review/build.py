@@ -233,7 +233,7 @@ def _downloaded_sources(root: Path, rows: Sequence[Mapping[str, Any]], config: R
 
     missing = {(c["path"], r.get("repo_id"), r.get("revision")) for r in rows for c in r["cameras"]
                if c["storage"] == "video" and not (root / c["path"]).is_file()}
-    files = {path: hub_file(repo, None, path, revision) for path, repo, revision in missing}
+    files = {path: hub_file(repo, root, path, revision) for path, repo, revision in missing}
     files = {path: f for path, f in files.items() if f is not None}
     if not files:
         return None
