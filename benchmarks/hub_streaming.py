@@ -477,7 +477,47 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
                      f"{row['mismatches']} |")
     lines += ["", "No Hub (the dataset on disk, the frames' reference): " + ", ".join(
         sorted({f"{r['dataset']} {r['workload']} {r['local_wall']:.2f} s" for r in results["rows"]})) + ".", ""]
+    lines += targets(results["rows"])
     return "\n".join(lines)
+
+
+def targets(rows: list[dict[str, Any]]) -> list[str]:
+    """Issue 21's targets, each with the rows it was judged on."""
+    now = [r for r in rows if r["mode"] in ("stream", "auto") and not r["knobs"]]
+
+    def find(dataset: str, workload: str, mode: str = "stream", bandwidth: bool = False) -> dict[str, Any] | None:
+        return next((r for r in rows if r["dataset"] == dataset and r["workload"] == workload and r["mode"] == mode
+                     and not r["knobs"] and bool(r["bandwidth"]) == bandwidth), None)
+
+    def share(row: dict[str, Any] | None, limit: float) -> str:
+        if row is None:
+            return "not measured"
+        return f"{row['share'] * 100:.1f} % ({'met' if row['share'] <= limit else 'NOT met'})"
+
+    ratios = [r["moved_per_needed"] for r in now if r["moved_per_needed"] and r["mode"] == "stream"]
+    faster, slower = [], []
+    for r in now:
+        if r["mode"] != "stream":
+            continue
+        base = find(r["dataset"], r["workload"], "download", bool(r["bandwidth"]))
+        if base is not None:
+            link = f"{r['bandwidth'] * 8 / 1e6:.0f} Mbit/s" if r["bandwidth"] else "unlimited"
+            (faster if r["wall"] < base["wall"] else slower).append(
+                f"{r['dataset']} {r['workload']} ({link}): {r['wall']:.1f} vs {base['wall']:.1f} s")
+    headers = sorted({n for r in now for n in r["header_requests_per_file"]})
+    return ["Targets (issue 21), from the rows above (`stream` as shipped):", "",
+            f"- 720p, `annotate` defaults: bytes moved {share(find('sample720', 'annotate'), 0.15)} of the annotated "
+            "episodes' video bytes (target <= 15 %);",
+            f"- lerobot-written 480p: `keyframes` default policy {share(find('lerobot480', 'keyframes'), 0.35)} "
+            f"(target <= 35 %), `annotate` defaults {share(find('lerobot480', 'annotate'), 0.50)} (target <= 50 %);",
+            f"- bytes moved / bytes of the samples strictly needed (header included): "
+            f"{min(ratios):.2f}-{max(ratios):.2f}x (target <= 1.2x: {'met' if max(ratios) <= 1.2 else 'NOT met'});"
+            if ratios else "- bytes / needed: not measured;",
+            f"- frame mismatches: {max(r['mismatches'] for r in rows)} in every path and run;",
+            f"- header requests per file per process: {', '.join(map(str, headers))} (shared by every episode of "
+            "the file);",
+            f"- median wall time below the download path's: {len(faster)} of {len(faster) + len(slower)} "
+            f"(faster: {'; '.join(faster) or 'none'}; not faster: {'; '.join(slower) or 'none'}).", ""]
 
 
 def main() -> None:
@@ -496,9 +536,10 @@ def main() -> None:
     parser.add_argument("--lerobot_python", default=None, help="a Python with lerobot 0.6.1 (default: the tier venv)")
     parser.add_argument("--json", type=Path, default=None, help="also write every measurement here")
     parser.add_argument("--out", type=Path, default=None, help="markdown file whose section to replace")
+    parser.add_argument("--render", type=Path, default=None, help="write the section from a --json file, no run")
     args = parser.parse_args()
-    results = session(args)
-    if args.json:
+    results = json.loads(args.render.read_text()) if args.render else session(args)
+    if args.json and not args.render:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     section = render(results, args)
     print(section)

@@ -170,3 +170,21 @@ def test_the_quality_checks_decode_every_episode_in_one_call(hub, datasets) -> N
     local = check_episodes(load_episodes(datasets["av1"]).to_list(), make_frame_provider(datasets["av1"]),
                            QualityConfig())
     assert local == {}
+
+
+def test_a_header_another_process_cached_meanwhile_is_read_from_the_cache(hub, datasets) -> None:
+    """Two `datasets.map` workers share the range cache: one may find the head of a file cached by the other before
+    it knew the file's size. It reads the size the other recorded; no request, same table."""
+    from lerobot_keyframes.dataset.remote import HubFile, snapshot_commit
+
+    publish(datasets["av1"], "tester/ds")
+    rows = load_episodes("tester/ds").to_list()
+    file = HubFile("tester/ds", snapshot_commit(rows[0]["root"]), rows[0]["cameras"][0]["path"])
+    here = remote.remote_video(file)
+    assert here.size is None and not here.has_header  # this process knows nothing of the file yet
+    other = remote.RemoteVideo(file, remote._Registry())  # another process, the same range cache on disk
+    reference = other.sample_table()
+    before = len(video_requests(hub))
+    table = here.sample_table()
+    assert len(video_requests(hub)) == before, "the header comes from the range cache"
+    assert here.size == other.size and np.array_equal(table.offset, reference.offset)

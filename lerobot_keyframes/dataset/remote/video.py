@@ -144,8 +144,13 @@ class RemoteVideo:
     def _read_header(self) -> SampleTable:
         first = (0, HEAD_BYTES if self.size is None else min(HEAD_BYTES, self.size))
         self.fetch([first], kind="header", permanent=True)
+        if self.size is None:  # served by the range cache, filled by another process (datasets.map workers)
+            self.size = self._registry.cache.size(self.file)  # which records the size before it writes a range
+        if self.size is None:  # a cache entry without its record: the Hub says the size
+            self._fetch_one(*first, "header")
         size = self.size
         assert size is not None
+        self.stats.size = size
         offset = 0
         while offset < size:
             kind, header, box_size = top_level_box(self._read_header_bytes, offset, size)
