@@ -1,7 +1,8 @@
 """A Hub video read by byte range: its sample table, the ranges a decode needs, and a file-like for decoders.
 
 One `RemoteVideo` per (repo, commit, path) per process, shared by every episode, camera request and thread
-that reads the file: its header is read once (two small range requests, or none when the range cache has it),
+that reads the file: its header is read once (one range request when it comes first in the file, two when it
+follows the samples, none when the range cache has it),
 and the bytes fetched for one decode stay in memory for the next (LRU, byte-bounded; the disk range cache
 keeps them across processes and runs). A decode goes:
 
@@ -18,7 +19,7 @@ fetched: while their plan is active the reader answers them with zeros (`skipped
 reads such a gap only to move its buffer to the next sample it was asked to seek to and discards it; the samples
 a frame depends on (its sync sample through itself, in decode order, plus the decoder's reordering delay) are all
 in `fetch`, so no gap byte can reach a requested frame. (Measured: fetching them made dense sampling of small
-frames move 1.5x the bytes it needed; the frames are bit-identical either way, see tests/test_remote_video.py.)
+frames move 1.5x the bytes it needed; the frames are bit-identical either way, see tests/test_remote_costs.py.)
 `HUB_COALESCE` lets near fetch ranges share one request when that adds little: gaps are filled, smallest first,
 while the filled bytes stay within that share of the samples needed.
 
@@ -114,6 +115,7 @@ class RemoteVideo:
         self._failed: list[tuple[Range, RangeFetchError]] = []  # failed on-demand ranges, until the next prefetch
         self._readers: weakref.WeakSet[RemoteReader] = weakref.WeakSet()  # the open decoders' positions
         self._holes: dict[Range, int] = {}  # read-through gaps of the active plans (refcounted), see `Plan.holes`
+        self._hole_spans: list[Range] = []  # the same, merged and sorted (looked up on every read)
 
     def __repr__(self) -> str:
         return f"RemoteVideo({self.file})"
@@ -262,9 +264,9 @@ class RemoteVideo:
 
     def _hole_at(self, pos: int) -> int | None:
         """The end of the active read-through gap holding `pos`, if any (call with the lock held)."""
-        for a, b in self._holes:
-            if a <= pos < b:
-                return b
+        i = bisect.bisect_right(self._hole_spans, (pos, float("inf"))) - 1
+        if i >= 0 and self._hole_spans[i][0] <= pos < self._hole_spans[i][1]:
+            return self._hole_spans[i][1]
         return None
 
     def add_holes(self, plan: Plan) -> None:
@@ -273,6 +275,7 @@ class RemoteVideo:
         with self._lock:
             for hole in holes:
                 self._holes[hole] = self._holes.get(hole, 0) + 1
+            self._hole_spans = rng.merge(self._holes)
             plan.holed = True
 
     def take_error(self) -> RangeFetchError | None:
@@ -338,6 +341,7 @@ class RemoteVideo:
                         self._holes[hole] = left
                     else:
                         self._holes.pop(hole, None)
+                self._hole_spans = rng.merge(self._holes)
         self._unpin(pinned)
 
     def _unpin(self, starts: Sequence[int]) -> None:
