@@ -61,8 +61,9 @@ MEMORY_BYTES = 512 << 20  # fetched bytes held in memory per process (beyond the
 HEAD_BYTES = 64 << 10
 TAIL_BYTES = 4 << 20  # after mdat, the rest of a file this small is fetched in one request (the moov)
 # requests saved by filling gaps between fetch ranges, smallest first: the filled bytes may reach this share of a
-# plan's needed bytes (benchmarks/hub_streaming.py: at 50 ms per request, 10 frames/s of a lerobot 480p file took
-# 52 s in 4,000 requests without, 38 s in 1,600 with 10 %), and stop once the ranges fit the connections
+# plan's needed bytes, and it stops once the ranges fit the connections (docs/benchmarks.md: at 50 ms per request,
+# 10 frames/s of lerobot-written 480p files took 48 s in 4,000 requests without, 27 s in 1,395 with 15 %, 1.15x the
+# bytes needed)
 HUB_COALESCE = float(os.environ.get("LEROBOT_KEYFRAMES_HUB_COALESCE") or 0.15)
 
 
