@@ -17,7 +17,7 @@ from lerobot_keyframes.annotate.grounding import (
     resolve_signal,
     snap_spans,
 )
-from lerobot_keyframes.annotate.motion import motion_events
+from lerobot_keyframes.annotate.modules.motion import motion_events
 from lerobot_keyframes.annotate.spans import clean_spans
 from lerobot_keyframes.frames.policies import arm_dimensions, gripper_from_names, rest_windows
 

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
@@ -177,16 +178,28 @@ class AnnotateConfig:
     interjections: InterjectionsConfig = field(default_factory=InterjectionsConfig)
     vqa: VqaConfig = field(default_factory=VqaConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
+    # modules of your own, run with the built-in ones (each switched by its --<name>.enabled, flags --<name>.*)
+    modules: tuple[str, ...] = ()  # comma-separated pkg.module:Class or entry point names (group lerobot_keyframes.modules)
+    # their configs by module name (flags --<name>.*; a Mapping is accepted and kept as sorted pairs)
+    module_configs: tuple[tuple[str, Any], ...] = ()
     quality: QualityConfig = field(default_factory=QualityConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 
-    @property
-    def asks_model(self) -> bool:
-        """True when a module that asks the VLM runs (plan, interjections, vqa); motion alone does not."""
-        return self.plan.enabled or self.interjections.enabled or self.vqa.enabled
+    def module_config(self, name: str, default: type | None = None) -> Any:
+        """The config of module `name`: the field of that name (the built-in modules: `plan`, ...), else its entry
+        of `module_configs`, else `default()` (the module's config class with its defaults). The registry keeps
+        a module of one's own from taking the name of a field."""
+        if name in _field_names(type(self)):
+            return getattr(self, name)
+        found = dict(self.module_configs).get(name)
+        return found if found is not None or default is None else default()
 
     def __post_init__(self) -> None:
+        # classes and mappings as given in Python, kept as names and sorted pairs (picklable, hashable, stable)
+        object.__setattr__(self, "modules", tuple(_module_spec(m) for m in self.modules))
+        configs = self.module_configs.items() if isinstance(self.module_configs, Mapping) else self.module_configs
+        object.__setattr__(self, "module_configs", tuple(sorted((str(k), v) for k, v in configs)))
         if self.root is None and self.repo_id is None:
             raise ValueError("set --root (a local dataset) or --repo_id (a Hub dataset)")
         check_options(self)
@@ -215,6 +228,20 @@ class AnnotateConfig:
                              f"{self.plan.contact_sheet_quality}")
         if not self.plan.snap_tolerance_s >= 0:
             raise ValueError(f"--plan.snap_tolerance_s must be >= 0, got {self.plan.snap_tolerance_s}")
+
+
+@functools.cache
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls))
+
+
+def _module_spec(module: Any) -> str:
+    """`pkg.module:Class` for a module class given in Python; a string as it is."""
+    if isinstance(module, str):
+        return module.strip()
+    if isinstance(module, type):
+        return f"{module.__module__}:{module.__qualname__}"
+    raise TypeError(f"modules: expected 'pkg.module:Class', an entry point name or a class, got {module!r}")
 
 
 @functools.cache

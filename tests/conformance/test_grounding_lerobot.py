@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lerobot_keyframes.annotate.grounding import episode_grounding
-from lerobot_keyframes.annotate.motion import motion_events
+from lerobot_keyframes.annotate.modules.motion import motion_events
 from lerobot_keyframes.dataset import load_episodes
 from lerobot_keyframes.dataset.signals import read_episode_signals
 from lerobot_keyframes.testing.sample import restore_scheduling
