@@ -235,13 +235,25 @@ def _field_names(cls: type) -> frozenset[str]:
     return frozenset(f.name for f in dataclasses.fields(cls))
 
 
+# module classes given to AnnotateConfig in Python, by the name they are kept under: this process uses the class
+# itself (one defined in a notebook or a function too); another process (a Ray actor) imports it by that name
+_GIVEN_CLASSES: dict[str, type] = {}
+
+
 def _module_spec(module: Any) -> str:
-    """`pkg.module:Class` for a module class given in Python; a string as it is."""
+    """`pkg.module:Class` for a module class given in Python (remembered in `_GIVEN_CLASSES`); a string as it is."""
     if isinstance(module, str):
         return module.strip()
     if isinstance(module, type):
-        return f"{module.__module__}:{module.__qualname__}"
+        spec = f"{module.__module__}:{module.__qualname__}"
+        _GIVEN_CLASSES[spec] = module
+        return spec
     raise TypeError(f"modules: expected 'pkg.module:Class', an entry point name or a class, got {module!r}")
+
+
+def given_class(spec: str) -> type | None:
+    """The class given in Python under `spec` in this process, if any (see `_GIVEN_CLASSES`)."""
+    return _GIVEN_CLASSES.get(spec)
 
 
 @functools.cache

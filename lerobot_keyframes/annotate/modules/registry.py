@@ -21,7 +21,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ...language.vocabulary import KNOWN_STYLES
-from ..config import AnnotateConfig, check_options
+from ..config import AnnotateConfig, check_options, given_class
 from .base import SPEECH, Module
 from .interjections import InterjectionsModule
 from .motion import MotionModule
@@ -45,10 +45,11 @@ class ModuleError(ValueError):
 def load_class(spec: str) -> type[Module]:
     """The module class of `pkg.module:Class`, or of the entry point named `spec` in `lerobot_keyframes.modules`."""
     where = f"--modules={spec}"
-    if ":" in spec:
+    found: Any = given_class(spec)
+    if found is None and ":" in spec:
         module_name, _, attr = spec.partition(":")
         try:
-            found: Any = importlib.import_module(module_name)
+            found = importlib.import_module(module_name)
         except ImportError as exc:
             raise ModuleError(f"{where}: cannot import {module_name} ({type(exc).__name__}: {exc}); install its "
                               f"package or put it on PYTHONPATH") from None
@@ -56,7 +57,7 @@ def load_class(spec: str) -> type[Module]:
             found = getattr(found, part, None)
             if found is None:
                 raise ModuleError(f"{where}: {module_name} has no {attr!r}")
-    else:
+    elif found is None:
         points = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
         if spec not in points:
             built = ", ".join(m.name for m in BUILT_IN)
@@ -118,11 +119,15 @@ def _ordered(modules: list[Module]) -> tuple[Module, ...]:
     return tuple(done)
 
 
-@functools.cache
 def load_modules(specs: tuple[str, ...] = ()) -> tuple[Module, ...]:
-    """The built-in modules and those of `specs`, checked and in run order (cached per `specs`)."""
+    """The built-in modules and those of `specs`, checked and in run order."""
+    return _load(tuple((f"--modules={s}", load_class(s)) for s in specs))
+
+
+@functools.cache
+def _load(given: tuple[tuple[str, type[Module]], ...]) -> tuple[Module, ...]:
     modules: list[Module] = []
-    for where, cls in [*((f"module {c.name}", c) for c in BUILT_IN), *((f"--modules={s}", load_class(s)) for s in specs)]:
+    for where, cls in [*((f"module {c.name}", c) for c in BUILT_IN), *given]:
         check_class(cls, where)
         twin = next((m for m in modules if m.name == cls.name), None)
         if twin is not None:
