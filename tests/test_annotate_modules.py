@@ -22,6 +22,7 @@ from lerobot_keyframes.annotate import (
     Module,
     ModuleError,
     PlanConfig,
+    QualityConfig,
     VqaConfig,
 )
 from lerobot_keyframes.annotate.pipeline import run_annotation
@@ -197,7 +198,7 @@ def test_a_broken_set_of_modules_is_refused_in_one_line_before_any_work(case: st
 
 def test_rows_a_module_may_not_write_are_named(sample_root: Path, tmp_path: Path) -> None:
     only = {"plan": PlanConfig(enabled=False), "interjections": InterjectionsConfig(enabled=False),
-            "vqa": VqaConfig(enabled=False)}
+            "vqa": VqaConfig(enabled=False), "quality": QualityConfig(enabled=False)}
     # a style it does not declare: the episode fails, naming module, style and time
     stray = _module(rows=[("assistant", "I remember", "memory")])
     result = run_annotation(AnnotateConfig(root=sample_root, out=tmp_path / "a", modules=(stray,), **only), VLM)
