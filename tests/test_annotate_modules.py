@@ -306,3 +306,33 @@ def test_the_readme_module_runs_as_written(tmp_path: Path) -> None:
     assert "why 1 episode" in proc.stdout and "validation: 1 episode(s) checked, 0 error(s)" in proc.stdout
     plans = _plans(tmp_path / "why-annotated")
     assert any("\nWhy: " in content for content in plans[0].values()), plans
+
+
+def test_ray_stages_run_a_module_of_ones_own_like_the_local_engine(sample_root: Path, tmp_path: Path) -> None:
+    """The Ray engine's two stages (called in-process, with the config as an actor unpickles it): the CPU stage
+    prefetches what the modules declare up front, the VLM stage runs a module of one's own and stages it exactly
+    as the local engine does."""
+    import pickle
+
+    from lerobot_keyframes.annotate.keys import module_keys
+    from lerobot_keyframes.annotate.pipeline import prepare_run
+    from lerobot_keyframes.annotate.ray_engine import AnnotateEpisodes, decode_batch
+
+    config = _config(sample_root, tmp_path / "out", module_configs={"reasoning": ReasoningConfig(frames_per_subtask=1)})
+    shipped = pickle.loads(pickle.dumps(config))  # by name: `reasoning_module:ReasoningModule` and its config
+    assert shipped == config and shipped.modules == (SPEC,)
+    run = prepare_run(shipped)
+    try:
+        decoded = decode_batch({"episode": [pickle.dumps(r) for r in run.rows]}, shipped, VLM)
+        stage = AnnotateEpisodes(shipped, VLM, module_keys(shipped, VLM), str(run.staging.dir),
+                                 lambda: ScriptedBackend(plausible_answers))
+        outcomes = [pickle.loads(b) for b in stage(decoded)["outcome"]]
+    finally:
+        run.lock.release()
+    assert [o.error for o in outcomes] == [None, None]
+    assert all([s.module for s in o.staged] == ["plan", "interjections", "reasoning"] for o in outcomes)
+    run_annotation(_config(sample_root, tmp_path / "local",
+                           module_configs={"reasoning": ReasoningConfig(frames_per_subtask=1)}),
+                   VLM, vlm=ScriptedBackend(plausible_answers))
+    for path in sorted((tmp_path / "local.staging").rglob("*.jsonl")):
+        assert (run.staging.dir / path.relative_to(tmp_path / "local.staging")).read_text() == path.read_text()
