@@ -16,8 +16,8 @@ import numpy as np
 
 from ..dataset.signals import feature_names
 from ..frames.policies import Motion, arm_dimensions, rest_windows
+from ..frames.policies.events import resolve_signal
 from .context import AnnotationError, EpisodeContext
-from .grounding import resolve_signal
 from .rows import persistent_row
 
 MODULE = "motion"
