@@ -264,7 +264,7 @@ def test_hub_script_is_a_pep723_pass_through_to_annotate() -> None:
 def test_annotate_argv_for_the_job_drops_the_job_flags() -> None:
     import argparse
 
-    from lerobot_keyframes.hub.jobs import add_job_flags, job_config_from_args
+    from lerobot_keyframes.cli.annotate import add_job_flags, job_config_from_args
 
     argv = ["--repo_id=tester/src", "--job.flavor=a10g-large", "--job.timeout", "4h", "--push_to_hub=true",
             "--shards", "3", "--job.detach=true"]

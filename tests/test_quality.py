@@ -12,10 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lerobot_keyframes.annotate.config import QualityConfig
 from lerobot_keyframes.dataset import load_episodes
 from lerobot_keyframes.frames import make_frame_provider
-from lerobot_keyframes.quality import bad_episodes, check_episodes, findings_as_dict
+from lerobot_keyframes.quality import QualityConfig, bad_episodes, check_episodes, findings_as_dict
 
 CAMERA = "observation.images.front"
 

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 from ..dataset.remote import DEFAULT_VIDEO_ACCESS, VideoAccess
 from ..frames.config import VideoBackend
 from ..language.vocabulary import VQA_QUESTION_TYPES, QuestionType
+from ..quality.config import QualityConfig
 
 # The option sets of the configs below: each a `Literal` (the flags show them as {a,b,...}), checked on creation.
 DeriveTaskFromVideo = Literal["off", "if_short", "always"]
@@ -98,19 +99,6 @@ class MotionConfig:
     enabled: bool = False  # run the motion module: gripper open/close and arm-at-rest rows
     gripper_index: int | None = None  # entry of the signal that is the gripper (unset: the one meta/info.json names gripper; motion rows: else the last)
     signal: str = "observation.state"  # numeric vector column of the data parquet to read the motion from (else action)
-
-
-@dataclass(frozen=True)
-class QualityConfig:
-    """Episode quality checks before annotation (lerobot_keyframes/quality): cameras, length, gripper."""
-
-    enabled: bool = True  # check every episode before the first model call; findings go to the summary and provenance
-    skip_bad_episodes: bool = False  # do not annotate episodes with a finding (they are reported as skipped)
-    frames_per_camera: int = 8  # frames decoded per camera and episode for the black / frozen checks
-    black_max_mean: float = 12.0  # a camera whose sampled frames all have a mean pixel value below this is black
-    frozen_max_diff: float = 0.5  # ... whose successive sampled frames mostly (median) differ by at most this mean value is frozen
-    short_fraction: float = 0.35  # an episode shorter than this x the median length of its neighbours is short
-    neighbours: int = 10  # episodes on each side that the length is compared with
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """`annotate`: the flags of `AnnotateConfig` and `VlmConfig` (lerobot-annotate's command lines), and the run.
 
-`annotate_configs_from_args` is also how `job` checks an annotate command line before submitting it. The flags of
+`annotate_configs_from_args` is also how `job` checks an annotate command line before submitting it;
+`add_job_flags` / `job_config_from_args` are the `--job.*` flags that send the same run to HF Jobs. The flags of
 a module of one's own (`--<name>.*`) exist once `--modules` names it: `add_module_flags` reads `--modules` (or the
 `modules` of a `--config_path` file) before the command line is parsed, and adds them (a two-phase parse).
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..annotate.config import AnnotateConfig
 from ..vlm.config import VlmConfig
@@ -18,6 +19,9 @@ from .config_file import add_config_path, config_path_in, load_config_file
 from .flags import _converter, add_bool_flag, add_dataclass_flags, dataclass_from_flags
 from .logs import logger, warn_once
 from .preflight import preflight
+
+if TYPE_CHECKING:
+    from ..hub.jobs import JobConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,8 +41,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_path(p)
     add_dataclass_flags(p, "", AnnotateConfig, skip=("module_configs",))  # those come from --<name>.* flags
     add_dataclass_flags(p, "vlm", VlmConfig)
-    from ..hub.jobs import add_job_flags
-
     add_job_flags(p)  # --job.target=<flavor> submits this same run to Hugging Face Jobs instead of running here
     p.add_argument("--shards", type=int, default=None, metavar="N",
                    help="with --job.*: split into N frame-balanced shard jobs")
@@ -68,6 +70,34 @@ def add_module_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> No
     for module in load_modules(specs):
         if type(module) not in BUILT_IN:
             add_dataclass_flags(parser, module.name, module.config_class)
+
+
+def add_job_flags(parser: argparse.ArgumentParser) -> None:
+    """Add the `--job.*` flags (one per `hub.jobs.JobConfig` field) to an argparse parser."""
+    from ..hub.jobs import JobConfig
+
+    add_dataclass_flags(parser, "job", JobConfig)
+
+
+def job_config_from_args(args: argparse.Namespace) -> JobConfig | None:
+    """The JobConfig of parsed `--job.*` flags, or None when no `--job.*` flag was given (run locally).
+
+    Args:
+        args (`argparse.Namespace`):
+            Parsed flags of a parser that `add_job_flags` extended.
+    """
+    from ..hub.jobs import JobConfig
+
+    if not any(hasattr(args, f"job.{f.name}") for f in dataclasses.fields(JobConfig)):
+        return None
+    if getattr(args, "job.flavor", None) in (None, "local"):  # lerobot-annotate: no --job.target runs here
+        given = sorted(f"--job.{f.name}" for f in dataclasses.fields(JobConfig)
+                       if hasattr(args, f"job.{f.name}") and f.name != "flavor")
+        if given:
+            logger.warning("%s: no effect without --job.target=<flavor> (or --job.flavor): running here",
+                           ", ".join(given))
+        return None
+    return dataclass_from_flags(args, "job", JobConfig)
 
 
 def annotate_configs_from_args(args: argparse.Namespace) -> tuple[AnnotateConfig, VlmConfig]:
@@ -112,12 +142,7 @@ def _lerobot_serving(args: argparse.Namespace, vlm: VlmConfig) -> VlmConfig:
 
 def _run_annotate(args: argparse.Namespace) -> int:
     from ..annotate.config import unapplied_settings
-    from ..hub.jobs import (
-        job_config_from_args,
-        strip_job_flags,
-        submit_annotation_job,
-        submit_sharded_annotation,
-    )
+    from ..hub.jobs import strip_job_flags, submit_annotation_job, submit_sharded_annotation
     from ..vlm.config import unapplied_vlm_settings
 
     config, vlm = annotate_configs_from_args(args)

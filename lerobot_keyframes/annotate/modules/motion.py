@@ -18,10 +18,10 @@ import numpy as np
 
 from ...dataset.signals import feature_names
 from ...frames.policies import Motion, arm_dimensions, rest_windows
+from ...frames.policies.events import resolve_signal
 from ...language.rows import LanguageRow
 from ..config import MotionConfig
 from ..context import AnnotationError, EpisodeContext
-from ..grounding import resolve_signal
 from .base import KeyInputs, Module
 
 logger = logging.getLogger(__name__)

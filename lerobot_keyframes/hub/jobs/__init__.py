@@ -28,10 +28,8 @@ from .args import (
     PUSH_BRANCH_FLAG,
     STAGING_ONLY_FLAG,
     JobRepos,
-    add_job_flags,
     check_annotate_args,
     flag_values,
-    job_config_from_args,
     strip_job_flags,
     without_flags,
 )
@@ -59,8 +57,8 @@ from .submit import submit_annotation_job, submit_sharded_annotation
 __all__ = [
     "BOOTSTRAP", "DEFAULT_IMAGE", "DEFAULT_PACKAGE", "EPISODES_FLAG", "PACKAGE_ENV", "PUSH_BRANCH_FLAG",
     "RUN_ID_ENV", "SHARD_ENV", "STAGING_ONLY_FLAG", "TERMINAL_STAGES", "Flavor", "JobConfig", "JobHandle",
-    "JobRepos", "JobSpec", "JobStage", "Runner", "Shard", "ShardedRun", "add_job_flags", "build_job_spec",
-    "check_annotate_args", "episode_lengths", "flag_values", "follow_logs", "job_config_from_args", "job_package",
+    "JobRepos", "JobSpec", "JobStage", "Runner", "Shard", "ShardedRun", "build_job_spec",
+    "check_annotate_args", "episode_lengths", "flag_values", "follow_logs", "job_package",
     "known_flavors", "package_requirement", "parse_timeout", "plan_shards", "resubmit_failed_shards",
     "shard_branch", "shard_complete", "strip_job_flags", "submit_annotation_job", "submit_sharded_annotation",
     "with_package", "without_flags",

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from .._api import REPO_TYPE, get_api
 from ..errors import TOKEN_PATTERN, HubError, hub_errors
-from .config import JobConfig
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
-
-logger = logging.getLogger(__name__)
 
 # Flags the shard jobs add to the annotate command line.
 EPISODES_FLAG = "--only_episodes"
@@ -86,7 +80,7 @@ def strip_job_flags(argv: Sequence[str]) -> list[str]:
     """`annotate` argv without the `--job.*` and `--shards` flags: what the job itself must run.
 
     For `annotate ... --job.flavor=l4x1`: the annotate command submits `strip_job_flags(argv)` instead of
-    running locally (see `add_job_flags` / `job_config_from_args`).
+    running locally (see `cli.annotate.add_job_flags` / `job_config_from_args`).
 
     Args:
         argv (`Sequence[str]`):
@@ -94,34 +88,6 @@ def strip_job_flags(argv: Sequence[str]) -> list[str]:
     """
     flags = [a.partition("=")[0] for a in argv if a.startswith("--job.")]
     return without_flags([a for a in argv if a != "--"], [*flags, "--shards"])
-
-
-def add_job_flags(parser: argparse.ArgumentParser) -> None:
-    """Add the `--job.*` flags (one per JobConfig field) to an argparse parser."""
-    from ...cli.flags import add_dataclass_flags
-
-    add_dataclass_flags(parser, "job", JobConfig)
-
-
-def job_config_from_args(args: argparse.Namespace) -> JobConfig | None:
-    """The JobConfig of parsed `--job.*` flags, or None when no `--job.*` flag was given (run locally).
-
-    Args:
-        args (`argparse.Namespace`):
-            Parsed flags of a parser that `add_job_flags` extended.
-    """
-    from ...cli.flags import dataclass_from_flags
-
-    if not any(hasattr(args, f"job.{f.name}") for f in dataclasses.fields(JobConfig)):
-        return None
-    if getattr(args, "job.flavor", None) in (None, "local"):  # lerobot-annotate: no --job.target runs here
-        given = sorted(f"--job.{f.name}" for f in dataclasses.fields(JobConfig)
-                       if hasattr(args, f"job.{f.name}") and f.name != "flavor")
-        if given:
-            logger.warning("%s: no effect without --job.target=<flavor> (or --job.flavor): running here",
-                           ", ".join(given))
-        return None
-    return dataclass_from_flags(args, "job", JobConfig)
 
 
 def _check_no_secrets(args: Sequence[str], values: Mapping[str, list[str | None]]) -> None:
