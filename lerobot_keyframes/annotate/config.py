@@ -59,7 +59,7 @@ class PlanConfig:
     subtask_seeded_relabel: bool = False  # relabel each span from the previous/own/next span's sheets (one more call per span)
     subtask_relabel_frames: int = 5  # frames per span sheet in the relabel pass (with subtask_seeded_relabel)
     task_aug_axes: TaskAugAxesConfig = field(default_factory=TaskAugAxesConfig)
-    # Grounding (annotate/grounding.py): the signal and gripper entry are --motion.signal / --motion.gripper_index.
+    # Grounding (annotate/modules/grounding.py): the signal and gripper entry are --motion.signal / --motion.gripper_index.
     snap_to_signals: bool | None = None  # move subtask boundaries to the nearest robot event (unset: when the dataset has a usable signal)
     snap_tolerance_s: float = 1.0  # a boundary moves to an event at most this far (s): about a VLM's error at 1-2 frames/s
     events_in_prompt: bool = True  # list the robot's events (arm stops/moves, gripper closes/opens) in the segmentation prompt

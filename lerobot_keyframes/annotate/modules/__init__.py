@@ -2,7 +2,8 @@
 
 Built in, in run order: `plan` (subtasks, plan, memory, task rephrasings; its result is the spans),
 `interjections` (cues on subtask boundaries with spoken replies; requires plan), `vqa` (frame-grounded
-questions; uses plan's task) and `motion` (robot-signal rows, no model). `prompting` holds the prompt
+questions; uses plan's task) and `motion` (robot-signal rows, no model). `spans` cleans the model's subtask
+spans and `grounding` snaps their boundaries to robot events (plan's helpers); `prompting` holds the prompt
 templates (`prompts/*.txt`) and the chat turn every module sends, `schemas` the JSON schemas of the answers.
 A module of one's own subclasses `Module` and is named with `--modules=pkg.module:Class` (README: "Write
 your own module").

@@ -13,11 +13,11 @@ from ...frames.policies import KeyframePolicy, at, union
 from ...language.rows import LanguageRow, speech_atom
 from ..config import InterjectionsConfig
 from ..context import EpisodeContext, EpisodeView
-from ..spans import Span, format_plan
 from . import schemas
 from .base import SPEECH, Module
 from .plan import PlanResult
 from .prompting import image_blocks, load_prompt, user_turn
+from .spans import Span, format_plan
 
 
 def cue_windows(episode: EpisodeView, spans: tuple[Span, ...]) -> list[tuple[int, KeyframePolicy]]:

@@ -19,13 +19,13 @@ import numpy as np
 from ...frames import contact_sheets
 from ...frames.policies import KeyframePolicy, fps, motion
 from ...language.rows import LanguageRow
-from .. import grounding as gr
 from ..config import PlanConfig
 from ..context import EpisodeContext, EpisodeView
-from ..spans import Span, clean_spans, format_plan, merge_windows, normalize_label
+from . import grounding as gr
 from . import schemas
 from .base import KeyInputs, Module, ModuleOutput
 from .prompting import load_prompt, user_turn
+from .spans import Span, clean_spans, format_plan, merge_windows, normalize_label
 
 logger = logging.getLogger(__name__)
 
