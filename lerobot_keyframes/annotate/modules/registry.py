@@ -43,10 +43,20 @@ class ModuleError(ValueError):
 
 
 def load_class(spec: str) -> type[Module]:
-    """The module class of `pkg.module:Class`, or of the entry point named `spec` in `lerobot_keyframes.modules`."""
+    """The module class of `pkg.module:Class`, or of the entry point named `spec` in `lerobot_keyframes.modules`
+    (a class given to `AnnotateConfig` in this process is used as it is)."""
+    found = given_class(spec) or _import_class(spec)
+    if not (isinstance(found, type) and issubclass(found, Module)):
+        raise ModuleError(f"--modules={spec}: {found!r} is not a subclass of lerobot_keyframes.annotate.modules.Module")
+    return found
+
+
+@functools.cache
+def _import_class(spec: str) -> Any:
+    """`load_class` by import or entry point, once per process (a run resolves its modules for every episode)."""
     where = f"--modules={spec}"
-    found: Any = given_class(spec)
-    if found is None and ":" in spec:
+    found: Any = None
+    if ":" in spec:
         module_name, _, attr = spec.partition(":")
         try:
             found = importlib.import_module(module_name)
@@ -57,7 +67,7 @@ def load_class(spec: str) -> type[Module]:
             found = getattr(found, part, None)
             if found is None:
                 raise ModuleError(f"{where}: {module_name} has no {attr!r}")
-    elif found is None:
+    else:
         points = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
         if spec not in points:
             built = ", ".join(m.name for m in BUILT_IN)
@@ -65,8 +75,6 @@ def load_class(spec: str) -> type[Module]:
                               f"of group {ENTRY_POINT_GROUP} ({', '.join(sorted(points)) or 'none installed'}); the "
                               f"built-in modules ({built}) are always there, switched by --<name>.enabled")
         found = points[spec].load()
-    if not (isinstance(found, type) and issubclass(found, Module)):
-        raise ModuleError(f"{where}: {found!r} is not a subclass of lerobot_keyframes.annotate.modules.Module")
     return found
 
 
