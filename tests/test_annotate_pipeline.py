@@ -256,10 +256,10 @@ def test_vqa_k_asks_about_k_consecutive_frames_per_tick(sample_root: Path, tmp_p
 
 
 def test_vqa_k_runs_never_give_a_frame_to_two_taking_turns() -> None:
-    from lerobot_keyframes.annotate.vqa import keyframes
+    from lerobot_keyframes.annotate.modules.vqa import tick_keyframes
 
     episode = {"episode_index": 0, "timestamps": [i / 4 for i in range(25)], "fps": 4}
-    policies = keyframes(VqaConfig(vqa_emission_hz=2.0, K=3), "front", ["front", "wrist"])  # runs overlap
+    policies = tick_keyframes(VqaConfig(vqa_emission_hz=2.0, K=3), "front", ["front", "wrist"])  # runs overlap
     front, wrist = (set(policies[c].frame_indices(episode).tolist()) for c in ("front", "wrist"))
     assert not front & wrist and front | wrist == set(range(25))
     # ticks every 2nd frame, turns front/wrist: each tick keeps its frame, its run stops at the next tick

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lerobot_keyframes.annotate.grounding import events_text, snap_spans
-from lerobot_keyframes.annotate.motion import motion_events
-from lerobot_keyframes.annotate.spans import clean_spans
+from lerobot_keyframes.annotate.modules.grounding import events_text, snap_spans
+from lerobot_keyframes.annotate.modules.motion import motion_events
+from lerobot_keyframes.annotate.modules.spans import clean_spans
 from lerobot_keyframes.frames.policies import arm_dimensions, gripper_from_names, rest_windows
 from lerobot_keyframes.frames.policies.events import SignalEvent, episode_grounding, resolve_signal
 
@@ -302,7 +302,7 @@ def test_gripper_polarity_follows_the_first_frame_and_long_event_lists_are_thinn
 
 
 def test_summary_says_why_episodes_were_not_snapped():
-    from lerobot_keyframes.annotate.grounding import grounding_info, grounding_summary, should_snap
+    from lerobot_keyframes.annotate.modules.grounding import grounding_info, grounding_summary, should_snap
     from lerobot_keyframes.frames.policies.events import Grounding
 
     none = Grounding(None, (), "no entry of 'observation.state' is named as the gripper")

@@ -34,9 +34,6 @@ ALLOWED_CYCLES: Mapping[str, frozenset[str]] = {
     # the pipeline calls preflight, publish, the annotator and the Ray engine, which import its paths and result back
     "annotate run": frozenset({"annotate.annotator", "annotate.pipeline", "annotate.preflight", "annotate.publish",
                                "annotate.ray_engine"}),
-    # context and keyframes import the modules (plan, interjections, vqa), whose code imports context back
-    "annotate modules": frozenset({"annotate.context", "annotate.interjections", "annotate.keyframes",
-                                   "annotate.plan", "annotate.vqa"}),
 }
 
 

@@ -1,4 +1,5 @@
-"""Annotation modules (plan, interjections, vqa, motion), prompts, staging and the resumable pipeline."""
+"""Annotation: the modules (one interface and registry in `modules/`: plan, interjections, vqa, motion, and your
+own), the step that runs them over episodes (`engine`, `Annotator`), staging and the resumable pipeline."""
 
 from __future__ import annotations
 
@@ -13,18 +14,27 @@ from .config import (
     RayConfig,
     VqaConfig,
 )
+from .context import AnnotationError, EpisodeContext, EpisodeView
 from .keyframes import AnnotationKeyframes
+from .modules import Module, ModuleError, ModuleOutput, Prompt
 from .pipeline import AnnotateResult, run_annotation, write_annotations
 
 __all__ = [
     "AnnotateConfig",
     "AnnotateResult",
+    "AnnotationError",
     "AnnotationKeyframes",
     "Annotator",
+    "EpisodeContext",
+    "EpisodeView",
     "ExecutorConfig",
     "InterjectionsConfig",
+    "Module",
+    "ModuleError",
+    "ModuleOutput",
     "MotionConfig",
     "PlanConfig",
+    "Prompt",
     "QualityConfig",
     "RayConfig",
     "VqaConfig",

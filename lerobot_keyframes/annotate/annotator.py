@@ -23,8 +23,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..language.rows import LanguageRow
+from ..vlm.families import detect_family
 from .config import AnnotateConfig
 from .engine import EpisodeOutcome, annotate_rows
+from .modules.registry import run_modules
 
 if TYPE_CHECKING:
     from datasets import Features
@@ -60,8 +63,7 @@ def annotation_features() -> dict[str, Any]:
 def outcome_columns(outcome: EpisodeOutcome, started_at: float | None = None) -> dict[str, Any]:
     """The columns of one episode; `started_at` (Unix time) is when its batch call began, so the run's summary
     can time the whole map, model load included (`write_annotations`)."""
-    rows = [{**{k: row.get(k) for k in ("role", "content", "style", "timestamp", "camera", "tool_calls")},
-             "question_type": row.get("question_type")} for row in outcome.rows]
+    rows = [{**row.to_persistent(), "question_type": row.question_type} for row in outcome.rows]
     stats = {
         "calls": outcome.stats.calls, "failures": outcome.stats.failures,
         "prompt_tokens": outcome.stats.prompt_tokens, "completion_tokens": outcome.stats.completion_tokens,
@@ -74,17 +76,9 @@ def outcome_columns(outcome: EpisodeOutcome, started_at: float | None = None) ->
     return {LANGUAGE_ROWS: rows, ANNOTATION_ERROR: outcome.error, ANNOTATION_STATS: stats}
 
 
-def rows_from_column(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Rows of the `language_rows` column back in the staged-row shape the writer and validator take."""
-    out = []
-    for row in rows:
-        r = {k: row.get(k) for k in ("role", "content", "style", "timestamp", "camera", "tool_calls")}
-        if r["timestamp"] is not None:
-            r["timestamp"] = float(r["timestamp"])
-        if row.get("question_type") is not None:
-            r["question_type"] = row["question_type"]
-        out.append(r)
-    return out
+def rows_from_column(rows: list[Mapping[str, Any]]) -> list[LanguageRow]:
+    """Rows of the `language_rows` column back as the `LanguageRow`s the writer and validator take."""
+    return [LanguageRow.from_dict(row) for row in rows]
 
 
 @dataclass
@@ -162,10 +156,8 @@ class Annotator:
         """The outcomes of these episode rows (the async core of `__call__`, for callers with a loop)."""
         from ..frames import make_frame_provider
         from ..progress import RunProgress, quiet_transformers_bars
-        from .engine import MODULES
         from .keys import episodes_inputs, source_identity
         from .staging import Staging
-        from .vqa import detect_family
 
         if self.progress and self.vlm_config.backend == "transformers":
             quiet_transformers_bars()  # one display: the run's, not also transformers' "Loading weights"
@@ -176,7 +168,7 @@ class Annotator:
                                            cache_mb=self.config.frame_cache_mb, video_access=self.config.video_access)
         root = rows[0].get("root") if rows else None  # staged work is checked against these episodes' inputs
         staging = Staging(self.staging_dir, inputs=episodes_inputs(rows, root, source_identity(self.config)))
-        modules = [m for m in MODULES if getattr(self.config, m).enabled]
+        modules = run_modules(self.config).enabled_names
         progress = RunProgress(modules, len(rows), mode=None if self.progress else "off")
 
         def step(episode: int, module: str) -> None:
@@ -203,7 +195,7 @@ class Annotator:
 
         if self._engine is not None and self._engine_rank == rank:
             return self._engine
-        if not self.config.asks_model:
+        if not run_modules(self.config).asks_model:
             return None
         vlm = self.vlm
         if vlm is None:

@@ -2,9 +2,10 @@
 
 A staged (episode, module) result is reused only when nothing that produced it changed. Two halves:
 
-- the *module key* (`module_keys`): the module's config, the model identity (id, revision, sampling),
-  the prompt templates, the run seed, and the source dataset's identity; later modules include the
-  plan key, since they are built on its spans;
+- the *module key* (`module_keys`, each module's `Module.key_parts`): the module's config, the model identity
+  (id, revision, sampling), the prompt templates, the run seed, and the source dataset's identity; a module
+  that requires or uses another includes that one's key instead (interjections and vqa: the plan key, since
+  they are built on its spans);
 - the *episode inputs* (`episode_inputs`): what the episode itself feeds the modules — its task text,
   its exact frame timestamps, its data file, and per camera the video file's identity (path, size,
   modification time; for a Hub snapshot the commit, whether the file is streamed or downloaded) with the
@@ -24,10 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import AnnotateConfig, config_hash
-from .interjections import PROMPTS as INTERJECTION_PROMPTS
-from .plan import PROMPTS as PLAN_PROMPTS
-from .prompting import prompt_hashes
-from .vqa import PROMPTS as VQA_PROMPTS
+from .modules.base import KeyInputs
+from .modules.registry import run_modules
 
 if TYPE_CHECKING:
     from ..vlm.config import VlmConfig
@@ -54,19 +53,15 @@ def source_identity(config: AnnotateConfig) -> str:
 
 
 def module_keys(config: AnnotateConfig, vlm_config: VlmConfig | None) -> dict[str, str]:
-    """Staging keys: module config + model identity + prompts + seed + source; later modules include the plan key."""
-    identity = model_identity(vlm_config)
-    source = source_identity(config)
-    plan = config_hash("plan", config.plan, identity, prompt_hashes(PLAN_PROMPTS), config.seed, source,
-                       (config.motion.signal, config.motion.gripper_index))  # the grounding signal
-    return {
-        "plan": plan,
-        "interjections": config_hash(
-            "interjections", config.interjections, identity, prompt_hashes(INTERJECTION_PROMPTS), config.seed, plan
-        ),
-        "vqa": config_hash("vqa", config.vqa, identity, prompt_hashes(VQA_PROMPTS), config.seed, plan),
-        "motion": config_hash("motion", config.motion, source),
-    }
+    """Staging keys of every registered module, in run order: module config + model identity + prompts + seed +
+    source; a module that requires or uses others includes their keys instead of the source."""
+    modules = run_modules(config)
+    identity, source = model_identity(vlm_config), source_identity(config)
+    keys: dict[str, str] = {}
+    for m in modules.all:
+        upstream = tuple(keys[name] for name in (*m.requires, *m.uses))
+        keys[m.name] = m.staging_key(modules.config_of(m), KeyInputs(config, identity, source, upstream))
+    return keys
 
 
 def _video_identity(root: str | Path, rel: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """From staged rows to the annotated dataset: keep what the run does not produce, validate, write.
 
 Existing language rows are other people's work (human labels, an earlier run, lerobot-annotate): a run
-replaces only the rows of the styles its modules own (`MODULE_STYLES`) in the episodes it annotated, keeps
+replaces only the rows of the styles its enabled modules own (`Module.styles`, from the registry) in the episodes
+it annotated, keeps
 every other row, and says what it kept, replaced and added. `--replace_existing=true` replaces all of an
 annotated episode's rows. A run where every episode failed writes nothing (and so pushes nothing).
 """
@@ -19,21 +20,14 @@ from typing import TYPE_CHECKING, Any
 from ..dataset.layout import INFO_PATH
 from ..language.provenance import PROVENANCE_PATH, provenance_text, public_provenance, public_source_identity
 from .config import AnnotateConfig
+from .modules.base import SPEECH
+from .modules.registry import run_modules
 
 if TYPE_CHECKING:
     from ..language import LanguageRow, ValidationReport
 
 logger = logging.getLogger(__name__)
 
-SPEECH = "speech"  # the style-less speech atom, as counted in summaries
-# The styles each module writes (and so replaces when it runs again). `interjections` also owns the plan
-# rows at its interjection times (see `keep_existing_rows`).
-MODULE_STYLES: dict[str, frozenset[str]] = {
-    "plan": frozenset({"subtask", "plan", "memory", "task_aug"}),
-    "interjections": frozenset({"interjection", SPEECH}),
-    "vqa": frozenset({"vqa"}),
-    "motion": frozenset({"motion"}),
-}
 HISTORY_LIMIT = 20
 
 
@@ -93,25 +87,25 @@ def check_output_source(out_root: Path, config: AnnotateConfig) -> None:
         )
 
 
-def enabled_modules(config: AnnotateConfig) -> list[str]:
-    return [m for m in MODULE_STYLES if getattr(config, m).enabled]
-
-
 def keep_existing_rows(
     base_root: Path, per_episode: Mapping[int, list[Mapping[str, Any] | LanguageRow]], config: AnnotateConfig,
     modules: Iterable[str] | None = None,
 ) -> tuple[dict[int, list[LanguageRow]], RowCounts]:
-    """Each annotated episode's rows = its existing rows of the styles `modules` do not own + the new rows.
+    """Each annotated episode's rows = its existing rows of the styles `modules` (names; default: the enabled
+    ones) do not own + the new rows.
 
-    With `config.replace_existing` the new rows replace all. When `plan` runs without `interjections`, the
-    plan rows at the kept interjections' times stay (every interjection frame carries its own plan row) and
-    win over the new plan row at that time; when `interjections` runs, the old interjections' plan rows go.
+    With `config.replace_existing` the new rows replace all. A module's anchored rows (`Module.anchored`) are its
+    own, whoever owns their style: when `plan` runs without `interjections`, the plan rows at the kept
+    interjections' times stay (every interjection frame carries its own plan row) and win over the new plan row
+    at that time; when `interjections` runs, the old interjections' plan rows go.
     """
     from ..language import read_dataset_annotations
-    from ..language.schema import as_row
+    from ..language.rows import as_row
 
-    modules = list(enabled_modules(config) if modules is None else modules)
-    owned = frozenset().union(*(MODULE_STYLES[m] for m in modules if m in MODULE_STYLES))
+    registered = run_modules(config)
+    running = set(registered.enabled_names if modules is None else modules)
+    owned = frozenset().union(*(m.styles for m in registered.all if m.name in running))
+    anchors = [(m.name, style, anchor) for m in registered.all for style, anchor in m.anchored.items()]
     counts = RowCounts()
     if not per_episode:
         return {}, counts
@@ -127,17 +121,17 @@ def keep_existing_rows(
         if config.replace_existing:
             keep, drop = [], old
         else:
-            old_interjections = {_time(r) for r in old if _style(r) == "interjection"}
-            kept_interjections = old_interjections if "interjections" not in modules else set()
+            # (style, time) -> the module an existing anchored row belongs to (an interjection's plan row)
+            anchored = {(style, _time(r)): name for name, style, anchor in anchors for r in old
+                        if _style(r) == anchor}
             keep, drop = [], []
             for r in old:
-                style = _style(r)
-                mine = style in owned
-                if style == "plan" and _time(r) in old_interjections:
-                    mine = "interjections" in modules  # an interjection's plan row belongs to its interjection
+                owner = anchored.get((_style(r), _time(r)))
+                mine = owner in running if owner is not None else _style(r) in owned
                 (drop if mine else keep).append(r)
-            if kept_interjections:  # one plan per frame: the kept interjection's plan row wins
-                new = [r for r in new if not (_style(r) == "plan" and _time(r) in kept_interjections)]
+            kept_anchored = {at for at, owner in anchored.items() if owner not in running}
+            if kept_anchored:  # one plan per frame: the kept interjection's plan row wins
+                new = [r for r in new if (_style(r), _time(r)) not in kept_anchored]
             # never two persistent rows of one style and role at one time (training fails on them): the new wins
             taken = {(_style(r), r.role, _time(r)) for r in new if _persistent(r)}
             clash = [r for r in keep if _persistent(r) and (_style(r), r.role, _time(r)) in taken]

@@ -21,13 +21,10 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from .config import AnnotateConfig
 from .context import CallStats
-from .engine import MODULES, assemble_rows
-from .interjections import PROMPTS as INTERJECTION_PROMPTS
+from .engine import assemble_rows
 from .keys import episodes_inputs, module_keys, source_identity
-from .plan import PROMPTS as PLAN_PROMPTS
-from .prompting import prompt_hashes
+from .modules.registry import run_modules
 from .staging import RunLock, Staging
-from .vqa import PROMPTS as VQA_PROMPTS
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -35,14 +32,14 @@ if TYPE_CHECKING:
     from ..dataset.source import ResolvedSource
     from ..frames import FrameProvider
     from ..hub import PushResult
-    from ..language import ValidationReport
+    from ..language import LanguageRow, ValidationReport
     from ..quality import QualityFinding
     from ..vlm import VlmBackend, VlmConfig
     from ..vlm.batching import BatchStats
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MODULES", "AnnotateResult", "PreparedRun", "assemble_rows", "finish_run", "module_keys",
+__all__ = ["AnnotateResult", "PreparedRun", "assemble_rows", "finish_run", "module_keys",
            "prepare_run", "run_annotation", "write_annotations"]
 
 
@@ -70,7 +67,13 @@ class AnnotateResult:
     quality: dict[int, list[QualityFinding]] = field(default_factory=dict)  # findings per episode (before the run)
     skipped: dict[int, str] = field(default_factory=dict)  # episodes --quality.skip_bad_episodes left out, and why
     notes: list[str] = field(default_factory=list)  # e.g. grounding: which episodes were snapped, and why not
-    grounding: dict[str, Any] = field(default_factory=dict)  # per episode: boundaries moved to robot events
+    # provenance entries of the modules (`Module.summarize`; plan: `grounding`, boundaries moved to robot events)
+    reports: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def grounding(self) -> dict[str, Any]:
+        """Per episode: the subtask boundaries moved to robot events (the plan module's report)."""
+        return self.reports.get("grounding", {})
 
     def summary(self) -> str:
         """A few lines in plain words: what was annotated, by which module, how many rows of each kind."""
@@ -190,20 +193,20 @@ def _prepare_locked(config: AnnotateConfig, camera_key: str | None, source: Reso
 
 
 def finish_run(run: PreparedRun, config: AnnotateConfig, vlm_config: VlmConfig, keys: dict[str, str], started: float,
-               per_episode: dict[int, list[dict[str, Any]]] | None = None) -> AnnotateResult:
+               per_episode: dict[int, list[LanguageRow]] | None = None) -> AnnotateResult:
     """Validate and write every finished episode's rows once (default: assembled from staging)."""
     result, staging = run.result, run.staging
+    modules = run_modules(config)
     if per_episode is None:
         finished = [e for e in result.episodes if e not in result.failures and e not in result.skipped]
-        current = {m: keys[m] for m in MODULES if getattr(config, m).enabled}  # never a stale or disabled module
-        per_episode = {e: assemble_rows(staging.current_rows(e, current)) for e in finished}
-    if config.plan.enabled:
-        from .grounding import grounding_provenance, grounding_summary
-
-        infos = {e: getattr(staging.lookup(e, "plan", keys["plan"]), "info", None) for e in per_episode}
-        result.notes.extend(grounding_summary(infos))
-        result.grounding = grounding_provenance(infos)
-    result.rows_per_style = dict(Counter(str(r.get("style") or "speech") for rs in per_episode.values() for r in rs))
+        current = {m: keys[m] for m in modules.enabled_names}  # never a stale or disabled module
+        per_episode = {e: assemble_rows(staging.current_rows(e, current), modules.all) for e in finished}
+    for m in modules.enabled:  # what each module has to say about the run (plan: grounding)
+        notes, reports = m.summarize({e: getattr(staging.lookup(e, m.name, keys[m.name]), "info", None)
+                                      for e in per_episode})
+        result.notes.extend(notes)
+        result.reports.update(reports)
+    result.rows_per_style = dict(Counter(str(r.style or "speech") for rs in per_episode.values() for r in rs))
     result.provenance = provenance(config, vlm_config, result, keys)
     # `push` reads these back so it never writes the source without --allow_source_overwrite
     result.provenance.update(source_repo_id=run.source.repo_id, source_revision=run.source.revision)
@@ -232,11 +235,11 @@ def finish_run(run: PreparedRun, config: AnnotateConfig, vlm_config: VlmConfig, 
     return result
 
 
-def collect_annotations(annotated: Dataset, result: AnnotateResult) -> dict[int, list[dict[str, Any]]]:
+def collect_annotations(annotated: Dataset, result: AnnotateResult) -> dict[int, list[LanguageRow]]:
     """Fold an `Annotator`-mapped episode table into `result` (failures, counts); the finished episodes' rows."""
     from .annotator import ANNOTATION_ERROR, ANNOTATION_STATS, LANGUAGE_ROWS, rows_from_column
 
-    per_episode: dict[int, list[dict[str, Any]]] = {}
+    per_episode: dict[int, list[LanguageRow]] = {}
     frames = Counter()
     columns = annotated.select_columns(["episode_index", LANGUAGE_ROWS, ANNOTATION_ERROR, ANNOTATION_STATS])
     for row in columns:
@@ -379,7 +382,7 @@ def _run_prepared(run: PreparedRun, config: AnnotateConfig, vlm_config: VlmConfi
         provider = make_frame_provider(rows, video_backend=config.video_backend, cache_mb=config.frame_cache_mb,
                                        video_access=config.video_access)
     owned = vlm is None  # built here: released here (an engine's memory, an auto-served server)
-    if owned and config.asks_model:
+    if owned and run_modules(config).asks_model:
         from ..vlm import make_backend
 
         vlm = make_backend(vlm_config)
@@ -410,6 +413,7 @@ def _run_prepared(run: PreparedRun, config: AnnotateConfig, vlm_config: VlmConfi
 def provenance(config: AnnotateConfig, vlm_config: VlmConfig | None, result: AnnotateResult,
                keys: dict[str, str]) -> dict[str, Any]:
     """What produced these annotations: for the dataset card and for anyone reading the output later."""
+    modules = run_modules(config)
     return {
         "package": "lerobot_keyframes",
         "package_version": __version__,
@@ -417,16 +421,16 @@ def provenance(config: AnnotateConfig, vlm_config: VlmConfig | None, result: Ann
         "model_revision": getattr(vlm_config, "revision", None),
         "backend": getattr(vlm_config, "backend", None),
         "sampling": {k: getattr(vlm_config, k, None) for k in ("temperature", "top_p", "seed", "max_new_tokens")},
-        "prompt_hashes": prompt_hashes(PLAN_PROMPTS + INTERJECTION_PROMPTS + VQA_PROMPTS),
+        "prompt_hashes": {k: v for m in modules.all for k, v in m.prompt_hashes().items()},
         "module_keys": keys,
-        "modules": [m for m in MODULES if getattr(config, m).enabled],
+        "modules": modules.enabled_names,
         "episodes": len(result.episodes) - len(result.failures) - len(result.skipped),
         "skipped_episodes": {str(e): why for e, why in sorted(result.skipped.items())},
         "failed_episodes": {str(e): reason[:300] for e, reason in sorted(result.failures.items())},
         "rows_per_style": result.rows_per_style,
         "quality": {str(e): [f.as_dict() for f in fs] for e, fs in sorted(result.quality.items())},
         "notes": list(result.notes),
-        "grounding": result.grounding,
+        **result.reports,
         "seed": config.seed,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

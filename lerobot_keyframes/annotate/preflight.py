@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..dataset.errors import DatasetFormatError
 from ..dataset.layout import INFO_PATH, check_output_separate, iter_dataset_files
 from .config import AnnotateConfig
+from .modules.registry import run_modules
 
 if TYPE_CHECKING:
     from ..dataset.source import ResolvedSource
@@ -47,7 +48,8 @@ def preflight(config: AnnotateConfig, vlm_config: VlmConfig | None, source: Reso
         check_output_separate(root, staging, what="--staging_dir" if config.staging_dir else "the staging folder")
     if config.push_to_hub:
         _check_hub_target(config, source)
-    if vlm_config is not None and config.asks_model:
+    modules = run_modules(config)  # unknown, clashing or broken modules: refused here, before any work
+    if vlm_config is not None and modules.asks_model:
         check_backend_importable(vlm_config)
 
 

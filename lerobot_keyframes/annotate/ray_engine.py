@@ -24,10 +24,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..vlm.families import detect_family
 from .config import AnnotateConfig
 from .context import AnnotationError
-from .engine import MODULES, EpisodeOutcome, annotate_rows, episodes_in_flight
+from .engine import EpisodeOutcome, annotate_rows, episodes_in_flight
 from .keys import module_keys
+from .modules.registry import run_modules
 from .pipeline import AnnotateResult, finish_run, prepare_run, run_quality_checks
 from .staging import Staging
 
@@ -102,7 +104,6 @@ class AnnotateEpisodes:
     def __init__(self, config: AnnotateConfig, vlm_config: VlmConfig, keys: dict[str, str], staging_dir: str,
                  vlm_factory: Callable[[], VlmBackend] | None = None) -> None:
         from ..vlm.batching import wrap_in_process
-        from .vqa import detect_family
 
         self.config = config
         self.vlm_config = vlm_config
@@ -113,7 +114,7 @@ class AnnotateEpisodes:
         vlm: VlmBackend | None = None
         if vlm_factory is not None:
             vlm = vlm_factory()
-        elif config.asks_model:
+        elif run_modules(config).asks_model:
             from ..vlm import make_backend
 
             vlm = make_backend(vlm_config)
@@ -187,7 +188,7 @@ def run_annotation_ray(
     try:
         staging, result = run.staging, run.result
         keys = module_keys(config, vlm_config)
-        enabled = [m for m in MODULES if getattr(config, m).enabled]
+        enabled = run_modules(config).enabled_names
         skipped = run_quality_checks(run, config)  # on the driver, before any decode or model call on Ray
 
         todo = []

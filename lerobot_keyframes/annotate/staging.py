@@ -3,8 +3,9 @@
 A staged file is reused on a re-run (resume) only when its key — a hash of the module config, the
 model id and revision, the prompts, the seed and the source (`keys.module_keys`) — matches AND the
 episode's inputs (task, frame timestamps, video identity: `keys.episode_inputs`) are those it was
-made from; otherwise the module runs again. Staged rows are lerobot language rows plus the exact
-float32 `timestamp` they belong to (events included).
+made from; otherwise the module runs again. Staged rows are `LanguageRow`s, one JSON object a line: lerobot's
+row fields plus the exact float32 `timestamp` they belong to (events included); the header's `info` is what the
+module passes downstream (`Module.save_result`).
 
 One run per output at a time: `RunLock` holds an exclusive `flock` on a lock file beside the output
 (and beside the staging directory) for the whole run and removes the files when the run ends; the kernel
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..language.rows import LanguageRow, as_row
 from ..utils.files import atomic_write_text
 
 STAGING_VERSION = 1
@@ -35,7 +37,7 @@ class StagedModule:
     episode_index: int
     module: str
     key: str
-    rows: list[dict[str, Any]]
+    rows: list[LanguageRow]
     info: dict[str, Any]
 
 
@@ -77,8 +79,8 @@ class Staging:
         try:
             lines = path.read_text().splitlines()
             header = json.loads(lines[0])
-            rows = [json.loads(line) for line in lines[1:] if line.strip()]
-        except (OSError, ValueError, IndexError):
+            rows = [LanguageRow.from_dict(json.loads(line)) for line in lines[1:] if line.strip()]
+        except (OSError, ValueError, IndexError, TypeError, AttributeError):
             return None  # unreadable staging is recomputed, never trusted
         if header.get("version") != STAGING_VERSION or header.get("rows") != len(rows):
             return None
@@ -92,11 +94,13 @@ class Staging:
         return staged if staged is not None and staged.key == key else None
 
     def write(
-        self, episode_index: int, module: str, key: str, rows: list[dict[str, Any]], info: dict[str, Any] | None = None
+        self, episode_index: int, module: str, key: str, rows: list[LanguageRow] | list[dict[str, Any]],
+        info: dict[str, Any] | None = None,
     ) -> Path:
         header = {"version": STAGING_VERSION, "episode_index": episode_index, "module": module, "key": key,
                   "inputs": self._inputs_of(episode_index), "rows": len(rows), "info": info or {}}
-        text = "\n".join(json.dumps(r, sort_keys=True, ensure_ascii=False) for r in [header, *rows]) + "\n"
+        lines = [header, *(as_row(r).to_dict() for r in rows)]
+        text = "\n".join(json.dumps(r, sort_keys=True, ensure_ascii=False) for r in lines) + "\n"
         path = self.path(episode_index, module)
         atomic_write_text(path, text)
         self.error_path(episode_index, module).unlink(missing_ok=True)
@@ -121,7 +125,7 @@ class Staging:
     def episodes(self) -> list[int]:
         return sorted(int(p.name.split("-")[1]) for p in self.dir.glob("episode-*") if p.is_dir())
 
-    def rows(self, episode_index: int, modules: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    def rows(self, episode_index: int, modules: list[str] | None = None) -> dict[str, list[LanguageRow]]:
         """module -> staged rows, for every staged module of the episode (or the given ones)."""
         out = {}
         for path in sorted(self._episode_dir(episode_index).glob("*.jsonl")):
@@ -133,7 +137,7 @@ class Staging:
                 out[module] = staged.rows
         return out
 
-    def current_rows(self, episode_index: int, keys: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
+    def current_rows(self, episode_index: int, keys: Mapping[str, str]) -> dict[str, list[LanguageRow]]:
         """module -> staged rows, only for the given modules and only entries made under their current key
         and from the episode's current inputs: a stale entry (another model, config, task, or a module this
         run does not run) is never assembled into the output."""

@@ -111,15 +111,17 @@ def test_disabled_module_of_another_model_is_never_written_under_new_provenance(
 
 def test_staged_entry_from_other_inputs_is_not_read(tmp_path: Path) -> None:
     from lerobot_keyframes.annotate.staging import Staging
+    from lerobot_keyframes.language.rows import LanguageRow
 
     rows = [{"role": "assistant", "content": "x", "style": "subtask", "timestamp": 0.0, "camera": None,
              "tool_calls": None}]
     before = json.dumps(rows, sort_keys=True)
+    typed = [LanguageRow.from_dict(r) for r in rows]  # staged rows come back as LanguageRow
     Staging(tmp_path, inputs={0: "in-1"}).write(0, "plan", "k", rows)
-    assert Staging(tmp_path, inputs={0: "in-1"}).lookup(0, "plan", "k").rows == rows
+    assert Staging(tmp_path, inputs={0: "in-1"}).lookup(0, "plan", "k").rows == typed
     assert Staging(tmp_path, inputs={0: "in-2"}).lookup(0, "plan", "k") is None
     assert Staging(tmp_path, inputs={0: "in-2"}).read(0, "plan") is None  # the lead's plan-info read too
-    assert Staging(tmp_path, inputs={0: "in-1"}).current_rows(0, {"plan": "k", "vqa": "k"}) == {"plan": rows}
+    assert Staging(tmp_path, inputs={0: "in-1"}).current_rows(0, {"plan": "k", "vqa": "k"}) == {"plan": typed}
     # a process opening the directory later (a Ray actor) checks the inputs the run saved
     Staging(tmp_path, inputs={0: "in-2"}).save_inputs()
     assert Staging(tmp_path).lookup(0, "plan", "k") is None

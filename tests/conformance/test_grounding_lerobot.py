@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lerobot_keyframes.annotate.motion import motion_events
+from lerobot_keyframes.annotate.modules.motion import motion_events
 from lerobot_keyframes.dataset import load_episodes
 from lerobot_keyframes.dataset.signals import read_episode_signals
 from lerobot_keyframes.frames.policies.events import episode_grounding

@@ -2,7 +2,7 @@
 closes or opens, and the arm slows down.
 
 The quality checks (a gripper that never moves) and the grounding of subtask boundaries
-(`annotate.grounding`) read the robot the same way, here; the analysis itself is in `detection`.
+(`annotate.modules.grounding`) read the robot the same way, here; the analysis itself is in `detection`.
 
 Events, by strength:
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..vlm.schema import printable_pattern
+from ...vlm.schema import printable_pattern
 
 
 def text(max_length: int = 120, min_length: int = 1) -> dict[str, Any]:

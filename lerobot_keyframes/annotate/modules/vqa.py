@@ -9,27 +9,25 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..dataset.records import Episode
-from ..frames.policies import Fps, KeyframePolicy
-from ..vlm.families import detect_family as detect_family  # where annotator and ray_engine import it from
-from ..vlm.families import vision_family
+from ...dataset.records import Episode
+from ...frames.policies import Fps, KeyframePolicy, Turns, fps
+from ...language.rows import LanguageRow
+from ...vlm.families import vision_family
+from ..config import VqaConfig
+from ..context import EpisodeContext, EpisodeView
 from . import schemas
-from .context import EpisodeContext
-from .plan import _user
-from .prompting import load_prompt
-from .rows import event_row
+from .base import Module
+from .plan import PlanResult
+from .prompting import load_prompt, user_turn
 
 if TYPE_CHECKING:
-    from ..frames.policies.base import EpisodeLike
-    from .config import VqaConfig
-
-MODULE = "vqa"
-PROMPTS = ["vqa"]
+    from ...frames.policies.base import EpisodeLike
 
 TYPE_INSTRUCTIONS = {
     "bbox": "Give a box around each object you name as [x1, y1, x2, y2] (top-left and bottom-right) {unit}.",
@@ -84,11 +82,16 @@ class TickRuns(KeyframePolicy):
         return f"{self.tick.spec()}*{self.k}" + (f"~{self.offset}/{self.step}" if self.step > 1 else "")
 
 
-def keyframes(cfg: VqaConfig, default_camera: str, cameras: list[str]) -> dict[str, KeyframePolicy]:
+def vqa_cameras(episode: Episode, vqa: VqaConfig) -> list[str]:
+    """Video cameras, in dataset order (image-stored ones too with `--vqa.image_cameras`)."""
+    if not episode.cameras or vqa.image_cameras:
+        return list(episode.camera_keys)
+    return [c.key for c in episode.cameras if c.storage == "video"]
+
+
+def tick_keyframes(cfg: VqaConfig, default_camera: str, cameras: list[str]) -> dict[str, KeyframePolicy]:
     """The VQA ticks per camera: `vqa_emission_hz` on every camera, or the cameras taking turns; with
     `K` > 1 each tick is the run of K consecutive frames from it (lerobot-annotate's `--vqa.K`)."""
-    from ..frames.policies import Turns, fps
-
     cams = [default_camera] if cfg.restrict_to_default_camera else list(cameras)
     if not cams:
         return {}
@@ -101,11 +104,12 @@ def keyframes(cfg: VqaConfig, default_camera: str, cameras: list[str]) -> dict[s
     return {cam: tick for cam in cams}
 
 
-def ticks(ctx: EpisodeContext) -> list[tuple[int, str]]:
+def ticks(episode: EpisodeView) -> list[tuple[int, str]]:
     """(frame index, camera) pairs in time order (cameras in dataset order within a tick)."""
-    policies = keyframes(ctx.config.vqa, ctx.default_camera, ctx.vqa_cameras)
+    cfg = episode.config.vqa
+    policies = tick_keyframes(cfg, episode.default_camera, vqa_cameras(episode.record, cfg))
     order = {cam: k for k, cam in enumerate(policies)}
-    pairs = [(int(i), cam) for cam, policy in policies.items() for i in policy.frame_indices(ctx.episode)]
+    pairs = [(int(i), cam) for cam, policy in policies.items() for i in policy.frame_indices(episode.episode)]
     return sorted(pairs, key=lambda p: (p[0], order[p[1]]))
 
 
@@ -137,46 +141,60 @@ def finalize_answer(answer: dict[str, Any], qtype: str, convention: str, size: t
     return answer
 
 
-async def run_vqa(ctx: EpisodeContext, plan_info: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    cfg = ctx.config.vqa
-    task = (plan_info or {}).get("task") or ctx.task
-    family = ctx.model_family
-    convention = vision_family(family).coordinates
-    rng = ctx.rng(MODULE)
-    plan = ticks(ctx)
-    by_camera: dict[str, list[int]] = {}
-    for index, cam in plan:
-        by_camera.setdefault(cam, []).append(index)
-    images: dict[tuple[int, str], Any] = {}
-    for cam, indices in by_camera.items():
-        frames = await ctx.frames_at(MODULE, cam, [ctx.frame_time(i) for i in indices])
-        for i, im in zip(indices, frames):
-            images[(i, cam)] = im
+class VqaModule(Module):
+    """Frame-grounded questions and answers in lerobot's five shapes, per camera or with cameras taking turns."""
 
-    conversations, metas, schema_list = [], [], []
-    for index, cam in plan:
-        qtype = rng.choice(list(cfg.question_types))
-        image = images[(index, cam)]
-        size = model_input_size(image.width, image.height, cfg.max_side, family)
-        image = image.resize(size) if image.size != size else image
-        x_max, y_max = (1000, 1000) if convention == "norm1000" else size
-        unit = "in 0-1000 units of the image width and height" if convention == "norm1000" else "in pixels"
-        text = load_prompt("vqa").render(
-            width=size[0], height=size[1], task=task, question_type=qtype,
-            type_instructions=TYPE_INSTRUCTIONS[qtype].format(unit=unit), answer_shape=ANSWER_SHAPES[qtype],
-        )
-        conversations.append(_user([{"type": "image", "image": image}], text))
-        schema_list.append(schemas.vqa_schema(qtype, x_max, y_max))
-        metas.append((index, cam, qtype, size))
-    rows: list[dict[str, Any]] = []
-    if not conversations:
+    name = "vqa"
+    styles = frozenset({"vqa"})
+    config_class = VqaConfig
+    uses = ("plan",)  # the effective task, when the plan module ran
+    prompts = ("vqa",)
+
+    def keyframes(self, episode: EpisodeView, config: VqaConfig,
+                  upstream: Mapping[str, Any] | None = None) -> dict[str, KeyframePolicy]:
+        return tick_keyframes(config, episode.default_camera, vqa_cameras(episode.record, config))
+
+    async def run(self, ctx: EpisodeContext, upstream: Mapping[str, Any]) -> list[LanguageRow]:
+        cfg = ctx.config.vqa
+        plan: PlanResult | None = upstream.get("plan")
+        task = (plan.task if plan is not None else "") or ctx.task
+        family = ctx.model_family
+        convention = vision_family(family).coordinates
+        rng = ctx.rng(self.name)
+        picks = ticks(ctx)
+        by_camera: dict[str, list[int]] = {}
+        for index, cam in picks:
+            by_camera.setdefault(cam, []).append(index)
+        images: dict[tuple[int, str], Any] = {}
+        for cam, indices in by_camera.items():
+            frames = await ctx.frames_at(cam, [ctx.frame_time(i) for i in indices])
+            for i, im in zip(indices, frames):
+                images[(i, cam)] = im
+
+        conversations, metas, schema_list = [], [], []
+        for index, cam in picks:
+            qtype = rng.choice(list(cfg.question_types))
+            image = images[(index, cam)]
+            size = model_input_size(image.width, image.height, cfg.max_side, family)
+            image = image.resize(size) if image.size != size else image
+            x_max, y_max = (1000, 1000) if convention == "norm1000" else size
+            unit = "in 0-1000 units of the image width and height" if convention == "norm1000" else "in pixels"
+            text = load_prompt("vqa").render(
+                width=size[0], height=size[1], task=task, question_type=qtype,
+                type_instructions=TYPE_INSTRUCTIONS[qtype].format(unit=unit), answer_shape=ANSWER_SHAPES[qtype],
+            )
+            conversations.append(user_turn([{"type": "image", "image": image}], text))
+            schema_list.append(schemas.vqa_schema(qtype, x_max, y_max))
+            metas.append((index, cam, qtype, size))
+        rows: list[LanguageRow] = []
+        if not conversations:
+            return rows
+        answers = await ctx.ask(conversations, schema_list)
+        for (index, cam, qtype, size), answer in zip(metas, answers):
+            t = ctx.frame_time(index)
+            final = finalize_answer(answer["answer"], qtype, convention, size)
+            rows.append(LanguageRow("user", " ".join(answer["question"].split()), "vqa", t, camera=cam))
+            # question_type is checked by the validator, not stored in the parquet
+            rows.append(LanguageRow("assistant", json.dumps(final, sort_keys=True), "vqa", t, camera=cam,
+                                    question_type=qtype))
         return rows
-    answers = await ctx.ask(MODULE, conversations, schema_list)
-    for (index, cam, qtype, size), answer in zip(metas, answers):
-        t = ctx.frame_time(index)
-        final = finalize_answer(answer["answer"], qtype, convention, size)
-        rows.append(event_row("vqa", " ".join(answer["question"].split()), t, role="user", camera=cam))
-        answer_row = event_row("vqa", json.dumps(final, sort_keys=True), t, role="assistant", camera=cam)
-        answer_row["question_type"] = qtype  # checked by the validator, not stored in the parquet
-        rows.append(answer_row)
-    return rows

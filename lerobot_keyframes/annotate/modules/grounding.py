@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ..frames.policies.events import Grounding, SignalEvent, SignalEventKind
-from ..frames.policies.events import episode_grounding as episode_grounding  # the plan module reads it here
-from ..utils.timeline import evenly_spaced
+from ...frames.policies.events import Grounding, SignalEvent, SignalEventKind
+from ...frames.policies.events import episode_grounding as episode_grounding  # the plan module reads it here
+from ...utils.timeline import evenly_spaced
 from .spans import Span, clean_spans
 
 _STAY_COST = 2.5  # larger than any snap: a boundary with an event in reach always moves to one

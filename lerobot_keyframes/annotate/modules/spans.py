@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..utils.timeline import nearest_frame_index
+from ...utils.timeline import nearest_frame_index
 
 
 @dataclass(frozen=True)

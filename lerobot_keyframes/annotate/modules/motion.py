@@ -9,18 +9,21 @@ names say which are positions), so it fires on real lerobot recordings (see `fra
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from ..dataset.signals import feature_names
-from ..frames.policies import Motion, arm_dimensions, rest_windows
-from ..frames.policies.events import resolve_signal
-from .context import AnnotationError, EpisodeContext
-from .rows import persistent_row
+from ...dataset.signals import feature_names
+from ...frames.policies import Motion, arm_dimensions, rest_windows
+from ...frames.policies.events import resolve_signal
+from ...language.rows import LanguageRow
+from ..config import MotionConfig
+from ..context import AnnotationError, EpisodeContext
+from .base import KeyInputs, Module
 
-MODULE = "motion"
 logger = logging.getLogger(__name__)
 
 
@@ -55,7 +58,7 @@ def motion_events(signal: np.ndarray, fps: float, gripper_index: int | None, res
     return kept
 
 
-def run_motion(ctx: EpisodeContext) -> list[dict[str, Any]]:
+def motion_rows(ctx: EpisodeContext) -> list[LanguageRow]:
     cfg = ctx.config.motion
     signal, values, note = resolve_signal(ctx.episode, cfg.signal, cfg.gripper_index)
     if signal is None and cfg.gripper_index is None:  # no entry named gripper: the last one, as before
@@ -63,7 +66,23 @@ def run_motion(ctx: EpisodeContext) -> list[dict[str, Any]]:
         if signal is not None:
             logger.info("episode %d: %s; using the last entry", ctx.index, note)
     if signal is None or values is None:
-        raise AnnotationError(f"cannot read signal {cfg.signal!r}: {note}", episode_index=ctx.index, module=MODULE)
+        raise AnnotationError(f"cannot read signal {cfg.signal!r}: {note}", episode_index=ctx.index,
+                              module=MotionModule.name)
     names = feature_names(ctx.episode.get("root"), signal.column)
-    return [persistent_row("motion", text, ctx.frame_time(i))
+    return [LanguageRow("assistant", text, "motion", ctx.frame_time(i))
             for i, text in motion_events(values, ctx.fps, signal.gripper_index, names=names)]
+
+
+class MotionModule(Module):
+    """Gripper open/close and arm-at-rest rows from the robot's own signals; asks no model, decodes no frame."""
+
+    name = "motion"
+    styles = frozenset({"motion"})
+    config_class = MotionConfig
+    asks_model = False
+
+    def key_parts(self, config: MotionConfig, inputs: KeyInputs) -> tuple[Any, ...]:
+        return (self.name, config, inputs.source)  # no model, no prompt, no random choice
+
+    async def run(self, ctx: EpisodeContext, upstream: Mapping[str, Any]) -> list[LanguageRow]:
+        return await asyncio.to_thread(motion_rows, ctx)
