@@ -24,8 +24,8 @@ from lerobot_keyframes.annotate import (
     PlanConfig,
     QualityConfig,
     VqaConfig,
+    run_annotation,
 )
-from lerobot_keyframes.annotate.pipeline import run_annotation
 from lerobot_keyframes.language import LanguageRow, read_dataset_annotations
 from lerobot_keyframes.testing.fake_openai import FakeOpenAIServer
 from lerobot_keyframes.testing.scripted import ScriptedBackend, plausible_answers, prompt_text
@@ -231,8 +231,8 @@ def test_an_installed_module_is_found_by_its_entry_point_name(tmp_path: Path) ->
 def test_builtin_staging_keys_are_those_of_the_release_before_the_module_interface() -> None:
     """The keys as the previous release computed them, module by module: its staging directories resume."""
     from lerobot_keyframes.annotate.config import MotionConfig, config_hash
-    from lerobot_keyframes.annotate.keys import model_identity, module_keys, source_identity
     from lerobot_keyframes.annotate.modules.prompting import load_prompt
+    from lerobot_keyframes.annotate.run.keys import model_identity, module_keys, source_identity
 
     def hashes(*names: str) -> dict[str, str]:
         return {n: load_prompt(n).sha for n in names}
@@ -314,9 +314,9 @@ def test_ray_stages_run_a_module_of_ones_own_like_the_local_engine(sample_root: 
     as the local engine does."""
     import pickle
 
-    from lerobot_keyframes.annotate.keys import module_keys
-    from lerobot_keyframes.annotate.pipeline import prepare_run
-    from lerobot_keyframes.annotate.ray_engine import AnnotateEpisodes, decode_batch
+    from lerobot_keyframes.annotate.executors.ray import AnnotateEpisodes, decode_batch
+    from lerobot_keyframes.annotate.run.keys import module_keys
+    from lerobot_keyframes.annotate.run.prepare import prepare_run
 
     config = _config(sample_root, tmp_path / "out", module_configs={"reasoning": ReasoningConfig(frames_per_subtask=1)})
     shipped = pickle.loads(pickle.dumps(config))  # by name: `reasoning_module:ReasoningModule` and its config

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lerobot_keyframes.annotate import run_annotation
 from lerobot_keyframes.annotate.config import AnnotateConfig, InterjectionsConfig, PlanConfig, VqaConfig
 from lerobot_keyframes.annotate.context import AnnotationError
-from lerobot_keyframes.annotate.pipeline import run_annotation
 from lerobot_keyframes.language import read_dataset_annotations as _read
 from lerobot_keyframes.language import validate_dataset
 from lerobot_keyframes.testing.scripted import ScriptedBackend, count_images, plausible_answers, prompt_text

@@ -11,8 +11,7 @@ import pytest
 from test_annotate_pipeline import oracle
 
 from lerobot_keyframes.annotate import AnnotateConfig, PlanConfig, run_annotation
-from lerobot_keyframes.annotate.merge import MergeConfig, run_merge
-from lerobot_keyframes.hub.jobs import SHARD_ENV, plan_shards
+from lerobot_keyframes.annotate.executors.jobs import SHARD_ENV, MergeConfig, plan_shards, run_merge
 from lerobot_keyframes.hub.push import push_dataset
 from lerobot_keyframes.language import read_dataset_annotations
 from lerobot_keyframes.testing.scripted import ScriptedBackend

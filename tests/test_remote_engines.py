@@ -115,8 +115,8 @@ def test_annotate_streams_a_hub_source_and_writes_the_rows_of_a_downloaded_one(h
 
 
 def test_ray_stages_stream_a_hub_source(hub, source, sample_root, tmp_path) -> None:
-    from lerobot_keyframes.annotate.pipeline import prepare_run
-    from lerobot_keyframes.annotate.ray_engine import decode_batch
+    from lerobot_keyframes.annotate.executors.ray import decode_batch
+    from lerobot_keyframes.annotate.run.prepare import prepare_run
     from lerobot_keyframes.transform import timestamp_column
 
     cfg = _annotate_config(tmp_path / "out", video_access="stream")

@@ -25,8 +25,9 @@ from .config import AnnotateConfig
 from .context import AnnotationError, CallStats, EpisodeContext
 from .frame_store import EpisodeFrames, FrameStats
 from .modules.base import SPEECH, Module, ModuleOutput
-from .modules.registry import RunModules, load_modules, run_modules
-from .staging import StagedModule, Staging
+from .modules.registry import RunModules, run_modules
+from .run.output import assemble_rows
+from .run.staging import StagedModule, Staging
 
 if TYPE_CHECKING:
     from ..frames import FrameProvider
@@ -62,22 +63,6 @@ def episodes_in_flight(config: AnnotateConfig, vlm: VlmBackend | None) -> int:
         return max(8, min(IN_PROCESS_MAX_EPISODES, 2 * int(max_batch)))
     concurrency = getattr(getattr(vlm, "config", None), "client_concurrency", None)
     return max(8, int(concurrency or 8))
-
-
-def assemble_rows(staged: Mapping[str, Sequence[LanguageRow | Mapping[str, Any]]],
-                  modules: Sequence[Module] | None = None) -> list[LanguageRow]:
-    """The episode's rows from its staged modules, in run order (`modules`: the registered ones; default the
-    built-in ones). A module's anchored rows win over other modules' rows of that style at the same time
-    (an interjection's plan row replaces the plan module's row there: one plan per frame, never two)."""
-    registered = list(modules if modules is not None else load_modules())
-    names = [m.name for m in registered]
-    order = [n for n in names if n in staged] + sorted(set(staged) - set(names))
-    rows = {name: [as_row(r) for r in staged[name]] for name in order}
-    anchored: dict[tuple[str | None, float], str] = {}  # (style, time) -> the module whose row it is
-    for m in registered:
-        for style in m.anchored:
-            anchored.update({(r.style, r.timestamp): m.name for r in rows.get(m.name, ()) if r.style == style})
-    return [r for name in order for r in rows[name] if anchored.get((r.style, r.timestamp), name) == name]
 
 
 def checked_rows(module: Module, out: Sequence[LanguageRow | Mapping[str, Any]] | ModuleOutput,

@@ -4,7 +4,7 @@ handed to a writer callback that writes, validates and (through push_dataset) pu
 Data contract (what a shard job pushes, with `push_shard_staging`):
 
 - branch `<shard branch>` of the work repo holds `staging/episode-XXXXXX/<module>.jsonl` files, the layout
-  of `lerobot_keyframes.annotate.staging.Staging` (first line a header with `episode_index`, then one JSON
+  of `lerobot_keyframes.annotate.run.staging.Staging` (first line a header with `episode_index`, then one JSON
   row per line), and `staging/episode-XXXXXX/<module>.error.json` for modules that failed;
 - `staging/_shard.json` (SHARD_MARKER) is written in the same commit, last: its presence means the shard
   finished. It records `run_id`, `shard`, `num_shards`, `episodes` (planned), `staged` and `failed`.
@@ -12,7 +12,8 @@ Data contract (what a shard job pushes, with `push_shard_staging`):
 `collect_shards` downloads the staging of every shard and builds the union in `work_dir/staging`, checking
 that every file parses, that each shard staged only its own episodes, that no episode comes from two shards
 with different content, and (by default) that every planned episode is there without errors.
-`merge_shards` then calls `write(staging_dir, episodes)` — the pipeline's writer — and returns its result.
+`merge_shards` then calls `write(staging_dir, episodes)` — annotate's writer — and returns its result. What a shard
+is and which run it belongs to is annotate's (`annotate.executors.jobs`); this module is the branch plumbing.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ from .errors import hub_errors
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
-
-    from .jobs import ShardedRun
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +120,7 @@ def push_shard_staging(
         repo_id (`str`):
             The work repo the shard branches live in.
         branch (`str`):
-            This shard's branch (see `jobs.shard_branch`).
+            This shard's branch (see `annotate.executors.jobs.shard_branch`).
         episodes (`Sequence[int]`):
             The episodes the shard was planned to annotate (recorded in the marker).
         run_id, shard, num_shards (*optional*):
@@ -348,10 +347,16 @@ def merge_shards(
     return MergeResult(collected=collected, written=write(collected.staging_dir, collected.episodes))
 
 
-def shard_sources(run: ShardedRun) -> list[ShardSource]:
-    """`ShardSource`s of a `jobs.ShardedRun` (branch and planned episodes of each shard)."""
-    return [ShardSource(branch=h.branch, episodes=tuple(h.episodes) if h.episodes is not None else None)
-            for h in run.shards if h.branch]
+def shard_complete(api: HfApi, repo_id: str, branch: str, token: str | None = None) -> bool:
+    """Whether the shard's branch carries its completion marker (`SHARD_MARKER`)."""
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    with hub_errors("checking a shard branch", repo_id=repo_id, revision=branch, token=token):
+        try:
+            found = api.get_paths_info(repo_id, [SHARD_MARKER], revision=branch, repo_type=REPO_TYPE, token=token)
+        except (RepositoryNotFoundError, RevisionNotFoundError):
+            return False
+    return any(getattr(f, "path", None) == SHARD_MARKER for f in found)
 
 
 def delete_shard_branches(repo_id: str, branches: Sequence[str], *, token: str | None = None, api: HfApi | None = None) -> None:

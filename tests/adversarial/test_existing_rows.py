@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import _b_helpers as h  # noqa: E402
 
+from lerobot_keyframes.annotate import run_annotation  # noqa: E402
 from lerobot_keyframes.annotate.config import (  # noqa: E402
     AnnotateConfig,
     InterjectionsConfig,
@@ -17,7 +18,6 @@ from lerobot_keyframes.annotate.config import (  # noqa: E402
     PlanConfig,
     VqaConfig,
 )
-from lerobot_keyframes.annotate.pipeline import run_annotation  # noqa: E402
 from lerobot_keyframes.testing.scripted import ScriptedBackend, plausible_answers  # noqa: E402
 from lerobot_keyframes.vlm.config import VlmConfig  # noqa: E402
 
@@ -104,7 +104,7 @@ def test_replace_existing_is_a_flag() -> None:
 def test_new_interjection_on_a_kept_plan_frame_never_makes_two_plans(annotated: Path) -> None:
     """An interjections-only re-run whose cue lands where a kept plan row is: the new plan row wins (training
     fails on two plan rows at one time)."""
-    from lerobot_keyframes.annotate.output import keep_existing_rows
+    from lerobot_keyframes.annotate.run.output import keep_existing_rows
     from lerobot_keyframes.language import read_dataset_annotations, validate_annotations
     from lerobot_keyframes.language.schema import LanguageRow
 

@@ -15,13 +15,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import _b_helpers as h  # noqa: E402
 
+from lerobot_keyframes.annotate import run_annotation  # noqa: E402
 from lerobot_keyframes.annotate.config import (  # noqa: E402
     AnnotateConfig,
     InterjectionsConfig,
     PlanConfig,
     VqaConfig,
 )
-from lerobot_keyframes.annotate.pipeline import run_annotation  # noqa: E402
 from lerobot_keyframes.testing.scripted import ScriptedBackend, plausible_answers  # noqa: E402
 from lerobot_keyframes.vlm.config import VlmConfig  # noqa: E402
 
@@ -110,7 +110,7 @@ def test_disabled_module_of_another_model_is_never_written_under_new_provenance(
 
 
 def test_staged_entry_from_other_inputs_is_not_read(tmp_path: Path) -> None:
-    from lerobot_keyframes.annotate.staging import Staging
+    from lerobot_keyframes.annotate.run.staging import Staging
     from lerobot_keyframes.language.rows import LanguageRow
 
     rows = [{"role": "assistant", "content": "x", "style": "subtask", "timestamp": 0.0, "camera": None,
@@ -130,8 +130,8 @@ def test_staged_entry_from_other_inputs_is_not_read(tmp_path: Path) -> None:
 
 
 def test_merge_refuses_shards_staged_under_different_keys(sample_root: Path, tmp_path: Path) -> None:
-    from lerobot_keyframes.annotate.merge import write_from_staging
-    from lerobot_keyframes.annotate.staging import Staging
+    from lerobot_keyframes.annotate.run.merge import write_from_staging
+    from lerobot_keyframes.annotate.run.staging import Staging
 
     staging = tmp_path / "merged.staging"
     run_annotation(_config(sample_root, tmp_path / "a", staging_dir=staging), VLM_A,

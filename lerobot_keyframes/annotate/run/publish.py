@@ -7,25 +7,15 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from .config import AnnotateConfig
+from ..config import AnnotateConfig
+from .plan import SHARD_ENV, push_target
 
 if TYPE_CHECKING:
-    from ..dataset.source import ResolvedSource
-    from ..hub import PushResult
-    from .pipeline import AnnotateResult
+    from ...dataset.source import ResolvedSource
+    from ...hub import PushResult
+    from .result import AnnotateResult
 
 logger = logging.getLogger(__name__)
-
-
-def push_target(config: AnnotateConfig) -> str:
-    """Where --push_to_hub goes: --new_repo_id, else (a pull request, or --allow_source_overwrite) --repo_id."""
-    if config.new_repo_id:
-        return config.new_repo_id
-    if config.repo_id and (config.allow_source_overwrite or config.create_pr):
-        return config.repo_id
-    raise ValueError("--push_to_hub=true needs --new_repo_id=<user/name> (the source repo is left untouched; "
-                     "pass --create_pr=true for a pull request on --repo_id, or --allow_source_overwrite=true to "
-                     "push back to it)")
 
 
 def complete_videos(source: ResolvedSource) -> list[str]:
@@ -34,8 +24,8 @@ def complete_videos(source: ResolvedSource) -> list[str]:
     dataset. A pull request (`--create_pr=true`) needs none. Returns the summary line (none when nothing moved)."""
     if source.repo_id is None:
         return []
-    from ..dataset.layout import DatasetLayout
-    from ..hub.push import referenced_files
+    from ...dataset.layout import DatasetLayout
+    from ...hub.push import referenced_files
 
     missing = [p for p in referenced_files(DatasetLayout.open(source.root))
                if p.startswith("videos/") and not (source.root / p).is_file()]
@@ -56,8 +46,8 @@ def publish(config: AnnotateConfig, result: AnnotateResult, source_revision: str
     Returns the `PushResult` of the push, or in a shard job the commit of the staging push."""
     target = push_target(config)
     if config.push_staging_only:
-        from ..hub.jobs import RUN_ID_ENV, SHARD_ENV
-        from ..hub.merge import push_shard_staging
+        from ...hub.jobs import RUN_ID_ENV
+        from ...hub.merge import push_shard_staging
 
         if not config.push_branch:
             raise ValueError("--push_staging_only=true needs --push_branch=<branch>")
@@ -67,7 +57,7 @@ def publish(config: AnnotateConfig, result: AnnotateResult, source_revision: str
             run_id=os.environ.get(RUN_ID_ENV), shard=int(shard) if shard else None,
             num_shards=int(num) if num else None, private=config.private,
         )
-    from ..hub.push import push_dataset
+    from ...hub.push import push_dataset
 
     annotated = sorted(set(result.episodes) - set(result.failures) - set(result.skipped))
     validation = result.validation

@@ -12,19 +12,20 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..dataset.layout import INFO_PATH
-from ..language.provenance import PROVENANCE_PATH, provenance_text, public_provenance, public_source_identity
-from .config import AnnotateConfig
-from .modules.base import SPEECH
-from .modules.registry import run_modules
+from ...dataset.layout import INFO_PATH
+from ...language.provenance import PROVENANCE_PATH, provenance_text, public_provenance, public_source_identity
+from ...language.rows import LanguageRow, as_row
+from ..config import AnnotateConfig
+from ..modules.base import SPEECH, Module
+from ..modules.registry import load_modules, run_modules
 
 if TYPE_CHECKING:
-    from ..language import LanguageRow, ValidationReport
+    from ...language import ValidationReport
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +42,26 @@ def _time(row: Any) -> float:
 
 
 def _persistent(row: Any) -> bool:
-    from ..language.schema import LANGUAGE_PERSISTENT, STYLE_RULES
+    from ...language.schema import LANGUAGE_PERSISTENT, STYLE_RULES
 
     rule = STYLE_RULES.get(row.style)
     return rule is not None and rule.column == LANGUAGE_PERSISTENT
+
+
+def assemble_rows(staged: Mapping[str, Sequence[LanguageRow | Mapping[str, Any]]],
+                  modules: Sequence[Module] | None = None) -> list[LanguageRow]:
+    """The episode's rows from its staged modules, in run order (`modules`: the registered ones; default the
+    built-in ones). A module's anchored rows win over other modules' rows of that style at the same time
+    (an interjection's plan row replaces the plan module's row there: one plan per frame, never two)."""
+    registered = list(modules if modules is not None else load_modules())
+    names = [m.name for m in registered]
+    order = [n for n in names if n in staged] + sorted(set(staged) - set(names))
+    rows = {name: [as_row(r) for r in staged[name]] for name in order}
+    anchored: dict[tuple[str | None, float], str] = {}  # (style, time) -> the module whose row it is
+    for m in registered:
+        for style in m.anchored:
+            anchored.update({(r.style, r.timestamp): m.name for r in rows.get(m.name, ()) if r.style == style})
+    return [r for name in order for r in rows[name] if anchored.get((r.style, r.timestamp), name) == name]
 
 
 @dataclass
@@ -99,8 +116,7 @@ def keep_existing_rows(
     interjections' times stay (every interjection frame carries its own plan row) and win over the new plan row
     at that time; when `interjections` runs, the old interjections' plan rows go.
     """
-    from ..language import read_dataset_annotations
-    from ..language.rows import as_row
+    from ...language import read_dataset_annotations
 
     registered = run_modules(config)
     running = set(registered.enabled_names if modules is None else modules)
@@ -211,8 +227,8 @@ def validate_and_write(
     A first run builds `out_root` from the source (videos hard-linked). A later run into the same
     `out_root` rewrites it in place, so episodes not annotated this time keep the rows they have.
     """
-    from ..language import EpisodeAnnotations, LanguageValidationError, ValidatorConfig, write_language
-    from ..language.validator import ValidationReport
+    from ...language import EpisodeAnnotations, LanguageValidationError, ValidatorConfig, write_language
+    from ...language.validator import ValidationReport
 
     if failures and not per_episode:
         report = ValidationReport()

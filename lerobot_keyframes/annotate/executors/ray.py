@@ -24,17 +24,20 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..vlm.families import detect_family
-from .config import AnnotateConfig
-from .context import AnnotationError
-from .engine import EpisodeOutcome, annotate_rows, episodes_in_flight
-from .keys import module_keys
-from .modules.registry import run_modules
-from .pipeline import AnnotateResult, finish_run, prepare_run, run_quality_checks
-from .staging import Staging
+from ...vlm.families import detect_family
+from ..config import AnnotateConfig
+from ..context import AnnotationError
+from ..engine import EpisodeOutcome, annotate_rows, episodes_in_flight
+from ..modules.registry import run_modules
+from ..run.finish import finish_run
+from ..run.keys import module_keys
+from ..run.prepare import prepare_run, run_quality_checks
+from ..run.result import AnnotateResult
+from ..run.staging import Staging
+from .jobs.shards import plan_shards
 
 if TYPE_CHECKING:
-    from ..vlm import VlmBackend, VlmConfig
+    from ...vlm import VlmBackend, VlmConfig
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ def import_ray() -> Any:
 def prefetch_requests(row: dict[str, Any], config: AnnotateConfig,
                       vlm_config: VlmConfig) -> list[tuple[str, tuple[float, ...]]]:
     """(camera, exact times) the modules declared for this episode: what the CPU stage decodes."""
-    from .keyframes import annotation_policies
+    from ..keyframes import annotation_policies
 
     policies = annotation_policies(row, config, vlm_config.camera_key)
     return [(cam, tuple(float(t) for t in policy.timestamps(row))) for cam, policy in policies.items()]
@@ -79,7 +82,7 @@ def decode_batch(batch: dict[str, Any], config: AnnotateConfig, vlm_config: VlmC
     """
     import numpy as np
 
-    from .keyframes import AnnotationKeyframes
+    from ..keyframes import AnnotationKeyframes
 
     rows = [pickle.loads(blob) for blob in batch["episode"]]
     cameras = tuple(dict.fromkeys(k for r in rows for k in r["camera_keys"]))
@@ -103,7 +106,7 @@ class AnnotateEpisodes:
 
     def __init__(self, config: AnnotateConfig, vlm_config: VlmConfig, keys: dict[str, str], staging_dir: str,
                  vlm_factory: Callable[[], VlmBackend] | None = None) -> None:
-        from ..vlm.batching import wrap_in_process
+        from ...vlm.batching import wrap_in_process
 
         self.config = config
         self.vlm_config = vlm_config
@@ -115,7 +118,7 @@ class AnnotateEpisodes:
         if vlm_factory is not None:
             vlm = vlm_factory()
         elif run_modules(config).asks_model:
-            from ..vlm import make_backend
+            from ...vlm import make_backend
 
             vlm = make_backend(vlm_config)
         self.vlm = wrap_in_process(vlm)
@@ -123,7 +126,7 @@ class AnnotateEpisodes:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        from ..frames import make_frame_provider
+        from ...frames import make_frame_provider
 
         rows = [pickle.loads(blob) for blob in batch["episode"]]
         provider = make_frame_provider(rows, video_backend=self.config.video_backend,
@@ -224,8 +227,6 @@ def _stream(ray: Any, rows: list[dict[str, Any]], config: AnnotateConfig, vlm_co
             num_gpus_per_actor: float, num_cpus_per_actor: float, cpu_workers: int) -> Iterator[EpisodeOutcome]:
     """Build the Ray Data pipeline and yield each episode's outcome as it finishes."""
     import pyarrow as pa
-
-    from ..hub.jobs import plan_shards
 
     by_index = {int(r["episode_index"]): r for r in rows}
     lengths = {e: int(r.get("length") or len(r.get("timestamps") or ())) for e, r in by_index.items()}

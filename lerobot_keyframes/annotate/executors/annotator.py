@@ -23,17 +23,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..language.rows import LanguageRow
-from ..vlm.families import detect_family
-from .config import AnnotateConfig
-from .engine import EpisodeOutcome, annotate_rows
-from .modules.registry import run_modules
+from ...language.rows import LanguageRow
+from ...vlm.families import detect_family
+from ..config import AnnotateConfig
+from ..engine import EpisodeOutcome, annotate_rows
+from ..modules.registry import run_modules
+from ..run.keys import episodes_inputs, module_keys, source_identity
+from ..run.plan import default_output_root, default_staging_dir
+from ..run.staging import Staging
 
 if TYPE_CHECKING:
     from datasets import Features
 
-    from ..frames import FrameProvider
-    from ..vlm import VlmBackend, VlmConfig
+    from ...frames import FrameProvider
+    from ...vlm import VlmBackend, VlmConfig
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ def annotation_features() -> dict[str, Any]:
     keep their frame time in `timestamp` too — plus the VQA `question_type`), the error, the counts."""
     from datasets import List, Value
 
-    from ..language.schema import persistent_row_feature
+    from ...language.schema import persistent_row_feature
 
     return {
         LANGUAGE_ROWS: List({**persistent_row_feature(), "question_type": Value("string")}),
@@ -106,11 +109,7 @@ class Annotator:
     progress: bool = False  # one progress display per call (a bar on a terminal, log lines in a log file)
 
     def __post_init__(self) -> None:
-        from .keys import module_keys
-
         if self.staging_dir is None:
-            from .pipeline import default_output_root, default_staging_dir
-
             root = Path(self.config.root) if self.config.root else Path(str(self.config.repo_id).replace("/", "__"))
             self.staging_dir = self.config.staging_dir or default_staging_dir(default_output_root(self.config, root))
         self.staging_dir = Path(self.staging_dir)
@@ -135,14 +134,14 @@ class Annotator:
 
     def fingerprint(self) -> str:
         """Stable across runs for the same inputs: the staging keys name everything that shapes the rows."""
-        from .config import config_hash
+        from ..config import config_hash
 
         return config_hash("annotator", self.keys, str(self.staging_dir))
 
     # -- the batch function --------------------------------------------------------------------------
     def __call__(self, batch: Mapping[str, Any], rank: int | None = None) -> dict[str, Any]:
-        from ..transform import to_python as _to_py
-        from ..vlm.base import run_coroutine_sync
+        from ...transform import to_python as _to_py
+        from ...vlm.base import run_coroutine_sync
 
         started_at = time.time()
         batch = {k: _to_py(v) for k, v in batch.items()}
@@ -154,10 +153,8 @@ class Annotator:
 
     async def annotate(self, rows: list[dict[str, Any]], rank: int | None = None) -> list[EpisodeOutcome]:
         """The outcomes of these episode rows (the async core of `__call__`, for callers with a loop)."""
-        from ..frames import make_frame_provider
-        from ..progress import RunProgress, quiet_transformers_bars
-        from .keys import episodes_inputs, source_identity
-        from .staging import Staging
+        from ...frames import make_frame_provider
+        from ...progress import RunProgress, quiet_transformers_bars
 
         if self.progress and self.vlm_config.backend == "transformers":
             quiet_transformers_bars()  # one display: the run's, not also transformers' "Loading weights"
@@ -191,7 +188,7 @@ class Annotator:
 
     def _vlm(self, rank: int | None) -> VlmBackend | None:
         """The VLM for this worker: the given one, or one built from `vlm_config` (on this rank's GPU)."""
-        from ..vlm.batching import wrap_in_process
+        from ...vlm.batching import wrap_in_process
 
         if self._engine is not None and self._engine_rank == rank:
             return self._engine
@@ -199,7 +196,7 @@ class Annotator:
             return None
         vlm = self.vlm
         if vlm is None:
-            from ..vlm import make_backend
+            from ...vlm import make_backend
 
             vlm = make_backend(vlm_for_rank(self.vlm_config, rank))
         self._engine, self._engine_rank = wrap_in_process(vlm), rank
@@ -208,7 +205,7 @@ class Annotator:
 
 def _unwrapped(vlm: VlmBackend | None) -> VlmBackend | None:
     """The engine inside a `BatchingScheduler` (the scheduler's threads do not pickle; the engine may)."""
-    from ..vlm.batching import BatchingScheduler
+    from ...vlm.batching import BatchingScheduler
 
     return vlm.vlm if isinstance(vlm, BatchingScheduler) else vlm
 

@@ -12,14 +12,15 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..dataset.errors import DatasetFormatError
-from ..dataset.layout import INFO_PATH, check_output_separate, iter_dataset_files
-from .config import AnnotateConfig
-from .modules.registry import run_modules
+from ...dataset.errors import DatasetFormatError
+from ...dataset.layout import INFO_PATH, check_output_separate, iter_dataset_files
+from ..config import AnnotateConfig
+from ..modules.registry import run_modules
+from .plan import default_output_root, default_staging_dir, push_target
 
 if TYPE_CHECKING:
-    from ..dataset.source import ResolvedSource
-    from ..vlm.config import VlmConfig
+    from ...dataset.source import ResolvedSource
+    from ...vlm.config import VlmConfig
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +34,6 @@ class PreflightError(DatasetFormatError):
 
 def preflight(config: AnnotateConfig, vlm_config: VlmConfig | None, source: ResolvedSource) -> None:
     """Refuse a run that cannot finish safely; `source` is the resolved source (`ResolvedSource`)."""
-    from .pipeline import default_output_root, default_staging_dir
-
     root = Path(source.root)
     # a link out of the root or a link loop: refused before anything is copied (the writer skips these two)
     iter_dataset_files(root, skip=lambda rel: rel in (".git/", ".cache/"))
@@ -54,7 +53,7 @@ def preflight(config: AnnotateConfig, vlm_config: VlmConfig | None, source: Reso
 
 
 def _check_in_place(config: AnnotateConfig, source: Any) -> None:
-    from ..language.writer import check_in_place_safe, is_hf_cache_path
+    from ...language.writer import check_in_place_safe, is_hf_cache_path
 
     given = Path(config.root).expanduser() if config.root is not None else None
     root = Path(source.root)
@@ -76,8 +75,7 @@ def _check_in_place(config: AnnotateConfig, source: Any) -> None:
 
 
 def _check_hub_target(config: AnnotateConfig, source: Any) -> None:
-    from ..hub.push import check_push_target
-    from .publish import push_target
+    from ...hub.push import check_push_target
 
     try:
         target = push_target(config)
@@ -97,7 +95,7 @@ def _check_hub_target(config: AnnotateConfig, source: Any) -> None:
     check_push_target(api, target, source_repo_id=source.repo_id or config.repo_id,
                       private=None if config.create_pr else config.private,
                       allow_source_overwrite=config.allow_source_overwrite or config.create_pr)
-    from ..hub.errors import hub_errors
+    from ...hub.errors import hub_errors
 
     exists = True
     if config.create_pr:
@@ -118,13 +116,13 @@ def _check_hub_target(config: AnnotateConfig, source: Any) -> None:
 
 def check_backend_importable(vlm_config: VlmConfig) -> None:
     """The chosen backend's packages are importable (the model is not loaded here)."""
-    from ..vlm.errors import MissingExtraError
+    from ...vlm.errors import MissingExtraError
 
     backend = getattr(vlm_config, "backend", None)
     modules = list(BACKEND_MODULES.get(backend, ()))
     if (backend == "openai" and getattr(vlm_config, "auto_serve", False) and not getattr(vlm_config, "serve_command", None)
             and importlib.util.find_spec("vllm") is None):  # a --vlm_config.serve_command may start any server
-        from ..vlm.serve import served_models
+        from ...vlm.serve import served_models
 
         if served_models(vlm_config.api_bases[0], vlm_config.api_key, timeout=2.0) is None:  # nothing to reuse there
             modules.append("vllm")  # auto_serve starts `python -m vllm.entrypoints.openai.api_server`

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import AnnotateConfig, config_hash
-from .modules.base import KeyInputs
-from .modules.registry import run_modules
+from ..config import AnnotateConfig, config_hash
+from ..modules.base import KeyInputs
+from ..modules.registry import run_modules
 
 if TYPE_CHECKING:
-    from ..vlm.config import VlmConfig
+    from ...vlm.config import VlmConfig
 
 
 def model_identity(vlm_config: VlmConfig | None) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def module_keys(config: AnnotateConfig, vlm_config: VlmConfig | None) -> dict[st
 def _video_identity(root: str | Path, rel: str) -> dict[str, Any]:
     """A video of a Hub snapshot is its commit (streamed or downloaded, the same bytes); a local one its size and
     modification time."""
-    from ..dataset.remote import snapshot_commit
+    from ...dataset.remote import snapshot_commit
 
     commit = snapshot_commit(root)
     return {"commit": commit} if commit is not None else _file_identity(Path(root) / rel)
