@@ -218,22 +218,21 @@ def test_stages_without_ray_decode_once_and_stage_like_the_local_engine(sample_r
     import pickle
 
     from lerobot_keyframes.annotate.executors.ray import AnnotateEpisodes, decode_batch, prefetch_requests
-    from lerobot_keyframes.annotate.run.keys import module_keys
     from lerobot_keyframes.annotate.run.prepare import prepare_run
 
     cfg = _config(sample_root, tmp_path / "out")
-    run = prepare_run(cfg)
+    run = prepare_run(cfg, SCRIPTED, check_backend=False)
     batch = {"episode": [pickle.dumps(r) for r in run.rows]}
     from lerobot_keyframes.transform import timestamp_column
 
-    decoded = decode_batch(batch, cfg, SCRIPTED)
+    decoded = decode_batch(batch, run.plan, SCRIPTED)
     requests = [prefetch_requests(r, cfg, SCRIPTED) for r in run.rows]
     assert [len(r) for r in requests] == [2, 2]  # front: plan + its VQA turns; wrist: its VQA turns
     for blob, wanted in zip(decoded["episode"], requests):
         row = pickle.loads(blob)
         assert [(cam, tuple(row[timestamp_column(cam)])) for cam, _ in wanted] == wanted
 
-    stage = AnnotateEpisodes(cfg, SCRIPTED, module_keys(cfg, SCRIPTED), str(run.staging.dir), scripted_factory())
+    stage = AnnotateEpisodes(run.plan, SCRIPTED, scripted_factory())
     outcomes = [pickle.loads(b) for b in stage(decoded)["outcome"]]
     assert [o.error for o in outcomes] == [None, None]
     for o, wanted in zip(outcomes, requests):

@@ -120,15 +120,15 @@ def test_ray_stages_stream_a_hub_source(hub, source, sample_root, tmp_path) -> N
     from lerobot_keyframes.transform import timestamp_column
 
     cfg = _annotate_config(tmp_path / "out", video_access="stream")
-    run = prepare_run(cfg)
+    run = prepare_run(cfg, SCRIPTED, check_backend=False)
     run.lock.release()
-    decoded = [pickle.loads(b) for b in decode_batch({"episode": [pickle.dumps(r) for r in run.rows]}, cfg,
+    decoded = [pickle.loads(b) for b in decode_batch({"episode": [pickle.dumps(r) for r in run.rows]}, run.plan,
                                                      SCRIPTED)["episode"]]
     local_cfg = AnnotateConfig(root=sample_root, out=tmp_path / "local")
-    local_run = prepare_run(local_cfg)
+    local_run = prepare_run(local_cfg, SCRIPTED, check_backend=False)
     local_run.lock.release()
     reference = [pickle.loads(b) for b in decode_batch({"episode": [pickle.dumps(r) for r in local_run.rows]},
-                                                       local_cfg, SCRIPTED)["episode"]]
+                                                       local_run.plan, SCRIPTED)["episode"]]
     for got, want in zip(decoded, reference):
         for cam in got["camera_keys"]:
             assert got[timestamp_column(cam)] == want[timestamp_column(cam)]

@@ -27,6 +27,7 @@ from .frame_store import EpisodeFrames, FrameStats
 from .modules.base import SPEECH, Module, ModuleOutput
 from .modules.registry import RunModules, run_modules
 from .run.output import assemble_rows
+from .run.plan import RunPlan
 from .run.staging import StagedModule, Staging
 
 if TYPE_CHECKING:
@@ -160,16 +161,16 @@ async def annotate_episode(ctx: EpisodeContext, staging: Staging, keys: dict[str
 async def annotate_rows(
     rows: Sequence[dict[str, Any]],
     *,
-    config: AnnotateConfig,
+    plan: RunPlan,
     vlm: VlmBackend | None,
     provider: FrameProvider,
-    keys: dict[str, str],
     staging: Staging,
     model_family: str,
     on_done: Callable[[EpisodeOutcome], None] | None = None,
     on_step: Callable[[int, str], None] | None = None,
 ) -> list[EpisodeOutcome]:
-    """Annotate episode rows concurrently (episodes in flight bounded); one outcome per row, in order.
+    """Annotate episode rows concurrently (episodes in flight bounded); one outcome per row, in order, staged
+under the plan's keys (its modules, in run order).
 
     A row's keyframe columns (`AnnotationKeyframes`) are used as its frames; anything else is decoded
     through `provider`. With `on_error="skip"` a failed episode is reported in its outcome and the
@@ -177,7 +178,7 @@ async def annotate_rows(
     modules' questions (None only when no enabled module asks the model). `on_step(episode, module)` is
     called as each module of each episode is staged or reused, `on_done(outcome)` as each episode ends.
     """
-    modules = run_modules(config)
+    config, keys, modules = plan.config, plan.keys, plan.modules
     in_flight = episodes_in_flight(config, vlm)
     episodes = asyncio.Semaphore(in_flight)
     requests = asyncio.Semaphore(max(config.executor.max_requests_in_flight, in_flight))

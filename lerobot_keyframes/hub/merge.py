@@ -7,7 +7,8 @@ Data contract (what a shard job pushes, with `push_shard_staging`):
   of `lerobot_keyframes.annotate.run.staging.Staging` (first line a header with `episode_index`, then one JSON
   row per line), and `staging/episode-XXXXXX/<module>.error.json` for modules that failed;
 - `staging/_shard.json` (SHARD_MARKER) is written in the same commit, last: its presence means the shard
-  finished. It records `run_id`, `shard`, `num_shards`, `episodes` (planned), `staged` and `failed`.
+  finished. It records `run_id`, `shard`, `num_shards`, `episodes` (planned), `staged`, `failed`, and `run`:
+  what the run that staged it says about itself (annotate's run record: its modules and their keys), kept as is.
 
 `collect_shards` downloads the staging of every shard and builds the union in `work_dir/staging`, checking
 that every file parses, that each shard staged only its own episodes, that no episode comes from two shards
@@ -23,7 +24,7 @@ import json
 import logging
 import re
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -63,6 +64,7 @@ class CollectedStaging:
     files: int
     failed: dict[int, list[str]] = field(default_factory=dict)
     missing: list[int] = field(default_factory=list)
+    runs: dict[str, Any] = field(default_factory=dict)  # branch -> the run record its marker carries (None: none)
 
 
 @dataclass
@@ -108,6 +110,7 @@ def push_shard_staging(
     private: bool | None = None,
     token: str | None = None,
     api: HfApi | None = None,
+    record: Mapping[str, Any] | None = None,
 ) -> str:
     """Push a shard's staging to `repo_id@branch` in one commit, completion marker included; returns the commit.
 
@@ -131,6 +134,8 @@ def push_shard_staging(
             The Hugging Face token.
         api (`HfApi`, *optional*):
             The client (default: `HfApi(token=token)`).
+        record (`Mapping`, *optional*):
+            What the run says about itself (JSON), recorded in the marker as `run` for the merge.
 
     Raises:
         `MergeError`: staging of an episode outside `episodes`. `HubError`: a Hub failure.
@@ -163,7 +168,7 @@ def push_shard_staging(
         remote = [f.path for f in api.list_repo_tree(repo_id, recursive=True, revision=branch, repo_type=REPO_TYPE,
                                                       token=token) if isinstance(f, RepoFile)]
     marker = {"run_id": run_id, "shard": shard, "num_shards": num_shards, "episodes": planned,
-              "staged": sorted(staged), "failed": sorted(failed)}
+              "staged": sorted(staged), "failed": sorted(failed), "run": dict(record) if record is not None else None}
     ops: list[Any] = [CommitOperationAdd(STAGING_PREFIX + rel, str(path)) for rel, path in files.items()]
     ops += [CommitOperationDelete(p) for p in remote
             if p.startswith(STAGING_PREFIX) and p != SHARD_MARKER and p[len(STAGING_PREFIX):] not in files]
@@ -272,6 +277,7 @@ class _Union:
     by_shard: dict[str, list[int]] = field(default_factory=dict)
     failed: dict[int, list[str]] = field(default_factory=dict)
     planned: set[int] = field(default_factory=set)
+    runs: dict[str, Any] = field(default_factory=dict)
 
     def plan(self, where: str, src: ShardSource, marker: dict[str, Any]) -> set[int]:
         """The shard's planned episodes (the run's, else its marker's), checked against the marker and the others."""
@@ -283,6 +289,7 @@ class _Union:
         if overlap:
             raise MergeError(f"{where}: episodes {sorted(overlap)} are planned in two shards")
         self.planned |= planned
+        self.runs[src.branch] = marker.get("run")
         return planned
 
     def check_owner(self, where: str, branch: str, path: str, episode: int, planned: set[int]) -> None:
@@ -322,7 +329,7 @@ class _Union:
                 parts.append(f"episodes {sorted(failed)} failed ({next(iter(failed.values()))[0]})")
             raise MergeError("; ".join(parts) + ". Resubmit the failed shards, or merge with require_complete=False.")
         return CollectedStaging(staging_dir=self.out, episodes=staged, by_shard=self.by_shard,
-                                files=len(self.owner_of_file), failed=failed, missing=missing)
+                                files=len(self.owner_of_file), failed=failed, missing=missing, runs=self.runs)
 
 
 def merge_shards(

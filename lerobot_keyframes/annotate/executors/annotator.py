@@ -27,9 +27,8 @@ from ...language.rows import LanguageRow
 from ...vlm.families import detect_family
 from ..config import AnnotateConfig
 from ..engine import EpisodeOutcome, annotate_rows
-from ..modules.registry import run_modules
-from ..run.keys import episodes_inputs, module_keys, source_identity
-from ..run.plan import default_output_root, default_staging_dir
+from ..run.keys import episodes_inputs
+from ..run.plan import RunPlan, plan_run
 from ..run.staging import Staging
 
 if TYPE_CHECKING:
@@ -92,36 +91,48 @@ class Annotator:
         config: the run's `AnnotateConfig` (modules, staging, on_error, video decoder).
         vlm_config: the model and how to run it; it keys the staged work, and builds the VLM when `vlm`
             is not given (in the worker, on `cuda:<rank>` when ranked).
-        staging_dir: where modules are staged (default: beside `config.out`, as `run_annotation` does).
+        plan: the run's plan (`run.plan.RunPlan`: staging folder, keys, modules); default: planned here from
+            `config` and `vlm_config`, which gives the staging folder and keys `run_annotation` uses.
         vlm: a ready VLM (default: built from `vlm_config`). An in-process engine is wrapped in a
             `BatchingScheduler` so the batch's episodes share its batches.
         provider: a frame provider (default: built from the rows, closed after each call).
-        keys: staging keys (default: `module_keys(config, vlm_config)`).
         progress: one progress display per call (a bar on a terminal, log lines in a log file).
     """
 
     config: AnnotateConfig
     vlm_config: VlmConfig
-    staging_dir: str | Path | None = None
+    plan: RunPlan | None = None
     vlm: VlmBackend | None = None
     provider: FrameProvider | None = None
-    keys: dict[str, str] | None = None
     progress: bool = False  # one progress display per call (a bar on a terminal, log lines in a log file)
 
     def __post_init__(self) -> None:
-        if self.staging_dir is None:
-            root = Path(self.config.root) if self.config.root else Path(str(self.config.repo_id).replace("/", "__"))
-            self.staging_dir = self.config.staging_dir or default_staging_dir(default_output_root(self.config, root))
-        self.staging_dir = Path(self.staging_dir)
-        if self.keys is None:
-            self.keys = module_keys(self.config, self.vlm_config)
+        if self.plan is None:
+            self.plan = plan_run(self.config, self.vlm_config)
+        elif self.plan.config != self.config:
+            raise ValueError("Annotator: the plan is of another AnnotateConfig than `config`")
         self._engine: VlmBackend | None = None
         self._engine_rank: int | None = None
 
+    @property
+    def staging_dir(self) -> Path:
+        """Where the modules are staged (the plan's)."""
+        return self._plan.staging_dir
+
+    @property
+    def keys(self) -> dict[str, str]:
+        """The staging key of every registered module (the plan's)."""
+        return self._plan.keys
+
+    @property
+    def _plan(self) -> RunPlan:
+        assert self.plan is not None  # set in __post_init__
+        return self.plan
+
     # -- pickling: configuration (and a given, picklable VLM) only ------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config, "vlm_config": self.vlm_config, "staging_dir": self.staging_dir,
-                "keys": self.keys, "vlm": _unwrapped(self.vlm), "provider": None, "progress": self.progress}
+        return {"config": self.config, "vlm_config": self.vlm_config, "plan": self.plan,
+                "vlm": _unwrapped(self.vlm), "provider": None, "progress": self.progress}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -160,12 +171,13 @@ class Annotator:
             quiet_transformers_bars()  # one display: the run's, not also transformers' "Loading weights"
         vlm = self._vlm(rank)
         provider = self.provider
+        plan = self._plan
         if provider is None:
             provider = make_frame_provider(rows, video_backend=self.config.video_backend,
-                                           cache_mb=self.config.frame_cache_mb, video_access=self.config.video_access)
+                                           cache_mb=self.config.frame_cache_mb, video_access=plan.video_access)
         root = rows[0].get("root") if rows else None  # staged work is checked against these episodes' inputs
-        staging = Staging(self.staging_dir, inputs=episodes_inputs(rows, root, source_identity(self.config)))
-        modules = run_modules(self.config).enabled_names
+        staging = Staging(plan.staging_dir, inputs=episodes_inputs(rows, root, plan.source_identity))
+        modules = plan.modules.enabled_names
         progress = RunProgress(modules, len(rows), mode=None if self.progress else "off")
 
         def step(episode: int, module: str) -> None:
@@ -175,8 +187,7 @@ class Annotator:
             progress.drop(len(modules) - sum(outcome.modules_run.values()) - sum(outcome.modules_reused.values()))
 
         try:
-            return await annotate_rows(rows, config=self.config, vlm=vlm, provider=provider,
-                                       keys=dict(self.keys or {}), staging=staging,
+            return await annotate_rows(rows, plan=plan, vlm=vlm, provider=provider, staging=staging,
                                        model_family=detect_family(self.vlm_config.model_id),
                                        on_done=done, on_step=step)
         finally:
@@ -192,7 +203,7 @@ class Annotator:
 
         if self._engine is not None and self._engine_rank == rank:
             return self._engine
-        if not run_modules(self.config).asks_model:
+        if not self._plan.modules.asks_model:
             return None
         vlm = self.vlm
         if vlm is None:

@@ -17,12 +17,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..config import AnnotateConfig
-from ..modules.registry import run_modules
 from ..run.finish import finish_run
-from ..run.keys import module_keys
 from ..run.prepare import PreparedRun, prepare_run, run_quality_checks
 from ..run.result import AnnotateResult
 from .annotator import ANNOTATION_ERROR, ANNOTATION_STATS, LANGUAGE_ROWS, Annotator, rows_from_column
+from .ray import run_prepared_on_ray
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -70,10 +69,10 @@ def write_annotations(annotated: Dataset, config: AnnotateConfig, vlm_config: Vl
         The run's `AnnotateResult` (validation report, failures, rows per style, push).
     """
     started = _map_started(annotated) if started is None else started
-    run = prepare_run(config, vlm_config.camera_key)
+    run = prepare_run(config, vlm_config, check_backend=False)
     try:
         per_episode = collect_annotations(annotated, run.result)
-        return finish_run(run, config, vlm_config, module_keys(config, vlm_config), started, per_episode)
+        return finish_run(run, vlm_config, started, per_episode)
     finally:
         if run.lock is not None:
             run.lock.release()
@@ -107,7 +106,7 @@ def run_annotation(config: AnnotateConfig, vlm_config: VlmConfig, *, vlm: VlmBac
 
     The annotation itself is `episodes.map(Annotator(...), batched=True, with_rank=True)`; an in-process
     engine sits behind a `BatchingScheduler` so the episodes in flight share its batches. With
-    `config.executor.engine == "ray"` the run goes to `executors.ray.run_annotation_ray` (config.ray).
+    `config.executor.engine == "ray"` the prepared run goes to Ray Data (`executors.ray`, config.ray).
 
     Args:
         config: the run: source (`root` / `repo_id`), output, modules, staging, push.
@@ -124,43 +123,38 @@ def run_annotation(config: AnnotateConfig, vlm_config: VlmConfig, *, vlm: VlmBac
             `HubError`), raised before any decode or model call.
         AnnotationError: with `config.on_error="stop"`, the first episode that fails.
     """
-    if config.executor.engine == "ray":
-        from .ray import run_annotation_ray
-
-        factory = (lambda: vlm) if vlm is not None else None
-        return run_annotation_ray(config, vlm_config, vlm_factory=factory)
     started = time.perf_counter()
-    run = prepare_run(config, vlm_config.camera_key, vlm_config=vlm_config if vlm is None else None)
+    run = prepare_run(config, vlm_config, check_backend=vlm is None)
     try:
-        return _run_prepared(run, config, vlm_config, vlm, provider, started)
+        if run.plan.engine == "ray":
+            return run_prepared_on_ray(run, vlm_config, started, vlm_factory=(lambda: vlm) if vlm is not None else None)
+        return _run_prepared(run, vlm_config, vlm, provider, started)
     finally:
         if run.lock is not None:
             run.lock.release()
 
 
-def _run_prepared(run: PreparedRun, config: AnnotateConfig, vlm_config: VlmConfig, vlm: VlmBackend | None,
-                  provider: FrameProvider | None, started: float) -> AnnotateResult:
+def _run_prepared(run: PreparedRun, vlm_config: VlmConfig, vlm: VlmBackend | None, provider: FrameProvider | None,
+                  started: float) -> AnnotateResult:
     from ...vlm.batching import BatchingScheduler, wrap_in_process
 
-    rows = run.rows
+    plan, rows = run.plan, run.rows
     if provider is None:
         from ...frames import make_frame_provider
 
-        provider = make_frame_provider(rows, video_backend=config.video_backend, cache_mb=config.frame_cache_mb,
-                                       video_access=config.video_access)
+        provider = make_frame_provider(rows, video_backend=plan.config.video_backend,
+                                       cache_mb=plan.config.frame_cache_mb, video_access=plan.video_access)
     owned = vlm is None  # built here: released here (an engine's memory, an auto-served server)
-    if owned and run_modules(config).asks_model:
+    if owned and plan.modules.asks_model:
         from ...vlm import make_backend
 
         vlm = make_backend(vlm_config)
     given, vlm = vlm, wrap_in_process(vlm)
-    keys = module_keys(config, vlm_config)
     episodes = run.episodes
-    if run_quality_checks(run, config, provider):
+    if run_quality_checks(run, provider):
         episodes = episodes.select([i for i, e in enumerate(episodes["episode_index"])
                                     if e not in run.result.skipped])
-    annotator = Annotator(config, vlm_config, staging_dir=run.staging.dir, vlm=vlm, provider=provider, keys=keys,
-                          progress=True)
+    annotator = Annotator(plan.config, vlm_config, plan=plan, vlm=vlm, provider=provider, progress=True)
     try:
         with _datasets_bar_off():
             annotated = episodes.map(annotator, batched=True, batch_size=None, with_rank=True,
@@ -174,4 +168,4 @@ def _run_prepared(run: PreparedRun, config: AnnotateConfig, vlm_config: VlmConfi
     per_episode = collect_annotations(annotated, run.result)
     if isinstance(vlm, BatchingScheduler):
         run.result.batches = vlm.stats
-    return finish_run(run, config, vlm_config, keys, started, per_episode)
+    return finish_run(run, vlm_config, started, per_episode)

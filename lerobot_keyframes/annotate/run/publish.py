@@ -4,11 +4,9 @@ staging) to the Hub. The Hub side (the guard: rows, source, journal; the pull re
 from __future__ import annotations
 
 import logging
-import os
 from typing import TYPE_CHECKING
 
-from ..config import AnnotateConfig
-from .plan import SHARD_ENV, push_target
+from .plan import RunPlan
 
 if TYPE_CHECKING:
     from ...dataset.source import ResolvedSource
@@ -37,25 +35,22 @@ def complete_videos(source: ResolvedSource) -> list[str]:
             f"{source.revision} for the new root (a pull request, --create_pr=true, moves none)"]
 
 
-def publish(config: AnnotateConfig, result: AnnotateResult, source_revision: str | None) -> PushResult | str:
-    """Push `result.output_root` (one commit of what changed, v3.0 tag, card with provenance), or with --create_pr
-    open a pull request with its data and meta files, or in a shard job (`--push_staging_only`) push the staging
-    to `--push_branch` for `lerobot-keyframes merge`. The guard of `hub.push` runs first: the episodes this run
-    did not annotate (failed, or not asked) may not lose rows on the target (--allow_row_loss=true allows it).
+def publish(plan: RunPlan, result: AnnotateResult) -> PushResult | str:
+    """Push the plan's output root (one commit of what changed, v3.0 tag, card with provenance), or as a pull request
+    its data and meta files, or in a shard job push the staging to the shard's branch for `lerobot-keyframes merge`
+    (the marker records the run: `RunPlan.record`). The guard of `hub.push` runs first: the episodes this run did
+    not annotate (failed, or not asked) may not lose rows on the target (--allow_row_loss=true allows it).
 
     Returns the `PushResult` of the push, or in a shard job the commit of the staging push."""
-    target = push_target(config)
-    if config.push_staging_only:
-        from ...hub.jobs import RUN_ID_ENV
+    push = plan.push
+    if push is None:
+        raise ValueError("publish: the run has no push target (--push_to_hub=false)")
+    if push.mode == "shard_staging":
         from ...hub.merge import push_shard_staging
 
-        if not config.push_branch:
-            raise ValueError("--push_staging_only=true needs --push_branch=<branch>")
-        shard, _, num = os.environ.get(SHARD_ENV, "").partition("/")
         return push_shard_staging(
-            result.staging_dir, target, branch=config.push_branch, episodes=result.episodes,
-            run_id=os.environ.get(RUN_ID_ENV), shard=int(shard) if shard else None,
-            num_shards=int(num) if num else None, private=config.private,
+            plan.staging_dir, push.repo_id, branch=str(push.branch), episodes=result.episodes, run_id=push.run_id,
+            shard=push.shard, num_shards=push.num_shards, private=push.private, record=plan.record(),
         )
     from ...hub.push import push_dataset
 
@@ -63,8 +58,9 @@ def publish(config: AnnotateConfig, result: AnnotateResult, source_revision: str
     validation = result.validation
     provenance = {**result.provenance, "validator": validation.summary() if validation is not None else "skipped"}
     return push_dataset(
-        result.output_root, target, private=config.private, source_repo_id=config.repo_id,
-        allow_source_overwrite=config.allow_source_overwrite, provenance=provenance, source_revision=source_revision,
-        commit_message=config.push_commit_message, allow_row_loss=config.allow_row_loss, annotated=annotated,
-        create_pr=config.create_pr,
+        plan.output_root, push.repo_id, private=push.private, source_repo_id=push.source_repo_id,
+        allow_source_overwrite=push.allow_source_overwrite, provenance=provenance,
+        source_revision=plan.source.revision if plan.source is not None else None,
+        commit_message=push.commit_message, allow_row_loss=push.allow_row_loss, annotated=annotated,
+        create_pr=push.mode == "pull_request",
     )

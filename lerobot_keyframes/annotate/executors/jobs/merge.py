@@ -1,7 +1,8 @@
 """`lerobot-keyframes merge`: every shard job pushed its staging to a branch; write and push the dataset once.
 
 The shards' staged files are collected (and checked) by `hub.merge.collect_shards`; `run.merge.write_from_staging`
-writes them exactly as a single-machine run would; the dataset is pushed once and the shard branches deleted.
+writes them exactly as a single-machine run would, with the modules and writer settings the shards recorded in
+their markers; the dataset is pushed once and the shard branches deleted.
 """
 
 from __future__ import annotations
@@ -14,17 +15,14 @@ from typing import TYPE_CHECKING, Any
 from .... import __version__
 from ....dataset.layout import check_output_separate
 from ....dataset.source import resolve_source
-from ....hub.merge import ShardSource, delete_shard_branches, merge_shards
+from ....hub.merge import ShardSource, collect_shards, delete_shard_branches
 from ....hub.push import push_dataset
-from ...config import AnnotateConfig
-from ...run.merge import write_from_staging
+from ...run.merge import agreed_record, merge_plan, write_from_staging
 from ...run.publish import complete_videos
 from .status import ShardedRun
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
-
-    from ....language import ValidationReport
 
 logger = logging.getLogger(__name__)
 
@@ -79,28 +77,27 @@ def run_merge(config: MergeConfig, *, api: HfApi | None = None, token: str | Non
     source = resolve_source(source_repo)
     out = Path(config.out).absolute()
     check_output_separate(source.root, out)  # before any shard is downloaded
-    annotate_config = AnnotateConfig(repo_id=source_repo, out=out, skip_validation=config.skip_validation)
     notes: list[str] = []
     provenance = {"package": "lerobot_keyframes", "package_version": __version__, "merged_shards": len(shards),
                   "run_id": run.run_id if run else None, "source": source_repo,
                   "source_repo_id": source_repo, "source_revision": source.revision}
-
-    def write(staging_dir: Path, episodes: list[int]) -> ValidationReport:
-        provenance["episodes"] = len(episodes)
-        if not (config.push_to_hub and config.create_pr):  # a new root: every video, whole (a pull request: none)
-            notes.extend(complete_videos(source))
-        return write_from_staging(source.root, out, staging_dir, episodes, annotate_config, provenance)
-
-    merged = merge_shards(work_repo, shards, write=write, work_dir=out.with_name(out.name + ".shards"),
-                          token=token, api=api, require_complete=config.require_complete)
-    report = merged.written
-    outcome: dict[str, Any] = {"out": str(out), "episodes": merged.collected.episodes, "validation": report,
+    collected = collect_shards(work_repo, shards, work_dir=out.with_name(out.name + ".shards"), token=token, api=api,
+                               require_complete=config.require_complete)
+    logger.info("merging %d episodes from %d shards (%d files)", len(collected.episodes), len(collected.by_shard),
+                collected.files)
+    # the modules the shards ran (a user's own too) and their writer settings, from the shards' markers
+    plan = merge_plan(source, out, agreed_record(collected.runs), skip_validation=config.skip_validation)
+    provenance["episodes"] = len(collected.episodes)
+    if not (config.push_to_hub and config.create_pr):  # a new root: every video, whole (a pull request: none)
+        notes.extend(complete_videos(source))
+    report = write_from_staging(plan, collected.staging_dir, collected.episodes, provenance)
+    outcome: dict[str, Any] = {"out": str(out), "episodes": collected.episodes, "validation": report,
                                "notes": notes}
     if config.push_to_hub and report.ok:
         provenance["validator"] = report.summary()
         outcome["push"] = push_dataset(out, target, private=config.private, source_repo_id=source_repo,
                                        provenance=provenance, source_revision=source.revision, token=token, api=api,
-                                       annotated=merged.collected.episodes, allow_row_loss=config.allow_row_loss,
+                                       annotated=collected.episodes, allow_row_loss=config.allow_row_loss,
                                        create_pr=config.create_pr)
         # pushed once: the shard branches have served their purpose
         delete_shard_branches(work_repo, [s.branch for s in shards], token=token, api=api)
