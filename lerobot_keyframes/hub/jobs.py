@@ -68,16 +68,8 @@ def job_stage(info: JobInfo) -> JobStage | None:
 
 
 def inspect_stage(job_id: str, namespace: str, api: HfApi | None = None, token: str | None = None) -> JobStage | None:
-    """The job's current stage (RUNNING, COMPLETED, ERROR, ...) from the Hub.
-
-    Args:
-        job_id (`str`), namespace (`str`):
-            The job, and the user or org that owns it.
-        api (`HfApi`, *optional*):
-            The client (default: `HfApi(token=token)`).
-        token (`str`, *optional*):
-            The Hugging Face token.
-    """
+    """The current stage (RUNNING, COMPLETED, ERROR, ...) of job `job_id` of `namespace` (its user or org), from the
+    Hub; `api` defaults to `HfApi(token=token)`."""
     api = get_api(api, token)
     with hub_errors("inspecting the job", token=token):
         info = api.inspect_job(job_id=job_id, namespace=namespace, token=token)
@@ -86,18 +78,8 @@ def inspect_stage(job_id: str, namespace: str, api: HfApi | None = None, token: 
 
 def stream_logs(job_id: str, namespace: str, api: HfApi | None = None, *, token: str | None = None,
                 print_fn: Callable[[str], None] = print) -> None:
-    """Print the job's log lines as they come, until the job ends.
-
-    Args:
-        job_id (`str`), namespace (`str`):
-            The job, and the user or org that owns it.
-        api (`HfApi`, *optional*):
-            The client (default: `HfApi(token=token)`).
-        token (`str`, *optional*):
-            The Hugging Face token.
-        print_fn (`Callable[[str], None]`, *optional*):
-            Where each log line goes.
-    """
+    """Each log line of job `job_id` of `namespace` to `print_fn` as it comes, until the job ends; `api` defaults to
+    `HfApi(token=token)`."""
     api = get_api(api, token)
     with hub_errors("following the job logs", token=token):
         for line in api.fetch_job_logs(job_id=job_id, namespace=namespace, follow=True, token=token):

@@ -179,39 +179,28 @@ def run_annotation_ray(
     use it too when the filesystem is shared, otherwise their staged modules come back to the driver.
     """
     import_ray()
+    given = {"address": address, "num_vlm_actors": num_vlm_actors, "num_gpus_per_actor": num_gpus_per_actor,
+             "cpu_workers": cpu_workers, "num_cpus_per_actor": num_cpus_per_actor}
+    config = dataclasses.replace(config, ray=dataclasses.replace(
+        config.ray, **{k: v for k, v in given.items() if v is not None}))
     started = time.perf_counter()
     run = prepare_run(config, vlm_config, check_backend=vlm_factory is None)
     try:
-        return run_prepared_on_ray(run, vlm_config, started, address=address, num_vlm_actors=num_vlm_actors,
-                                   num_gpus_per_actor=num_gpus_per_actor, cpu_workers=cpu_workers,
-                                   num_cpus_per_actor=num_cpus_per_actor, vlm_factory=vlm_factory)
+        return run_prepared_on_ray(run, vlm_config, started, vlm_factory=vlm_factory)
     finally:
         if run.lock is not None:
             run.lock.release()  # also when the run raised
 
 
-def run_prepared_on_ray(
-    run: PreparedRun,
-    vlm_config: VlmConfig,
-    started: float,
-    *,
-    address: str | None = None,
-    num_vlm_actors: int | None = None,
-    num_gpus_per_actor: float | None = None,
-    cpu_workers: int | None = None,
-    num_cpus_per_actor: float | None = None,
-    vlm_factory: Callable[[], VlmBackend] | None = None,
-) -> AnnotateResult:
-    """The episodes of a prepared run (`run.prepare.prepare_run`) on Ray Data, then the run's one write
-    (`run.finish.finish_run`); the caller releases the run's lock. Arguments as `run_annotation_ray`."""
+def run_prepared_on_ray(run: PreparedRun, vlm_config: VlmConfig, started: float, *,
+                        vlm_factory: Callable[[], VlmBackend] | None = None) -> AnnotateResult:
+    """The episodes of a prepared run (`run.prepare.prepare_run`) on Ray Data, with the cluster of its
+    `config.ray`, then the run's one write (`run.finish.finish_run`); the caller releases the run's lock."""
     ray = import_ray()
     plan = run.plan
     rc = plan.config.ray
-    address = address if address is not None else rc.address
-    num_vlm_actors = max(1, num_vlm_actors if num_vlm_actors is not None else rc.num_vlm_actors)
-    num_gpus_per_actor = num_gpus_per_actor if num_gpus_per_actor is not None else rc.num_gpus_per_actor
-    cpu_workers = max(1, cpu_workers if cpu_workers is not None else rc.cpu_workers)
-    num_cpus_per_actor = num_cpus_per_actor if num_cpus_per_actor is not None else rc.num_cpus_per_actor
+    address, num_gpus_per_actor, num_cpus_per_actor = rc.address, rc.num_gpus_per_actor, rc.num_cpus_per_actor
+    num_vlm_actors, cpu_workers = max(1, rc.num_vlm_actors), max(1, rc.cpu_workers)
 
     staging, result = run.staging, run.result
     current = plan.current_keys
