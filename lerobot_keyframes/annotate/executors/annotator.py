@@ -9,8 +9,9 @@
 Each call annotates the episodes of its batch concurrently (an in-process engine gets them as batches),
 staging every module so a re-run resumes, and returns each episode's language rows as typed columns.
 With `with_rank=True` and `num_proc=N` each worker loads its own model on `cuda:<rank % GPUs>`, the
-way the datasets docs run multi-GPU inference. The object pickles as its configuration: engines,
-decoders and HTTP clients are built lazily in the process that runs it.
+way the datasets docs run multi-GPU inference. Where it stages and under which keys is the run's plan
+(`run.plan.RunPlan`), the one `run_annotation` and `write_annotations` make. The object pickles as its
+configuration and plan: engines, decoders and HTTP clients are built lazily in the process that runs it.
 """
 
 from __future__ import annotations
