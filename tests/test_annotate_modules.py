@@ -24,8 +24,8 @@ from lerobot_keyframes.annotate import (
     PlanConfig,
     QualityConfig,
     VqaConfig,
+    run_annotation,
 )
-from lerobot_keyframes.annotate.pipeline import run_annotation
 from lerobot_keyframes.language import LanguageRow, read_dataset_annotations
 from lerobot_keyframes.testing.fake_openai import FakeOpenAIServer
 from lerobot_keyframes.testing.scripted import ScriptedBackend, plausible_answers, prompt_text
@@ -231,8 +231,8 @@ def test_an_installed_module_is_found_by_its_entry_point_name(tmp_path: Path) ->
 def test_builtin_staging_keys_are_those_of_the_release_before_the_module_interface() -> None:
     """The keys as the previous release computed them, module by module: its staging directories resume."""
     from lerobot_keyframes.annotate.config import MotionConfig, config_hash
-    from lerobot_keyframes.annotate.keys import model_identity, module_keys, source_identity
     from lerobot_keyframes.annotate.modules.prompting import load_prompt
+    from lerobot_keyframes.annotate.run.keys import model_identity, module_keys, source_identity
 
     def hashes(*names: str) -> dict[str, str]:
         return {n: load_prompt(n).sha for n in names}
@@ -309,23 +309,23 @@ def test_the_readme_module_runs_as_written(tmp_path: Path) -> None:
 
 
 def test_ray_stages_run_a_module_of_ones_own_like_the_local_engine(sample_root: Path, tmp_path: Path) -> None:
-    """The Ray engine's two stages (called in-process, with the config as an actor unpickles it): the CPU stage
+    """The Ray engine's two stages (called in-process, with the plan as an actor unpickles it): the CPU stage
     prefetches what the modules declare up front, the VLM stage runs a module of one's own and stages it exactly
     as the local engine does."""
     import pickle
 
-    from lerobot_keyframes.annotate.keys import module_keys
-    from lerobot_keyframes.annotate.pipeline import prepare_run
-    from lerobot_keyframes.annotate.ray_engine import AnnotateEpisodes, decode_batch
+    from lerobot_keyframes.annotate.executors.ray import AnnotateEpisodes, decode_batch
+    from lerobot_keyframes.annotate.run.prepare import prepare_run
 
     config = _config(sample_root, tmp_path / "out", module_configs={"reasoning": ReasoningConfig(frames_per_subtask=1)})
     shipped = pickle.loads(pickle.dumps(config))  # by name: `reasoning_module:ReasoningModule` and its config
     assert shipped == config and shipped.modules == (SPEC,)
-    run = prepare_run(shipped)
+    run = prepare_run(shipped, VLM, check_backend=False)
     try:
-        decoded = decode_batch({"episode": [pickle.dumps(r) for r in run.rows]}, shipped, VLM)
-        stage = AnnotateEpisodes(shipped, VLM, module_keys(shipped, VLM), str(run.staging.dir),
-                                 lambda: ScriptedBackend(plausible_answers))
+        plan = pickle.loads(pickle.dumps(run.plan))  # as an actor unpickles it: its modules rebuilt from the config
+        assert plan.modules.enabled_names == ["plan", "interjections", "reasoning"] and plan.keys == run.plan.keys
+        decoded = decode_batch({"episode": [pickle.dumps(r) for r in run.rows]}, plan, VLM)
+        stage = AnnotateEpisodes(plan, VLM, lambda: ScriptedBackend(plausible_answers))
         outcomes = [pickle.loads(b) for b in stage(decoded)["outcome"]]
     finally:
         run.lock.release()

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from lerobot_keyframes.annotate.config import AnnotateConfig, PlanConfig, config_hash
-from lerobot_keyframes.annotate.staging import Staging
+from lerobot_keyframes.annotate.run.staging import Staging
 from lerobot_keyframes.language.rows import LanguageRow, speech_atom
 
 

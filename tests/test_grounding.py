@@ -222,6 +222,7 @@ def _truth_responder(truth: dict[str, Any], shift_s: float):
 
 @pytest.mark.parametrize("snap", [True, False])
 def test_the_pipeline_snaps_model_boundaries_onto_the_signal(grounded_root: Path, tmp_path: Path, snap: bool):
+    from lerobot_keyframes.annotate import run_annotation
     from lerobot_keyframes.annotate.config import (
         AnnotateConfig,
         InterjectionsConfig,
@@ -229,8 +230,7 @@ def test_the_pipeline_snaps_model_boundaries_onto_the_signal(grounded_root: Path
         QualityConfig,
         VqaConfig,
     )
-    from lerobot_keyframes.annotate.pipeline import run_annotation
-    from lerobot_keyframes.annotate.staging import Staging
+    from lerobot_keyframes.annotate.run.staging import Staging
     from lerobot_keyframes.testing.scripted import ScriptedBackend
     from lerobot_keyframes.vlm.config import VlmConfig
 

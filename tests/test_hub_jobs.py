@@ -11,11 +11,7 @@ from typing import Any
 import pytest
 from huggingface_hub import HfApi, JobInfo
 
-from lerobot_keyframes.annotate.staging import Staging
-from lerobot_keyframes.cli import main as cli_main
-from lerobot_keyframes.dataset import load_episodes
-from lerobot_keyframes.hub.errors import HubError
-from lerobot_keyframes.hub.jobs import (
+from lerobot_keyframes.annotate.executors.jobs import (
     BOOTSTRAP,
     PACKAGE_ENV,
     RUN_ID_ENV,
@@ -31,6 +27,10 @@ from lerobot_keyframes.hub.jobs import (
     submit_annotation_job,
     submit_sharded_annotation,
 )
+from lerobot_keyframes.annotate.run.staging import Staging
+from lerobot_keyframes.cli import main as cli_main
+from lerobot_keyframes.dataset import load_episodes
+from lerobot_keyframes.hub.errors import HubError
 from lerobot_keyframes.hub.merge import push_shard_staging
 from lerobot_keyframes.hub.push import push_dataset
 from lerobot_keyframes.testing.local_hub import LocalHub

@@ -1,9 +1,10 @@
 """Annotation: the modules (one interface and registry in `modules/`: plan, interjections, vqa, motion, and your
-own), the step that runs them over episodes (`engine`, `Annotator`), staging and the resumable pipeline."""
+own), the step that runs them over episodes (`engine`), the run around it (`run/`: paths, preflight, staging and
+keys, the writer, publish) and its executors (`executors/`: the `datasets.map` `Annotator`, the local run, Ray,
+HF Jobs shards)."""
 
 from __future__ import annotations
 
-from .annotator import Annotator
 from .config import (
     AnnotateConfig,
     ExecutorConfig,
@@ -15,9 +16,12 @@ from .config import (
     VqaConfig,
 )
 from .context import AnnotationError, EpisodeContext, EpisodeView
+from .executors.annotator import Annotator
+from .executors.local import run_annotation, write_annotations
+from .executors.ray import run_annotation_ray
 from .keyframes import AnnotationKeyframes
 from .modules import Module, ModuleError, ModuleOutput, Prompt
-from .pipeline import AnnotateResult, run_annotation, write_annotations
+from .run.result import AnnotateResult
 
 __all__ = [
     "AnnotateConfig",
@@ -39,5 +43,6 @@ __all__ = [
     "RayConfig",
     "VqaConfig",
     "run_annotation",
+    "run_annotation_ray",
     "write_annotations",
 ]

@@ -25,8 +25,10 @@ from .config import AnnotateConfig
 from .context import AnnotationError, CallStats, EpisodeContext
 from .frame_store import EpisodeFrames, FrameStats
 from .modules.base import SPEECH, Module, ModuleOutput
-from .modules.registry import RunModules, load_modules, run_modules
-from .staging import StagedModule, Staging
+from .modules.registry import RunModules, run_modules
+from .run.output import assemble_rows
+from .run.plan import RunPlan
+from .run.staging import StagedModule, Staging
 
 if TYPE_CHECKING:
     from ..frames import FrameProvider
@@ -62,22 +64,6 @@ def episodes_in_flight(config: AnnotateConfig, vlm: VlmBackend | None) -> int:
         return max(8, min(IN_PROCESS_MAX_EPISODES, 2 * int(max_batch)))
     concurrency = getattr(getattr(vlm, "config", None), "client_concurrency", None)
     return max(8, int(concurrency or 8))
-
-
-def assemble_rows(staged: Mapping[str, Sequence[LanguageRow | Mapping[str, Any]]],
-                  modules: Sequence[Module] | None = None) -> list[LanguageRow]:
-    """The episode's rows from its staged modules, in run order (`modules`: the registered ones; default the
-    built-in ones). A module's anchored rows win over other modules' rows of that style at the same time
-    (an interjection's plan row replaces the plan module's row there: one plan per frame, never two)."""
-    registered = list(modules if modules is not None else load_modules())
-    names = [m.name for m in registered]
-    order = [n for n in names if n in staged] + sorted(set(staged) - set(names))
-    rows = {name: [as_row(r) for r in staged[name]] for name in order}
-    anchored: dict[tuple[str | None, float], str] = {}  # (style, time) -> the module whose row it is
-    for m in registered:
-        for style in m.anchored:
-            anchored.update({(r.style, r.timestamp): m.name for r in rows.get(m.name, ()) if r.style == style})
-    return [r for name in order for r in rows[name] if anchored.get((r.style, r.timestamp), name) == name]
 
 
 def checked_rows(module: Module, out: Sequence[LanguageRow | Mapping[str, Any]] | ModuleOutput,
@@ -175,16 +161,16 @@ async def annotate_episode(ctx: EpisodeContext, staging: Staging, keys: dict[str
 async def annotate_rows(
     rows: Sequence[dict[str, Any]],
     *,
-    config: AnnotateConfig,
+    plan: RunPlan,
     vlm: VlmBackend | None,
     provider: FrameProvider,
-    keys: dict[str, str],
     staging: Staging,
     model_family: str,
     on_done: Callable[[EpisodeOutcome], None] | None = None,
     on_step: Callable[[int, str], None] | None = None,
 ) -> list[EpisodeOutcome]:
-    """Annotate episode rows concurrently (episodes in flight bounded); one outcome per row, in order.
+    """Annotate episode rows concurrently (episodes in flight bounded); one outcome per row, in order, staged
+under the plan's keys (its modules, in run order).
 
     A row's keyframe columns (`AnnotationKeyframes`) are used as its frames; anything else is decoded
     through `provider`. With `on_error="skip"` a failed episode is reported in its outcome and the
@@ -192,7 +178,7 @@ async def annotate_rows(
     modules' questions (None only when no enabled module asks the model). `on_step(episode, module)` is
     called as each module of each episode is staged or reused, `on_done(outcome)` as each episode ends.
     """
-    modules = run_modules(config)
+    config, keys, modules = plan.config, plan.keys, plan.modules
     in_flight = episodes_in_flight(config, vlm)
     episodes = asyncio.Semaphore(in_flight)
     requests = asyncio.Semaphore(max(config.executor.max_requests_in_flight, in_flight))

@@ -21,7 +21,7 @@ from .logs import logger, warn_once
 from .preflight import preflight
 
 if TYPE_CHECKING:
-    from ..hub.jobs import JobConfig
+    from ..annotate.executors.jobs import JobConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -73,8 +73,8 @@ def add_module_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> No
 
 
 def add_job_flags(parser: argparse.ArgumentParser) -> None:
-    """Add the `--job.*` flags (one per `hub.jobs.JobConfig` field) to an argparse parser."""
-    from ..hub.jobs import JobConfig
+    """Add the `--job.*` flags (one per `annotate.executors.jobs.JobConfig` field) to an argparse parser."""
+    from ..annotate.executors.jobs import JobConfig
 
     add_dataclass_flags(parser, "job", JobConfig)
 
@@ -86,7 +86,7 @@ def job_config_from_args(args: argparse.Namespace) -> JobConfig | None:
         args (`argparse.Namespace`):
             Parsed flags of a parser that `add_job_flags` extended.
     """
-    from ..hub.jobs import JobConfig
+    from ..annotate.executors.jobs import JobConfig
 
     if not any(hasattr(args, f"job.{f.name}") for f in dataclasses.fields(JobConfig)):
         return None
@@ -142,7 +142,7 @@ def _lerobot_serving(args: argparse.Namespace, vlm: VlmConfig) -> VlmConfig:
 
 def _run_annotate(args: argparse.Namespace) -> int:
     from ..annotate.config import unapplied_settings
-    from ..hub.jobs import strip_job_flags, submit_annotation_job, submit_sharded_annotation
+    from ..annotate.executors.jobs import strip_job_flags, submit_annotation_job, submit_sharded_annotation
     from ..vlm.config import unapplied_vlm_settings
 
     config, vlm = annotate_configs_from_args(args)
@@ -155,7 +155,7 @@ def _run_annotate(args: argparse.Namespace) -> int:
         warn_once(message)
     job = job_config_from_args(args)
     if job is not None or args.shards:
-        from ..hub.jobs import JobConfig
+        from ..annotate.executors.jobs import JobConfig
 
         job = dataclasses.replace(job or JobConfig(), shards=args.shards or (job.shards if job else 1))
         annotate_argv = strip_job_flags(args.argv[args.argv.index("annotate") + 1 :])
@@ -165,7 +165,7 @@ def _run_annotate(args: argparse.Namespace) -> int:
             submit_annotation_job(job, annotate_argv)
         return 0
     preflight(config, vlm)
-    from ..annotate.pipeline import run_annotation
+    from ..annotate import run_annotation
 
     result = run_annotation(config, vlm)
     print(result.summary())

@@ -12,13 +12,14 @@ Runs whose result would be thrown away (no `--push_to_hub=true`) and runs that n
 
 Sharding (`--shards N`): episodes are split into N shards balanced by frame count (longest-first greedy).
 Shard i runs `annotate --only_episodes=<its episodes> --push_branch=<branch> --push_staging_only=true`
-and pushes its staging (see merge.py) to its own branch of the work repo; `resubmit_failed_shards` submits
+and pushes its staging (`hub.merge.push_shard_staging`) to its own branch of the work repo; `resubmit_failed_shards` submits
 again only the shards whose branch has no completion marker and whose job is not running.
 
 Modules, in the order a run uses them: `config` (JobConfig and its option sets), `args` (the annotate argv
 and its checks), `package` (what a job installs), `spec` (the exact job spec), `submit` (one job, or N
-shard jobs), `shards` (frame-balanced planning), `status` (job and run records, logs, finished branches),
-`resubmit` (the shards that did not finish).
+shard jobs), `shards` (frame-balanced planning), `status` (job and run records, logs), `resubmit` (the shards
+that did not finish), `merge` (`lerobot-keyframes merge`: the shards' staging written and pushed once).
+HF Jobs itself (flavors, stages, the calls that read a job back) is `hub.jobs`; the shard branches `hub.merge`.
 """
 
 from __future__ import annotations
@@ -47,19 +48,20 @@ from .config import (
     known_flavors,
     parse_timeout,
 )
+from .merge import MergeConfig, run_merge, shard_sources
 from .package import job_package, package_requirement, with_package
 from .resubmit import resubmit_failed_shards
 from .shards import Shard, episode_lengths, plan_shards, shard_branch
 from .spec import BOOTSTRAP, JobSpec, build_job_spec
-from .status import JobHandle, ShardedRun, follow_logs, shard_complete
+from .status import JobHandle, RunFileError, ShardedRun, follow_logs
 from .submit import submit_annotation_job, submit_sharded_annotation
 
 __all__ = [
     "BOOTSTRAP", "DEFAULT_IMAGE", "DEFAULT_PACKAGE", "EPISODES_FLAG", "PACKAGE_ENV", "PUSH_BRANCH_FLAG",
     "RUN_ID_ENV", "SHARD_ENV", "STAGING_ONLY_FLAG", "TERMINAL_STAGES", "Flavor", "JobConfig", "JobHandle",
-    "JobRepos", "JobSpec", "JobStage", "Runner", "Shard", "ShardedRun", "build_job_spec",
-    "check_annotate_args", "episode_lengths", "flag_values", "follow_logs", "job_package",
-    "known_flavors", "package_requirement", "parse_timeout", "plan_shards", "resubmit_failed_shards",
-    "shard_branch", "shard_complete", "strip_job_flags", "submit_annotation_job", "submit_sharded_annotation",
+    "JobRepos", "JobSpec", "JobStage", "MergeConfig", "RunFileError", "Runner", "Shard", "ShardedRun",
+    "build_job_spec", "check_annotate_args", "episode_lengths", "flag_values", "follow_logs", "job_package",
+    "known_flavors", "package_requirement", "parse_timeout", "plan_shards", "resubmit_failed_shards", "run_merge",
+    "shard_branch", "shard_sources", "strip_job_flags", "submit_annotation_job", "submit_sharded_annotation",
     "with_package", "without_flags",
 ]

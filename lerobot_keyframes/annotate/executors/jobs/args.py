@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
-from .._api import REPO_TYPE, get_api
-from ..errors import TOKEN_PATTERN, HubError, hub_errors
+from ....hub._api import REPO_TYPE, get_api
+from ....hub.errors import TOKEN_PATTERN, HubError, hub_errors
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi

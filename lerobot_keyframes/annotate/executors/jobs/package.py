@@ -18,7 +18,7 @@ def job_package() -> tuple[str, str | None]:
     site-packages otherwise: this version from PyPI. Running from a source tree (editable install,
     checkout on `sys.path`): the same version from PyPI, with a warning, since a job cannot reach this
     machine's files."""
-    return package_requirement(_direct_url(), Path(__file__).resolve().parents[2])
+    return package_requirement(_direct_url(), Path(__file__).resolve().parents[3])
 
 
 def package_requirement(direct: Mapping[str, Any] | None, location: Path) -> tuple[str, str | None]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import TOKEN_PATTERN, HubError
+from ....hub.errors import TOKEN_PATTERN, HubError
 from .args import EPISODES_FLAG, PUSH_BRANCH_FLAG, STAGING_ONLY_FLAG, JobRepos, flag_values, without_flags
 from .config import PACKAGE_ENV, RUN_ID_ENV, SHARD_ENV, JobConfig, Runner
 from .package import with_package

@@ -9,14 +9,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._api import get_api
-from ..errors import HubError, hub_errors
+from ....hub._api import get_api
+from ....hub.errors import HubError, hub_errors
+from ....hub.jobs import JobStage, job_stage
 from .args import EPISODES_FLAG, check_annotate_args, flag_values, last_value, without_flags
-from .config import JobConfig, JobStage
+from .config import JobConfig
 from .package import with_package
 from .shards import Shard, episode_lengths, plan_shards, shard_branch
 from .spec import JobSpec, build_job_spec, format_dry_run
-from .status import JobHandle, ShardedRun, follow_logs, job_stage
+from .status import JobHandle, ShardedRun, follow_logs
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi, JobInfo

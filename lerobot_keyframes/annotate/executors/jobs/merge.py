@@ -1,8 +1,8 @@
-"""Merge a sharded run: every shard job pushed its staging to a branch; write and push the dataset once.
+"""`lerobot-keyframes merge`: every shard job pushed its staging to a branch; write and push the dataset once.
 
-The shards' staged files are collected (and checked) by `hub.merge.collect_shards`; here they become
-the annotated dataset exactly as a single-machine run would write it: same assembly, same validator,
-same writer, one push.
+The shards' staged files are collected (and checked) by `hub.merge.collect_shards`; `run.merge.write_from_staging`
+writes them exactly as a single-machine run would, with the modules and writer settings the shards recorded in
+their markers; the dataset is pushed once and the shard branches deleted.
 """
 
 from __future__ import annotations
@@ -12,16 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__
-from .config import AnnotateConfig
-from .pipeline import assemble_rows
-from .publish import complete_videos
-from .staging import Staging
+from .... import __version__
+from ....dataset.layout import check_output_separate
+from ....dataset.source import resolve_source
+from ....hub.merge import ShardSource, collect_shards, delete_shard_branches
+from ....hub.push import push_dataset
+from ...run.merge import agreed_record, merge_plan, write_from_staging
+from ...run.publish import complete_videos
+from .status import ShardedRun
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
-
-    from ..language import ValidationReport
 
 logger = logging.getLogger(__name__)
 
@@ -44,41 +45,10 @@ class MergeConfig:
     skip_validation: bool = False  # write despite validation errors, except structural ones
 
 
-def check_one_key_per_module(staging: Staging, episodes: list[int]) -> None:
-    """Refuse shards whose staging of one module was made under different keys (another config, model, prompts
-    or source): one dataset, one provenance."""
-    from collections import defaultdict
-
-    seen: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for e in episodes:
-        for module in staging.rows(e):  # every module the shards staged, a user's own included
-            staged = staging.read(e, module)
-            if staged is not None:
-                seen[module][staged.key].append(e)
-    for module, by_key in seen.items():
-        if len(by_key) > 1:
-            groups = sorted(by_key.items(), key=lambda kv: -len(kv[1]))
-            detail = "; ".join(f"key {k}: episodes {eps[:10]}" for k, eps in groups[:3])
-            raise ValueError(
-                f"the shards staged module {module!r} under {len(by_key)} different keys (another config, model, "
-                f"prompts or source): {detail}. Re-run the odd shards with the same flags; nothing was written."
-            )
-
-
-def write_from_staging(
-    source_root: Path, out: Path, staging_dir: Path, episodes: list[int], config: AnnotateConfig,
-    provenance: dict[str, Any],
-) -> ValidationReport:
-    """Assemble and write the staged rows of `episodes` (validated, existing rows of other styles kept);
-    returns the validation report."""
-    from .output import write_run
-
-    staging = Staging(staging_dir)
-    check_one_key_per_module(staging, episodes)
-    per_episode = {e: assemble_rows(staging.rows(e)) for e in episodes}
-    report, _, written = write_run(source_root, out, per_episode, config, provenance)
-    provenance.update(written)
-    return report
+def shard_sources(run: ShardedRun) -> list[ShardSource]:
+    """`ShardSource`s of a `ShardedRun` (branch and planned episodes of each shard)."""
+    return [ShardSource(branch=h.branch, episodes=tuple(h.episodes) if h.episodes is not None else None)
+            for h in run.shards if h.branch]
 
 
 def run_merge(config: MergeConfig, *, api: HfApi | None = None, token: str | None = None) -> dict[str, Any]:
@@ -93,11 +63,6 @@ def run_merge(config: MergeConfig, *, api: HfApi | None = None, token: str | Non
         `{"out": root, "episodes": [...], "validation": ValidationReport}` plus `"push"` (a `PushResult`)
         when pushed.
     """
-    from ..dataset.source import resolve_source
-    from ..hub.jobs import ShardedRun
-    from ..hub.merge import ShardSource, merge_shards, shard_sources
-    from ..hub.push import push_dataset
-
     run = ShardedRun.load(config.run_file) if config.run_file else None
     source_repo = config.repo_id or (run.source_repo_id if run else None)
     target = config.new_repo_id or (run.target_repo_id if run else None)
@@ -111,34 +76,29 @@ def run_merge(config: MergeConfig, *, api: HfApi | None = None, token: str | Non
         raise ValueError("merge --push_to_hub=true needs --new_repo_id (the final dataset)")
     source = resolve_source(source_repo)
     out = Path(config.out).absolute()
-    from ..dataset.layout import check_output_separate
-
     check_output_separate(source.root, out)  # before any shard is downloaded
-    annotate_config = AnnotateConfig(repo_id=source_repo, out=out, skip_validation=config.skip_validation)
     notes: list[str] = []
     provenance = {"package": "lerobot_keyframes", "package_version": __version__, "merged_shards": len(shards),
                   "run_id": run.run_id if run else None, "source": source_repo,
                   "source_repo_id": source_repo, "source_revision": source.revision}
-
-    def write(staging_dir: Path, episodes: list[int]) -> ValidationReport:
-        provenance["episodes"] = len(episodes)
-        if not (config.push_to_hub and config.create_pr):  # a new root: every video, whole (a pull request: none)
-            notes.extend(complete_videos(source))
-        return write_from_staging(source.root, out, staging_dir, episodes, annotate_config, provenance)
-
-    merged = merge_shards(work_repo, shards, write=write, work_dir=out.with_name(out.name + ".shards"),
-                          token=token, api=api, require_complete=config.require_complete)
-    report = merged.written
-    outcome: dict[str, Any] = {"out": str(out), "episodes": merged.collected.episodes, "validation": report,
+    collected = collect_shards(work_repo, shards, work_dir=out.with_name(out.name + ".shards"), token=token, api=api,
+                               require_complete=config.require_complete)
+    logger.info("merging %d episodes from %d shards (%d files)", len(collected.episodes), len(collected.by_shard),
+                collected.files)
+    # the modules the shards ran (a user's own too) and their writer settings, from the shards' markers
+    plan = merge_plan(source, out, agreed_record(collected.runs), skip_validation=config.skip_validation)
+    provenance["episodes"] = len(collected.episodes)
+    if not (config.push_to_hub and config.create_pr):  # a new root: every video, whole (a pull request: none)
+        notes.extend(complete_videos(source))
+    report = write_from_staging(plan, collected.staging_dir, collected.episodes, provenance)
+    outcome: dict[str, Any] = {"out": str(out), "episodes": collected.episodes, "validation": report,
                                "notes": notes}
     if config.push_to_hub and report.ok:
         provenance["validator"] = report.summary()
         outcome["push"] = push_dataset(out, target, private=config.private, source_repo_id=source_repo,
                                        provenance=provenance, source_revision=source.revision, token=token, api=api,
-                                       annotated=merged.collected.episodes, allow_row_loss=config.allow_row_loss,
+                                       annotated=collected.episodes, allow_row_loss=config.allow_row_loss,
                                        create_pr=config.create_pr)
-        from ..hub.merge import delete_shard_branches
-
         # pushed once: the shard branches have served their purpose
         delete_shard_branches(work_repo, [s.branch for s in shards], token=token, api=api)
     return outcome

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import AnnotateConfig, config_hash
-from .modules.base import KeyInputs
-from .modules.registry import run_modules
+from ..config import AnnotateConfig, config_hash
+from ..modules.base import KeyInputs
+from ..modules.registry import run_modules
 
 if TYPE_CHECKING:
-    from ..vlm.config import VlmConfig
+    from ...vlm.config import VlmConfig
 
 
 def model_identity(vlm_config: VlmConfig | None) -> dict[str, Any]:
@@ -52,11 +52,13 @@ def source_identity(config: AnnotateConfig) -> str:
     return f"hub:{config.repo_id}"
 
 
-def module_keys(config: AnnotateConfig, vlm_config: VlmConfig | None) -> dict[str, str]:
+def module_keys(config: AnnotateConfig, vlm_config: VlmConfig | None, source: str | None = None) -> dict[str, str]:
     """Staging keys of every registered module, in run order: module config + model identity + prompts + seed +
-    source; a module that requires or uses others includes their keys instead of the source."""
+    source (`source_identity(config)` unless given); a module that requires or uses others includes their keys
+    instead of the source. A run computes them once, in its plan (`plan.plan_run`)."""
     modules = run_modules(config)
-    identity, source = model_identity(vlm_config), source_identity(config)
+    identity = model_identity(vlm_config)
+    source = source_identity(config) if source is None else source
     keys: dict[str, str] = {}
     for m in modules.all:
         upstream = tuple(keys[name] for name in (*m.requires, *m.uses))
@@ -67,7 +69,7 @@ def module_keys(config: AnnotateConfig, vlm_config: VlmConfig | None) -> dict[st
 def _video_identity(root: str | Path, rel: str) -> dict[str, Any]:
     """A video of a Hub snapshot is its commit (streamed or downloaded, the same bytes); a local one its size and
     modification time."""
-    from ..dataset.remote import snapshot_commit
+    from ...dataset.remote import snapshot_commit
 
     commit = snapshot_commit(root)
     return {"commit": commit} if commit is not None else _file_identity(Path(root) / rel)

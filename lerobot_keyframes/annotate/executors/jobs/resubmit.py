@@ -7,11 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._api import get_api
-from ..errors import HubError
+from ....hub._api import get_api
+from ....hub.errors import HubError
+from ....hub.merge import shard_complete
 from .config import TERMINAL_STAGES, JobConfig
 from .shards import Shard
-from .status import ShardedRun, shard_complete
+from .status import ShardedRun
 from .submit import shard_args, submit_annotation_job
 
 if TYPE_CHECKING:

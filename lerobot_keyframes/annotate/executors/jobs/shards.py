@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._api import REPO_TYPE, get_api
-from ..errors import HubError, hub_errors
+from ....hub._api import REPO_TYPE, get_api
+from ....hub.errors import HubError, hub_errors
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -82,7 +82,7 @@ def episode_lengths(repo_id: str, *, revision: str | None = None, api: HfApi | N
     """
     import pyarrow.parquet as pq
 
-    from ...dataset.source import resolve_revision
+    from ....dataset.source import resolve_revision
 
     api = get_api(api, token)
     with hub_errors("reading the episode lengths", repo_id=repo_id, revision=revision, token=token):

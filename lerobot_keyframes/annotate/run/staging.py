@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..language.rows import LanguageRow, as_row
-from ..utils.files import atomic_write_text
+from ...language.rows import LanguageRow, as_row
+from ...utils.files import atomic_write_text
 
 STAGING_VERSION = 1
 INPUTS_FILE = "_inputs.json"  # episode -> inputs key of the run that opened this staging (for Ray actors)
@@ -261,6 +261,6 @@ def _lock_file(path: Path, record: str, fcntl: Any) -> Any:
 
 
 def _crash_point(name: str) -> None:
-    from ..language.writer import crash_point
+    from ...language.writer import crash_point
 
     crash_point(name)

@@ -10,16 +10,14 @@ from __future__ import annotations
 import importlib.util
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..dataset.errors import DatasetFormatError
-from ..dataset.layout import INFO_PATH, check_output_separate, iter_dataset_files
-from .config import AnnotateConfig
-from .modules.registry import run_modules
+from ...dataset.errors import DatasetFormatError
+from ...dataset.layout import INFO_PATH, check_output_separate, iter_dataset_files
+from .plan import PushPlan, RunPlan
 
 if TYPE_CHECKING:
-    from ..dataset.source import ResolvedSource
-    from ..vlm.config import VlmConfig
+    from ...vlm.config import VlmConfig
 
 logger = logging.getLogger(__name__)
 
@@ -31,31 +29,35 @@ class PreflightError(DatasetFormatError):
     """The run would write where it must not, or cannot run at all: refused before any work."""
 
 
-def preflight(config: AnnotateConfig, vlm_config: VlmConfig | None, source: ResolvedSource) -> None:
-    """Refuse a run that cannot finish safely; `source` is the resolved source (`ResolvedSource`)."""
-    from .pipeline import default_output_root, default_staging_dir
-
+def preflight(plan: RunPlan, vlm_config: VlmConfig | None = None) -> None:
+    """Refuse a run that cannot finish safely: the plan's paths, its push target, and (given `vlm_config`) the
+    backend's extras. The plan itself refused unknown, clashing or broken modules when it was made."""
+    config, source = plan.config, plan.source
+    if source is None:
+        raise ValueError("preflight needs the plan of a resolved source (`prepare_run` makes it)")
     root = Path(source.root)
     # a link out of the root or a link loop: refused before anything is copied (the writer skips these two)
     iter_dataset_files(root, skip=lambda rel: rel in (".git/", ".cache/"))
-    out_root = default_output_root(config, root)
-    staging = Path(config.staging_dir) if config.staging_dir else default_staging_dir(out_root)
     if config.in_place:
-        _check_in_place(config, source)
-    elif not config.push_staging_only:
-        check_output_separate(root, out_root, what="--out")
+        _check_in_place(plan)
+    elif plan.writes_dataset:
+        check_output_separate(root, plan.output_root, what="--out")
     if not config.in_place or config.staging_dir:
-        check_output_separate(root, staging, what="--staging_dir" if config.staging_dir else "the staging folder")
-    if config.push_to_hub:
-        _check_hub_target(config, source)
-    modules = run_modules(config)  # unknown, clashing or broken modules: refused here, before any work
-    if vlm_config is not None and modules.asks_model:
+        check_output_separate(root, plan.staging_dir, what="--staging_dir" if config.staging_dir else "the staging folder")
+    if plan.push is not None:
+        _check_hub_target(plan.push)
+    if plan.engine == "ray" and importlib.util.find_spec("ray") is None:
+        raise PreflightError("--executor.engine=ray needs Ray Data, which is not importable. Install it with: "
+                             "pip install 'lerobot_keyframes[ray]'")
+    if vlm_config is not None and plan.modules.asks_model:
         check_backend_importable(vlm_config)
 
 
-def _check_in_place(config: AnnotateConfig, source: Any) -> None:
-    from ..language.writer import check_in_place_safe, is_hf_cache_path
+def _check_in_place(plan: RunPlan) -> None:
+    from ...language.writer import check_in_place_safe, is_hf_cache_path
 
+    config, source = plan.config, plan.source
+    assert source is not None
     given = Path(config.root).expanduser() if config.root is not None else None
     root = Path(source.root)
     if source.repo_id is not None or is_hf_cache_path(root) or (given is not None and is_hf_cache_path(given.absolute())):
@@ -75,15 +77,11 @@ def _check_in_place(config: AnnotateConfig, source: Any) -> None:
         raise PreflightError(f"--in_place: {exc}") from None
 
 
-def _check_hub_target(config: AnnotateConfig, source: Any) -> None:
-    from ..hub.push import check_push_target
-    from .publish import push_target
+def _check_hub_target(push: PushPlan) -> None:
+    from ...hub.push import check_push_target
 
-    try:
-        target = push_target(config)
-    except ValueError as exc:
-        raise PreflightError(str(exc)) from None
-    if config.push_staging_only:
+    target = push.repo_id
+    if push.mode == "shard_staging":
         return  # shard branches of the target: `merge` applies the target rules once
     from huggingface_hub import HfApi, get_token
 
@@ -94,13 +92,13 @@ def _check_hub_target(config: AnnotateConfig, source: Any) -> None:
         )
     api = HfApi()
     # a pull request overwrites nothing (its owner merges it): the source may be its target
-    check_push_target(api, target, source_repo_id=source.repo_id or config.repo_id,
-                      private=None if config.create_pr else config.private,
-                      allow_source_overwrite=config.allow_source_overwrite or config.create_pr)
-    from ..hub.errors import hub_errors
+    pull_request = push.mode == "pull_request"
+    check_push_target(api, target, source_repo_id=push.source_repo_id, private=None if pull_request else push.private,
+                      allow_source_overwrite=push.allow_source_overwrite or pull_request)
+    from ...hub.errors import hub_errors
 
     exists = True
-    if config.create_pr:
+    if pull_request:
         with hub_errors("checking the pull request target", repo_id=target):
             exists = api.repo_exists(target, repo_type="dataset")
     if not exists:
@@ -111,20 +109,20 @@ def _check_hub_target(config: AnnotateConfig, source: Any) -> None:
     role = ((me.get("auth") or {}).get("accessToken") or {}).get("role")
     namespaces = {me.get("name")} | {o.get("name") for o in me.get("orgs") or [] if isinstance(o, dict)}
     namespace = target.split("/", 1)[0]
-    if role == "read" or (namespace not in namespaces and not config.create_pr):  # anyone may open a pull request
+    if role == "read" or (namespace not in namespaces and not pull_request):  # anyone may open a pull request
         why = "it is a read-only token" if role == "read" else f"{me.get('name')!r} is not {namespace!r} nor one of its orgs"
         raise PreflightError(f"--push_to_hub=true to {target}: this token cannot write there ({why}); nothing was computed")
 
 
 def check_backend_importable(vlm_config: VlmConfig) -> None:
     """The chosen backend's packages are importable (the model is not loaded here)."""
-    from ..vlm.errors import MissingExtraError
+    from ...vlm.errors import MissingExtraError
 
     backend = getattr(vlm_config, "backend", None)
     modules = list(BACKEND_MODULES.get(backend, ()))
     if (backend == "openai" and getattr(vlm_config, "auto_serve", False) and not getattr(vlm_config, "serve_command", None)
             and importlib.util.find_spec("vllm") is None):  # a --vlm_config.serve_command may start any server
-        from ..vlm.serve import served_models
+        from ...vlm.serve import served_models
 
         if served_models(vlm_config.api_bases[0], vlm_config.api_key, timeout=2.0) is None:  # nothing to reuse there
             modules.append("vllm")  # auto_serve starts `python -m vllm.entrypoints.openai.api_server`

@@ -1,26 +1,18 @@
-"""Records of submitted jobs and runs, and where they stand: job stage, followed logs, finished shard branches."""
+"""Records of submitted jobs and runs, and where they stand: job stage, followed logs (HF Jobs calls: `hub.jobs`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from ...utils.files import atomic_write_json
-from ...utils.structured import StructuredInputError, read_json_file
-from .._api import REPO_TYPE, get_api
-from ..errors import hub_errors
-from .config import JobStage
+from ....hub.jobs import JobStage, inspect_stage, stream_logs
+from ....utils.files import atomic_write_json
+from ....utils.structured import StructuredInputError, read_json_file
 
 if TYPE_CHECKING:
-    from huggingface_hub import HfApi, JobInfo
-
-
-def job_stage(info: JobInfo) -> JobStage | None:
-    """The stage of a `JobInfo` (`RUNNING`, `COMPLETED`, ...), or None when the Hub gave none."""
-    stage = getattr(getattr(info, "status", None), "stage", None)
-    return cast("JobStage", str(stage.value if hasattr(stage, "value") else stage)) if stage else None
+    from huggingface_hub import HfApi
 
 
 @dataclass
@@ -47,10 +39,7 @@ class JobHandle:
             token (`str`, *optional*):
                 The Hugging Face token.
         """
-        api = get_api(api, token)
-        with hub_errors("inspecting the job", token=token):
-            info = api.inspect_job(job_id=self.job_id, namespace=self.namespace, token=token)
-        self.stage = job_stage(info)
+        self.stage = inspect_stage(self.job_id, self.namespace, api, token)
         return self.stage
 
 
@@ -155,22 +144,5 @@ def follow_logs(handle: JobHandle, api: HfApi | None = None, *, token: str | Non
         print_fn (`Callable[[str], None]`, *optional*):
             Where each log line goes.
     """
-    api = get_api(api, token)
-    with hub_errors("following the job logs", token=token):
-        for line in api.fetch_job_logs(job_id=handle.job_id, namespace=handle.namespace, follow=True, token=token):
-            print_fn(line)
+    stream_logs(handle.job_id, handle.namespace, api, token=token, print_fn=print_fn)
     return handle.refresh(api, token)
-
-
-def shard_complete(api: HfApi, repo_id: str, branch: str, token: str | None = None) -> bool:
-    """Whether the shard's branch carries its completion marker (see merge.SHARD_MARKER)."""
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
-
-    from ..merge import SHARD_MARKER
-
-    with hub_errors("checking a shard branch", repo_id=repo_id, revision=branch, token=token):
-        try:
-            found = api.get_paths_info(repo_id, [SHARD_MARKER], revision=branch, repo_type=REPO_TYPE, token=token)
-        except (RepositoryNotFoundError, RevisionNotFoundError):
-            return False
-    return any(getattr(f, "path", None) == SHARD_MARKER for f in found)

@@ -2,9 +2,9 @@
 
 Existing language rows are other people's work (human labels, an earlier run, lerobot-annotate): a run
 replaces only the rows of the styles its enabled modules own (`Module.styles`, from the registry) in the episodes
-it annotated, keeps
-every other row, and says what it kept, replaced and added. `--replace_existing=true` replaces all of an
-annotated episode's rows. A run where every episode failed writes nothing (and so pushes nothing).
+it annotated, keeps every other row, and says what it kept, replaced and added. `--replace_existing=true`
+replaces all of an annotated episode's rows. A run where every episode failed writes nothing (and so pushes
+nothing). Where it writes, over which dataset, and which modules ran: the run's plan (`plan.RunPlan`).
 """
 
 from __future__ import annotations
@@ -12,19 +12,20 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..dataset.layout import INFO_PATH
-from ..language.provenance import PROVENANCE_PATH, provenance_text, public_provenance, public_source_identity
-from .config import AnnotateConfig
-from .modules.base import SPEECH
-from .modules.registry import run_modules
+from ...dataset.layout import INFO_PATH
+from ...language.provenance import PROVENANCE_PATH, provenance_text, public_provenance, public_source_identity
+from ...language.rows import LanguageRow, as_row
+from ..modules.base import SPEECH, Module
+from ..modules.registry import load_modules
+from .plan import RunPlan
 
 if TYPE_CHECKING:
-    from ..language import LanguageRow, ValidationReport
+    from ...language import ValidationReport
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +42,26 @@ def _time(row: Any) -> float:
 
 
 def _persistent(row: Any) -> bool:
-    from ..language.schema import LANGUAGE_PERSISTENT, STYLE_RULES
+    from ...language.schema import LANGUAGE_PERSISTENT, STYLE_RULES
 
     rule = STYLE_RULES.get(row.style)
     return rule is not None and rule.column == LANGUAGE_PERSISTENT
+
+
+def assemble_rows(staged: Mapping[str, Sequence[LanguageRow | Mapping[str, Any]]],
+                  modules: Sequence[Module] | None = None) -> list[LanguageRow]:
+    """The episode's rows from its staged modules, in run order (`modules`: the registered ones; default the
+    built-in ones). A module's anchored rows win over other modules' rows of that style at the same time
+    (an interjection's plan row replaces the plan module's row there: one plan per frame, never two)."""
+    registered = list(modules if modules is not None else load_modules())
+    names = [m.name for m in registered]
+    order = [n for n in names if n in staged] + sorted(set(staged) - set(names))
+    rows = {name: [as_row(r) for r in staged[name]] for name in order}
+    anchored: dict[tuple[str | None, float], str] = {}  # (style, time) -> the module whose row it is
+    for m in registered:
+        for style in m.anchored:
+            anchored.update({(r.style, r.timestamp): m.name for r in rows.get(m.name, ()) if r.style == style})
+    return [r for name in order for r in rows[name] if anchored.get((r.style, r.timestamp), name) == name]
 
 
 @dataclass
@@ -59,27 +76,32 @@ class RowCounts:
         return {k: dict(sorted(getattr(self, k).items())) for k in ("kept", "replaced", "added")}
 
 
-def existing_root(source_root: Path, out_root: Path, config: AnnotateConfig) -> Path:
+def _source_root(plan: RunPlan) -> Path:
+    if plan.source is None:
+        raise ValueError("writing needs the plan of a resolved source (`prepare_run` makes it)")
+    return plan.source.root
+
+
+def existing_root(plan: RunPlan) -> Path:
     """The dataset a run writes over (whose rows it keeps): the source in place, else an earlier output, else
     the source it copies."""
-    if config.in_place:
-        return source_root
-    if (out_root / INFO_PATH).is_file():
-        return out_root
-    return source_root
+    if plan.config.in_place:
+        return _source_root(plan)
+    if (plan.output_root / INFO_PATH).is_file():
+        return plan.output_root
+    return _source_root(plan)
 
 
-def check_output_source(out_root: Path, config: AnnotateConfig) -> None:
+def check_output_source(plan: RunPlan) -> None:
     """Refuse, before any work, to update an output that holds the annotated copy of another source dataset."""
-    from .keys import source_identity
-
-    if config.in_place or not (out_root / INFO_PATH).is_file():
+    out_root = plan.output_root
+    if plan.config.in_place or not (out_root / INFO_PATH).is_file():
         return
     try:
         recorded = json.loads((out_root / PROVENANCE_PATH).read_text(encoding="utf-8")).get("source_identity")
     except (OSError, ValueError, AttributeError):
         return
-    current = source_identity(config)
+    current = plan.source_identity
     if isinstance(recorded, str) and recorded and public_source_identity(recorded) != public_source_identity(current):
         raise FileExistsError(
             f"{out_root} is the annotated copy of another source ({public_source_identity(recorded)}), not of "
@@ -88,21 +110,20 @@ def check_output_source(out_root: Path, config: AnnotateConfig) -> None:
 
 
 def keep_existing_rows(
-    base_root: Path, per_episode: Mapping[int, list[Mapping[str, Any] | LanguageRow]], config: AnnotateConfig,
+    base_root: Path, per_episode: Mapping[int, list[Mapping[str, Any] | LanguageRow]], plan: RunPlan,
     modules: Iterable[str] | None = None,
 ) -> tuple[dict[int, list[LanguageRow]], RowCounts]:
-    """Each annotated episode's rows = its existing rows of the styles `modules` (names; default: the enabled
-    ones) do not own + the new rows.
+    """Each annotated episode's rows = its existing rows of the styles `modules` (names; default: the plan's
+    enabled ones) do not own + the new rows.
 
-    With `config.replace_existing` the new rows replace all. A module's anchored rows (`Module.anchored`) are its
+    With `--replace_existing=true` the new rows replace all. A module's anchored rows (`Module.anchored`) are its
     own, whoever owns their style: when `plan` runs without `interjections`, the plan rows at the kept
     interjections' times stay (every interjection frame carries its own plan row) and win over the new plan row
     at that time; when `interjections` runs, the old interjections' plan rows go.
     """
-    from ..language import read_dataset_annotations
-    from ..language.rows import as_row
+    from ...language import read_dataset_annotations
 
-    registered = run_modules(config)
+    registered = plan.modules
     running = set(registered.enabled_names if modules is None else modules)
     owned = frozenset().union(*(m.styles for m in registered.all if m.name in running))
     anchors = [(m.name, style, anchor) for m in registered.all for style, anchor in m.anchored.items()]
@@ -118,7 +139,7 @@ def keep_existing_rows(
     for e, rows in per_episode.items():
         new = [as_row(r) for r in rows]
         old = list(existing[e].rows) if e in existing else []
-        if config.replace_existing:
+        if plan.config.replace_existing:
             keep, drop = [], old
         else:
             # (style, time) -> the module an existing anchored row belongs to (an interjection's plan row)
@@ -183,27 +204,26 @@ def merged_provenance(base_root: Path, provenance: Mapping[str, Any], counts: Ro
 
 
 def write_run(
-    source_root: Path, out_root: Path, staged: Mapping[int, list[dict[str, Any]]], config: AnnotateConfig,
-    provenance: Mapping[str, Any], failures: Mapping[int, str] | None = None,
+    plan: RunPlan, staged: Mapping[int, list[LanguageRow]], provenance: Mapping[str, Any],
+    failures: Mapping[int, str] | None = None, modules: Iterable[str] | None = None,
 ) -> tuple[ValidationReport, RowCounts, dict[str, Any]]:
-    """The end of a run: keep existing rows (`keep_existing_rows`), merge the provenance, validate and write.
+    """The end of a run: keep existing rows (`keep_existing_rows`; `modules`: the ones that ran, default the plan's
+    enabled ones), merge the provenance, validate and write to the plan's output root.
 
     Returns (validation report, kept/replaced/added counts, the provenance written)."""
-    from .keys import source_identity
-
-    base = existing_root(source_root, out_root, config)
-    per_episode, counts = keep_existing_rows(base, staged, config)
+    base = existing_root(plan)
+    per_episode, counts = keep_existing_rows(base, staged, plan, modules)
     record = merged_provenance(base, provenance, counts, failures, per_episode)
-    record["source_identity"] = source_identity(config)
+    record["source_identity"] = plan.source_identity
     # what is written may be published as it is: no path of this machine (the source by `repo@rev` or a hash)
-    record = public_provenance(record, roots=[source_root, out_root])
-    report = validate_and_write(source_root, out_root, per_episode, config, record, failures)
+    record = public_provenance(record, roots=[_source_root(plan), plan.output_root])
+    report = validate_and_write(plan, per_episode, record, failures)
     return report, counts, record
 
 
 def validate_and_write(
-    source_root: Path, out_root: Path, per_episode: dict[int, list[dict[str, Any]]], config: AnnotateConfig,
-    provenance: dict[str, Any], failures: Mapping[int, str] | None = None,
+    plan: RunPlan, per_episode: Mapping[int, list[LanguageRow]], provenance: dict[str, Any],
+    failures: Mapping[int, str] | None = None,
 ) -> ValidationReport:
     """Write the episodes' rows; return the validation report. Nothing is written when it has errors, or
     when every episode of the run failed (`failures`): failed episodes keep the rows they have.
@@ -211,8 +231,8 @@ def validate_and_write(
     A first run builds `out_root` from the source (videos hard-linked). A later run into the same
     `out_root` rewrites it in place, so episodes not annotated this time keep the rows they have.
     """
-    from ..language import EpisodeAnnotations, LanguageValidationError, ValidatorConfig, write_language
-    from ..language.validator import ValidationReport
+    from ...language import EpisodeAnnotations, LanguageValidationError, ValidatorConfig, write_language
+    from ...language.validator import ValidationReport
 
     if failures and not per_episode:
         report = ValidationReport()
@@ -221,6 +241,7 @@ def validate_and_write(
                      f"are untouched; see the failures above and re-run (staged work is kept)")
         logger.error("%s", report.errors[0])
         return report
+    config, source_root, out_root = plan.config, _source_root(plan), plan.output_root
     annotations = {e: EpisodeAnnotations.from_rows(e, rows) for e, rows in per_episode.items()}
     options = {
         "validate": not config.skip_validation,

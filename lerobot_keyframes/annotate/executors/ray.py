@@ -17,6 +17,7 @@ Ray is imported only here, and only when this engine runs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import pickle
@@ -24,17 +25,19 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..vlm.families import detect_family
-from .config import AnnotateConfig
-from .context import AnnotationError
-from .engine import EpisodeOutcome, annotate_rows, episodes_in_flight
-from .keys import module_keys
-from .modules.registry import run_modules
-from .pipeline import AnnotateResult, finish_run, prepare_run, run_quality_checks
-from .staging import Staging
+from ...vlm.families import detect_family
+from ..config import AnnotateConfig
+from ..context import AnnotationError
+from ..engine import EpisodeOutcome, annotate_rows, episodes_in_flight
+from ..run.finish import finish_run
+from ..run.plan import RunPlan
+from ..run.prepare import PreparedRun, prepare_run, run_quality_checks
+from ..run.result import AnnotateResult
+from ..run.staging import Staging
+from .jobs.shards import plan_shards
 
 if TYPE_CHECKING:
-    from ..vlm import VlmBackend, VlmConfig
+    from ...vlm import VlmBackend, VlmConfig
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +68,13 @@ def import_ray() -> Any:
 def prefetch_requests(row: dict[str, Any], config: AnnotateConfig,
                       vlm_config: VlmConfig) -> list[tuple[str, tuple[float, ...]]]:
     """(camera, exact times) the modules declared for this episode: what the CPU stage decodes."""
-    from .keyframes import annotation_policies
+    from ..keyframes import annotation_policies
 
     policies = annotation_policies(row, config, vlm_config.camera_key)
     return [(cam, tuple(float(t) for t in policy.timestamps(row))) for cam, policy in policies.items()]
 
 
-def decode_batch(batch: dict[str, Any], config: AnnotateConfig, vlm_config: VlmConfig) -> dict[str, Any]:
+def decode_batch(batch: dict[str, Any], plan: RunPlan, vlm_config: VlmConfig) -> dict[str, Any]:
     """CPU stage (`map_batches`): the keyframe stage (`AnnotationKeyframes`) of every episode of the batch.
 
     The episode rows travel on with their keyframe columns. A failed decode is left out: the actor
@@ -79,15 +82,15 @@ def decode_batch(batch: dict[str, Any], config: AnnotateConfig, vlm_config: VlmC
     """
     import numpy as np
 
-    from .keyframes import AnnotationKeyframes
+    from ..keyframes import AnnotationKeyframes
 
     rows = [pickle.loads(blob) for blob in batch["episode"]]
     cameras = tuple(dict.fromkeys(k for r in rows for k in r["camera_keys"]))
     out = []
     if cameras:
-        stage = AnnotationKeyframes(policy="uniform:1", cameras=cameras, annotate=config,
-                                    camera_key=vlm_config.camera_key, video_backend=config.video_backend,
-                                    video_access=config.video_access)
+        stage = AnnotationKeyframes(policy="uniform:1", cameras=cameras, annotate=plan.config,
+                                    camera_key=vlm_config.camera_key, video_backend=plan.config.video_backend,
+                                    video_access=plan.video_access)
     for row in rows:
         if cameras:
             try:
@@ -101,21 +104,20 @@ def decode_batch(batch: dict[str, Any], config: AnnotateConfig, vlm_config: VlmC
 class AnnotateEpisodes:
     """VLM stage (an actor of the pool): one VLM for the actor's lifetime, the batch's episodes in flight."""
 
-    def __init__(self, config: AnnotateConfig, vlm_config: VlmConfig, keys: dict[str, str], staging_dir: str,
+    def __init__(self, plan: RunPlan, vlm_config: VlmConfig,
                  vlm_factory: Callable[[], VlmBackend] | None = None) -> None:
-        from ..vlm.batching import wrap_in_process
+        from ...vlm.batching import wrap_in_process
 
-        self.config = config
+        self.plan = plan
         self.vlm_config = vlm_config
-        self.keys = keys
-        self.staging = Staging(staging_dir)
+        self.staging = Staging(plan.staging_dir)  # the episode inputs: those the driver saved (`save_inputs`)
         self.family = detect_family(vlm_config.model_id)
         self.loop = asyncio.new_event_loop()  # one loop per actor: async clients stay bound to it
         vlm: VlmBackend | None = None
         if vlm_factory is not None:
             vlm = vlm_factory()
-        elif run_modules(config).asks_model:
-            from ..vlm import make_backend
+        elif plan.modules.asks_model:
+            from ...vlm import make_backend
 
             vlm = make_backend(vlm_config)
         self.vlm = wrap_in_process(vlm)
@@ -123,15 +125,16 @@ class AnnotateEpisodes:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        from ..frames import make_frame_provider
+        from ...frames import make_frame_provider
 
         rows = [pickle.loads(blob) for blob in batch["episode"]]
-        provider = make_frame_provider(rows, video_backend=self.config.video_backend,
-                                       cache_mb=self.config.frame_cache_mb, video_access=self.config.video_access)
+        config = self.plan.config
+        provider = make_frame_provider(rows, video_backend=config.video_backend, cache_mb=config.frame_cache_mb,
+                                       video_access=self.plan.video_access)
         try:
             outcomes = self.loop.run_until_complete(annotate_rows(
-                rows, config=self.config, vlm=self.vlm, provider=provider, keys=self.keys,
-                staging=self.staging, model_family=self.family))
+                rows, plan=self.plan, vlm=self.vlm, provider=provider, staging=self.staging,
+                model_family=self.family))
         finally:
             provider.close()
         return {"episode_index": np.array([o.episode_index for o in outcomes], dtype=np.int64),
@@ -139,8 +142,8 @@ class AnnotateEpisodes:
 
 
 # -- the driver --------------------------------------------------------------------------------------
-def _fully_staged(staging: Staging, e: int, enabled: list[str], keys: dict[str, str]) -> bool:
-    return bool(enabled) and all(staging.lookup(e, m, keys[m]) is not None for m in enabled)
+def _fully_staged(staging: Staging, e: int, current: dict[str, str]) -> bool:
+    return bool(current) and all(staging.lookup(e, m, key) is not None for m, key in current.items())
 
 
 def _start_ray(ray: Any, address: str | None) -> bool:
@@ -175,57 +178,64 @@ def run_annotation_ray(
     `make_backend(vlm_config)`, e.g. for tests. The staging directory must be reachable from the driver; actors
     use it too when the filesystem is shared, otherwise their staged modules come back to the driver.
     """
-    ray = import_ray()
-    rc = config.ray
-    address = address if address is not None else rc.address
-    num_vlm_actors = max(1, num_vlm_actors if num_vlm_actors is not None else rc.num_vlm_actors)
-    num_gpus_per_actor = num_gpus_per_actor if num_gpus_per_actor is not None else rc.num_gpus_per_actor
-    cpu_workers = max(1, cpu_workers if cpu_workers is not None else rc.cpu_workers)
-    num_cpus_per_actor = num_cpus_per_actor if num_cpus_per_actor is not None else rc.num_cpus_per_actor
-
+    import_ray()
+    given = {"address": address, "num_vlm_actors": num_vlm_actors, "num_gpus_per_actor": num_gpus_per_actor,
+             "cpu_workers": cpu_workers, "num_cpus_per_actor": num_cpus_per_actor}
+    config = dataclasses.replace(config, ray=dataclasses.replace(
+        config.ray, **{k: v for k, v in given.items() if v is not None}))
     started = time.perf_counter()
-    run = prepare_run(config, vlm_config.camera_key, vlm_config=vlm_config if vlm_factory is None else None)
+    run = prepare_run(config, vlm_config, check_backend=vlm_factory is None)
     try:
-        staging, result = run.staging, run.result
-        keys = module_keys(config, vlm_config)
-        enabled = run_modules(config).enabled_names
-        skipped = run_quality_checks(run, config)  # on the driver, before any decode or model call on Ray
-
-        todo = []
-        for row in run.rows:
-            e = int(row["episode_index"])
-            if e in skipped:
-                continue
-            if not config.force and _fully_staged(staging, e, enabled, keys):
-                for m in enabled:
-                    result.modules_reused[m] += 1
-            else:
-                todo.append(row)
-        logger.info("ray engine: %d episodes to annotate, %d already staged, %d skipped", len(todo),
-                    len(run.rows) - len(todo) - len(skipped), len(skipped))
-
-        if todo:
-            started_ray = _start_ray(ray, address)
-            try:
-                for outcome in _stream(ray, todo, config, vlm_config, keys, staging, vlm_factory, num_vlm_actors,
-                                       num_gpus_per_actor, num_cpus_per_actor, cpu_workers):
-                    _collect(outcome, staging, result, config)
-            finally:
-                if started_ray:
-                    ray.shutdown()
-        return finish_run(run, config, vlm_config, keys, started)
+        return run_prepared_on_ray(run, vlm_config, started, vlm_factory=vlm_factory)
     finally:
         if run.lock is not None:
             run.lock.release()  # also when the run raised
 
 
-def _stream(ray: Any, rows: list[dict[str, Any]], config: AnnotateConfig, vlm_config: VlmConfig,
-            keys: dict[str, str], staging: Staging, vlm_factory: Callable[[], VlmBackend] | None, num_vlm_actors: int,
-            num_gpus_per_actor: float, num_cpus_per_actor: float, cpu_workers: int) -> Iterator[EpisodeOutcome]:
+def run_prepared_on_ray(run: PreparedRun, vlm_config: VlmConfig, started: float, *,
+                        vlm_factory: Callable[[], VlmBackend] | None = None) -> AnnotateResult:
+    """The episodes of a prepared run (`run.prepare.prepare_run`) on Ray Data, with the cluster of its
+    `config.ray`, then the run's one write (`run.finish.finish_run`); the caller releases the run's lock."""
+    ray = import_ray()
+    plan = run.plan
+    rc = plan.config.ray
+    address, num_gpus_per_actor, num_cpus_per_actor = rc.address, rc.num_gpus_per_actor, rc.num_cpus_per_actor
+    num_vlm_actors, cpu_workers = max(1, rc.num_vlm_actors), max(1, rc.cpu_workers)
+
+    staging, result = run.staging, run.result
+    current = plan.current_keys
+    skipped = run_quality_checks(run)  # on the driver, before any decode or model call on Ray
+
+    todo = []
+    for row in run.rows:
+        e = int(row["episode_index"])
+        if e in skipped:
+            continue
+        if not plan.config.force and _fully_staged(staging, e, current):
+            for m in current:
+                result.modules_reused[m] += 1
+        else:
+            todo.append(row)
+    logger.info("ray engine: %d episodes to annotate, %d already staged, %d skipped", len(todo),
+                len(run.rows) - len(todo) - len(skipped), len(skipped))
+
+    if todo:
+        started_ray = _start_ray(ray, address)
+        try:
+            for outcome in _stream(ray, todo, plan, vlm_config, vlm_factory, num_vlm_actors, num_gpus_per_actor,
+                                   num_cpus_per_actor, cpu_workers):
+                _collect(outcome, staging, result, plan.config)
+        finally:
+            if started_ray:
+                ray.shutdown()
+    return finish_run(run, vlm_config, started)
+
+
+def _stream(ray: Any, rows: list[dict[str, Any]], plan: RunPlan, vlm_config: VlmConfig,
+            vlm_factory: Callable[[], VlmBackend] | None, num_vlm_actors: int, num_gpus_per_actor: float,
+            num_cpus_per_actor: float, cpu_workers: int) -> Iterator[EpisodeOutcome]:
     """Build the Ray Data pipeline and yield each episode's outcome as it finishes."""
     import pyarrow as pa
-
-    from ..hub.jobs import plan_shards
 
     by_index = {int(r["episode_index"]): r for r in rows}
     lengths = {e: int(r.get("length") or len(r.get("timestamps") or ())) for e, r in by_index.items()}
@@ -236,12 +246,14 @@ def _stream(ray: Any, rows: list[dict[str, Any]], config: AnnotateConfig, vlm_co
         for b in blocks
     ]
     ds = ray.data.from_arrow(tables)
-    ds = ds.map_batches(decode_batch, fn_kwargs={"config": config, "vlm_config": vlm_config}, batch_size=None,
+    # the actors' cwd is not the driver's: they get the staging folder as an absolute path
+    shipped = dataclasses.replace(plan, staging_dir=plan.staging_dir.absolute())
+    ds = ds.map_batches(decode_batch, fn_kwargs={"plan": shipped, "vlm_config": vlm_config}, batch_size=None,
                         batch_format="numpy", compute=ray.data.TaskPoolStrategy(size=cpu_workers), num_cpus=1)
     ds = ds.map_batches(
         AnnotateEpisodes,
-        fn_constructor_args=(config, vlm_config, keys, str(staging.dir.absolute()), vlm_factory),
-        batch_size=episodes_in_flight(config, None),
+        fn_constructor_args=(shipped, vlm_config, vlm_factory),
+        batch_size=episodes_in_flight(plan.config, None),
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=num_vlm_actors),
         num_gpus=num_gpus_per_actor,
@@ -274,5 +286,5 @@ def _collect(outcome: EpisodeOutcome, staging: Staging, result: AnnotateResult, 
 
 
 __all__ = ["AnnotateEpisodes", "EpisodeOutcome", "RayMissingError", "decode_batch", "import_ray",
-           "prefetch_requests", "run_annotation_ray"]
+           "prefetch_requests", "run_annotation_ray", "run_prepared_on_ray"]
 

@@ -1,4 +1,7 @@
-"""`JobConfig` (the `--job.*` flags), the option sets it takes, and the names a job's environment carries."""
+"""`JobConfig` (the `--job.*` flags), the option sets it takes, and the names a job's environment carries.
+
+HF Jobs' own sets (flavors, stages, timeouts) are `hub.jobs`'; they are re-exported here with the flags that take them.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +10,15 @@ import typing
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from ... import __version__
+from .... import __version__
+from ....hub.jobs import RUN_ID_ENV, TERMINAL_STAGES, Flavor, JobStage, known_flavors, parse_timeout
+from ...run.plan import SHARD_ENV
 
-# HF Jobs hardware (huggingface_hub's `JobHardware`, which the Hub keeps in sync with its API).
-Flavor = Literal[
-    "cpu-basic", "cpu-upgrade", "cpu-performance", "cpu-xl",
-    "t4-small", "t4-medium", "l4x1", "l4x4", "l40sx1", "l40sx4", "l40sx8",
-    "a10g-small", "a10g-large", "a10g-largex2", "a10g-largex4", "a100-large", "a100x4", "a100x8",
-    "h200", "h200x2", "h200x4", "h200x8", "rtx-pro-6000", "rtx-pro-6000x2", "rtx-pro-6000x4", "rtx-pro-6000x8",
-]
 Runner = Literal["run_job", "uv"]  # run_job: the image's own vLLM | uv: run_uv_job(script)
-# A job's stage as the Hub reports it (huggingface_hub's `JobStage`), plus our DRY_RUN for a spec not submitted.
-JobStage = Literal["SCHEDULING", "RUNNING", "COMPLETED", "CANCELED", "ERROR", "DELETED", "DRY_RUN"]
-TERMINAL_STAGES: tuple[JobStage, ...] = ("COMPLETED", "CANCELED", "ERROR", "DELETED")
 
 DEFAULT_IMAGE = "vllm/vllm-openai:latest"
 DEFAULT_PACKAGE = f"lerobot_keyframes=={__version__}"
-RUN_ID_ENV = "LEROBOT_KEYFRAMES_RUN_ID"
-SHARD_ENV = "LEROBOT_KEYFRAMES_SHARD"  # "i/N" inside a shard job
 PACKAGE_ENV = "LEROBOT_KEYFRAMES_PACKAGE"
-
-
-def known_flavors() -> frozenset[str]:
-    """`Flavor`'s values, plus any newer ones the installed huggingface_hub knows."""
-    flavors = set(typing.get_args(Flavor))
-    try:
-        from huggingface_hub import JobHardware
-    except ImportError:  # an older huggingface_hub: our list alone
-        return frozenset(flavors)
-    return frozenset(flavors | {h.value for h in JobHardware})
 
 
 @dataclass(frozen=True)
@@ -87,23 +70,5 @@ class JobConfig:
                 raise ValueError(f"expected KEY=VALUE, got {item!r}")
 
 
-def parse_timeout(value: str | int | float) -> int:
-    """Seconds from `300`, `"300"`, `"5m"`, `"2h"`, `"1d"` (the units `huggingface_hub` accepts).
-
-    Args:
-        value (`str`, `int` or `float`):
-            Seconds, or a number with an `s`, `m`, `h` or `d` suffix.
-
-    Raises:
-        `ValueError`: the value is neither.
-    """
-    if isinstance(value, (int, float)):
-        return int(value)
-    text = str(value).strip()
-    factors = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        if text and text[-1] in factors:
-            return int(float(text[:-1]) * factors[text[-1]])
-        return int(float(text))
-    except ValueError:
-        raise ValueError(f"bad timeout {value!r}: use seconds or a number with s, m, h or d") from None
+__all__ = ["DEFAULT_IMAGE", "DEFAULT_PACKAGE", "PACKAGE_ENV", "RUN_ID_ENV", "SHARD_ENV", "TERMINAL_STAGES", "Flavor",
+           "JobConfig", "JobStage", "Runner", "known_flavors", "parse_timeout"]

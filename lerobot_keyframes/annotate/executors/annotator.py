@@ -9,8 +9,9 @@
 Each call annotates the episodes of its batch concurrently (an in-process engine gets them as batches),
 staging every module so a re-run resumes, and returns each episode's language rows as typed columns.
 With `with_rank=True` and `num_proc=N` each worker loads its own model on `cuda:<rank % GPUs>`, the
-way the datasets docs run multi-GPU inference. The object pickles as its configuration: engines,
-decoders and HTTP clients are built lazily in the process that runs it.
+way the datasets docs run multi-GPU inference. Where it stages and under which keys is the run's plan
+(`run.plan.RunPlan`), the one `run_annotation` and `write_annotations` make. The object pickles as its
+configuration and plan: engines, decoders and HTTP clients are built lazily in the process that runs it.
 """
 
 from __future__ import annotations
@@ -23,17 +24,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..language.rows import LanguageRow
-from ..vlm.families import detect_family
-from .config import AnnotateConfig
-from .engine import EpisodeOutcome, annotate_rows
-from .modules.registry import run_modules
+from ...language.rows import LanguageRow
+from ...vlm.families import detect_family
+from ..config import AnnotateConfig
+from ..engine import EpisodeOutcome, annotate_rows
+from ..run.keys import episodes_inputs
+from ..run.plan import RunPlan, plan_run
+from ..run.staging import Staging
 
 if TYPE_CHECKING:
     from datasets import Features
 
-    from ..frames import FrameProvider
-    from ..vlm import VlmBackend, VlmConfig
+    from ...frames import FrameProvider
+    from ...vlm import VlmBackend, VlmConfig
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ def annotation_features() -> dict[str, Any]:
     keep their frame time in `timestamp` too — plus the VQA `question_type`), the error, the counts."""
     from datasets import List, Value
 
-    from ..language.schema import persistent_row_feature
+    from ...language.schema import persistent_row_feature
 
     return {
         LANGUAGE_ROWS: List({**persistent_row_feature(), "question_type": Value("string")}),
@@ -89,40 +92,48 @@ class Annotator:
         config: the run's `AnnotateConfig` (modules, staging, on_error, video decoder).
         vlm_config: the model and how to run it; it keys the staged work, and builds the VLM when `vlm`
             is not given (in the worker, on `cuda:<rank>` when ranked).
-        staging_dir: where modules are staged (default: beside `config.out`, as `run_annotation` does).
+        plan: the run's plan (`run.plan.RunPlan`: staging folder, keys, modules); default: planned here from
+            `config` and `vlm_config`, which gives the staging folder and keys `run_annotation` uses.
         vlm: a ready VLM (default: built from `vlm_config`). An in-process engine is wrapped in a
             `BatchingScheduler` so the batch's episodes share its batches.
         provider: a frame provider (default: built from the rows, closed after each call).
-        keys: staging keys (default: `module_keys(config, vlm_config)`).
         progress: one progress display per call (a bar on a terminal, log lines in a log file).
     """
 
     config: AnnotateConfig
     vlm_config: VlmConfig
-    staging_dir: str | Path | None = None
+    plan: RunPlan | None = None
     vlm: VlmBackend | None = None
     provider: FrameProvider | None = None
-    keys: dict[str, str] | None = None
     progress: bool = False  # one progress display per call (a bar on a terminal, log lines in a log file)
 
     def __post_init__(self) -> None:
-        from .keys import module_keys
-
-        if self.staging_dir is None:
-            from .pipeline import default_output_root, default_staging_dir
-
-            root = Path(self.config.root) if self.config.root else Path(str(self.config.repo_id).replace("/", "__"))
-            self.staging_dir = self.config.staging_dir or default_staging_dir(default_output_root(self.config, root))
-        self.staging_dir = Path(self.staging_dir)
-        if self.keys is None:
-            self.keys = module_keys(self.config, self.vlm_config)
+        if self.plan is None:
+            self.plan = plan_run(self.config, self.vlm_config)
+        elif self.plan.config != self.config:
+            raise ValueError("Annotator: the plan is of another AnnotateConfig than `config`")
         self._engine: VlmBackend | None = None
         self._engine_rank: int | None = None
 
+    @property
+    def staging_dir(self) -> Path:
+        """Where the modules are staged (the plan's)."""
+        return self._plan.staging_dir
+
+    @property
+    def keys(self) -> dict[str, str]:
+        """The staging key of every registered module (the plan's)."""
+        return self._plan.keys
+
+    @property
+    def _plan(self) -> RunPlan:
+        assert self.plan is not None  # set in __post_init__
+        return self.plan
+
     # -- pickling: configuration (and a given, picklable VLM) only ------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config, "vlm_config": self.vlm_config, "staging_dir": self.staging_dir,
-                "keys": self.keys, "vlm": _unwrapped(self.vlm), "provider": None, "progress": self.progress}
+        return {"config": self.config, "vlm_config": self.vlm_config, "plan": self.plan,
+                "vlm": _unwrapped(self.vlm), "provider": None, "progress": self.progress}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -135,14 +146,14 @@ class Annotator:
 
     def fingerprint(self) -> str:
         """Stable across runs for the same inputs: the staging keys name everything that shapes the rows."""
-        from .config import config_hash
+        from ..config import config_hash
 
         return config_hash("annotator", self.keys, str(self.staging_dir))
 
     # -- the batch function --------------------------------------------------------------------------
     def __call__(self, batch: Mapping[str, Any], rank: int | None = None) -> dict[str, Any]:
-        from ..transform import to_python as _to_py
-        from ..vlm.base import run_coroutine_sync
+        from ...transform import to_python as _to_py
+        from ...vlm.base import run_coroutine_sync
 
         started_at = time.time()
         batch = {k: _to_py(v) for k, v in batch.items()}
@@ -154,21 +165,20 @@ class Annotator:
 
     async def annotate(self, rows: list[dict[str, Any]], rank: int | None = None) -> list[EpisodeOutcome]:
         """The outcomes of these episode rows (the async core of `__call__`, for callers with a loop)."""
-        from ..frames import make_frame_provider
-        from ..progress import RunProgress, quiet_transformers_bars
-        from .keys import episodes_inputs, source_identity
-        from .staging import Staging
+        from ...frames import make_frame_provider
+        from ...progress import RunProgress, quiet_transformers_bars
 
         if self.progress and self.vlm_config.backend == "transformers":
             quiet_transformers_bars()  # one display: the run's, not also transformers' "Loading weights"
         vlm = self._vlm(rank)
         provider = self.provider
+        plan = self._plan
         if provider is None:
             provider = make_frame_provider(rows, video_backend=self.config.video_backend,
-                                           cache_mb=self.config.frame_cache_mb, video_access=self.config.video_access)
+                                           cache_mb=self.config.frame_cache_mb, video_access=plan.video_access)
         root = rows[0].get("root") if rows else None  # staged work is checked against these episodes' inputs
-        staging = Staging(self.staging_dir, inputs=episodes_inputs(rows, root, source_identity(self.config)))
-        modules = run_modules(self.config).enabled_names
+        staging = Staging(plan.staging_dir, inputs=episodes_inputs(rows, root, plan.source_identity))
+        modules = plan.modules.enabled_names
         progress = RunProgress(modules, len(rows), mode=None if self.progress else "off")
 
         def step(episode: int, module: str) -> None:
@@ -178,8 +188,7 @@ class Annotator:
             progress.drop(len(modules) - sum(outcome.modules_run.values()) - sum(outcome.modules_reused.values()))
 
         try:
-            return await annotate_rows(rows, config=self.config, vlm=vlm, provider=provider,
-                                       keys=dict(self.keys or {}), staging=staging,
+            return await annotate_rows(rows, plan=plan, vlm=vlm, provider=provider, staging=staging,
                                        model_family=detect_family(self.vlm_config.model_id),
                                        on_done=done, on_step=step)
         finally:
@@ -191,15 +200,15 @@ class Annotator:
 
     def _vlm(self, rank: int | None) -> VlmBackend | None:
         """The VLM for this worker: the given one, or one built from `vlm_config` (on this rank's GPU)."""
-        from ..vlm.batching import wrap_in_process
+        from ...vlm.batching import wrap_in_process
 
         if self._engine is not None and self._engine_rank == rank:
             return self._engine
-        if not run_modules(self.config).asks_model:
+        if not self._plan.modules.asks_model:
             return None
         vlm = self.vlm
         if vlm is None:
-            from ..vlm import make_backend
+            from ...vlm import make_backend
 
             vlm = make_backend(vlm_for_rank(self.vlm_config, rank))
         self._engine, self._engine_rank = wrap_in_process(vlm), rank
@@ -208,7 +217,7 @@ class Annotator:
 
 def _unwrapped(vlm: VlmBackend | None) -> VlmBackend | None:
     """The engine inside a `BatchingScheduler` (the scheduler's threads do not pickle; the engine may)."""
-    from ..vlm.batching import BatchingScheduler
+    from ...vlm.batching import BatchingScheduler
 
     return vlm.vlm if isinstance(vlm, BatchingScheduler) else vlm
 
