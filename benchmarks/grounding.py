@@ -31,6 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from docs_section import write_section  # noqa: E402
 
+from lerobot_keyframes.annotate import run_annotation  # noqa: E402
 from lerobot_keyframes.annotate.config import (  # noqa: E402
     AnnotateConfig,
     InterjectionsConfig,
@@ -38,7 +39,6 @@ from lerobot_keyframes.annotate.config import (  # noqa: E402
     QualityConfig,
     VqaConfig,
 )
-from lerobot_keyframes.annotate.pipeline import run_annotation  # noqa: E402
 from lerobot_keyframes.evaluate import evaluate, load_labels  # noqa: E402
 from lerobot_keyframes.testing.sample import make_sample_dataset  # noqa: E402
 from lerobot_keyframes.testing.scripted import ScriptedBackend, plausible_answers, prompt_text, window_of  # noqa: E402

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lerobot_keyframes.annotate import run_annotation
 from lerobot_keyframes.annotate.config import AnnotateConfig, InterjectionsConfig, PlanConfig, VqaConfig
 from lerobot_keyframes.annotate.context import AnnotationError
-from lerobot_keyframes.annotate.pipeline import run_annotation
 from lerobot_keyframes.language import read_dataset_annotations as _read
 from lerobot_keyframes.language import validate_dataset
 from lerobot_keyframes.testing.scripted import ScriptedBackend, count_images, plausible_answers, prompt_text
@@ -256,10 +256,10 @@ def test_vqa_k_asks_about_k_consecutive_frames_per_tick(sample_root: Path, tmp_p
 
 
 def test_vqa_k_runs_never_give_a_frame_to_two_taking_turns() -> None:
-    from lerobot_keyframes.annotate.vqa import keyframes
+    from lerobot_keyframes.annotate.modules.vqa import tick_keyframes
 
     episode = {"episode_index": 0, "timestamps": [i / 4 for i in range(25)], "fps": 4}
-    policies = keyframes(VqaConfig(vqa_emission_hz=2.0, K=3), "front", ["front", "wrist"])  # runs overlap
+    policies = tick_keyframes(VqaConfig(vqa_emission_hz=2.0, K=3), "front", ["front", "wrist"])  # runs overlap
     front, wrist = (set(policies[c].frame_indices(episode).tolist()) for c in ("front", "wrist"))
     assert not front & wrist and front | wrist == set(range(25))
     # ticks every 2nd frame, turns front/wrist: each tick keeps its frame, its run stops at the next tick
@@ -284,3 +284,23 @@ def test_write_annotations_times_the_annotator_map_not_only_the_write(sample_roo
     assert result.validation.ok and len(result.episodes) == 2
     assert result.seconds >= answering, (result.seconds, answering)
     assert f"in {result.seconds:.1f} s" in result.summary()
+
+
+def test_a_users_annotator_stages_where_the_run_does(sample_root: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """One plan of a run: an `Annotator` made for a `datasets.map` chain stages where `run_annotation` and
+    `write_annotations` would, under the same keys, also for a root given through a symlink and a relative path
+    (the run names its default output after the resolved root)."""
+    from lerobot_keyframes.annotate import Annotator
+    from lerobot_keyframes.annotate.run.prepare import prepare_run
+
+    (tmp_path / "link").symlink_to(sample_root, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    config = AnnotateConfig(root=Path("link"))  # default output: ./<dataset name>_annotated
+    run = prepare_run(config, VLM, check_backend=False)
+    run.lock.release()
+    annotator = Annotator(config, VLM)
+    assert run.plan.staging_dir == tmp_path / f"{sample_root.name}_annotated.staging"
+    assert annotator.staging_dir == run.plan.staging_dir and annotator.keys == run.plan.keys
+    in_place = AnnotateConfig(root=Path("link"), in_place=True)  # the staging folder beside the real root
+    assert Annotator(in_place, VLM).staging_dir == sample_root.with_name(sample_root.name + ".staging")

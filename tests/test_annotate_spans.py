@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lerobot_keyframes.annotate.spans import clean_spans, format_plan, merge_windows
+from lerobot_keyframes.annotate.modules.spans import clean_spans, format_plan, merge_windows
 from lerobot_keyframes.utils.timeline import nearest_frame_index
 
 FPS = 30.0

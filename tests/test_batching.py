@@ -10,9 +10,14 @@ from typing import Any
 
 import pytest
 
-from lerobot_keyframes.annotate import AnnotateConfig, AnnotationKeyframes, Annotator, write_annotations
+from lerobot_keyframes.annotate import (
+    AnnotateConfig,
+    AnnotationKeyframes,
+    Annotator,
+    run_annotation,
+    write_annotations,
+)
 from lerobot_keyframes.annotate.config import ExecutorConfig, InterjectionsConfig, PlanConfig
-from lerobot_keyframes.annotate.pipeline import run_annotation
 from lerobot_keyframes.language import read_dataset_annotations, validate_dataset
 from lerobot_keyframes.testing.scripted import ScriptedEngine, plausible_answers, prompt_text
 from lerobot_keyframes.vlm import VlmConfig, make_backend

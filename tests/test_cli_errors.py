@@ -210,7 +210,7 @@ def test_merge_deletes_the_shard_branches_after_the_push(sample_root: Path, hub_
                                                          tmp_path: Path) -> None:
     from huggingface_hub import HfApi
 
-    from lerobot_keyframes.annotate.staging import Staging
+    from lerobot_keyframes.annotate.run.staging import Staging
     from lerobot_keyframes.hub.merge import push_shard_staging
     from lerobot_keyframes.hub.push import push_dataset
 

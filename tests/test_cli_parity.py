@@ -124,7 +124,7 @@ def test_serve_port_alone_moves_the_api_base() -> None:
 
 
 def test_job_target_local_runs_here() -> None:
-    from lerobot_keyframes.hub.jobs import job_config_from_args
+    from lerobot_keyframes.cli.annotate import job_config_from_args
 
     assert job_config_from_args(parse(["annotate", "--root=x", "--job.target=local"])[0]) is None
     assert job_config_from_args(parse(["annotate", "--root=x", "--job.tags=[\"lelab\"]"])[0]) is None

@@ -106,8 +106,8 @@ def test_vqa_boxes_and_points_in_a_common_convention():
 
 
 def test_eval_cli_on_an_annotated_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from lerobot_keyframes.annotate import run_annotation
     from lerobot_keyframes.annotate.config import AnnotateConfig, InterjectionsConfig, PlanConfig, VqaConfig
-    from lerobot_keyframes.annotate.pipeline import run_annotation
     from lerobot_keyframes.testing.sample import make_sample_dataset
     from lerobot_keyframes.testing.scripted import ScriptedBackend, plausible_answers
     from lerobot_keyframes.vlm.config import VlmConfig

@@ -10,16 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lerobot_keyframes.annotate.grounding import (
-    SignalEvent,
-    episode_grounding,
-    events_text,
-    resolve_signal,
-    snap_spans,
-)
-from lerobot_keyframes.annotate.motion import motion_events
-from lerobot_keyframes.annotate.spans import clean_spans
+from lerobot_keyframes.annotate.modules.grounding import events_text, snap_spans
+from lerobot_keyframes.annotate.modules.motion import motion_events
+from lerobot_keyframes.annotate.modules.spans import clean_spans
 from lerobot_keyframes.frames.policies import arm_dimensions, gripper_from_names, rest_windows
+from lerobot_keyframes.frames.policies.events import SignalEvent, episode_grounding, resolve_signal
 
 FPS = 30.0
 
@@ -227,6 +222,7 @@ def _truth_responder(truth: dict[str, Any], shift_s: float):
 
 @pytest.mark.parametrize("snap", [True, False])
 def test_the_pipeline_snaps_model_boundaries_onto_the_signal(grounded_root: Path, tmp_path: Path, snap: bool):
+    from lerobot_keyframes.annotate import run_annotation
     from lerobot_keyframes.annotate.config import (
         AnnotateConfig,
         InterjectionsConfig,
@@ -234,8 +230,7 @@ def test_the_pipeline_snaps_model_boundaries_onto_the_signal(grounded_root: Path
         QualityConfig,
         VqaConfig,
     )
-    from lerobot_keyframes.annotate.pipeline import run_annotation
-    from lerobot_keyframes.annotate.staging import Staging
+    from lerobot_keyframes.annotate.run.staging import Staging
     from lerobot_keyframes.testing.scripted import ScriptedBackend
     from lerobot_keyframes.vlm.config import VlmConfig
 
@@ -307,7 +302,8 @@ def test_gripper_polarity_follows_the_first_frame_and_long_event_lists_are_thinn
 
 
 def test_summary_says_why_episodes_were_not_snapped():
-    from lerobot_keyframes.annotate.grounding import Grounding, grounding_info, grounding_summary, should_snap
+    from lerobot_keyframes.annotate.modules.grounding import grounding_info, grounding_summary, should_snap
+    from lerobot_keyframes.frames.policies.events import Grounding
 
     none = Grounding(None, (), "no entry of 'observation.state' is named as the gripper")
     assert not should_snap(None, none) and not should_snap(True, none)

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from test_annotate_pipeline import oracle
 
-from lerobot_keyframes.annotate import AnnotateConfig, PlanConfig, run_annotation
-from lerobot_keyframes.annotate.merge import MergeConfig, run_merge
-from lerobot_keyframes.hub.jobs import SHARD_ENV, plan_shards
+from lerobot_keyframes.annotate import AnnotateConfig, MotionConfig, PlanConfig, VqaConfig, run_annotation
+from lerobot_keyframes.annotate.executors.jobs import SHARD_ENV, MergeConfig, plan_shards, run_merge
 from lerobot_keyframes.hub.push import push_dataset
 from lerobot_keyframes.language import read_dataset_annotations
 from lerobot_keyframes.testing.scripted import ScriptedBackend
@@ -88,6 +87,34 @@ def test_three_shards_plus_merge_equal_the_unsharded_run(local_hub, hub_source: 
     assert outcome["validation"].ok and outcome["push"] is not None
     merged, _ = read_dataset_annotations(tmp_path / "merged")
     assert merged == expected  # row for row
+
+
+def test_merge_writes_with_the_modules_the_shards_ran(local_hub, sample_root: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shards that ran motion (off by default) and not VQA, over a source that already has rows of both: the merge
+    replaces the motion rows and keeps the VQA rows, as the unsharded run does (the shards' markers carry their
+    run record; without it the merge took the default modules and lost the VQA rows, kept the old motion rows)."""
+    labelled = run_annotation(AnnotateConfig(root=sample_root, out=tmp_path / "labelled",
+                                             motion=MotionConfig(enabled=True)), VLM, vlm=ScriptedBackend(oracle))
+    assert labelled.validation.ok and {"vqa", "motion"} <= set(labelled.rows_per_style)
+    push_dataset(tmp_path / "labelled", "tester/labelled", private=True)
+    modules = {"vqa": VqaConfig(enabled=False), "motion": MotionConfig(enabled=True, gripper_index=0)}
+    whole = run_annotation(AnnotateConfig(repo_id="tester/labelled", out=tmp_path / "whole", **modules), VLM,
+                           vlm=ScriptedBackend(oracle))
+    assert whole.validation.ok and whole.rows_kept.get("vqa") and whole.rows_replaced.get("motion")
+    branches = []
+    for shard, episodes in enumerate(((0,), (1,))):
+        branches.append(f"shards/run/{shard}")
+        monkeypatch.setenv(SHARD_ENV, f"{shard}/2")
+        result = run_annotation(AnnotateConfig(repo_id="tester/labelled", out=tmp_path / f"shard{shard}",
+                                               only_episodes=episodes, new_repo_id="tester/work", push_to_hub=True,
+                                               push_branch=branches[-1], push_staging_only=True, **modules),
+                                VLM, vlm=ScriptedBackend(oracle))
+        assert result.push
+    outcome = run_merge(MergeConfig(repo_id="tester/labelled", work_repo_id="tester/work", branches=tuple(branches),
+                                    out=tmp_path / "merged", push_to_hub=False))
+    assert outcome["validation"].ok
+    assert read_dataset_annotations(tmp_path / "merged")[0] == read_dataset_annotations(tmp_path / "whole")[0]
 
 
 def test_hub_script_end_to_end_with_the_tiny_model(local_hub, hub_source: str, hub_env: dict[str, str],

@@ -11,11 +11,7 @@ from typing import Any
 import pytest
 from huggingface_hub import HfApi, JobInfo
 
-from lerobot_keyframes.annotate.staging import Staging
-from lerobot_keyframes.cli import main as cli_main
-from lerobot_keyframes.dataset import load_episodes
-from lerobot_keyframes.hub.errors import HubError
-from lerobot_keyframes.hub.jobs import (
+from lerobot_keyframes.annotate.executors.jobs import (
     BOOTSTRAP,
     PACKAGE_ENV,
     RUN_ID_ENV,
@@ -31,6 +27,10 @@ from lerobot_keyframes.hub.jobs import (
     submit_annotation_job,
     submit_sharded_annotation,
 )
+from lerobot_keyframes.annotate.run.staging import Staging
+from lerobot_keyframes.cli import main as cli_main
+from lerobot_keyframes.dataset import load_episodes
+from lerobot_keyframes.hub.errors import HubError
 from lerobot_keyframes.hub.merge import push_shard_staging
 from lerobot_keyframes.hub.push import push_dataset
 from lerobot_keyframes.testing.local_hub import LocalHub
@@ -264,7 +264,7 @@ def test_hub_script_is_a_pep723_pass_through_to_annotate() -> None:
 def test_annotate_argv_for_the_job_drops_the_job_flags() -> None:
     import argparse
 
-    from lerobot_keyframes.hub.jobs import add_job_flags, job_config_from_args
+    from lerobot_keyframes.cli.annotate import add_job_flags, job_config_from_args
 
     argv = ["--repo_id=tester/src", "--job.flavor=a10g-large", "--job.timeout", "4h", "--push_to_hub=true",
             "--shards", "3", "--job.detach=true"]

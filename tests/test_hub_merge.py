@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
 
-from lerobot_keyframes.annotate.staging import Staging
-from lerobot_keyframes.hub.jobs import plan_shards, shard_branch
+from lerobot_keyframes.annotate.executors.jobs import plan_shards, shard_branch
+from lerobot_keyframes.annotate.run.staging import Staging
 from lerobot_keyframes.hub.merge import (
     SHARD_MARKER,
     MergeError,

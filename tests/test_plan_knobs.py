@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from lerobot_keyframes.annotate import run_annotation
 from lerobot_keyframes.annotate.config import (
     UNAPPLIED_SETTINGS,
     AnnotateConfig,
@@ -23,7 +24,6 @@ from lerobot_keyframes.annotate.config import (
     VqaConfig,
     unapplied_settings,
 )
-from lerobot_keyframes.annotate.pipeline import run_annotation
 from lerobot_keyframes.language import read_dataset_annotations
 from lerobot_keyframes.testing.fake_openai import FakeOpenAIServer, _schema_of
 from lerobot_keyframes.testing.scripted import ScriptedBackend, plausible_answers, prompt_text

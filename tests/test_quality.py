@@ -12,10 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lerobot_keyframes.annotate.config import QualityConfig
 from lerobot_keyframes.dataset import load_episodes
 from lerobot_keyframes.frames import make_frame_provider
-from lerobot_keyframes.quality import bad_episodes, check_episodes, findings_as_dict
+from lerobot_keyframes.quality import QualityConfig, bad_episodes, check_episodes, findings_as_dict
 
 CAMERA = "observation.images.front"
 
@@ -132,8 +131,8 @@ def test_short_episodes_and_a_constant_gripper(good_root: Path, tmp_path: Path):
 
 
 def test_skip_bad_episodes_leaves_them_out_of_the_run(good_root: Path, tmp_path: Path):
+    from lerobot_keyframes.annotate import run_annotation
     from lerobot_keyframes.annotate.config import AnnotateConfig, InterjectionsConfig, PlanConfig, VqaConfig
-    from lerobot_keyframes.annotate.pipeline import run_annotation
     from lerobot_keyframes.testing.scripted import ScriptedBackend, plausible_answers
     from lerobot_keyframes.vlm.config import VlmConfig
 

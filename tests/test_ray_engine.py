@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from lerobot_keyframes.annotate import run_annotation
 from lerobot_keyframes.annotate.config import (
     AnnotateConfig,
     ExecutorConfig,
@@ -23,7 +24,6 @@ from lerobot_keyframes.annotate.config import (
     RayConfig,
     VqaConfig,
 )
-from lerobot_keyframes.annotate.pipeline import run_annotation
 from lerobot_keyframes.language import read_dataset_annotations
 from lerobot_keyframes.testing.scripted import ScriptedBackend
 from lerobot_keyframes.testing.scripted import plausible_answers as oracle
@@ -62,7 +62,7 @@ def _annotations(root: Path) -> dict:
 
 # -- without a Ray instance ---------------------------------------------------------------------------
 def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lerobot_keyframes.annotate import ray_engine
+    from lerobot_keyframes.annotate.executors import ray as ray_engine
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=re.escape("pip install 'lerobot_keyframes[ray]'")):
@@ -76,7 +76,7 @@ def test_cli_flags_and_no_ray_import_unless_chosen() -> None:
         "args = build_parser().parse_args(['annotate', '--root', '/x', '--executor.engine=ray', '--ray.address',"
         " 'auto', '--ray.num_vlm_actors', '3', '--ray.num_gpus_per_actor', '0.5', '--ray.cpu_workers', '4'])\n"
         "config, vlm = annotate_configs_from_args(args)\n"
-        "import lerobot_keyframes.annotate.ray_engine\n"
+        "import lerobot_keyframes.annotate.executors.ray\n"
         "print(config.executor.engine, config.ray.address, config.ray.num_vlm_actors, config.ray.num_gpus_per_actor,"
         " config.ray.cpu_workers, 'ray' in sys.modules)\n"
     )
@@ -104,7 +104,7 @@ RAY_KW: dict[str, Any] = {"cpu_workers": 1, "num_cpus_per_actor": 0.5}
 
 @pytest.mark.slow
 def test_ray_output_equals_local_with_the_tiny_model(local_ray: Any, sample_root: Path, tmp_path: Path) -> None:
-    from lerobot_keyframes.annotate.ray_engine import run_annotation_ray
+    from lerobot_keyframes.annotate.executors.ray import run_annotation_ray
     from lerobot_keyframes.testing.tiny_qwen import tiny_qwen_cached
 
     vlm = VlmConfig(backend="transformers", model_id=str(tiny_qwen_cached("qwen2_5_vl")), max_new_tokens=512,
@@ -133,7 +133,7 @@ def four_episodes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_a_killed_vlm_actor_loses_and_duplicates_nothing(local_ray: Any, four_episodes: Path, tmp_path: Path) -> None:
-    from lerobot_keyframes.annotate.ray_engine import run_annotation_ray
+    from lerobot_keyframes.annotate.executors.ray import run_annotation_ray
 
     reference = run_annotation(_config(four_episodes, tmp_path / "local"), SCRIPTED, vlm=ScriptedBackend(oracle))
     assert reference.failures == {}
@@ -152,7 +152,7 @@ def test_a_killed_vlm_actor_loses_and_duplicates_nothing(local_ray: Any, four_ep
 @pytest.mark.slow
 def test_resume_after_an_interrupted_driver_skips_finished_work(local_ray: Any, sample_root: Path,
                                                                 tmp_path: Path) -> None:
-    from lerobot_keyframes.annotate.ray_engine import run_annotation_ray
+    from lerobot_keyframes.annotate.executors.ray import run_annotation_ray
 
     out = tmp_path / "out"
     first = run_annotation_ray(_config(sample_root, out), SCRIPTED, vlm_factory=scripted_factory(), **RAY_KW)
@@ -185,7 +185,7 @@ def test_quality_checks_run_before_ray_and_skip_bad_episodes(local_ray: Any, tmp
     from test_quality import _rewrite, _video
 
     from lerobot_keyframes.annotate.config import QualityConfig
-    from lerobot_keyframes.annotate.ray_engine import run_annotation_ray
+    from lerobot_keyframes.annotate.executors.ray import run_annotation_ray
     from lerobot_keyframes.dataset import load_episodes
     from lerobot_keyframes.testing.sample import make_sample_dataset
 
@@ -217,22 +217,22 @@ def test_stages_without_ray_decode_once_and_stage_like_the_local_engine(sample_r
     (the keyframe stage, as keyframe columns on the rows) and are never decoded again in the actor."""
     import pickle
 
-    from lerobot_keyframes.annotate.pipeline import module_keys, prepare_run
-    from lerobot_keyframes.annotate.ray_engine import AnnotateEpisodes, decode_batch, prefetch_requests
+    from lerobot_keyframes.annotate.executors.ray import AnnotateEpisodes, decode_batch, prefetch_requests
+    from lerobot_keyframes.annotate.run.prepare import prepare_run
 
     cfg = _config(sample_root, tmp_path / "out")
-    run = prepare_run(cfg)
+    run = prepare_run(cfg, SCRIPTED, check_backend=False)
     batch = {"episode": [pickle.dumps(r) for r in run.rows]}
     from lerobot_keyframes.transform import timestamp_column
 
-    decoded = decode_batch(batch, cfg, SCRIPTED)
+    decoded = decode_batch(batch, run.plan, SCRIPTED)
     requests = [prefetch_requests(r, cfg, SCRIPTED) for r in run.rows]
     assert [len(r) for r in requests] == [2, 2]  # front: plan + its VQA turns; wrist: its VQA turns
     for blob, wanted in zip(decoded["episode"], requests):
         row = pickle.loads(blob)
         assert [(cam, tuple(row[timestamp_column(cam)])) for cam, _ in wanted] == wanted
 
-    stage = AnnotateEpisodes(cfg, SCRIPTED, module_keys(cfg, SCRIPTED), str(run.staging.dir), scripted_factory())
+    stage = AnnotateEpisodes(run.plan, SCRIPTED, scripted_factory())
     outcomes = [pickle.loads(b) for b in stage(decoded)["outcome"]]
     assert [o.error for o in outcomes] == [None, None]
     for o, wanted in zip(outcomes, requests):

@@ -115,20 +115,20 @@ def test_annotate_streams_a_hub_source_and_writes_the_rows_of_a_downloaded_one(h
 
 
 def test_ray_stages_stream_a_hub_source(hub, source, sample_root, tmp_path) -> None:
-    from lerobot_keyframes.annotate.pipeline import prepare_run
-    from lerobot_keyframes.annotate.ray_engine import decode_batch
+    from lerobot_keyframes.annotate.executors.ray import decode_batch
+    from lerobot_keyframes.annotate.run.prepare import prepare_run
     from lerobot_keyframes.transform import timestamp_column
 
     cfg = _annotate_config(tmp_path / "out", video_access="stream")
-    run = prepare_run(cfg)
+    run = prepare_run(cfg, SCRIPTED, check_backend=False)
     run.lock.release()
-    decoded = [pickle.loads(b) for b in decode_batch({"episode": [pickle.dumps(r) for r in run.rows]}, cfg,
+    decoded = [pickle.loads(b) for b in decode_batch({"episode": [pickle.dumps(r) for r in run.rows]}, run.plan,
                                                      SCRIPTED)["episode"]]
     local_cfg = AnnotateConfig(root=sample_root, out=tmp_path / "local")
-    local_run = prepare_run(local_cfg)
+    local_run = prepare_run(local_cfg, SCRIPTED, check_backend=False)
     local_run.lock.release()
     reference = [pickle.loads(b) for b in decode_batch({"episode": [pickle.dumps(r) for r in local_run.rows]},
-                                                       local_cfg, SCRIPTED)["episode"]]
+                                                       local_run.plan, SCRIPTED)["episode"]]
     for got, want in zip(decoded, reference):
         for cam in got["camera_keys"]:
             assert got[timestamp_column(cam)] == want[timestamp_column(cam)]

@@ -82,6 +82,7 @@ def test_the_cli_warns_once_about_a_local_serve_command_with_an_in_process_backe
     """lerobot-annotate's --vlm.serve_command given to a run with the in-process transformers backend (our
     default): one warning line before anything else, instead of silence."""
     import os
+    import re
     import subprocess
     import sys
 
@@ -90,7 +91,8 @@ def test_the_cli_warns_once_about_a_local_serve_command_with_an_in_process_backe
                            f"--out={tmp_path / 'out'}", f"--vlm.serve_command={SERVE}", "--vlm.model_id=m"],
                           capture_output=True, text=True, timeout=300, env=env)
     lines = proc.stderr.splitlines()
-    assert lines[0] == ("WARNING lerobot_keyframes.cli: --vlm.serve_command is not run: it starts a server with "
+    first = re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", "", lines[0])  # off a terminal, log lines carry the time
+    assert first == ("WARNING lerobot_keyframes.cli: --vlm.serve_command is not run: it starts a server with "
                         "--vlm.backend=openai --vlm.auto_serve=true only (as in lerobot-annotate); "
                         "--vlm.backend=transformers runs the model in this process and ignores it"), proc.stderr
     assert sum("--vlm.serve_command is not run" in line for line in lines) == 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lerobot_keyframes.annotate.vqa import model_input_size
+from lerobot_keyframes.annotate.modules.vqa import model_input_size
 from lerobot_keyframes.testing.tiny_qwen import tiny_qwen_cached
 from lerobot_keyframes.vlm.families import FAMILIES, FAMILY_NAMES, detect_family, vision_family
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from lerobot_keyframes.annotate import schemas
+from lerobot_keyframes.annotate.modules import schemas
 from lerobot_keyframes.vlm.schema import PATTERN_CHUNK, PRINTABLE_CLASS, grammar_schema, printable_pattern
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
@@ -13,6 +14,7 @@ from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 from ..dataset.remote import DEFAULT_VIDEO_ACCESS, VideoAccess
 from ..frames.config import VideoBackend
 from ..language.vocabulary import VQA_QUESTION_TYPES, QuestionType
+from ..quality.config import QualityConfig
 
 # The option sets of the configs below: each a `Literal` (the flags show them as {a,b,...}), checked on creation.
 DeriveTaskFromVideo = Literal["off", "if_short", "always"]
@@ -57,7 +59,7 @@ class PlanConfig:
     subtask_seeded_relabel: bool = False  # relabel each span from the previous/own/next span's sheets (one more call per span)
     subtask_relabel_frames: int = 5  # frames per span sheet in the relabel pass (with subtask_seeded_relabel)
     task_aug_axes: TaskAugAxesConfig = field(default_factory=TaskAugAxesConfig)
-    # Grounding (annotate/grounding.py): the signal and gripper entry are --motion.signal / --motion.gripper_index.
+    # Grounding (annotate/modules/grounding.py): the signal and gripper entry are --motion.signal / --motion.gripper_index.
     snap_to_signals: bool | None = None  # move subtask boundaries to the nearest robot event (unset: when the dataset has a usable signal)
     snap_tolerance_s: float = 1.0  # a boundary moves to an event at most this far (s): about a VLM's error at 1-2 frames/s
     events_in_prompt: bool = True  # list the robot's events (arm stops/moves, gripper closes/opens) in the segmentation prompt
@@ -97,19 +99,6 @@ class MotionConfig:
     enabled: bool = False  # run the motion module: gripper open/close and arm-at-rest rows
     gripper_index: int | None = None  # entry of the signal that is the gripper (unset: the one meta/info.json names gripper; motion rows: else the last)
     signal: str = "observation.state"  # numeric vector column of the data parquet to read the motion from (else action)
-
-
-@dataclass(frozen=True)
-class QualityConfig:
-    """Episode quality checks before annotation (lerobot_keyframes/quality): cameras, length, gripper."""
-
-    enabled: bool = True  # check every episode before the first model call; findings go to the summary and provenance
-    skip_bad_episodes: bool = False  # do not annotate episodes with a finding (they are reported as skipped)
-    frames_per_camera: int = 8  # frames decoded per camera and episode for the black / frozen checks
-    black_max_mean: float = 12.0  # a camera whose sampled frames all have a mean pixel value below this is black
-    frozen_max_diff: float = 0.5  # ... whose successive sampled frames mostly (median) differ by at most this mean value is frozen
-    short_fraction: float = 0.35  # an episode shorter than this x the median length of its neighbours is short
-    neighbours: int = 10  # episodes on each side that the length is compared with
 
 
 @dataclass(frozen=True)
@@ -177,16 +166,28 @@ class AnnotateConfig:
     interjections: InterjectionsConfig = field(default_factory=InterjectionsConfig)
     vqa: VqaConfig = field(default_factory=VqaConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
+    # modules of your own, run with the built-in ones (each switched by its --<name>.enabled, flags --<name>.*)
+    modules: tuple[str, ...] = ()  # comma-separated pkg.module:Class or entry point names (group lerobot_keyframes.modules)
+    # their configs by module name (flags --<name>.*; a Mapping is accepted and kept as sorted pairs)
+    module_configs: tuple[tuple[str, Any], ...] = ()
     quality: QualityConfig = field(default_factory=QualityConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 
-    @property
-    def asks_model(self) -> bool:
-        """True when a module that asks the VLM runs (plan, interjections, vqa); motion alone does not."""
-        return self.plan.enabled or self.interjections.enabled or self.vqa.enabled
+    def module_config(self, name: str, default: type | None = None) -> Any:
+        """The config of module `name`: the field of that name (the built-in modules: `plan`, ...), else its entry
+        of `module_configs`, else `default()` (the module's config class with its defaults). The registry keeps
+        a module of one's own from taking the name of a field."""
+        if name in _field_names(type(self)):
+            return getattr(self, name)
+        found = dict(self.module_configs).get(name)
+        return found if found is not None or default is None else default()
 
     def __post_init__(self) -> None:
+        # classes and mappings as given in Python, kept as names and sorted pairs (picklable, hashable, stable)
+        object.__setattr__(self, "modules", tuple(_module_spec(m) for m in self.modules))
+        configs = self.module_configs.items() if isinstance(self.module_configs, Mapping) else self.module_configs
+        object.__setattr__(self, "module_configs", tuple(sorted((str(k), v) for k, v in configs)))
         if self.root is None and self.repo_id is None:
             raise ValueError("set --root (a local dataset) or --repo_id (a Hub dataset)")
         check_options(self)
@@ -215,6 +216,32 @@ class AnnotateConfig:
                              f"{self.plan.contact_sheet_quality}")
         if not self.plan.snap_tolerance_s >= 0:
             raise ValueError(f"--plan.snap_tolerance_s must be >= 0, got {self.plan.snap_tolerance_s}")
+
+
+@functools.cache
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls))
+
+
+# module classes given to AnnotateConfig in Python, by the name they are kept under: this process uses the class
+# itself (one defined in a notebook or a function too); another process (a Ray actor) imports it by that name
+_GIVEN_CLASSES: dict[str, type] = {}
+
+
+def _module_spec(module: Any) -> str:
+    """`pkg.module:Class` for a module class given in Python (remembered in `_GIVEN_CLASSES`); a string as it is."""
+    if isinstance(module, str):
+        return module.strip()
+    if isinstance(module, type):
+        spec = f"{module.__module__}:{module.__qualname__}"
+        _GIVEN_CLASSES[spec] = module
+        return spec
+    raise TypeError(f"modules: expected 'pkg.module:Class', an entry point name or a class, got {module!r}")
+
+
+def given_class(spec: str) -> type | None:
+    """The class given in Python under `spec` in this process, if any (see `_GIVEN_CLASSES`)."""
+    return _GIVEN_CLASSES.get(spec)
 
 
 @functools.cache

@@ -1,4 +1,8 @@
-"""What a module needs to annotate one episode: its frames, its times, the model, a seeded RNG."""
+"""What a module sees of one episode: `EpisodeView` (its times, cameras, the run's config, a seeded RNG) before
+any frame or model, and `EpisodeContext` (the view plus its frames and the model) while it runs.
+
+Nothing here knows a module: modules import this, never the other way round.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import numpy as np
 from ..dataset.records import Episode
 from ..vlm.jsonparse import bounded
 from .config import AnnotateConfig
+from .frame_store import EpisodeFrames
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -22,9 +27,9 @@ if TYPE_CHECKING:
     from ..frames.policies import KeyframePolicy
     from ..frames.provider import FrameProvider
     from ..vlm.base import VlmBackend
-    from .keyframes import EpisodeFrames
 
 logger = logging.getLogger(__name__)
+RAW_KEEP_CHARS = 20_000  # what an error keeps of a model answer, for --verbose logging
 
 
 class AnnotationError(RuntimeError):
@@ -45,22 +50,23 @@ class CallStats:
     completion_tokens: int = 0
 
 
+def default_camera(episode: Episode, camera_key: str | None) -> str | None:
+    """`--vlm.camera_key` when set (checked against the dataset before any work), else the first camera."""
+    if camera_key:
+        return camera_key
+    return episode.camera_keys[0] if episode.camera_keys else None
+
+
 @dataclass
-class EpisodeContext:
-    """One episode, seen by the modules. Times always come from `timestamps` (exact float32 parquet values).
+class EpisodeView:
+    """One episode of the run, before any frame is decoded. Times always come from `timestamps` (the exact float32
+    parquet values). `episode` is the row as `datasets` hands it (or its `Episode`); `record` is its typed
+    `Episode`, made once here. `module` is the module at work (errors name it)."""
 
-    `episode` is the row as `datasets` hands it (modules that read further columns use it); `record` is its
-    typed `Episode`, made once here, which every property below reads (no array is rebuilt in a loop).
-    """
-
-    episode: Mapping[str, Any]
+    episode: Mapping[str, Any] | Episode
     config: AnnotateConfig
-    provider: FrameProvider
-    vlm: VlmBackend  # a vlm backend with `agenerate(conversations, schemas)` (or a scripted one)
-    requests: asyncio.Semaphore
-    stats: CallStats = field(default_factory=CallStats)
-    model_family: str = "qwen2_5_vl"
-    frames: EpisodeFrames | None = None  # the frames of this episode, shared by its modules
+    camera_key: str | None = None  # --vlm.camera_key
+    module: str = "annotate"
     record: Episode = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -92,66 +98,73 @@ class EpisodeContext:
         return list(self.record.camera_keys)
 
     @property
-    def vqa_cameras(self) -> list[str]:
-        """The cameras VQA asks about: video cameras (image-stored ones too with `--vqa.image_cameras`)."""
-        from .keyframes import vqa_cameras
-
-        return vqa_cameras(self.record, self.config.vqa)
-
-    @property
     def default_camera(self) -> str:
-        wanted = getattr(self.vlm, "camera_key", None) or getattr(
-            getattr(self.vlm, "config", None), "camera_key", None
-        )
-        if wanted:
-            if wanted not in self.cameras:  # prepare_run checks the dataset; this guards direct use
-                raise AnnotationError(f"--vlm.camera_key={wanted!r} is not a camera of this episode; it has "
-                                      f"{self.cameras}", episode_index=self.index, module="plan")
-            return wanted
-        if not self.cameras:
-            raise AnnotationError("the dataset has no camera to annotate", episode_index=self.index, module="plan")
-        return self.cameras[0]
+        if self.camera_key and self.camera_key not in self.cameras:  # prepare_run checks the dataset first
+            raise AnnotationError(f"--vlm.camera_key={self.camera_key!r} is not a camera of this episode; it has "
+                                  f"{self.cameras}", episode_index=self.index, module=self.module)
+        camera = default_camera(self.record, self.camera_key)
+        if camera is None:
+            raise AnnotationError("the dataset has no camera to annotate", episode_index=self.index, module=self.module)
+        return camera
 
-    def rng(self, module: str) -> random.Random:
+    def rng(self, module: str | None = None) -> random.Random:
         """A per-(seed, episode, module) RNG: the same choices on every run, whatever else runs."""
-        return random.Random(zlib.crc32(f"{self.config.seed}:{self.index}:{module}".encode()))
+        return random.Random(zlib.crc32(f"{self.config.seed}:{self.index}:{module or self.module}".encode()))
 
     def frame_time(self, index: int) -> float:
         """The exact parquet timestamp of frame `index`, as a Python float (float32 value)."""
         return float(self.timestamps[index])
 
-    async def keyframes(self, module: str, camera: str, policy: KeyframePolicy
-                        ) -> tuple[list[Image.Image], list[float]]:
-        """The frames a module declared (a `frames.policies` policy on `camera`) and their exact times."""
+
+@dataclass
+class EpisodeContext(EpisodeView):
+    """The view plus what a running module uses: the episode's frames (decoded at most once, shared by its
+    modules) and the model (`ask`). The engine sets `module` before each module runs."""
+
+    provider: FrameProvider | None = None
+    vlm: VlmBackend | None = None  # a backend with `agenerate(conversations, schemas)` (or a scripted one)
+    requests: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(32))
+    stats: CallStats = field(default_factory=CallStats)
+    model_family: str = "qwen2_5_vl"
+    frames: EpisodeFrames | None = None  # the frames of this episode, shared by its modules
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.camera_key is None:  # the VLM's --vlm.camera_key
+            self.camera_key = getattr(self.vlm, "camera_key", None) or getattr(
+                getattr(self.vlm, "config", None), "camera_key", None)
+
+    async def keyframes(self, camera: str, policy: KeyframePolicy) -> tuple[list[Image.Image], list[float]]:
+        """The frames the module declared (a `frames.policies` policy on `camera`) and their exact times."""
         try:
             times = [float(t) for t in policy.timestamps(self.episode)]  # the row: policies read its columns
         except ValueError as exc:
-            raise AnnotationError(f"camera {camera}: {exc}", episode_index=self.index, module=module) from exc
-        return await self.frames_at(module, camera, times), times
+            raise AnnotationError(f"camera {camera}: {exc}", episode_index=self.index, module=self.module) from exc
+        return await self.frames_at(camera, times), times
 
-    async def frames_at(self, module: str, camera: str, times: Sequence[float]) -> list[Image.Image]:
+    async def frames_at(self, camera: str, times: Sequence[float]) -> list[Image.Image]:
         """Frames (PIL) at exact episode times, from the episode's frame store (decoded at most once).
 
         The provider's own error already names file, episode, camera and time; it is kept as the cause.
         """
         if self.frames is None:
-            from .keyframes import EpisodeFrames, row_keyframes
-
-            self.frames = EpisodeFrames(self.record, self.provider, row_keyframes(self.episode))
+            self.frames = EpisodeFrames.for_row(self.episode, self.provider)
         try:
             return await self.frames.get(camera, times)
         except AnnotationError:
             raise
         except Exception as exc:
-            raise AnnotationError(f"camera {camera}: {exc}", episode_index=self.index, module=module) from exc
+            raise AnnotationError(f"camera {camera}: {exc}", episode_index=self.index, module=self.module) from exc
 
-    async def ask(
-        self, module: str, conversations: list[list[dict[str, Any]]], schemas: list[dict[str, Any] | None]
-    ) -> list[dict[str, Any]]:
+    async def ask(self, conversations: list[list[dict[str, Any]]],
+                  schemas: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
         """Ask the model; every answer parsed against its schema, or an AnnotationError with the raw text.
 
         A request the VLM could not complete (a transport fault after its retries, an engine that
         refused it) fails this episode only, as an AnnotationError; the error quotes a bounded slice."""
+        if self.vlm is None:
+            raise AnnotationError("no model to ask (this run has no VLM)", episode_index=self.index,
+                                  module=self.module)
         async with self.requests:
             results = await self.vlm.agenerate(conversations, schemas, raise_errors=False)
         answers = []
@@ -167,11 +180,8 @@ class EpisodeContext:
                 raise AnnotationError(
                     f"model answer rejected ({bounded(str(error))}); raw text: {bounded(raw)!r}",
                     episode_index=self.index,
-                    module=module,
+                    module=self.module,
                     raw=raw[:RAW_KEEP_CHARS],
                 )
             answers.append(parsed)
         return answers
-
-
-RAW_KEEP_CHARS = 20_000  # what an error keeps of a model answer, for --verbose logging

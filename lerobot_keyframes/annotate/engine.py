@@ -1,10 +1,11 @@
 """One episode through the modules, and many episodes in flight: the step every executor runs.
 
-`annotate_rows` is the whole annotation step for a group of episode rows: each episode moves through
-plan → interjections → vqa (→ motion) on its own, staged module by module (a re-run reuses what is staged
-under the same key), while up to `episodes_in_flight` episodes run at once so an in-process engine behind
-a `BatchingScheduler` gets full batches and a server gets many requests. `Annotator` (datasets.map), the
-local run, Ray actors and HF Jobs shards all call it.
+`annotate_rows` is the whole annotation step for a group of episode rows: each episode moves through the
+enabled modules in the registry's order (`modules.registry`: plan → interjections → vqa → motion, then
+a user's own) on its own, staged module by module (a re-run reuses what is staged under the same key),
+while up to `episodes_in_flight` episodes run at once so an in-process engine behind a `BatchingScheduler`
+gets full batches and a server gets many requests. `Annotator` (datasets.map), the local run, Ray actors and
+HF Jobs shards all call it. No module is named here: each declares what it needs (`modules.base.Module`).
 """
 
 from __future__ import annotations
@@ -13,21 +14,21 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..language.rows import LanguageRow, as_row
 from ..vlm.errors import VlmRequestError
 from ..vlm.jsonparse import bounded
 from .config import AnnotateConfig
 from .context import AnnotationError, CallStats, EpisodeContext
-from .interjections import keyframes as keyframes_of_interjections
-from .interjections import run_interjections
-from .keyframes import EpisodeFrames, FrameStats, module_policies
-from .motion import run_motion
-from .plan import run_plan
-from .staging import StagedModule, Staging
-from .vqa import run_vqa
+from .frame_store import EpisodeFrames, FrameStats
+from .modules.base import SPEECH, Module, ModuleOutput
+from .modules.registry import RunModules, run_modules
+from .run.output import assemble_rows
+from .run.plan import RunPlan
+from .run.staging import StagedModule, Staging
 
 if TYPE_CHECKING:
     from ..frames import FrameProvider
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MODULES = ("plan", "interjections", "vqa", "motion")
 IN_PROCESS_MAX_EPISODES = 64
 
 
@@ -51,7 +51,7 @@ class EpisodeOutcome:
     stats: CallStats = field(default_factory=CallStats)
     frames: FrameStats = field(default_factory=FrameStats)
     staged: list[StagedModule] = field(default_factory=list)
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[LanguageRow] = field(default_factory=list)
 
 
 def episodes_in_flight(config: AnnotateConfig, vlm: VlmBackend | None) -> int:
@@ -66,92 +66,91 @@ def episodes_in_flight(config: AnnotateConfig, vlm: VlmBackend | None) -> int:
     return max(8, int(concurrency or 8))
 
 
-def assemble_rows(staged: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """The episode's rows from all staged modules; an interjection's plan row replaces the plan module's
-    row at the same time (one plan per frame, never two)."""
-    interjection_plan_times = {
-        r["timestamp"] for r in staged.get("interjections", []) if r.get("style") == "plan"
-    }
-    rows = []
-    for module in MODULES:
-        for row in staged.get(module, []):
-            if module == "plan" and row.get("style") == "plan" and row["timestamp"] in interjection_plan_times:
-                continue
-            rows.append(row)
-    return rows
+def checked_rows(module: Module, out: Sequence[LanguageRow | Mapping[str, Any]] | ModuleOutput,
+                 episode: int) -> tuple[list[LanguageRow], Any]:
+    """(rows, result) of what `module.run` returned; a row of a style the module does not declare fails the
+    episode (the validator checks everything else about a row when it is written)."""
+    rows, result = (out.rows, out.result) if isinstance(out, ModuleOutput) else (out, None)
+    declared = set(module.styles) | set(module.anchored)
+    checked = []
+    for row in rows:
+        row = as_row(row)
+        style = SPEECH if row.style is None else row.style
+        if style not in declared:
+            raise AnnotationError(f"a row of style {style!r} at {row.timestamp} s, which the module does not declare "
+                                  f"(its styles: {sorted(declared)})", episode_index=episode, module=module.name)
+        checked.append(row)
+    return checked, result
 
 
 async def annotate_episode(ctx: EpisodeContext, staging: Staging, keys: dict[str, str],
-                           outcome: EpisodeOutcome, on_step: Callable[[str], None] | None = None) -> None:
-    """plan → interjections → vqa → motion for one episode, each staged (or reused) under its key;
-    `on_step(module)` after each module is staged or reused (progress counts these steps)."""
+                           outcome: EpisodeOutcome, on_step: Callable[[str], None] | None = None,
+                           modules: RunModules | None = None) -> None:
+    """The enabled modules of one episode in run order, each staged (or reused) under its key; each gets the
+    results of the modules it requires or uses (a disabled one's staged result, if any). `on_step(module)`
+    after each module is staged or reused (progress counts these steps)."""
     cfg = ctx.config
+    modules = modules or run_modules(cfg)
+    enabled = modules.enabled
     e = ctx.index
-    declared = module_policies(ctx.episode, cfg, ctx.default_camera) if ctx.cameras else {}
     run, reused = Counter(), Counter()
+    results: dict[str, Any] = {}  # module -> its result, for the modules after it
 
-    def keep_for(later: Sequence[str]) -> None:
-        """Free the frames only earlier modules needed."""
+    def upstream_of(m: Module) -> dict[str, Any]:
+        for name in (*m.requires, *m.uses):
+            if name not in results and not modules.get(name).enabled(cfg):
+                staged = staging.read(e, name)  # a disabled module may still have staged its result earlier
+                results[name] = modules.get(name).load_result(staged.info) if staged is not None else None
+        return {name: results[name] for name in (*m.requires, *m.uses) if results.get(name) is not None}
+
+    def policies(m: Module, upstream: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        ctx.module = m.name
+        return m.keyframes(ctx, modules.config_of(m), upstream) if ctx.cameras else {}
+
+    declared = {m.name: policies(m) for m in enabled}
+
+    def keep_for(later: Sequence[Module]) -> None:
+        """Free the frames only earlier modules needed (the later ones' declared frames, upstream known, stay)."""
         if ctx.frames is None:
             return
         keep: dict[str, list[float]] = {}
-        for module in later:
-            for cam, policy in declared.get(module, {}).items():
+        for m in later:
+            if (upstream := upstream_of(m)) and m.name not in results:
+                declared[m.name] = policies(m, upstream)  # frames known once earlier answers are in
+            for cam, policy in declared.get(m.name, {}).items():
                 keep.setdefault(cam, []).extend(float(t) for t in policy.timestamps(ctx.episode))
         ctx.frames.retain(keep)
 
-    async def stage(module: str, produce: Callable[[], Any]) -> dict[str, Any]:
+    async def stage(m: Module, upstream: Mapping[str, Any]) -> Any:
+        ctx.module = m.name
         if not cfg.force:
-            staged = staging.lookup(e, module, keys[module])
+            staged = staging.lookup(e, m.name, keys[m.name])
             if staged is not None:
-                reused[module] += 1
+                reused[m.name] += 1
                 if on_step is not None:
-                    on_step(module)
-                return staged.info
+                    on_step(m.name)
+                return m.load_result(staged.info)
         try:
-            rows, info = await produce()
+            rows, result = checked_rows(m, await m.run(ctx, upstream), e)
         except VlmRequestError as exc:  # a transport failure after the retries fails this episode, not the run
-            raise AnnotationError(str(exc), episode_index=e, module=module) from exc
-        staging.write(e, module, keys[module], rows, info)
-        run[module] += 1
+            raise AnnotationError(str(exc), episode_index=e, module=m.name) from exc
+        staging.write(e, m.name, keys[m.name], rows, m.save_result(result) if result is not None else {})
+        run[m.name] += 1
         if on_step is not None:
-            on_step(module)
-        return info
+            on_step(m.name)
+        return result
 
     try:
-        plan_info: dict[str, Any] | None = None
-        if cfg.plan.enabled:
-            plan_info = await stage("plan", lambda: run_plan(ctx))
-        elif cfg.interjections.enabled or cfg.vqa.enabled:
-            staged = staging.read(e, "plan")  # a disabled plan module may still have staged spans from earlier
-            plan_info = staged.info if staged is not None else None
-        if "interjections" in declared and plan_info:  # the cue windows are known now
-            declared["interjections"] = keyframes_of_interjections(ctx.default_camera, ctx, plan_info["spans"])
-        keep_for(["interjections", "vqa"])
-        if cfg.interjections.enabled:
-            if plan_info is None:
-                raise AnnotationError("interjections need the plan module's spans: enable --plan.enabled or run "
-                                      "it once", episode_index=e, module="interjections")
-            info = plan_info
-
-            async def interjections() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-                return await run_interjections(ctx, info), {}
-
-            await stage("interjections", interjections)
-        keep_for(["vqa"])
-        if cfg.vqa.enabled:
-
-            async def vqa() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-                return await run_vqa(ctx, plan_info), {}
-
-            await stage("vqa", vqa)
+        for k, m in enumerate(enabled):
+            upstream = upstream_of(m)
+            missing = [name for name in m.requires if name not in upstream]
+            if missing:
+                raise AnnotationError(f"it needs the result of module {missing[0]!r}: enable --{missing[0]}.enabled "
+                                      "or run it once", episode_index=e, module=m.name)
+            if k:
+                keep_for(enabled[k:])
+            results[m.name] = await stage(m, upstream)
         keep_for([])
-        if cfg.motion.enabled:
-
-            async def motion() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-                return await asyncio.to_thread(run_motion, ctx), {}
-
-            await stage("motion", motion)
     finally:
         outcome.modules_run, outcome.modules_reused = dict(run), dict(reused)
         if ctx.frames is not None:
@@ -162,16 +161,16 @@ async def annotate_episode(ctx: EpisodeContext, staging: Staging, keys: dict[str
 async def annotate_rows(
     rows: Sequence[dict[str, Any]],
     *,
-    config: AnnotateConfig,
+    plan: RunPlan,
     vlm: VlmBackend | None,
     provider: FrameProvider,
-    keys: dict[str, str],
     staging: Staging,
     model_family: str,
     on_done: Callable[[EpisodeOutcome], None] | None = None,
     on_step: Callable[[int, str], None] | None = None,
 ) -> list[EpisodeOutcome]:
-    """Annotate episode rows concurrently (episodes in flight bounded); one outcome per row, in order.
+    """Annotate episode rows concurrently (episodes in flight bounded); one outcome per row, in order, staged
+under the plan's keys (its modules, in run order).
 
     A row's keyframe columns (`AnnotationKeyframes`) are used as its frames; anything else is decoded
     through `provider`. With `on_error="skip"` a failed episode is reported in its outcome and the
@@ -179,6 +178,7 @@ async def annotate_rows(
     modules' questions (None only when no enabled module asks the model). `on_step(episode, module)` is
     called as each module of each episode is staged or reused, `on_done(outcome)` as each episode ends.
     """
+    config, keys, modules = plan.config, plan.keys, plan.modules
     in_flight = episodes_in_flight(config, vlm)
     episodes = asyncio.Semaphore(in_flight)
     requests = asyncio.Semaphore(max(config.executor.max_requests_in_flight, in_flight))
@@ -195,7 +195,7 @@ async def annotate_rows(
             try:
                 async with registered:
                     await annotate_episode(ctx, staging, keys, outcome,
-                                           None if on_step is None else lambda module: on_step(e, module))
+                                           None if on_step is None else lambda module: on_step(e, module), modules)
             except AnnotationError as exc:
                 staging.write_error(e, exc.module, keys.get(exc.module, ""), str(exc))
                 outcome.error, outcome.error_module = str(exc), exc.module
@@ -204,9 +204,10 @@ async def annotate_rows(
                     logger.debug("raw model answer: %s", bounded(exc.raw, 2000))
                 if config.on_error == "stop":
                     raise
-        outcome.staged = [s for m in MODULES if (s := staging.lookup(e, m, keys[m])) is not None]
+        outcome.staged = [s for m in modules.names if (s := staging.lookup(e, m, keys[m])) is not None]
         if outcome.error is None:  # only entries made under this run's keys, never a stale or disabled module's
-            outcome.rows = assemble_rows({s.module: s.rows for s in outcome.staged if getattr(config, s.module).enabled})
+            enabled = set(modules.enabled_names)
+            outcome.rows = assemble_rows({s.module: s.rows for s in outcome.staged if s.module in enabled}, modules.all)
         if on_done is not None:
             on_done(outcome)
         return outcome

@@ -88,6 +88,9 @@ def parse(argv: Sequence[str], verbosity: int = 0) -> tuple[argparse.Namespace, 
     command_parser = commands[argv[at]] if at is not None else parser
     try:
         if at is not None:
+            extend = command_parser.get_default("extend_parser")  # flags that depend on the command line itself
+            if extend is not None:
+                extend(command_parser, argv[at + 1 :])
             argv = argv[: at + 1] + normalize_bools(command_parser, argv[at + 1 :])
             path = config_path_in(argv[at + 1 :])
             if path is not None:

@@ -59,7 +59,7 @@ def _run_push(args: argparse.Namespace) -> int:
 
 
 def _add_job(sub: argparse._SubParsersAction) -> None:
-    from ..hub.jobs import JobConfig
+    from ..annotate.executors.jobs import JobConfig
 
     p = sub.add_parser(
         "job",
@@ -85,7 +85,7 @@ def _add_job(sub: argparse._SubParsersAction) -> None:
 def _run_job(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ..hub.jobs import (
+    from ..annotate.executors.jobs import (
         JobConfig,
         ShardedRun,
         resubmit_failed_shards,
@@ -113,7 +113,7 @@ def _run_job(args: argparse.Namespace) -> int:
 
 
 def _add_merge(sub: argparse._SubParsersAction) -> None:
-    from ..annotate.merge import MergeConfig
+    from ..annotate.executors.jobs import MergeConfig
 
     p = sub.add_parser(
         "merge",
@@ -127,7 +127,7 @@ def _add_merge(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_merge(args: argparse.Namespace) -> int:
-    from ..annotate.merge import MergeConfig, run_merge
+    from ..annotate.executors.jobs import MergeConfig, run_merge
 
     outcome = run_merge(dataclass_from_flags(args, "", MergeConfig))
     report = outcome["validation"]

@@ -29,7 +29,9 @@ def preflight(config: AnnotateConfig, vlm: VlmConfig) -> None:
         raise MissingExtraError(vlm.backend, module)
     if config.executor.engine == "ray" and importlib.util.find_spec("ray") is None:
         raise ImportError("--executor.engine=ray needs Ray: pip install 'lerobot_keyframes[ray]'")
-    if not config.asks_model:
+    from ..annotate.modules import run_modules
+
+    if not run_modules(config).asks_model:
         return  # motion only: no model is asked anything
     if vlm.backend == "openai" and not vlm.auto_serve:
         probe_openai_server(vlm)

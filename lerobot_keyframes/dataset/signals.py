@@ -1,7 +1,7 @@
 """Robot signals of one episode (`observation.state`, `action`, ...) as numeric arrays, and their feature names.
 
-Dataset access, not analysis: the motion keyframe policies (`frames.policies`) and the grounding of
-subtask boundaries (`annotate.grounding`) read the robot's own signals here. A LeRobot v3 data parquet
+Dataset access, not analysis: the motion keyframe policies and an episode's robot events
+(`frames.policies`, `frames.policies.events`) read the robot's own signals here. A LeRobot v3 data parquet
 holds one row group per episode, so an episode's columns are read from its row group(s) alone; reads are
 cached per (file, mtime, size, episode, columns).
 """

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..utils.hub_errors import OFFLINE_FIX, hub_errors
 from .errors import DatasetFormatError
 from .records import Episode
 
@@ -29,8 +30,6 @@ class ResolvedSource:
         if self.repo_id is None or not relative_paths:
             return
         from huggingface_hub import snapshot_download
-
-        from ..hub.errors import OFFLINE_FIX, hub_errors
 
         missing = [p for p in relative_paths if not (self.root / p).exists()]
         if not missing:
@@ -96,8 +95,6 @@ def resolve_revision(repo_id: str, revision: str | None) -> str:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import RepositoryNotFoundError
 
-    from ..hub.errors import OFFLINE_FIX, hub_errors
-
     with hub_errors("reading the dataset's tags", repo_id=repo_id, fix=OFFLINE_FIX):
         try:
             refs = HfApi().list_repo_refs(repo_id, repo_type="dataset")
@@ -119,8 +116,6 @@ def resolve_source(source: str | Path, *, revision: str | None = None) -> Resolv
             f"{source}: no such local directory, and not a Hub repo id of the form 'user/name'"
         )
     from huggingface_hub import snapshot_download
-
-    from ..hub.errors import OFFLINE_FIX, hub_errors
 
     rev = resolve_revision(repo_id, revision)
     logger.debug("fetching meta and data of %s@%s", repo_id, rev)

@@ -1,4 +1,7 @@
-"""Hugging Face Hub: push datasets with their card, run annotation on HF Jobs, merge sharded runs.
+"""Hugging Face Hub: push datasets with their card, keyframe tables, HF Jobs' generic calls, shard-branch merging.
+
+Running `annotate` on HF Jobs (the job spec, shards, the run record) is an executor of annotate:
+`lerobot_keyframes.annotate.executors.jobs`.
 
 Names are imported lazily so `import lerobot_keyframes.hub` stays cheap (huggingface_hub loads on use).
 """
@@ -14,8 +17,7 @@ _EXPORTS = {  # module -> the public names it defines
     ".errors": "HubError hub_errors redact",
     ".push": "PushOptions PushResult push_dataset",
     ".card": "build_card",
-    ".jobs": "JobConfig JobHandle ShardedRun plan_shards resubmit_failed_shards submit_annotation_job "
-           "submit_sharded_annotation",
+    ".jobs": "TERMINAL_STAGES Flavor JobStage known_flavors parse_timeout",
     ".merge": "MergeError ShardSource collect_shards merge_shards push_shard_staging",
     ".tables": "publishable_table push_keyframes_table run_keyframes",
 }
@@ -24,15 +26,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())
 if TYPE_CHECKING:  # what IDEs and type checkers see
     from .card import build_card
     from .errors import HubError, hub_errors, redact
-    from .jobs import (
-        JobConfig,
-        JobHandle,
-        ShardedRun,
-        plan_shards,
-        resubmit_failed_shards,
-        submit_annotation_job,
-        submit_sharded_annotation,
-    )
+    from .jobs import TERMINAL_STAGES, Flavor, JobStage, known_flavors, parse_timeout
     from .merge import MergeError, ShardSource, collect_shards, merge_shards, push_shard_staging
     from .push import PushOptions, PushResult, push_dataset
     from .tables import publishable_table, push_keyframes_table, run_keyframes

@@ -4,15 +4,17 @@ handed to a writer callback that writes, validates and (through push_dataset) pu
 Data contract (what a shard job pushes, with `push_shard_staging`):
 
 - branch `<shard branch>` of the work repo holds `staging/episode-XXXXXX/<module>.jsonl` files, the layout
-  of `lerobot_keyframes.annotate.staging.Staging` (first line a header with `episode_index`, then one JSON
+  of `lerobot_keyframes.annotate.run.staging.Staging` (first line a header with `episode_index`, then one JSON
   row per line), and `staging/episode-XXXXXX/<module>.error.json` for modules that failed;
 - `staging/_shard.json` (SHARD_MARKER) is written in the same commit, last: its presence means the shard
-  finished. It records `run_id`, `shard`, `num_shards`, `episodes` (planned), `staged` and `failed`.
+  finished. It records `run_id`, `shard`, `num_shards`, `episodes` (planned), `staged`, `failed`, and `run`:
+  what the run that staged it says about itself (annotate's run record: its modules and their keys), kept as is.
 
 `collect_shards` downloads the staging of every shard and builds the union in `work_dir/staging`, checking
 that every file parses, that each shard staged only its own episodes, that no episode comes from two shards
 with different content, and (by default) that every planned episode is there without errors.
-`merge_shards` then calls `write(staging_dir, episodes)` — the pipeline's writer — and returns its result.
+`merge_shards` then calls `write(staging_dir, episodes)` — annotate's writer — and returns its result. What a shard
+is and which run it belongs to is annotate's (`annotate.executors.jobs`); this module is the branch plumbing.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import json
 import logging
 import re
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -32,8 +34,6 @@ from .errors import hub_errors
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
-
-    from .jobs import ShardedRun
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ class CollectedStaging:
     files: int
     failed: dict[int, list[str]] = field(default_factory=dict)
     missing: list[int] = field(default_factory=list)
+    runs: dict[str, Any] = field(default_factory=dict)  # branch -> the run record its marker carries (None: none)
 
 
 @dataclass
@@ -109,6 +110,7 @@ def push_shard_staging(
     private: bool | None = None,
     token: str | None = None,
     api: HfApi | None = None,
+    record: Mapping[str, Any] | None = None,
 ) -> str:
     """Push a shard's staging to `repo_id@branch` in one commit, completion marker included; returns the commit.
 
@@ -121,7 +123,7 @@ def push_shard_staging(
         repo_id (`str`):
             The work repo the shard branches live in.
         branch (`str`):
-            This shard's branch (see `jobs.shard_branch`).
+            This shard's branch (see `annotate.executors.jobs.shard_branch`).
         episodes (`Sequence[int]`):
             The episodes the shard was planned to annotate (recorded in the marker).
         run_id, shard, num_shards (*optional*):
@@ -132,6 +134,8 @@ def push_shard_staging(
             The Hugging Face token.
         api (`HfApi`, *optional*):
             The client (default: `HfApi(token=token)`).
+        record (`Mapping`, *optional*):
+            What the run says about itself (JSON), recorded in the marker as `run` for the merge.
 
     Raises:
         `MergeError`: staging of an episode outside `episodes`. `HubError`: a Hub failure.
@@ -164,7 +168,7 @@ def push_shard_staging(
         remote = [f.path for f in api.list_repo_tree(repo_id, recursive=True, revision=branch, repo_type=REPO_TYPE,
                                                       token=token) if isinstance(f, RepoFile)]
     marker = {"run_id": run_id, "shard": shard, "num_shards": num_shards, "episodes": planned,
-              "staged": sorted(staged), "failed": sorted(failed)}
+              "staged": sorted(staged), "failed": sorted(failed), "run": dict(record) if record is not None else None}
     ops: list[Any] = [CommitOperationAdd(STAGING_PREFIX + rel, str(path)) for rel, path in files.items()]
     ops += [CommitOperationDelete(p) for p in remote
             if p.startswith(STAGING_PREFIX) and p != SHARD_MARKER and p[len(STAGING_PREFIX):] not in files]
@@ -273,6 +277,7 @@ class _Union:
     by_shard: dict[str, list[int]] = field(default_factory=dict)
     failed: dict[int, list[str]] = field(default_factory=dict)
     planned: set[int] = field(default_factory=set)
+    runs: dict[str, Any] = field(default_factory=dict)
 
     def plan(self, where: str, src: ShardSource, marker: dict[str, Any]) -> set[int]:
         """The shard's planned episodes (the run's, else its marker's), checked against the marker and the others."""
@@ -284,6 +289,7 @@ class _Union:
         if overlap:
             raise MergeError(f"{where}: episodes {sorted(overlap)} are planned in two shards")
         self.planned |= planned
+        self.runs[src.branch] = marker.get("run")
         return planned
 
     def check_owner(self, where: str, branch: str, path: str, episode: int, planned: set[int]) -> None:
@@ -323,7 +329,7 @@ class _Union:
                 parts.append(f"episodes {sorted(failed)} failed ({next(iter(failed.values()))[0]})")
             raise MergeError("; ".join(parts) + ". Resubmit the failed shards, or merge with require_complete=False.")
         return CollectedStaging(staging_dir=self.out, episodes=staged, by_shard=self.by_shard,
-                                files=len(self.owner_of_file), failed=failed, missing=missing)
+                                files=len(self.owner_of_file), failed=failed, missing=missing, runs=self.runs)
 
 
 def merge_shards(
@@ -348,10 +354,16 @@ def merge_shards(
     return MergeResult(collected=collected, written=write(collected.staging_dir, collected.episodes))
 
 
-def shard_sources(run: ShardedRun) -> list[ShardSource]:
-    """`ShardSource`s of a `jobs.ShardedRun` (branch and planned episodes of each shard)."""
-    return [ShardSource(branch=h.branch, episodes=tuple(h.episodes) if h.episodes is not None else None)
-            for h in run.shards if h.branch]
+def shard_complete(api: HfApi, repo_id: str, branch: str, token: str | None = None) -> bool:
+    """Whether the shard's branch carries its completion marker (`SHARD_MARKER`)."""
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    with hub_errors("checking a shard branch", repo_id=repo_id, revision=branch, token=token):
+        try:
+            found = api.get_paths_info(repo_id, [SHARD_MARKER], revision=branch, repo_type=REPO_TYPE, token=token)
+        except (RepositoryNotFoundError, RevisionNotFoundError):
+            return False
+    return any(getattr(f, "path", None) == SHARD_MARKER for f in found)
 
 
 def delete_shard_branches(repo_id: str, branches: Sequence[str], *, token: str | None = None, api: HfApi | None = None) -> None:

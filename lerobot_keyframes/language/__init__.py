@@ -1,6 +1,7 @@
 """lerobot's language columns: schema, validator, a safe writer, and model-free synthetic rows.
 
-Layout: `schema` (row type, Arrow types, style rules), `annotations` (`EpisodeAnnotations`), the validator
+Layout: `rows` (the typed row record, style rules, speech atoms; no pyarrow), `schema` (Arrow types and
+features), `annotations` (`EpisodeAnnotations`), the validator
 (`validator` runs `row_checks`, `episode_checks`, `vqa_checks` into a `report`; `stored` reads a dataset's
 rows), the writer (`writer` over `shards`, `info`, `new_root`, `journal`, `safety`) and `synthetic`.
 
@@ -21,11 +22,11 @@ _EXPORTS = {  # module -> the public names it defines
     ".provenance": "PROVENANCE_PATH public_provenance read_provenance recorded_source",
     ".report": "Issue LanguageValidationError ValidationReport ValidatorConfig",
     ".safety": "UnsafeWriteError check_in_place_safe",
-    ".schema": "EVENT_ROW_FIELDS LANGUAGE_COLUMNS LANGUAGE_EVENTS LANGUAGE_PERSISTENT LanguageRow "
+    ".rows": "EVENT_ROW_FIELDS LANGUAGE_COLUMNS LANGUAGE_EVENTS LANGUAGE_PERSISTENT LanguageRow "
            "LanguageSchemaError PERSISTENT_ROW_FIELDS SAY_TOOL_SCHEMA STYLE_RULES StyleRule column_for_style "
-           "event_row_arrow_type events_arrow_type events_feature language_feature_info language_features "
-           "persistent_arrow_type persistent_feature persistent_row_arrow_type say_tool_call speech_atom "
-           "speech_text",
+           "say_tool_call speech_atom speech_text",
+    ".schema": "event_row_arrow_type events_arrow_type events_feature language_feature_info language_features "
+           "persistent_arrow_type persistent_feature persistent_row_arrow_type",
     ".stored": "read_dataset_annotations",
     ".validator": "validate_annotations validate_dataset validate_episode",
     ".vocabulary": "EVENT_STYLES KNOWN_STYLES PERSISTENT_STYLES QuestionType ROLES Role Style VIEW_DEPENDENT_STYLES "
@@ -41,8 +42,7 @@ if TYPE_CHECKING:  # what IDEs and type checkers see
     from .journal import PendingWriteError, check_no_pending_write, pending_write, recover_interrupted_write
     from .provenance import PROVENANCE_PATH, public_provenance, read_provenance, recorded_source
     from .report import Issue, LanguageValidationError, ValidationReport, ValidatorConfig
-    from .safety import UnsafeWriteError, check_in_place_safe
-    from .schema import (
+    from .rows import (
         EVENT_ROW_FIELDS,
         LANGUAGE_COLUMNS,
         LANGUAGE_EVENTS,
@@ -54,6 +54,12 @@ if TYPE_CHECKING:  # what IDEs and type checkers see
         LanguageSchemaError,
         StyleRule,
         column_for_style,
+        say_tool_call,
+        speech_atom,
+        speech_text,
+    )
+    from .safety import UnsafeWriteError, check_in_place_safe
+    from .schema import (
         event_row_arrow_type,
         events_arrow_type,
         events_feature,
@@ -62,9 +68,6 @@ if TYPE_CHECKING:  # what IDEs and type checkers see
         persistent_arrow_type,
         persistent_feature,
         persistent_row_arrow_type,
-        say_tool_call,
-        speech_atom,
-        speech_text,
     )
     from .stored import read_dataset_annotations
     from .validator import validate_annotations, validate_dataset, validate_episode

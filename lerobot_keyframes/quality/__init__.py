@@ -10,8 +10,10 @@ from .checks import (
     findings_as_dict,
     findings_summary,
 )
+from .config import QualityConfig
 
 __all__ = [
+    "QualityConfig",
     "QualityFinding",
     "bad_episodes",
     "check_episode",

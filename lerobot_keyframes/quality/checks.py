@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ..frames.policies.events import resolve_signal
 from ..utils.timeline import evenly_spaced
+from .config import QualityConfig
 
 if TYPE_CHECKING:
-    from ..annotate.config import QualityConfig
     from ..frames.provider import FrameProvider
 
 logger = logging.getLogger(__name__)
@@ -156,8 +157,6 @@ def _picture_checks(row: Mapping[str, Any], cam: Mapping[str, Any], provider: An
 
 
 def _gripper_check(row: Mapping[str, Any], signal: str, gripper_index: int | None) -> list[QualityFinding]:
-    from ..annotate.grounding import resolve_signal
-
     sig, values, _note = resolve_signal(row, signal, gripper_index)
     if sig is None or values is None or sig.gripper_index is None or len(values) < 2:
         return []

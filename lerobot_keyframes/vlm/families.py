@@ -1,7 +1,7 @@
 """The Qwen-VL families: vision patch geometry, default pixel bounds and coordinate convention of each.
 
 One table for every place that depends on the family: vision-token accounting (`frames.blocks`), the
-image size and box/point units of VQA (`annotate.vqa`) and the tiny offline test models
+image size and box/point units of VQA (`annotate.modules.vqa`) and the tiny offline test models
 (`testing.tiny_qwen`). Values are those of the released processor configs (Qwen2-VL, Qwen2.5-VL:
 14 px patches merged 2x2, 28 px per token side; Qwen3-VL: 16 px patches, 32 px).
 """

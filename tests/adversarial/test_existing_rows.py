@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import _b_helpers as h  # noqa: E402
 
+from lerobot_keyframes.annotate import run_annotation  # noqa: E402
 from lerobot_keyframes.annotate.config import (  # noqa: E402
     AnnotateConfig,
     InterjectionsConfig,
@@ -17,7 +18,6 @@ from lerobot_keyframes.annotate.config import (  # noqa: E402
     PlanConfig,
     VqaConfig,
 )
-from lerobot_keyframes.annotate.pipeline import run_annotation  # noqa: E402
 from lerobot_keyframes.testing.scripted import ScriptedBackend, plausible_answers  # noqa: E402
 from lerobot_keyframes.vlm.config import VlmConfig  # noqa: E402
 
@@ -104,7 +104,8 @@ def test_replace_existing_is_a_flag() -> None:
 def test_new_interjection_on_a_kept_plan_frame_never_makes_two_plans(annotated: Path) -> None:
     """An interjections-only re-run whose cue lands where a kept plan row is: the new plan row wins (training
     fails on two plan rows at one time)."""
-    from lerobot_keyframes.annotate.output import keep_existing_rows
+    from lerobot_keyframes.annotate.run.output import keep_existing_rows
+    from lerobot_keyframes.annotate.run.plan import plan_run
     from lerobot_keyframes.language import read_dataset_annotations, validate_annotations
     from lerobot_keyframes.language.schema import LanguageRow
 
@@ -116,7 +117,7 @@ def test_new_interjection_on_a_kept_plan_frame_never_makes_two_plans(annotated: 
            LanguageRow("assistant", None, None, t, tool_calls=speech),
            LanguageRow("assistant", "1. do the other one", "plan", t)]
     config = _config(annotated, annotated, plan=PlanConfig(enabled=False))
-    merged, counts = keep_existing_rows(annotated, {0: new}, config)
+    merged, counts = keep_existing_rows(annotated, {0: new}, plan_run(config))
     plans_at_t = [r for r in merged[0] if r.style == "plan" and r.timestamp == t]
     assert [r.content for r in plans_at_t] == ["1. do the other one"]
     assert counts.replaced["plan"] >= 1 and counts.replaced["interjection"] >= 1

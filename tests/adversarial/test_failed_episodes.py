@@ -10,8 +10,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import _b_helpers as h  # noqa: E402
 
+from lerobot_keyframes.annotate import run_annotation  # noqa: E402
 from lerobot_keyframes.annotate.config import AnnotateConfig, InterjectionsConfig, PlanConfig  # noqa: E402
-from lerobot_keyframes.annotate.pipeline import run_annotation  # noqa: E402
 from lerobot_keyframes.testing.scripted import ScriptedBackend, plausible_answers, prompt_text  # noqa: E402
 from lerobot_keyframes.vlm.config import VlmConfig  # noqa: E402
 

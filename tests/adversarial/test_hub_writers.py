@@ -20,8 +20,8 @@ from adversarial_helpers import one_error_line
 sys.path.insert(0, str(Path(__file__).parent))
 import _b_helpers as h  # noqa: E402
 
+from lerobot_keyframes.annotate import run_annotation  # noqa: E402
 from lerobot_keyframes.annotate.config import AnnotateConfig, InterjectionsConfig, PlanConfig  # noqa: E402
-from lerobot_keyframes.annotate.pipeline import run_annotation  # noqa: E402
 from lerobot_keyframes.hub.push import push_dataset  # noqa: E402
 from lerobot_keyframes.testing.local_hub import LocalHub, iter_repo_files  # noqa: E402
 from lerobot_keyframes.testing.scripted import ScriptedBackend, plausible_answers, prompt_text  # noqa: E402
@@ -337,8 +337,7 @@ def test_a_new_root_from_a_hub_source_gets_every_video_whole(local_hub: LocalHub
 def test_merge_publishes_a_sharded_run_once_by_pull_request_or_new_repo(local_hub: LocalHub, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch,
                                                                        how: str) -> None:
-    from lerobot_keyframes.annotate.merge import MergeConfig, run_merge
-    from lerobot_keyframes.hub.jobs import SHARD_ENV
+    from lerobot_keyframes.annotate.executors.jobs import SHARD_ENV, MergeConfig, run_merge
 
     src = _separate_videos(tmp_path / "src")
     push_dataset(src, "tester/src")

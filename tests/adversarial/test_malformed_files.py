@@ -78,7 +78,7 @@ def _run_record() -> dict:
 
 
 def test_a_run_record_round_trips(tmp_path: Path) -> None:
-    from lerobot_keyframes.hub.jobs import ShardedRun
+    from lerobot_keyframes.annotate.executors.jobs import ShardedRun
 
     path = tmp_path / "run.json"
     path.write_text(json.dumps(_run_record()))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from adversarial_helpers import model_flags, one_error_line, tree_hash
 
+from lerobot_keyframes.annotate import run_annotation
 from lerobot_keyframes.annotate.config import AnnotateConfig, InterjectionsConfig, PlanConfig
-from lerobot_keyframes.annotate.pipeline import run_annotation
 from lerobot_keyframes.hub.push import push_dataset
 from lerobot_keyframes.testing.local_hub import LocalHub, iter_repo_files
 from lerobot_keyframes.testing.scripted import ScriptedBackend, plausible_answers

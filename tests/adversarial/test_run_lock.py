@@ -74,7 +74,7 @@ def test_lock_of_a_run_killed_with_sigkill_does_not_block_the_next(sample_root: 
 
 
 def test_lock_in_process_names_holder_and_is_released(tmp_path: Path) -> None:
-    from lerobot_keyframes.annotate.staging import RunLock, RunLockedError
+    from lerobot_keyframes.annotate.run.staging import RunLock, RunLockedError
 
     out = tmp_path / "o"
     with RunLock(out, tmp_path / "o.staging"):
@@ -92,7 +92,7 @@ KEY = "sk-lock-7f3e9a1c5b2d-never-on-disk"
 def test_lock_files_hold_no_command_line_are_private_and_go_away(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The lock file used to hold the whole command line, `--vlm.api_key` included, world-readable; a second
     run printed it in its error, and the files stayed after every run."""
-    from lerobot_keyframes.annotate.staging import RunLock, RunLockedError
+    from lerobot_keyframes.annotate.run.staging import RunLock, RunLockedError
 
     monkeypatch.setattr(sys, "argv", ["lerobot-keyframes", "annotate", f"--vlm.api_key={KEY}", "--root=x"])
     out = tmp_path / "o"
@@ -110,7 +110,7 @@ def test_lock_files_hold_no_command_line_are_private_and_go_away(tmp_path: Path,
 def test_a_lock_file_left_by_an_older_version_is_taken_over_and_tightened(tmp_path: Path) -> None:
     """A stale lock file from before (world-readable, with a command line): the next run takes it over, never
     shows its old contents, rewrites it 0600 and removes it at the end."""
-    from lerobot_keyframes.annotate.staging import RunLock
+    from lerobot_keyframes.annotate.run.staging import RunLock
 
     old = tmp_path / ".o.lock"
     old.write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": "2020", "command": f"x --vlm.api_key={KEY}"}))
@@ -125,7 +125,7 @@ def test_a_lock_file_left_by_an_older_version_is_taken_over_and_tightened(tmp_pa
 def test_a_forked_child_never_removes_the_parents_lock(tmp_path: Path) -> None:
     """A worker forked during the run (datasets.map, decoder isolation) inherits the lock object: its exit must
     not remove the file the parent still holds (a second run would then lock a fresh file beside it)."""
-    from lerobot_keyframes.annotate.staging import RunLock, RunLockedError
+    from lerobot_keyframes.annotate.run.staging import RunLock, RunLockedError
 
     out = tmp_path / "o"
     with RunLock(out) as lock:
@@ -147,7 +147,7 @@ def test_a_run_that_opened_the_lock_file_as_the_holder_removed_it_starts_over(tm
     is refused."""
     import fcntl
 
-    from lerobot_keyframes.annotate.staging import RunLock, RunLockedError
+    from lerobot_keyframes.annotate.run.staging import RunLock, RunLockedError
 
     out = tmp_path / "o"
     first = RunLock(out).acquire()

@@ -15,13 +15,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import _b_helpers as h  # noqa: E402
 
+from lerobot_keyframes.annotate import run_annotation  # noqa: E402
 from lerobot_keyframes.annotate.config import (  # noqa: E402
     AnnotateConfig,
     InterjectionsConfig,
     PlanConfig,
     VqaConfig,
 )
-from lerobot_keyframes.annotate.pipeline import run_annotation  # noqa: E402
 from lerobot_keyframes.testing.scripted import ScriptedBackend, plausible_answers  # noqa: E402
 from lerobot_keyframes.vlm.config import VlmConfig  # noqa: E402
 
@@ -110,16 +110,18 @@ def test_disabled_module_of_another_model_is_never_written_under_new_provenance(
 
 
 def test_staged_entry_from_other_inputs_is_not_read(tmp_path: Path) -> None:
-    from lerobot_keyframes.annotate.staging import Staging
+    from lerobot_keyframes.annotate.run.staging import Staging
+    from lerobot_keyframes.language.rows import LanguageRow
 
     rows = [{"role": "assistant", "content": "x", "style": "subtask", "timestamp": 0.0, "camera": None,
              "tool_calls": None}]
     before = json.dumps(rows, sort_keys=True)
+    typed = [LanguageRow.from_dict(r) for r in rows]  # staged rows come back as LanguageRow
     Staging(tmp_path, inputs={0: "in-1"}).write(0, "plan", "k", rows)
-    assert Staging(tmp_path, inputs={0: "in-1"}).lookup(0, "plan", "k").rows == rows
+    assert Staging(tmp_path, inputs={0: "in-1"}).lookup(0, "plan", "k").rows == typed
     assert Staging(tmp_path, inputs={0: "in-2"}).lookup(0, "plan", "k") is None
     assert Staging(tmp_path, inputs={0: "in-2"}).read(0, "plan") is None  # the lead's plan-info read too
-    assert Staging(tmp_path, inputs={0: "in-1"}).current_rows(0, {"plan": "k", "vqa": "k"}) == {"plan": rows}
+    assert Staging(tmp_path, inputs={0: "in-1"}).current_rows(0, {"plan": "k", "vqa": "k"}) == {"plan": typed}
     # a process opening the directory later (a Ray actor) checks the inputs the run saved
     Staging(tmp_path, inputs={0: "in-2"}).save_inputs()
     assert Staging(tmp_path).lookup(0, "plan", "k") is None
@@ -128,8 +130,9 @@ def test_staged_entry_from_other_inputs_is_not_read(tmp_path: Path) -> None:
 
 
 def test_merge_refuses_shards_staged_under_different_keys(sample_root: Path, tmp_path: Path) -> None:
-    from lerobot_keyframes.annotate.merge import write_from_staging
-    from lerobot_keyframes.annotate.staging import Staging
+    from lerobot_keyframes.annotate.run.merge import merge_plan, write_from_staging
+    from lerobot_keyframes.annotate.run.staging import Staging
+    from lerobot_keyframes.dataset.source import resolve_source
 
     staging = tmp_path / "merged.staging"
     run_annotation(_config(sample_root, tmp_path / "a", staging_dir=staging), VLM_A,
@@ -138,5 +141,5 @@ def test_merge_refuses_shards_staged_under_different_keys(sample_root: Path, tmp
     Staging(staging).write(1, "vqa", "another-key", odd.rows, odd.info)  # one shard ran with other VQA flags
     out = tmp_path / "merged"
     with pytest.raises(ValueError, match=r"module 'vqa' under 2 different keys.*episodes \[1\]"):
-        write_from_staging(sample_root, out, staging, [0, 1], AnnotateConfig(root=sample_root, out=out), {})
+        write_from_staging(merge_plan(resolve_source(sample_root), out), staging, [0, 1], {})
     assert not out.exists()

@@ -13,8 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import _b_helpers as h  # noqa: E402
 
+from lerobot_keyframes.annotate import run_annotation  # noqa: E402
 from lerobot_keyframes.annotate.config import AnnotateConfig, InterjectionsConfig, PlanConfig  # noqa: E402
-from lerobot_keyframes.annotate.pipeline import run_annotation  # noqa: E402
 from lerobot_keyframes.testing.fake_openai import FakeOpenAIServer  # noqa: E402
 from lerobot_keyframes.vlm.config import VlmConfig  # noqa: E402
 
@@ -94,7 +94,7 @@ def test_cli_exit_code_and_message_on_a_failing_server(sample_root: Path, tmp_pa
 
 @pytest.mark.parametrize("enforced", [True, False])
 def test_every_answer_is_schema_checked_and_quoted_bounded(enforced: bool) -> None:
-    from lerobot_keyframes.annotate import schemas
+    from lerobot_keyframes.annotate.modules import schemas
     from lerobot_keyframes.vlm.jsonparse import parse_answer
     from lerobot_keyframes.vlm.types import FailureKind
 

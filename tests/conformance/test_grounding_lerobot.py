@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lerobot_keyframes.annotate.grounding import episode_grounding
-from lerobot_keyframes.annotate.motion import motion_events
+from lerobot_keyframes.annotate.modules.motion import motion_events
 from lerobot_keyframes.dataset import load_episodes
 from lerobot_keyframes.dataset.signals import read_episode_signals
+from lerobot_keyframes.frames.policies.events import episode_grounding
 from lerobot_keyframes.testing.sample import restore_scheduling
 
 NAMES = ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]

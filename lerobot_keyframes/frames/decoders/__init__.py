@@ -12,12 +12,11 @@ from .base import (
     BackendDecodeError,
     Decoder,
     backend_available,
-    check_pts,
     ffmpeg_executable,
     pyav_available,
     torchcodec_available,
 )
-from .index import FileIndex, build_file_index, clear_index_cache, file_index
+from .index import FileIndex, build_file_index, check_pts, clear_index_cache, file_index
 
 if TYPE_CHECKING:
     import torch

@@ -1,4 +1,4 @@
-"""What every decoding backend implements, and the checks they share."""
+"""What every decoding backend implements, and which backends this machine has."""
 
 from __future__ import annotations
 
@@ -8,12 +8,8 @@ import shutil
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-
 if TYPE_CHECKING:
     import torch
-
-    from .index import FileIndex
 
 logger = logging.getLogger(__name__)
 
@@ -38,23 +34,6 @@ class Decoder(Protocol):
     def decode(self, indices: Sequence[int]) -> torch.Tensor: ...
 
     def close(self) -> None: ...
-
-
-def check_pts(index: FileIndex, indices: Sequence[int], got_seconds: Sequence[float], backend: str) -> None:
-    """Raise unless the decoded frames carry the pts the index says they must have."""
-    want = index.seconds[np.asarray(indices, dtype=np.int64)]
-    got = np.asarray(got_seconds, dtype=np.float64)
-    if got.shape != want.shape:
-        raise BackendDecodeError(f"{backend} returned {got.shape[0]} frames for {want.shape[0]} requested")
-    period = index.frame_period
-    tol = min(1e-4, 0.25 * period) if np.isfinite(period) else 1e-4
-    bad = np.nonzero(np.abs(got - want) > tol)[0]
-    if len(bad):
-        i = int(bad[0])
-        raise BackendDecodeError(
-            f"{backend} returned the frame at pts {got[i]:.6f}s for frame {int(indices[i])} "
-            f"(pts {want[i]:.6f}s); {len(bad)} of {len(want)} frames differ"
-        )
 
 
 @functools.cache

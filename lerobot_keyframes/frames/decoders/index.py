@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -278,3 +278,20 @@ def file_index(path: str, builder: Callable[[str], FileIndex] | None = None) -> 
 def clear_index_cache() -> None:
     with _INDEX_LOCK:
         _INDEX_CACHE.clear()
+
+
+def check_pts(index: FileIndex, indices: Sequence[int], got_seconds: Sequence[float], backend: str) -> None:
+    """Raise unless the decoded frames carry the pts the index says they must have."""
+    want = index.seconds[np.asarray(indices, dtype=np.int64)]
+    got = np.asarray(got_seconds, dtype=np.float64)
+    if got.shape != want.shape:
+        raise BackendDecodeError(f"{backend} returned {got.shape[0]} frames for {want.shape[0]} requested")
+    period = index.frame_period
+    tol = min(1e-4, 0.25 * period) if np.isfinite(period) else 1e-4
+    bad = np.nonzero(np.abs(got - want) > tol)[0]
+    if len(bad):
+        i = int(bad[0])
+        raise BackendDecodeError(
+            f"{backend} returned the frame at pts {got[i]:.6f}s for frame {int(indices[i])} "
+            f"(pts {want[i]:.6f}s); {len(bad)} of {len(want)} frames differ"
+        )

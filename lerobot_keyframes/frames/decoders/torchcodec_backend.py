@@ -16,7 +16,8 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .base import BackendDecodeError, check_pts
+from .base import BackendDecodeError
+from .index import check_pts
 
 if TYPE_CHECKING:
     import torch

@@ -1,17 +1,15 @@
-"""The policy interface: `frame_indices(episode)` is the one primitive, `timestamps(episode)` its exact times."""
+"""The policy interface: `frame_indices(episode)` is the one primitive, `timestamps(episode)` its exact times;
+`a | b` is their union (`PolicyUnion`, `union`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ...dataset.records import Episode
-
-if TYPE_CHECKING:
-    from .compose import PolicyUnion
 
 # An `Episode`, or its episode-table row as `datasets` hands it to `map` (converted with `Episode.from_row`).
 EpisodeLike = Episode | Mapping[str, Any]
@@ -42,11 +40,31 @@ class KeyframePolicy:
 
     def __or__(self, other: KeyframePolicy) -> PolicyUnion:
         """The frames of either policy (set union)."""
-        from .constructors import union
-
         if not isinstance(other, KeyframePolicy):
             return NotImplemented
         return union(self, other)
+
+
+@dataclass(frozen=True)
+class PolicyUnion(KeyframePolicy):
+    """All frames chosen by any of the policies (each frame once)."""
+
+    policies: tuple[KeyframePolicy, ...] = field(default_factory=tuple)
+
+    def frame_indices(self, episode: EpisodeLike) -> np.ndarray:
+        parts = [p.frame_indices(episode) for p in self.policies]
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+    def spec(self) -> str:
+        return "+".join(p.spec() for p in self.policies)
+
+
+def union(*policies: KeyframePolicy) -> PolicyUnion:
+    """The frames of any of the policies; nested unions are flattened (the order of the terms is kept)."""
+    flat: list[KeyframePolicy] = []
+    for p in policies:
+        flat.extend(p.policies if isinstance(p, PolicyUnion) else (p,))
+    return PolicyUnion(tuple(flat))
 
 
 def frame_times(episode: EpisodeLike) -> tuple[Episode, np.ndarray]:

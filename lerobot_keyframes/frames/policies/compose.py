@@ -1,4 +1,4 @@
-"""Policies made of policies: the union of several (`a | b`), a cap on the count, cameras taking turns."""
+"""Policies made of policies: a cap on the count, cameras taking turns (the union, `a | b`, is in `base`)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...utils.timeline import evenly_spaced
-from .base import EpisodeLike, KeyframePolicy
+from .base import EpisodeLike, KeyframePolicy, PolicyUnion
 from .basic import Fps, Uniform
-
-
-@dataclass(frozen=True)
-class PolicyUnion(KeyframePolicy):
-    """All frames chosen by any of the policies (each frame once)."""
-
-    policies: tuple[KeyframePolicy, ...] = field(default_factory=tuple)
-
-    def frame_indices(self, episode: EpisodeLike) -> np.ndarray:
-        parts = [p.frame_indices(episode) for p in self.policies]
-        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
-
-    def spec(self) -> str:
-        return "+".join(p.spec() for p in self.policies)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Short constructors, the spelling user code and module `keyframes` declarations use: `motion() | fps(1)`."""
+"""Short constructors, the spelling user code and module `keyframes` declarations use: `motion() | fps(1)`
+(`union` is `base.union`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Iterable
 
 from .base import KeyframePolicy
 from .basic import At, EveryFrame, Fps, Uniform
-from .compose import Cap, PolicyUnion
+from .compose import Cap
 from .motion import MOTION_ALIASES, Motion
 
 # the value types of `Motion`'s options (see its fields)
@@ -35,14 +36,6 @@ def every_frame() -> EveryFrame:
 def motion(**options: MotionOption) -> Motion:
     """`Motion` with these options; the short names of `MOTION_ALIASES` (`max=`, `spacing=`, ...) work too."""
     return Motion(**{MOTION_ALIASES.get(k, k): v for k, v in options.items()})  # type: ignore[arg-type]
-
-
-def union(*policies: KeyframePolicy) -> PolicyUnion:
-    """The frames of any of the policies; nested unions are flattened (the order of the terms is kept)."""
-    flat: list[KeyframePolicy] = []
-    for p in policies:
-        flat.extend(p.policies if isinstance(p, PolicyUnion) else (p,))
-    return PolicyUnion(tuple(flat))
 
 
 def cap(policy: KeyframePolicy, n: int) -> Cap:

@@ -2,7 +2,7 @@
 moves (robust to units, sensor noise and slow drift), where it rests or slows, where the gripper closes/opens.
 
 Pure numpy on arrays already read (`dataset.signals` reads them); used by the `motion` policy and by the
-grounding of subtask boundaries (`annotate.grounding`).
+robot events of an episode (`events`), which ground subtask boundaries.
 """
 
 from __future__ import annotations

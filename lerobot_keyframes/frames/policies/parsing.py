@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from .base import KeyframePolicy
+from .base import KeyframePolicy, PolicyUnion
 from .basic import At, EveryFrame, Fps, Uniform
-from .compose import Cap, PolicyUnion, Turns
+from .compose import Cap, Turns
 from .constructors import MotionOption
 from .motion import MOTION_ALIASES, Motion
 

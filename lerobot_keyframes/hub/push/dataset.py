@@ -22,7 +22,7 @@ from ...utils.files import atomic_write_text
 from .._api import REPO_TYPE
 from ..card import build_card, card_text
 from ..errors import HubError, hub_errors
-from ..jobs.config import RUN_ID_ENV  # set inside an HF Job; recorded in the card
+from ..jobs import RUN_ID_ENV  # set inside an HF Job; recorded in the card
 from .files import MANAGED_PREFIXES, bytes_match_remote, file_matches_remote, local_files, referenced_files
 from .guard import check_root
 from .remote import download_text, fetch_missing

@@ -19,14 +19,15 @@ damages (short body, wrong range) range downloads from a byte offset on. `set_la
 answers (a far-away Hub). Every request is recorded with the body bytes sent and its `Range` header.
 
 Layout: `storage` (repos, commits, objects), `base` (request plumbing, access rules), one mixin per API
-family (`repos`, `uploads`, `downloads`, `jobs`), `handler` (routing), `server` (`LocalHub`: lifecycle,
-faults, request records).
+family (`repos`, `uploads`, `downloads`, `jobs`), `handler` (routing), `state` (tokens, jobs, faults, request
+records: what the handlers read), `server` (`LocalHub`: the lifecycle).
 """
 
 from __future__ import annotations
 
 from .base import HubHTTPError
-from .server import ROUTES, Fault, LocalHub, RequestRecord, iter_repo_files
+from .server import LocalHub, iter_repo_files
+from .state import ROUTES, Fault, RequestRecord
 from .storage import DEFAULT_GITATTRIBUTES, LFS_THRESHOLD, Commit, FileEntry, Repo, git_blob_oid, lfs_pointer
 
 __all__ = [

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .storage import URL_PREFIX, Commit, Repo
 
 if TYPE_CHECKING:
-    from .server import LocalHub
+    from .state import HubState
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class Dropped(Exception):
 class HandlerBase(BaseHTTPRequestHandler):
     """The plumbing of one request; `hub` is set on the subclass `LocalHub.start` makes."""
 
-    hub: LocalHub
+    hub: HubState
     protocol_version = "HTTP/1.1"
     server_version = "LocalHub/1.0"
     _body: bytes | None
