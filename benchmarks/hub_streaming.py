@@ -25,7 +25,14 @@ the sample generator at 1280x720 and 640x480 (10 episodes x 20 s, 2 cameras, AV1
 recorded by lerobot 0.6.1's own `LeRobotDataset` writer at 640x480 (`_lerobot_recording.py`, run with the lerobot
 tier's Python: `scripts/lerobot_tier.sh` builds it), whose frames are lerobot-sized (~4.5 kB).
 
-    python benchmarks/hub_streaming.py [--repeats 3] [--latency 0.05] [--out docs/benchmarks.md]
+    python benchmarks/hub_streaming.py [--repeats 3] [--latency 0.05] [--bandwidth_mbit 0,100] [--before REV]
+                                       [--json runs.json] [--out docs/benchmarks.md]
+    python benchmarks/hub_streaming.py --render runs.json --out docs/benchmarks.md   # the section again, no run
+
+`--bandwidth_mbit`: link speeds to run at (0: unlimited; the local Hub paces every answer over one shared link).
+`--before REV`: also stream with the package as it was at git revision REV (exported with `git archive`).
+The docs section was made with `--repeats 3 --before 896ec97` (the byte-range reader as it first landed); a full
+session takes about an hour on 2 cores.
 """
 
 from __future__ import annotations

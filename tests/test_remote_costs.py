@@ -150,7 +150,7 @@ def test_each_header_is_read_once_per_process_for_every_episode_of_its_file(hub,
 
 
 def test_the_quality_checks_decode_every_episode_in_one_call(hub, datasets) -> None:
-    from lerobot_keyframes.annotate.config import QualityConfig
+    from lerobot_keyframes.quality.config import QualityConfig
     from lerobot_keyframes.quality import check_episodes
 
     publish(datasets["av1"], "tester/ds")
