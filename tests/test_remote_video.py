@@ -125,7 +125,7 @@ def test_a_second_process_reads_the_range_cache_and_offline_works_after_streamin
     # a frame the first run never fetched: one clear error, no request
     provider = make_frame_provider(offline_rows, video_access="stream")
     with pytest.raises(RemoteReadError) as exc:
-        provider.frames_at(offline_rows[2], [float(offline_rows[2]["timestamps"][13])], WRIST)
+        provider.frames_at(offline_rows[2], [float(offline_rows[2]["timestamps"][57])], WRIST)  # past the head request
     message = str(exc.value)
     assert "episode 2" in message and WRIST in message and "HF_HUB_OFFLINE=1" in message
     assert "file-001.mp4" in message and len(video_requests(hub)) == before

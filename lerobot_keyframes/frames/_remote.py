@@ -194,12 +194,13 @@ def _plans(video: RemoteVideo, group: Sequence[tuple[Request, list[Entry]]]) -> 
         for offset in table.offset[own.samples].tolist():
             touched.add(bisect.bisect_right(starts, offset) - 1)
         ranges = [combined.ranges[i] for i in sorted(touched) if i >= 0]
-        out.append((req, entries, Plan(ranges, own.samples, own.needed_bytes)))
+        fetch = [r for r in combined.fetch or [] if any(a < r[1] and r[0] < b for a, b in ranges)]
+        out.append((req, entries, Plan(ranges, own.samples, own.needed_bytes, fetch=fetch)))
     return out
 
 
 def _mostly_read(video: RemoteVideo, group: Sequence[tuple[Request, list[Entry], Plan]]) -> bool:
-    """Whether the plans of one file need more than the auto share of the bytes of the episodes they read."""
+    """Whether the plans of one file fetch more than the auto share of the bytes of the episodes they read."""
     table = video.sample_table()
     order = table.presentation_order()
     spans = np.zeros(len(table), bool)
@@ -207,7 +208,7 @@ def _mostly_read(video: RemoteVideo, group: Sequence[tuple[Request, list[Entry],
     for req, _, plan in group:
         first, stop = req.span
         spans[order[first:stop]] = True
-        ranges.extend(plan.ranges)
+        ranges.extend(plan.fetch or [])
     from ..dataset.remote.ranges import merge, total
 
     span_bytes = int(table.size[spans].sum())

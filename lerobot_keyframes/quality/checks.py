@@ -95,18 +95,44 @@ def _missing_frames(row: Mapping[str, Any], cam: Mapping[str, Any], provider: An
     return [QualityFinding("missing_frames", e, msg, key, float(ts[where[0]]), float(len(where)))], set(where.tolist())
 
 
-def _picture_checks(row: Mapping[str, Any], cam: Mapping[str, Any], provider: Any, config: QualityConfig,
-                    skip: set[int]) -> list[QualityFinding]:
-    e, key = int(row["episode_index"]), str(cam["key"])
+def _picture_times(row: Mapping[str, Any], config: QualityConfig, skip: set[int]) -> list[float]:
+    """The episode times whose frames the picture checks decode (none when fewer than 2 are left)."""
     ts = np.asarray(row["timestamps"], dtype=np.float32)
     ok = [i for i in range(len(ts)) if i not in skip]
     k = min(max(2, config.frames_per_camera), len(ok))
-    if k < 2 or provider is None:
-        return []
-    picks = [ok[j] for j in evenly_spaced(len(ok), k)]
-    times = [float(ts[i]) for i in picks]
+    return [float(ts[ok[j]]) for j in evenly_spaced(len(ok), k)] if k >= 2 else []
+
+
+Pictures = dict[tuple[int, str, tuple[float, ...]], Any]  # (episode, camera, times) -> the decoded Frames
+
+
+def _decode_pictures(rows: Sequence[Mapping[str, Any]], provider: Any, config: QualityConfig) -> Pictures:
+    """The picture checks' frames of every episode and camera, decoded in one provider call: a Hub video read by
+    range then costs one round of requests for all episodes, not one per episode and camera. Empty when that call
+    fails (each camera is then decoded on its own, so the error names its episode and camera)."""
+    if provider is None or not hasattr(provider, "frames_at_many"):
+        return {}
+    keys = [(int(row["episode_index"]), str(cam["key"]), tuple(_picture_times(row, config, set())), row)
+            for row in rows for cam in row.get("cameras") or []]
+    keys = [k for k in keys if k[2]]
     try:
-        frames = provider.frames_at(row, times, key)
+        frames = provider.frames_at_many([(row, list(times), key) for _, key, times, row in keys])
+    except Exception as exc:  # noqa: BLE001 - decoded again per camera below, where the error is reported
+        logger.debug("quality checks: one call for every camera failed (%s); decoding per camera", exc)
+        return {}
+    return {(e, key, times): f for (e, key, times, _), f in zip(keys, frames)}
+
+
+def _picture_checks(row: Mapping[str, Any], cam: Mapping[str, Any], provider: Any, config: QualityConfig,
+                    skip: set[int], pictures: Pictures | None = None) -> list[QualityFinding]:
+    e, key = int(row["episode_index"]), str(cam["key"])
+    times = _picture_times(row, config, skip)
+    if not times or provider is None:
+        return []
+    try:
+        frames = (pictures or {}).get((e, key, tuple(times)))
+        if frames is None or frames.missing:
+            frames = provider.frames_at(row, times, key)
         arrays = frames.to_numpy()
     except Exception as exc:  # noqa: BLE001 - the provider's error names file, episode, camera and time
         return [QualityFinding("unreadable_camera", e, str(exc), key, getattr(exc, "time", None))]
@@ -145,8 +171,9 @@ def _gripper_check(row: Mapping[str, Any], signal: str, gripper_index: int | Non
 
 def check_episode(row: Mapping[str, Any], provider: FrameProvider | None, config: QualityConfig, *,
                   neighbour_lengths: Sequence[int] = (), signal: str = "observation.state",
-                  gripper_index: int | None = None) -> list[QualityFinding]:
-    """Every finding of one episode row (`dataset.load_episodes`), using `provider` to decode frames."""
+                  gripper_index: int | None = None, pictures: Pictures | None = None) -> list[QualityFinding]:
+    """Every finding of one episode row (`dataset.load_episodes`), using `provider` to decode frames (or the
+    frames `check_episodes` decoded for every episode at once)."""
     e = int(row["episode_index"])
     out: list[QualityFinding] = []
     for cam in row.get("cameras") or []:
@@ -156,7 +183,7 @@ def check_episode(row: Mapping[str, Any], provider: FrameProvider | None, config
             out += found
             if found:  # a camera missing frames is flagged already; the provider refuses to decode such a camera
                 continue
-        out += _picture_checks(row, cam, provider, config, skip)
+        out += _picture_checks(row, cam, provider, config, skip, pictures)
     lengths = [int(n) for n in neighbour_lengths]
     if len(lengths) >= 2:
         median = float(np.median(lengths))
@@ -180,9 +207,11 @@ def check_episodes(rows: Sequence[Mapping[str, Any]], provider: FrameProvider | 
     lengths = [int(r["length"]) for r in rows]
     out: dict[int, list[QualityFinding]] = {}
     k = max(1, config.neighbours)
+    pictures = _decode_pictures(rows, provider, config)
     for i, row in enumerate(rows):
         near = lengths[max(0, i - k) : i] + lengths[i + 1 : i + 1 + k]
-        found = check_episode(row, provider, config, neighbour_lengths=near, signal=signal, gripper_index=gripper_index)
+        found = check_episode(row, provider, config, neighbour_lengths=near, signal=signal, gripper_index=gripper_index,
+                              pictures=pictures)
         if found:
             out[int(row["episode_index"])] = found
     return out

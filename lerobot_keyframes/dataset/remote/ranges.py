@@ -61,6 +61,31 @@ def subtract(ranges: Iterable[Range], covered: Sequence[Range]) -> list[Range]:
     return out
 
 
+def coalesce(ranges: Iterable[Range], budget: int, keep: int = 1) -> list[Range]:
+    """Sorted ranges where the smallest gaps are filled (each filled gap saves one request: the most requests a
+    byte budget can save) while the filled bytes stay within `budget`, stopping at `keep` ranges (requests that
+    run in parallel anyway). A gap larger than the median range is never filled: a request saved would cost
+    more bytes than a typical request moves (sparse frames keep their requests, dense ones share them)."""
+    out = merge(ranges)
+    if budget <= 0 or len(out) <= keep:
+        return out
+    typical = int(np.median([b - a for a, b in out]))
+    gaps = sorted((out[i + 1][0] - out[i][1], i) for i in range(len(out) - 1))
+    filled: set[int] = set()
+    for size, i in gaps:
+        if size > budget or size > typical or len(out) - len(filled) <= keep:
+            break
+        budget -= size
+        filled.add(i)
+    merged: list[Range] = []
+    for i, (start, end) in enumerate(out):
+        if i and i - 1 in filled:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
 def total(ranges: Iterable[Range]) -> int:
     return sum(b - a for a, b in ranges)
 

@@ -4,7 +4,8 @@ Kinds: `header` (the boxes and sample table), `planned` (ranges a decode plan as
 decoder made outside its plan, fetched on demand: a plan that was right has none), `cache` (bytes served by the
 disk range cache, no request), `download` (files fetched whole: `auto` chose to, or their header could not be
 trusted), `failed` (requests that failed after retries), `needed` (bytes of the samples the plans strictly
-needed, each sample counted once: the floor a benchmark compares the bytes moved with).
+needed, each sample counted once: the floor a benchmark compares the bytes moved with), `skipped` (read-through
+gaps a decoder read and was answered with zeros: bytes never fetched, see `video.Plan.holes`).
 
 `remote_stats()` is a snapshot a benchmark can read (per process: a `datasets.map` worker has its own), and
 `summary()` the one line a run logs.
@@ -17,7 +18,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 
-KINDS = ("header", "planned", "unplanned", "cache", "download", "failed", "needed")
+KINDS = ("header", "planned", "unplanned", "cache", "download", "failed", "needed", "skipped")
 MOVED = ("header", "planned", "unplanned", "download")  # the kinds that moved bytes over the network
 
 
@@ -77,6 +78,8 @@ class RemoteStats:
                  f"samples needed {_mb(self.total('needed'))}",
                  f"unplanned {_mb(self.total('unplanned'))} in {self.requests('unplanned')} requests",
                  f"from the range cache {_mb(self.total('cache'))}"]
+        if self.total("skipped"):
+            parts.append(f"read through without fetching {_mb(self.total('skipped'))}")
         if self.total("download"):
             parts.append(f"downloaded whole {_mb(self.total('download'))}")
         if self.requests("failed"):

@@ -1,15 +1,27 @@
 """A Hub video read by byte range: its sample table, the ranges a decode needs, and a file-like for decoders.
 
 One `RemoteVideo` per (repo, commit, path) per process, shared by every episode, camera request and thread
-that reads the file: its header is read once (two small range requests, or none when the range cache has it),
+that reads the file: its header is read once (one range request when it comes first in the file, two when it
+follows the samples, none when the range cache has it),
 and the bytes fetched for one decode stay in memory for the next (LRU, byte-bounded; the disk range cache
 keeps them across processes and runs). A decode goes:
 
-1. `plan(frames)`: the samples the frames need (`ranges.needed_samples`), as coalesced byte ranges;
-2. `prefetch([(video, plan), ...])`: every missing range of every file and camera of the call, fetched in
+1. `plan(frames)`: the samples the frames need (`ranges.needed_samples`): the byte ranges the decoder will
+   read (`ranges`: FFmpeg reads through gaps shorter than its short-seek distance instead of seeking), and the
+   part of them to fetch (`fetch`: the samples themselves);
+2. `prefetch([(video, plan), ...])`: every missing fetch range of every file and camera of the call, fetched in
    parallel on a bounded pool (`HUB_CONNECTIONS` requests in flight per process);
 3. `reader()`: a file-like over the held bytes, handed to torchcodec or PyAV. A read the plan did not cover
    is fetched on demand and counted (`unplanned_*` in the stats), so a benchmark shows whether plans are right.
+
+Read-through gaps (`Plan.holes`: bytes inside the read ranges that hold no sample the decode needs) are never
+fetched: while their plan is active the reader answers them with zeros (`skipped` in the stats). FFmpeg's demuxer
+reads such a gap only to move its buffer to the next sample it was asked to seek to and discards it; the samples
+a frame depends on (its sync sample through itself, in decode order, plus the decoder's reordering delay) are all
+in `fetch`, so no gap byte can reach a requested frame. (Measured: fetching them made dense sampling of small
+frames move 1.5x the bytes it needed; the frames are bit-identical either way, see tests/test_remote_costs.py.)
+`HUB_COALESCE` lets near fetch ranges share one request when that adds little: gaps are filled, smallest first,
+while the filled bytes stay within that share of the samples needed.
 
 The reader serves exactly the bytes the decoder's demuxer asks for: FFmpeg fills its I/O buffer with as much
 as the source returns, and a short read is fine for it. torchcodec's read loop keeps calling `read` until its
@@ -43,22 +55,42 @@ logger = logging.getLogger(__name__)
 
 HUB_CONNECTIONS = int(os.environ.get("LEROBOT_KEYFRAMES_HUB_CONNECTIONS") or 16)  # range requests in flight
 MEMORY_BYTES = 512 << 20  # fetched bytes held in memory per process (beyond them: the disk range cache)
-HEAD_BYTES = 16 << 10  # the first request of a file: its leading boxes (ftyp, the mdat header or a moov)
+# the first request of a file: its leading boxes (ftyp, then the mdat header, or the whole moov of a file written
+# with its header first, like lerobot's: ~8 bytes per sample, so 64 KiB holds the table of ~7,000 frames) and
+# the first sample, which every decode reads (a file whose header follows its samples takes a second request)
+HEAD_BYTES = 64 << 10
 TAIL_BYTES = 4 << 20  # after mdat, the rest of a file this small is fetched in one request (the moov)
+# requests saved by filling gaps between fetch ranges, smallest first: the filled bytes may reach this share of a
+# plan's needed bytes, and it stops once the ranges fit the connections (docs/benchmarks.md: at 50 ms per request,
+# 10 frames/s of lerobot-written 480p files took 48 s in 4,000 requests without, 27 s in 1,395 with 15 %, 1.15x the
+# bytes needed)
+HUB_COALESCE = float(os.environ.get("LEROBOT_KEYFRAMES_HUB_COALESCE") or 0.15)
 
 
 @dataclass
 class Plan:
-    """The byte ranges one decode needs from one file, and what it strictly needs (for the stats)."""
+    """The byte ranges one decode reads from one file, the part of them it fetches, and what it strictly needs."""
 
-    ranges: list[Range]
+    ranges: list[Range]  # what the decoder reads (read-through gaps included)
     samples: np.ndarray  # decode positions of the samples strictly needed
     needed_bytes: int
+    fetch: list[Range] | None = None  # the part of `ranges` fetched (None: all of it)
     pinned: list[int] = field(default_factory=list)  # chunk starts held for this plan until `release`
+    holed: bool = False  # whether its holes are registered with the video (until `release`)
+
+    def __post_init__(self) -> None:
+        if self.fetch is None:
+            self.fetch = list(self.ranges)
+
+    @property
+    def holes(self) -> list[Range]:
+        """Read-through gaps: bytes the decoder reads but no frame needs, answered with zeros, never fetched."""
+        return rng.subtract(self.ranges, self.fetch or [])
 
     @property
     def bytes(self) -> int:
-        return rng.total(self.ranges)
+        """Bytes this plan fetches."""
+        return rng.total(self.fetch or [])
 
 
 class RemoteVideo:
@@ -83,6 +115,8 @@ class RemoteVideo:
         self._errors = threading.local()  # the last fetch that failed under a decoder, per thread
         self._failed: list[tuple[Range, RangeFetchError]] = []  # failed on-demand ranges, until the next prefetch
         self._readers: weakref.WeakSet[RemoteReader] = weakref.WeakSet()  # the open decoders' positions
+        self._holes: dict[Range, int] = {}  # read-through gaps of the active plans (refcounted), see `Plan.holes`
+        self._hole_spans: list[Range] = []  # the same, merged and sorted (looked up on every read)
 
     def __repr__(self) -> str:
         return f"RemoteVideo({self.file})"
@@ -113,8 +147,13 @@ class RemoteVideo:
     def _read_header(self) -> SampleTable:
         first = (0, HEAD_BYTES if self.size is None else min(HEAD_BYTES, self.size))
         self.fetch([first], kind="header", permanent=True)
+        if self.size is None:  # served by the range cache, filled by another process (datasets.map workers)
+            self.size = self._registry.cache.size(self.file)  # which records the size before it writes a range
+        if self.size is None:  # a cache entry without its record: the Hub says the size
+            self._fetch_one(*first, "header")
         size = self.size
         assert size is not None
+        self.stats.size = size
         offset = 0
         while offset < size:
             kind, header, box_size = top_level_box(self._read_header_bytes, offset, size)
@@ -140,13 +179,17 @@ class RemoteVideo:
     def plan(self, frames: Iterable[int]) -> Plan:
         """The ranges a decoder reads to output these frames (presentation indices of the sample table).
 
-        An open decoder that stopped short of the first range (within FFmpeg's short-seek distance) reads
-        through to it rather than seeking: that gap is part of the plan too."""
+        A decoder that stopped short of a range (within FFmpeg's short-seek distance) reads through to it rather
+        than seeking: that gap is part of the plan too (a hole). It stops where an open decoder's reader is, and
+        at the end of any held bytes, which FFmpeg's buffer fills read on past its samples (the head request)."""
         table = self.sample_table()
         samples = rng.needed_samples(table, frames)
         # a decoder reads the first sample when it opens (FFmpeg's stream probing): every plan holds it
-        ranges = rng.sample_ranges(table, np.union1d(samples, [0]))
-        stops = sorted({r.pos for r in list(self._readers) if 0 < r.pos < (self.size or 0)})
+        read = np.union1d(samples, [0])
+        fetch = rng.sample_ranges(table, read, gap=0)
+        ranges = rng.merge(fetch, gap=rng.SHORT_SEEK_BYTES)
+        stops = sorted({pos for pos in [*(r.pos for r in list(self._readers)), *(b for _, b in self.held())]
+                        if 0 < pos < (self.size or 0)})
         extra = []
         for stop in stops:
             i = bisect.bisect_right([a for a, _ in ranges], stop)
@@ -155,7 +198,9 @@ class RemoteVideo:
                 extra.append((stop, ranges[i][0]))
         if extra:
             ranges = rng.merge([*ranges, *extra])
-        return Plan(ranges, samples, int(table.size[samples].sum()))
+        needed = int(table.size[samples].sum())
+        fetch = rng.coalesce(fetch, int(HUB_COALESCE * needed), keep=HUB_CONNECTIONS)
+        return Plan(ranges, samples, needed, fetch=fetch)
 
     def span_bytes(self, start_s: float, end_s: float) -> int:
         """Bytes of the samples presented in [start_s, end_s) (an episode's share of the file)."""
@@ -193,9 +238,14 @@ class RemoteVideo:
         with self._lock:
             i = bisect.bisect_right(self._starts, pos)
             nxt = self._starts[i] if i < len(self._starts) else size
+            hole = self._hole_at(pos)
         end = min(size, pos + max(1, n), nxt)
         if end <= pos:
             return b""
+        if hole is not None:  # a read-through gap of an active plan: never fetched, never reaches a frame
+            end = min(end, hole)
+            self.stats.add("skipped", end - pos, 0)
+            return bytes(end - pos)
         for (a, b), exc in list(self._failed):  # failed already in this call: do not wait for its retries again
             if a < end and pos < b:
                 self._errors.last = exc
@@ -212,6 +262,22 @@ class RemoteVideo:
                 return self._held_from(pos, n)
         finally:
             self._unpin(pinned)
+
+    def _hole_at(self, pos: int) -> int | None:
+        """The end of the active read-through gap holding `pos`, if any (call with the lock held)."""
+        i = bisect.bisect_right(self._hole_spans, (pos, float("inf"))) - 1
+        if i >= 0 and self._hole_spans[i][0] <= pos < self._hole_spans[i][1]:
+            return self._hole_spans[i][1]
+        return None
+
+    def add_holes(self, plan: Plan) -> None:
+        """Answer `plan`'s read-through gaps with zeros until `release(plan)`."""
+        holes = plan.holes
+        with self._lock:
+            for hole in holes:
+                self._holes[hole] = self._holes.get(hole, 0) + 1
+            self._hole_spans = rng.merge(self._holes)
+            plan.holed = True
 
     def take_error(self) -> RangeFetchError | None:
         """The fetch that failed under a decoder on this thread since the last call (and forget it)."""
@@ -267,6 +333,16 @@ class RemoteVideo:
     def release(self, plan: Plan) -> None:
         """The decode of `plan` is done: its chunks may be evicted again."""
         pinned, plan.pinned = plan.pinned, []
+        if plan.holed:
+            plan.holed = False
+            with self._lock:
+                for hole in plan.holes:
+                    left = self._holes.get(hole, 0) - 1
+                    if left > 0:
+                        self._holes[hole] = left
+                    else:
+                        self._holes.pop(hole, None)
+                self._hole_spans = rng.merge(self._holes)
         self._unpin(pinned)
 
     def _unpin(self, starts: Sequence[int]) -> None:
@@ -472,7 +548,7 @@ def prefetch(items: Sequence[tuple[RemoteVideo, Plan]]) -> list[RangeFetchError 
         video._failed.clear()
     for video, plan in items:
         keys = []
-        for r in rng.subtract(plan.ranges, video.held()):
+        for r in rng.subtract(plan.fetch or [], video.held()):
             key = (video.file, r)
             if key not in jobs:  # pinned until every plan holds its own pins (never evicted in between)
                 jobs[key] = pool.submit(video.fetch, [r], kind="planned", pin=True)
@@ -488,7 +564,8 @@ def prefetch(items: Sequence[tuple[RemoteVideo, Plan]]) -> list[RangeFetchError 
                     f"{type(exc).__name__}: {exc}", file=str(video.file), start=key[1][0], end=key[1][1])
         if error is None:
             try:  # pin what the plan needs (also what was held already) until the decode is done
-                plan.pinned = video.fetch(plan.ranges, kind="planned", pin=True)
+                plan.pinned = video.fetch(plan.fetch or [], kind="planned", pin=True)
+                video.add_holes(plan)
                 video.count_needed(plan)
             except RangeFetchError as exc:
                 error = exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
@@ -152,7 +153,14 @@ class HandlerBase(BaseHTTPRequestHandler):
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
-        if not head and self.command != "HEAD":
+        if not head and self.command != "HEAD" and self.hub.bandwidth and body:
+            self.end_headers()
+            view = memoryview(body)
+            for at in range(0, len(body), 64 << 10):  # paced in 64 KiB pieces over the shared link (set_bandwidth)
+                piece = view[at : at + (64 << 10)]
+                time.sleep(max(0.0, self.hub._link_slot(len(piece)) - time.monotonic()))
+                self.wfile.write(piece)
+        elif not head and self.command != "HEAD":
             self._headers_buffer.append(b"\r\n" + body)  # one write for headers and body
             self.flush_headers()
         else:

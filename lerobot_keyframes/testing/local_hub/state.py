@@ -1,9 +1,10 @@
-"""The local Hub's state that its handlers read: tokens and organizations, jobs, fault injection, latency and
-the record of every request it answered (`server.LocalHub` adds the lifecycle: a server on a free port)."""
+"""The local Hub's state that its handlers read: tokens and organizations, jobs, fault injection, latency,
+bandwidth and the record of every request it answered (`server.LocalHub` adds the lifecycle: a server on a free port)."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
@@ -93,6 +94,8 @@ class HubState(RepoStore):
         self.job_logs: list[str] = []
         # seconds every request waits before it is answered (a far-away Hub); `set_latency` sets it per route
         self.latency: dict[str, float] = {}
+        self.bandwidth: float | None = None  # bytes/s of response bodies, shared by every connection (`set_bandwidth`)
+        self._link_free = 0.0  # when the shared link has sent what was queued on it (time.monotonic)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -134,6 +137,20 @@ class HubState(RepoStore):
         self._check_route(route)
         with self._lock:
             self.latency[route] = float(seconds)
+
+    def set_bandwidth(self, bytes_per_second: float | None) -> None:
+        """Send response bodies over one shared link of this many bytes/s (None: as fast as the machine can)."""
+        with self._lock:
+            self.bandwidth = float(bytes_per_second) if bytes_per_second else None
+
+    def _link_slot(self, nbytes: int) -> float:
+        """Queue `nbytes` on the shared link; returns when (time.monotonic) they have been sent."""
+        with self._lock:
+            rate = self.bandwidth
+            if not rate:
+                return 0.0
+            self._link_free = max(self._link_free, time.monotonic()) + nbytes / rate
+            return self._link_free
 
     def bytes_sent(self, route: str = "resolve", match: str | None = None) -> int:
         """Body bytes answered on `route` (to paths containing `match`)."""
