@@ -184,8 +184,8 @@ def test_a_range_fault_mid_episode_fails_that_episode_only_and_a_rerun_completes
 
 def test_hf_jobs_shards_run_the_hub_script_and_read_only_their_episodes(local_hub: LocalHub, faststart_source, env,
                                                                        tmp_path: Path) -> None:
-    from lerobot_keyframes.cli import main as cli_main
     from lerobot_keyframes.annotate.executors.jobs import ShardedRun
+    from lerobot_keyframes.cli import main as cli_main
 
     repo, root = faststart_source
     run_file = tmp_path / "run-{run_id}.json"

@@ -150,8 +150,8 @@ def test_each_header_is_read_once_per_process_for_every_episode_of_its_file(hub,
 
 
 def test_the_quality_checks_decode_every_episode_in_one_call(hub, datasets) -> None:
-    from lerobot_keyframes.quality.config import QualityConfig
     from lerobot_keyframes.quality import check_episodes
+    from lerobot_keyframes.quality.config import QualityConfig
 
     publish(datasets["av1"], "tester/ds")
     rows = load_episodes("tester/ds").to_list()
