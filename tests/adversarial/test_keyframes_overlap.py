@@ -86,3 +86,27 @@ def test_a_backend_that_is_not_installed_is_refused_before_any_work(tiny: Path, 
                      f"--vlm.model_id={tiny_qwen_cached('qwen2_5_vl')}",  # a model that exists: the extra is missing
                      "--vlm.auto_serve=true", "--vlm.api_base=http://127.0.0.1:9/v1")
     assert rc == 2 and "'vllm'" in one_error_line(err)
+
+
+@pytest.mark.parametrize("victim", ["another_dataset", "own_files"])
+def test_keyframes_overwrite_replaces_only_an_earlier_keyframes_output(tiny: Path, tiny_root: Path, tmp_path: Path,
+                                                                      cli, victim: str) -> None:
+    import shutil
+
+    out = tmp_path / "victim"
+    if victim == "another_dataset":  # not the source: a second dataset the user points --out at by mistake
+        shutil.copytree(tiny_root, out)
+    else:
+        out.mkdir()
+        (out / "thesis.tex").write_text("the user's own file")
+    before = tree_hash(out)
+    rc, _, err = cli("keyframes", tiny, "--out", out, "--overwrite", "true", "--policy", "uniform:2")
+    assert rc == 2
+    line = one_error_line(err)
+    assert str(out) in line and "keyframes_config.json" in line
+    assert tree_hash(out) == before
+    earlier = tmp_path / "kf"  # what --overwrite is for: an earlier output of this command
+    assert cli("keyframes", tiny, "--out", earlier, "--policy", "uniform:2")[0] == 0
+    rc, _, err = cli("keyframes", tiny, "--out", earlier, "--overwrite", "true", "--policy", "uniform:3")
+    assert rc == 0, err
+    assert '"uniform:3"' in (earlier / "keyframes_config.json").read_text()
