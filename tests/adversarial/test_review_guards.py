@@ -340,3 +340,18 @@ def test_a_deeply_nested_post_is_a_bad_request(server: _Server, caplog: pytest.L
                                  Content_Length=str(len(body)), X_Review_Token=server.token)
     assert status == 400 and "nested" in json.loads(answer)["error"]
     assert "RecursionError" not in caplog.text and not (server.site / "decisions.json").exists()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("marker", ["{}", "", "not json", '{"format": "something.else"}'])
+def test_a_stray_site_marker_does_not_make_a_users_folder_a_site(annotated: Path, tmp_path: Path, cli,
+                                                                 marker: str) -> None:
+    from lerobot_keyframes.review.build import SITE_MARKER
+
+    mine = tmp_path / "mine"
+    (mine / "episodes").mkdir(parents=True)
+    (mine / "episodes" / "notes.txt").write_text("my notes")
+    (mine / SITE_MARKER).write_text(marker)  # copied along from elsewhere, or emptied: not a build's marker
+    before = tree_hash(mine)
+    rc, _, err = cli("review", annotated, "--out", mine, "--workers", "1", "--validate", "false")
+    assert rc == 2 and "not a review site" in one_error_line(err)
+    assert tree_hash(mine) == before
