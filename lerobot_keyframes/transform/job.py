@@ -88,6 +88,8 @@ def extract_keyframes(config: KeyframesConfig) -> Dataset:
     out = Path(config.out).expanduser().absolute() if config.out else None
     if out is not None and is_local(config.source):  # before anything is read, decoded or replaced
         check_output_separate(config.source, out)
+    if config.cache_dir and is_local(config.source):  # the datasets cache files would land among the source's
+        check_output_separate(config.source, config.cache_dir, what="--cache_dir", may_contain=True)
     if config.push_to_hub:  # the Hub target is guarded before any frame is decoded: the hub layer pushes
         raise ValueError("extract_keyframes does not push; lerobot_keyframes.hub.run_keyframes(config) checks the "
                          "target, extracts, then pushes the table without local paths")

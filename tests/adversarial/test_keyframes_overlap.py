@@ -110,3 +110,15 @@ def test_keyframes_overwrite_replaces_only_an_earlier_keyframes_output(tiny: Pat
     rc, _, err = cli("keyframes", tiny, "--out", earlier, "--overwrite", "true", "--policy", "uniform:3")
     assert rc == 0, err
     assert '"uniform:3"' in (earlier / "keyframes_config.json").read_text()
+
+
+def test_keyframes_refuses_a_cache_dir_inside_the_source(tiny: Path, tmp_path: Path, cli) -> None:
+    before = tree_hash(tiny)
+    rc, _, err = cli("keyframes", tiny, "--out", tmp_path / "kf", "--cache_dir", tiny / "cache", "--policy", "uniform:2")
+    assert rc == 2
+    line = one_error_line(err)
+    assert "--cache_dir" in line and "source dataset" in line
+    assert tree_hash(tiny) == before and not (tmp_path / "kf").exists()
+    rc, _, err = cli("keyframes", tiny, "--out", tmp_path / "kf", "--cache_dir", tiny.parent, "--policy", "uniform:2")
+    assert rc == 0, err  # a cache folder that holds the dataset somewhere below only gains its own files
+    assert tree_hash(tiny) == before
