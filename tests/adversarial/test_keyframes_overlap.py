@@ -122,3 +122,22 @@ def test_keyframes_refuses_a_cache_dir_inside_the_source(tiny: Path, tmp_path: P
     rc, _, err = cli("keyframes", tiny, "--out", tmp_path / "kf", "--cache_dir", tiny.parent, "--policy", "uniform:2")
     assert rc == 0, err  # a cache folder that holds the dataset somewhere below only gains its own files
     assert tree_hash(tiny) == before
+
+
+@pytest.mark.parametrize("out", [".", "mine", "empty", "a-file"])
+def test_annotate_refuses_an_existing_out_that_is_not_a_dataset_before_any_model_call(
+        tiny: Path, tmp_path: Path, cli, model_server, monkeypatch: pytest.MonkeyPatch, out: str) -> None:
+    here = tmp_path / "here"
+    (here / "mine").mkdir(parents=True)
+    (here / "mine" / "notes.txt").write_text("the user's own file")
+    (here / "empty").mkdir()
+    (here / "a-file").write_text("x")
+    monkeypatch.chdir(here / "mine" if out == "." else here)
+    before = tree_hash(here)
+    rc, _, err = cli("annotate", "--root", tiny, "--out", out, *model_flags(model_server.api_base))
+    assert rc == 2
+    line = one_error_line(err)  # was: every episode annotated, then "already exists (pass --overwrite ...)",
+    assert "already exists" in line and "--overwrite" not in line  # a flag annotate does not have
+    assert str(here / ("mine" if out == "." else out)) in line
+    assert model_server.stats.requests == 0  # refused before the first model call
+    assert tree_hash(here) == before and sorted(p.name for p in tmp_path.iterdir()) == ["here", "src"]
