@@ -323,14 +323,14 @@ def test_annotate_opens_a_pull_request_on_the_source_and_moves_no_video(local_hu
 def test_a_new_root_from_a_hub_source_gets_every_video_whole(local_hub: LocalHub, tmp_path: Path) -> None:
     src = _separate_videos(tmp_path / "src")
     push_dataset(src, "tester/src")
-    out = tmp_path / "out"  # one episode annotated: only its video is read, the new root needs both
-    result = run_annotation(_config(repo_id="tester/src", out=out, only_episodes=(0,)), VLM,
+    out = tmp_path / "out"  # one episode annotated, its video read by byte range: the new root needs both whole
+    result = run_annotation(_config(repo_id="tester/src", out=out, only_episodes=(0,), video_access="stream"), VLM,
                             vlm=ScriptedBackend(plausible_answers))
     videos = sorted(p.relative_to(src).as_posix() for p in (src / "videos").rglob("*.mp4"))
     assert len(videos) == 2
     for rel in videos:
         assert (out / rel).read_bytes() == (src / rel).read_bytes(), rel
-    assert "videos: fetched 1 file(s) whole" in result.summary()
+    assert "videos: fetched 2 file(s) whole" in result.summary()
 
 
 @pytest.mark.parametrize("how", ["pull_request", "new_repo"])
