@@ -124,7 +124,7 @@ def test_keyframes_refuses_a_cache_dir_inside_the_source(tiny: Path, tmp_path: P
     assert tree_hash(tiny) == before
 
 
-@pytest.mark.parametrize("out", [".", "mine", "empty", "a-file"])
+@pytest.mark.parametrize("out", [".", "mine", "empty", "a-file", "a-file/out"])
 def test_annotate_refuses_an_existing_out_that_is_not_a_dataset_before_any_model_call(
         tiny: Path, tmp_path: Path, cli, model_server, monkeypatch: pytest.MonkeyPatch, out: str) -> None:
     here = tmp_path / "here"
@@ -137,7 +137,10 @@ def test_annotate_refuses_an_existing_out_that_is_not_a_dataset_before_any_model
     rc, _, err = cli("annotate", "--root", tiny, "--out", out, *model_flags(model_server.api_base))
     assert rc == 2
     line = one_error_line(err)  # was: every episode annotated, then "already exists (pass --overwrite ...)",
-    assert "already exists" in line and "--overwrite" not in line  # a flag annotate does not have
-    assert str(here / ("mine" if out == "." else out)) in line
+    if out == "a-file/out":  # was: every episode annotated, then "[Errno 17] File exists"
+        assert f"{here / 'a-file'} is a file" in line
+    else:
+        assert "already exists" in line and "--overwrite" not in line  # a flag annotate does not have
+        assert str(here / ("mine" if out == "." else out)) in line
     assert model_server.stats.requests == 0  # refused before the first model call
     assert tree_hash(here) == before and sorted(p.name for p in tmp_path.iterdir()) == ["here", "src"]

@@ -62,6 +62,11 @@ def _check_out_writable(out: Path) -> None:
         what = "a file" if out.is_file() else "a folder that is not a dataset root (no meta/info.json)"
         raise PreflightError(f"--out {Path(os.path.abspath(out))} already exists and is {what}; annotate writes a new "
                              "dataset root or updates one there. Choose a new --out (or remove that one yourself)")
+    above = Path(os.path.abspath(out)).parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise PreflightError(f"--out {out}: {above} is a file, so no folder can be made under it; choose another --out")
 
 
 def _check_in_place(plan: RunPlan) -> None:
