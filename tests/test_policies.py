@@ -162,7 +162,7 @@ def test_parse_policy_forms_and_errors():
         ("random:3", r"unknown keyframe policy 'random:3'; use uniform:N, fps:HZ"),
         ("motion:nope=1", r"keyframe policy 'motion:nope=1': motion: bad option 'nope=1'"),
         ("uniform:4@x", r"keyframe policy 'uniform:4@x': cap after '@' must be an integer, got 'x'"),
-        ("fps:-1", r"keyframe policy 'fps:-1': fps: hz must be > 0, got -1"),
+        ("fps:-1", r"keyframe policy 'fps:-1': fps: hz must be a finite number > 0, got -1"),
         ("motion:gripper_closed=mid", r"motion: gripper_closed must be 'high' or 'low', got 'mid'"),
         ("motion:rest_anchor=late", r"motion: rest_anchor must be start, middle or end, got 'late'"),
     ):

@@ -71,9 +71,15 @@ def checked_rows(module: Module, out: Sequence[LanguageRow | Mapping[str, Any]] 
     """(rows, result) of what `module.run` returned; a row of a style the module does not declare fails the
     episode (the validator checks everything else about a row when it is written)."""
     rows, result = (out.rows, out.result) if isinstance(out, ModuleOutput) else (out, None)
+    if not isinstance(rows, (list, tuple)):
+        raise AnnotationError(f"run() returned {type(rows).__name__}, not a list of LanguageRow (or a ModuleOutput)",
+                              episode_index=episode, module=module.name)
     declared = set(module.styles) | set(module.anchored)
     checked = []
     for row in rows:
+        if not isinstance(row, (LanguageRow, Mapping)):
+            raise AnnotationError(f"run() returned a row of type {type(row).__name__}, not a LanguageRow",
+                                  episode_index=episode, module=module.name)
         row = as_row(row)
         style = SPEECH if row.style is None else row.style
         if style not in declared:
@@ -134,6 +140,16 @@ async def annotate_episode(ctx: EpisodeContext, staging: Staging, keys: dict[str
             rows, result = checked_rows(m, await m.run(ctx, upstream), e)
         except VlmRequestError as exc:  # a transport failure after the retries fails this episode, not the run
             raise AnnotationError(str(exc), episode_index=e, module=m.name) from exc
+        except AnnotationError:
+            raise
+        except Exception as exc:
+            if type(m).__module__.startswith(f"{__package__.partition('.')[0]}."):
+                raise  # a built-in module's failure is this package's bug: its traceback is wanted
+            # a user module's bug fails this episode like any other failure (--on_error), named, no traceback
+            logger.debug("episode %d: module %s raised", e, m.name, exc_info=True)
+            raise AnnotationError(f"{type(m).__module__}.{type(m).__qualname__}.run raised "
+                                  f"{type(exc).__name__}: {exc} (-vv shows its traceback)",
+                                  episode_index=e, module=m.name) from exc
         staging.write(e, m.name, keys[m.name], rows, m.save_result(result) if result is not None else {})
         run[m.name] += 1
         if on_step is not None:

@@ -327,6 +327,11 @@ def _episode_row(layout: DatasetLayout, cols: dict[str, list[Any]], e: int, fr: 
         raise DatasetFormatError(
             f"{data_path}: episode {e} has {len(fr['timestamp'])} frames but meta/episodes says length={length}"
         )
+    finite = np.isfinite(np.asarray(fr["timestamp"], dtype=np.float64))
+    if not finite.all():  # a nan would reach every time computation (grounding, sampling) as a bare ValueError
+        k = int(np.flatnonzero(~finite)[0])
+        raise DatasetFormatError(f"{data_path}: episode {e} frame {k}: timestamp {fr['timestamp'][k]} is not a finite "
+                                 "number of seconds")
     if length and not np.array_equal(fr["frame_index"], np.arange(length)):
         raise DatasetFormatError(f"{data_path}: episode {e} frame_index is not 0..{length - 1} in order")
     lo, hi = int(cols["dataset_from_index"][e]), int(cols["dataset_to_index"][e])

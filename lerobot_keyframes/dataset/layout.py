@@ -222,7 +222,7 @@ def _both_forms(path: str | Path) -> set[Path]:
     return forms
 
 
-def check_output_separate(source: str | Path, out: str | Path, *, what: str = "--out") -> None:
+def check_output_separate(source: str | Path, out: str | Path, *, what: str = "--out", may_contain: bool = False) -> None:
     """Refuse an output that is, contains or lies inside the source dataset (one rule for every command).
 
     Writing there replaces, deletes or mixes the source's own files: `keyframes SRC --out SRC --overwrite`
@@ -234,7 +234,7 @@ def check_output_separate(source: str | Path, out: str | Path, *, what: str = "-
                 relation = "is"
             elif o.is_relative_to(s):
                 relation = "is inside"
-            elif s.is_relative_to(o):
+            elif s.is_relative_to(o) and not may_contain:  # `may_contain`: a cache that only adds its own files
                 relation = "contains"
             else:
                 continue

@@ -144,7 +144,11 @@ def write_journaled(root: Path, prepare: Callable[[Path], T]) -> T:
     shutil.rmtree(journal, ignore_errors=True)
     new_root = journal / "new"
     new_root.mkdir(parents=True)
-    result = prepare(new_root)
+    try:
+        result = prepare(new_root)
+    except BaseException:  # a write that failed (disk full, ...) before its commit: the dataset is as it was
+        _remove_journal(journal)  # so leave no journal that would make every reader refuse it
+        raise
     files = sorted(p.relative_to(new_root).as_posix() for p in new_root.rglob("*") if p.is_file())
     crash_point("journal.prepared")
     atomic_write_text(journal / "journal.json", json.dumps({"state": "committed", "files": files}, indent=1))

@@ -190,7 +190,11 @@ def write_shards(root: Path, dest_root: Path, anns: Mapping[int, EpisodeAnnotati
                 shutil.copyfile(path, dst)
             kept.extend(_episodes_with_rows(path))
             continue
-        w, k = rewrite_shard(path, dst, schema, anns)
+        try:
+            w, k = rewrite_shard(path, dst, schema, anns)
+        except OSError as exc:  # disk full, file too large, ...: name the shard (pyarrow's message names none)
+            raise OSError(exc.errno, f"{path}: cannot write its annotated copy "
+                                     f"({exc.strerror or ' '.join(str(exc).split())})") from exc
         written.extend(w)
         kept.extend(k)
         written_shards.append(dst.relative_to(dest_root))

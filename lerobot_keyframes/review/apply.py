@@ -41,6 +41,7 @@ import numpy as np
 from ..language.journal import check_no_pending_write
 from ..language.schema import LanguageRow, say_tool_call, speech_text
 from ..language.validator import EpisodeAnnotations, ValidationReport
+from ..utils.structured import StructuredInputError, load_json
 from .identity import annotations_digest, dataset_identity
 from .model import row_ids, row_record
 
@@ -89,18 +90,22 @@ class ApplyResult:
     report: ValidationReport = field(repr=False)
 
 
+DECISIONS_MAX_DEPTH = 16  # episodes -> episode -> rows -> row -> was -> ...: a few levels; deeper is not decisions
+
+
 def load_decisions(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     """Read and check a decisions file (or dict); raises `DecisionsError` naming the file and the entry."""
     name = str(source) if not isinstance(source, Mapping) else "decisions"
     if isinstance(source, Mapping):
         data: Any = dict(source)
     else:
-        try:
-            data = json.loads(Path(source).read_text(encoding="utf-8"))
+        try:  # any size, but never deeper than decisions are (a `[[[[...` file is refused, not a RecursionError)
+            data = load_json(Path(source).read_bytes(), name, max_bytes=None, max_depth=DECISIONS_MAX_DEPTH,
+                             max_nodes=None)
         except OSError as exc:
             raise DecisionsError(f"{name}: cannot read decisions ({exc.strerror or exc})") from exc
-        except ValueError as exc:
-            raise DecisionsError(f"{name}: not JSON ({exc})") from exc
+        except StructuredInputError as exc:
+            raise DecisionsError(str(exc).replace("not valid JSON", "not JSON", 1)) from exc
     if not isinstance(data, dict) or data.get("format") != DECISIONS_FORMAT:
         raise DecisionsError(f"{name}: not a review decisions file (format must be {DECISIONS_FORMAT!r})")
     if data.get("version") != DECISIONS_VERSION:

@@ -256,6 +256,15 @@ SITE_MARKER = ".lerobot_keyframes_review.json"  # in OUT: this folder is a revie
 SITE_FORMAT = "lerobot_keyframes.review.site"
 
 
+def _is_site(out: Path) -> bool:
+    """Whether `out` holds the marker a build writes (a stray or empty file of that name does not count)."""
+    try:
+        marker = json.loads((out / SITE_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(marker, dict) and marker.get("format") == SITE_FORMAT
+
+
 def check_site_folder(out: Path) -> None:
     """Refuse to build into a folder that is neither new, empty, nor a review site built before.
 
@@ -266,7 +275,7 @@ def check_site_folder(out: Path) -> None:
         return
     if not out.is_dir():
         raise FileExistsError(f"review output {out} is a file, not a folder; choose a new or empty folder")
-    if (out / SITE_MARKER).is_file():
+    if _is_site(out):
         return
     entries = sorted(p.name for p in out.iterdir())
     if entries:

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from ..utils.files import atomic_write_json
-from .apply import DECISIONS_FORMAT, DECISIONS_VERSION, DecisionsError, load_decisions
+from ..utils.structured import load_json
+from .apply import DECISIONS_FORMAT, DECISIONS_MAX_DEPTH, DECISIONS_VERSION, DecisionsError, load_decisions
 from .build import SITE_MARKER
 
 logger = logging.getLogger(__name__)
@@ -243,7 +244,7 @@ class _Handler(SimpleHTTPRequestHandler):
         self._check_write()
         body = self._read_body()
         try:
-            payload = json.loads(body)
+            payload = load_json(body, "POST body", max_bytes=None, max_depth=DECISIONS_MAX_DEPTH, max_nodes=None)
             if not isinstance(payload, dict):
                 raise DecisionsError("POST body is not a decisions object")
             data = load_decisions(payload)

@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 TableFormat = Literal["parquet", "arrow"]
 
+KEYFRAMES_RECORD = "keyframes_config.json"  # in every output: what --overwrite may replace
+
 
 @dataclass(frozen=True)
 class KeyframesConfig:
@@ -86,11 +88,18 @@ def extract_keyframes(config: KeyframesConfig) -> Dataset:
     out = Path(config.out).expanduser().absolute() if config.out else None
     if out is not None and is_local(config.source):  # before anything is read, decoded or replaced
         check_output_separate(config.source, out)
+    if config.cache_dir and is_local(config.source):  # the datasets cache files would land among the source's
+        check_output_separate(config.source, config.cache_dir, what="--cache_dir", may_contain=True)
     if config.push_to_hub:  # the Hub target is guarded before any frame is decoded: the hub layer pushes
         raise ValueError("extract_keyframes does not push; lerobot_keyframes.hub.run_keyframes(config) checks the "
                          "target, extracts, then pushes the table without local paths")
-    if out is not None and out.exists() and any(out.iterdir()) and not config.overwrite:
-        raise FileExistsError(f"{out} already exists and is not empty; pass overwrite=True (CLI: --overwrite)")
+    if out is not None and out.exists() and any(out.iterdir()):
+        if not config.overwrite:
+            raise FileExistsError(f"{out} already exists and is not empty; pass overwrite=True (CLI: --overwrite)")
+        if not (out / KEYFRAMES_RECORD).is_file():  # `--out=~/my_dataset --overwrite` must never delete it
+            raise FileExistsError(f"{out} holds files that are not a keyframes table written here (no "
+                                  f"{KEYFRAMES_RECORD}); --overwrite replaces only an earlier output. Choose another "
+                                  "folder.")
     episodes = load_episodes(config.source, revision=config.revision, episodes=config.episodes,
                              cameras=config.cameras, video_access=config.video_access)
     require_episodes(len(episodes), config.source, config.episodes, "--episodes")
@@ -128,7 +137,7 @@ def _write(result: Dataset, out: Path, config: KeyframesConfig, transform: Keyfr
         record = {"config": asdict(config), "policy": transform.policy.spec(), "cameras": list(transform.cameras or ()),
                   "columns": transform.output_columns(), "episodes": len(result),
                   "fingerprint": transform.fingerprint()}
-        (payload / "keyframes_config.json").write_text(json.dumps(record, indent=2, default=str))
+        (payload / KEYFRAMES_RECORD).write_text(json.dumps(record, indent=2, default=str))
         if out.exists():
             shutil.rmtree(out)
         os.replace(payload, out)

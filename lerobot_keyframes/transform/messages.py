@@ -31,6 +31,10 @@ def check_template(name: str, template: str, allowed: set[str]) -> None:
         used = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
     except ValueError as exc:
         raise ValueError(f"{name}: malformed template {template!r}: {exc}") from exc
+    reaching = sorted(u for u in used if "." in u or "[" in u)
+    if reaching:  # `{task.__class__.__init__.__globals__}` walks Python objects: only plain names are fields
+        raise ValueError(f"{name}: field(s) {reaching} in {template!r} reach into attributes or items; use the "
+                         f"plain names {sorted(allowed)}")
     unknown = {u.split(".")[0].split("[")[0] for u in used} - allowed
     if unknown:
         raise ValueError(f"{name}: unknown field(s) {sorted(unknown)} in {template!r}; allowed: {sorted(allowed)}")

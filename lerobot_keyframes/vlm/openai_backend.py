@@ -17,7 +17,7 @@ import os
 import threading
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .base import BaseBackend
@@ -142,7 +142,7 @@ class OpenAIBackend(BaseBackend):
             outcome = await self._attempt(clients[base], base, messages, schema, budget, media)
             if isinstance(outcome, RawOutput):
                 return outcome
-            failed = outcome
+            failed = outcome = replace(outcome, message=self._redacted(outcome.message))
             if outcome.free:  # the server refused an optional field, dropped from now on: not its fault
                 continue
             attempts += 1
@@ -161,6 +161,11 @@ class OpenAIBackend(BaseBackend):
             url=bases[0],
         )
         return RawOutput(text="", finish_reason="error", error=error)
+
+    def _redacted(self, text: str) -> str:
+        """`text` without the server key: a server (or a proxy) may quote the Authorization header it refused."""
+        key = self.config.api_key or os.environ.get("OPENAI_API_KEY")
+        return text.replace(key, "<api_key>") if key and len(key) >= 4 else text
 
     async def _attempt(
         self,
@@ -204,7 +209,7 @@ class OpenAIBackend(BaseBackend):
         auto = self.config.structured_output == "auto"
         if status == 400 and "response_format" in body and auto and mentions_format(exc):
             logger.warning("%s rejected response_format (%s); asking it without a schema and extracting JSON "
-                           "from text", base, short(exc))
+                           "from text", base, self._redacted(short(exc)))
             self._schema_unsupported.add(base)
             return _Failed(message, status, free=True)
         if status == 400 and "media_io_kwargs" in body.get("extra_body", {}) and "media_io_kwargs" in str(exc):
@@ -212,7 +217,7 @@ class OpenAIBackend(BaseBackend):
                 logger.warning(
                     "%s refuses per-request media_io_kwargs (%s): its videos are placed at 1 frame/s "
                     "from 0 s instead of at their real times; start vLLM with --trust-request-mm-kwargs "
-                    "(auto_serve does)", base, short(exc),
+                    "(auto_serve does)", base, self._redacted(short(exc)),
                 )
             self._media_unsupported.add(base)
             return _Failed(message, status, free=True)

@@ -128,3 +128,21 @@ def test_a_config_file_over_1_mib_is_refused_before_it_is_read(tiny: Path, tmp_p
     assert rc == 2
     line = one_error_line(err)
     assert f"--config_path={config}" in line and "more than the 1048576 bytes" in line
+
+
+@pytest.mark.parametrize("policy, says", [("at:nan", "finite"), ("at:0.5,inf", "finite"), ("fps:inf", "finite")])
+def test_a_keyframe_time_or_rate_that_is_not_a_finite_number_is_refused(tiny_root: Path, tmp_path: Path, cli,
+                                                                        policy: str, says: str) -> None:
+    rc, _, err = cli("keyframes", tiny_root, "--out", tmp_path / "kf", "--policy", policy)
+    assert rc == 2 and says in one_error_line(err) and policy in one_error_line(err)
+    assert not (tmp_path / "kf").exists()
+
+
+def test_a_rate_far_above_the_frame_rate_takes_every_frame_without_allocating_it() -> None:
+    import numpy as np
+
+    from lerobot_keyframes.frames.policies import parse_policy
+
+    episode = {"episode_index": 0, "fps": 30, "timestamps": np.arange(31, dtype=np.float32) / 30}
+    assert parse_policy("fps:1e308").frame_indices(episode).tolist() == list(range(31))  # was a 1e308-long arange
+    assert parse_policy("fps:30").frame_indices(episode).tolist() == list(range(31))

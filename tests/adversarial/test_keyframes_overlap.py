@@ -86,3 +86,61 @@ def test_a_backend_that_is_not_installed_is_refused_before_any_work(tiny: Path, 
                      f"--vlm.model_id={tiny_qwen_cached('qwen2_5_vl')}",  # a model that exists: the extra is missing
                      "--vlm.auto_serve=true", "--vlm.api_base=http://127.0.0.1:9/v1")
     assert rc == 2 and "'vllm'" in one_error_line(err)
+
+
+@pytest.mark.parametrize("victim", ["another_dataset", "own_files"])
+def test_keyframes_overwrite_replaces_only_an_earlier_keyframes_output(tiny: Path, tiny_root: Path, tmp_path: Path,
+                                                                      cli, victim: str) -> None:
+    import shutil
+
+    out = tmp_path / "victim"
+    if victim == "another_dataset":  # not the source: a second dataset the user points --out at by mistake
+        shutil.copytree(tiny_root, out)
+    else:
+        out.mkdir()
+        (out / "thesis.tex").write_text("the user's own file")
+    before = tree_hash(out)
+    rc, _, err = cli("keyframes", tiny, "--out", out, "--overwrite", "true", "--policy", "uniform:2")
+    assert rc == 2
+    line = one_error_line(err)
+    assert str(out) in line and "keyframes_config.json" in line
+    assert tree_hash(out) == before
+    earlier = tmp_path / "kf"  # what --overwrite is for: an earlier output of this command
+    assert cli("keyframes", tiny, "--out", earlier, "--policy", "uniform:2")[0] == 0
+    rc, _, err = cli("keyframes", tiny, "--out", earlier, "--overwrite", "true", "--policy", "uniform:3")
+    assert rc == 0, err
+    assert '"uniform:3"' in (earlier / "keyframes_config.json").read_text()
+
+
+def test_keyframes_refuses_a_cache_dir_inside_the_source(tiny: Path, tmp_path: Path, cli) -> None:
+    before = tree_hash(tiny)
+    rc, _, err = cli("keyframes", tiny, "--out", tmp_path / "kf", "--cache_dir", tiny / "cache", "--policy", "uniform:2")
+    assert rc == 2
+    line = one_error_line(err)
+    assert "--cache_dir" in line and "source dataset" in line
+    assert tree_hash(tiny) == before and not (tmp_path / "kf").exists()
+    rc, _, err = cli("keyframes", tiny, "--out", tmp_path / "kf", "--cache_dir", tiny.parent, "--policy", "uniform:2")
+    assert rc == 0, err  # a cache folder that holds the dataset somewhere below only gains its own files
+    assert tree_hash(tiny) == before
+
+
+@pytest.mark.parametrize("out", [".", "mine", "empty", "a-file", "a-file/out"])
+def test_annotate_refuses_an_existing_out_that_is_not_a_dataset_before_any_model_call(
+        tiny: Path, tmp_path: Path, cli, model_server, monkeypatch: pytest.MonkeyPatch, out: str) -> None:
+    here = tmp_path / "here"
+    (here / "mine").mkdir(parents=True)
+    (here / "mine" / "notes.txt").write_text("the user's own file")
+    (here / "empty").mkdir()
+    (here / "a-file").write_text("x")
+    monkeypatch.chdir(here / "mine" if out == "." else here)
+    before = tree_hash(here)
+    rc, _, err = cli("annotate", "--root", tiny, "--out", out, *model_flags(model_server.api_base))
+    assert rc == 2
+    line = one_error_line(err)  # was: every episode annotated, then "already exists (pass --overwrite ...)",
+    if out == "a-file/out":  # was: every episode annotated, then "[Errno 17] File exists"
+        assert f"{here / 'a-file'} is a file" in line
+    else:
+        assert "already exists" in line and "--overwrite" not in line  # a flag annotate does not have
+        assert str(here / ("mine" if out == "." else out)) in line
+    assert model_server.stats.requests == 0  # refused before the first model call
+    assert tree_hash(here) == before and sorted(p.name for p in tmp_path.iterdir()) == ["here", "src"]

@@ -109,3 +109,14 @@ def test_merge_and_resubmit_name_the_run_file_and_field(tmp_path: Path, cli, con
         line = one_error_line(err)
         assert str(run_file) in line and names in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+
+
+@pytest.mark.parametrize("prompt", ["{keyframes}{task.__class__}", "{keyframes.__class__.__init__.__globals__}",
+                                    "{keyframes}{cameras[0]}"])
+def test_a_prompt_field_that_reaches_into_python_objects_is_refused(tiny_root, tmp_path: Path, cli,
+                                                                   prompt: str) -> None:
+    out = tmp_path / "kf"
+    rc, _, err = cli("keyframes", tiny_root, "--out", out, "--policy", "uniform:2", "--prompt", prompt)
+    assert rc == 2
+    assert "reach into attributes or items" in one_error_line(err)
+    assert not out.exists()

@@ -96,3 +96,21 @@ def test_an_episode_past_the_end_of_its_stream_is_refused_when_the_video_is_open
     msg = str(info.value)
     assert "file-000.mp4" in msg and "episode 1" in msg and CAM in msg and "0.000000" in msg
     assert "stream ends" in msg
+
+
+def test_a_timestamp_that_is_not_a_number_is_refused_naming_file_episode_and_frame(tiny: Path, tmp_path: Path, cli,
+                                                                                  model_server) -> None:
+    from adversarial_helpers import model_flags
+
+    shard = next((tiny / "data").rglob("*.parquet"))
+    table = pq.read_table(shard)
+    ts = table["timestamp"].to_numpy().copy()
+    ts[len(ts) - 3] = float("nan")  # a frame of episode 1 (the last episode of the shard)
+    column = table.schema.get_field_index("timestamp")
+    pq.write_table(table.set_column(column, "timestamp", pa.array(ts, type=table.schema.field("timestamp").type)), shard)
+    before = tree_hash(tiny)
+    rc, _, err = cli("annotate", "--root", tiny, "--out", tmp_path / "out", *model_flags(model_server.api_base))
+    assert rc == 2
+    line = one_error_line(err)  # was "cannot convert float NaN to integer", mid-run, naming nothing
+    assert str(shard) in line and "episode 1 frame" in line and "not a finite number" in line
+    assert model_server.stats.requests == 0 and not (tmp_path / "out").exists() and tree_hash(tiny) == before

@@ -320,3 +320,38 @@ def test_a_page_on_another_origin_in_a_real_browser_changes_nothing(server: _Ser
         evil.shutdown()
         evil.server_close()
     assert path.read_bytes() == before
+
+
+def test_deeply_nested_decisions_are_refused_in_one_line_not_a_recursion_error(site: Path, annotated: Path,
+                                                                              tmp_path: Path, cli) -> None:
+    before = tree_hash(annotated)
+    path = tmp_path / "decisions.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)  # 200 kB: json.loads raises RecursionError on it
+    rc, _, err = cli("review-apply", path, "--root", annotated, "--out", tmp_path / "reviewed")
+    assert rc == 2
+    line = one_error_line(err)
+    assert str(path) in line and "nested" in line
+    assert not (tmp_path / "reviewed").exists() and tree_hash(annotated) == before
+
+
+def test_a_deeply_nested_post_is_a_bad_request(server: _Server, caplog: pytest.LogCaptureFixture) -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+    status, answer = server.post(body, Origin=server.origin, Content_Type="application/json",
+                                 Content_Length=str(len(body)), X_Review_Token=server.token)
+    assert status == 400 and "nested" in json.loads(answer)["error"]
+    assert "RecursionError" not in caplog.text and not (server.site / "decisions.json").exists()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("marker", ["{}", "", "not json", '{"format": "something.else"}'])
+def test_a_stray_site_marker_does_not_make_a_users_folder_a_site(annotated: Path, tmp_path: Path, cli,
+                                                                 marker: str) -> None:
+    from lerobot_keyframes.review.build import SITE_MARKER
+
+    mine = tmp_path / "mine"
+    (mine / "episodes").mkdir(parents=True)
+    (mine / "episodes" / "notes.txt").write_text("my notes")
+    (mine / SITE_MARKER).write_text(marker)  # copied along from elsewhere, or emptied: not a build's marker
+    before = tree_hash(mine)
+    rc, _, err = cli("review", annotated, "--out", mine, "--workers", "1", "--validate", "false")
+    assert rc == 2 and "not a review site" in one_error_line(err)
+    assert tree_hash(mine) == before

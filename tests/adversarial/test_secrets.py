@@ -96,3 +96,23 @@ def test_a_key_smuggled_into_serve_args_is_refused() -> None:
     with pytest.raises(VlmServeError) as info:
         vllm_server_command(cfg, "127.0.0.1", 8000)
     assert KEY not in str(info.value) and "--vlm.api_key" in str(info.value)
+
+
+def test_a_server_that_quotes_the_key_in_its_refusal_never_gets_it_into_errors_logs_or_files(
+        tiny: Path, tmp_path: Path, cli) -> None:
+    """Some gateways answer 401 with the key they refused in the message ("Incorrect API key provided: sk-...")."""
+    from adversarial_helpers import assert_no_secret
+
+    from lerobot_keyframes.testing.fake_openai import FakeOpenAIServer
+
+    def refuse(request, attempt):
+        return 401, {"error": {"message": f"Incorrect API key provided: {KEY}", "type": "invalid_request_error"}}
+
+    out = tmp_path / "out"
+    with FakeOpenAIServer(responder=refuse) as server:
+        rc, stdout, err = cli("annotate", "--root", tiny, "--out", out, "--vlm.backend=openai",
+                              f"--vlm.api_base={server.api_base}", "--vlm.model_id=fake-model", f"--vlm.api_key={KEY}",
+                              "--vlm.max_retries=0", "--interjections.enabled=false", "--vqa.enabled=false")
+    assert rc == 1, err[-2000:]
+    assert "HTTP 401" in err and "Incorrect API key provided: <api_key>" in err  # the refusal, still readable
+    assert_no_secret(KEY, texts=[stdout, err], roots=[tmp_path])  # nor in the staged errors beside --out

@@ -60,7 +60,7 @@ def _import_class(spec: str) -> Any:
         module_name, _, attr = spec.partition(":")
         try:
             found = importlib.import_module(module_name)
-        except ImportError as exc:
+        except (ImportError, TypeError, ValueError) as exc:  # TypeError/ValueError: `../x`, `.x` or an empty name
             raise ModuleError(f"{where}: cannot import {module_name} ({type(exc).__name__}: {exc}); install its "
                               f"package or put it on PYTHONPATH") from None
         for part in attr.split("."):

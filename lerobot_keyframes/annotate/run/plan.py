@@ -113,7 +113,11 @@ def default_output_root(config: AnnotateConfig, source_root: Path) -> Path:
 
 def default_staging_dir(out_root: Path) -> Path:
     """Beside the output root (`<out>.staging`), so rewriting the output never touches staged work."""
-    return out_root.with_name(out_root.name + ".staging")
+    absolute = Path(os.path.abspath(out_root))  # `--out=.` has no name of its own; its absolute form does
+    if not absolute.name:
+        raise ValueError(f"--out={out_root}: the file system root cannot be an output (its staging folder goes "
+                         "beside it); choose a folder")
+    return absolute.with_name(absolute.name + ".staging")
 
 
 def push_target(config: AnnotateConfig) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,7 @@ def preflight(plan: RunPlan, vlm_config: VlmConfig | None = None) -> None:
         _check_in_place(plan)
     elif plan.writes_dataset:
         check_output_separate(root, plan.output_root, what="--out")
+        _check_out_writable(plan.output_root)
     if not config.in_place or config.staging_dir:
         check_output_separate(root, plan.staging_dir, what="--staging_dir" if config.staging_dir else "the staging folder")
     if plan.push is not None:
@@ -51,6 +53,20 @@ def preflight(plan: RunPlan, vlm_config: VlmConfig | None = None) -> None:
                              "pip install 'lerobot_keyframes[ray]'")
     if vlm_config is not None and plan.modules.asks_model:
         check_backend_importable(vlm_config)
+
+
+def _check_out_writable(out: Path) -> None:
+    """The writer makes a new root where nothing is, or updates a dataset root there: anything else would be
+    refused only once every episode is annotated, so it is refused now."""
+    if (out.exists() or out.is_symlink()) and not (out / INFO_PATH).is_file():
+        what = "a file" if out.is_file() else "a folder that is not a dataset root (no meta/info.json)"
+        raise PreflightError(f"--out {Path(os.path.abspath(out))} already exists and is {what}; annotate writes a new "
+                             "dataset root or updates one there. Choose a new --out (or remove that one yourself)")
+    above = Path(os.path.abspath(out)).parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise PreflightError(f"--out {out}: {above} is a file, so no folder can be made under it; choose another --out")
 
 
 def _check_in_place(plan: RunPlan) -> None:

@@ -39,8 +39,8 @@ class Fps(KeyframePolicy):
     name: ClassVar[str] = "fps"
 
     def __post_init__(self) -> None:
-        if not self.hz > 0:
-            raise ValueError(f"fps: hz must be > 0, got {self.hz}")
+        if not (self.hz > 0 and math.isfinite(self.hz)):
+            raise ValueError(f"fps: hz must be a finite number > 0, got {self.hz}")
 
     def frame_indices(self, episode: EpisodeLike) -> np.ndarray:
         _, ts = frame_times(episode)
@@ -49,6 +49,8 @@ class Fps(KeyframePolicy):
         start, end = float(ts[0]), float(ts[-1])
         # integer steps avoid accumulating float error over long episodes
         count = int(math.floor((end - start) * self.hz + 1e-6)) + 1
+        if count > 16 * len(ts):  # a rate far above the frame rate takes every frame (without allocating count)
+            return np.arange(len(ts), dtype=np.int64)
         times = start + np.arange(count, dtype=np.float64) / self.hz
         return np.unique(nearest_frame_indices(ts, times))
 
@@ -69,6 +71,9 @@ class At(KeyframePolicy):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "times", tuple(float(t) for t in self.times))
+        bad = [t for t in self.times if not math.isfinite(t)]
+        if bad:  # nan would snap silently to some frame; inf is no time of an episode
+            raise ValueError(f"at: times must be finite numbers of seconds, got {bad[0]}")
 
     def frame_indices(self, episode: EpisodeLike) -> np.ndarray:
         ep, ts = frame_times(episode)
