@@ -4,7 +4,9 @@ Anything pushed to the Hub (provenance, the dataset card, keyframe tables) goes 
 dataset or model is named by `local_identity(path)`, `local:sha256:<16 hex>` of its resolved path: the same
 folder always gives the same name (so an output can still tell which source it came from), and the name says
 nothing about the folder. Free text (an error message naming a video file) keeps paths inside a known root
-relative to it (the root itself `<root>`), and any other absolute path as `<local>/<last part>`.
+relative to it (the root itself `<root>`), and any other absolute path as `<local>/<last part>`. Secrets never
+leave either: a value under a key that names one (`api_key`, `hf_token`, `password`, ...) and any text shaped like
+a Hub token or an OpenAI-style key become `<redacted>`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ LOCAL_PLACEHOLDER = "<local>"
 # an absolute POSIX path (or ~/...) starting a token: not after a word character, ':' (URLs), '/', '.' or '-'
 _ABSOLUTE = re.compile(r"(?<![\w:/.~-])~?/[^\s'\"`()\[\]{}<>,;|]*")
 _WINDOWS = re.compile(r"(?<![\w])[A-Za-z]:\\[^\s'\"`()\[\]{}<>,;|]*")
+_LOCAL_NAMED = re.compile(r"\blocal:(?!sha256:)(~?/[^\s'\"`()\[\]{}<>,;|]*)")  # an older record's `local:<path>`
+SECRET_KEY = re.compile(r"(?i)(^|[_-])(api[_-]?key|apikey|token|secret|password|passwd|authorization|credentials?)$")
+_KEY_PATTERN = re.compile(r"\b(hf_[A-Za-z0-9]{30,}|sk-[A-Za-z0-9_-]{16,})\b")  # Hub tokens, OpenAI-style API keys
+REDACTED = "<redacted>"
 
 
 def local_identity(path: str | Path) -> str:
@@ -38,7 +44,10 @@ def _last_part(path: str) -> str:
 
 
 def scrub_text(text: str, roots: Iterable[str | Path] = ()) -> str:
-    """`text` with no absolute path left: paths inside `roots` become relative to them, others `<local>/<name>`."""
+    """`text` with no absolute path left: paths inside `roots` become relative to them, others `<local>/<name>`
+    (`local:<path>` becomes `local_identity(path)`); no token or key left either."""
+    text = _LOCAL_NAMED.sub(lambda m: local_identity(m.group(1)), text)
+    text = _KEY_PATTERN.sub(REDACTED, text)
     for root in sorted({str(Path(r)) for r in roots if r}, key=len, reverse=True):
         if root in ("/", "."):
             continue
@@ -49,10 +58,12 @@ def scrub_text(text: str, roots: Iterable[str | Path] = ()) -> str:
 
 
 def scrub(value: Any, roots: Iterable[str | Path] = ()) -> Any:
-    """`scrub_text` over every string of a JSON-like value (mappings, lists, strings; keys kept)."""
+    """`scrub_text` over every string of a JSON-like value (mappings, lists, strings; keys kept); the value of a key
+    that names a secret is `<redacted>` whatever it is (empty and null values stay, they hold none)."""
     roots = tuple(roots)
     if isinstance(value, Mapping):
-        return {k: scrub(v, roots) for k, v in value.items()}
+        return {k: REDACTED if isinstance(k, str) and SECRET_KEY.search(k) and v not in (None, "") else scrub(v, roots)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [scrub(v, roots) for v in value]
     if isinstance(value, str):

@@ -246,6 +246,29 @@ def test_pushed_provenance_and_card_hold_no_path_of_this_machine(local_hub: Loca
         "tester/pub2", "meta/annotation_provenance.json")  # the root and the repo stay identical
 
 
+def test_a_provenance_file_given_to_push_leaves_its_secrets_and_paths_at_home(local_hub: LocalHub, tiny: Path,
+                                                                              tmp_path: Path, cli) -> None:
+    out = tmp_path / "annotated"
+    run_annotation(_config(root=tiny, out=out), VLM, vlm=ScriptedBackend(plausible_answers))
+    key, hub_token = "sk-" + "q" * 40, "hf_" + "Z" * 34
+    record = json.loads((out / "meta/annotation_provenance.json").read_text())
+    record |= {"vlm": {"api_key": "k3y-without-a-shape", "api_base": "http://127.0.0.1:8000/v1"},
+               "hf_token": hub_token, "notes": [f"served with {key}", f"copied from local:{tmp_path}/private/set"],
+               "prompt_tokens": 123}
+    given = tmp_path / "provenance.json"  # a user's own file, written by hand or by another tool
+    given.write_text(json.dumps(record))
+    rc, _, err = cli("push", str(out), "--new_repo_id=tester/given", f"--provenance={given}")
+    assert rc == 0, err
+    pushed = _pushed_text(local_hub, "tester/given")
+    for path, text in pushed.items():
+        for secret in ("k3y-without-a-shape", key, hub_token, str(tmp_path)):
+            assert secret not in text, (path, secret)
+    card = pushed["README.md"]  # the card's provenance section keeps the given record as JSON
+    for kept in ('"api_key": "<redacted>"', '"api_base": "http://127.0.0.1:8000/v1"', '"hf_token": "<redacted>"',
+                 '"prompt_tokens": 123', '"served with <redacted>"', '"copied from local:sha256:'):
+        assert kept in card, kept
+
+
 def test_keyframes_tables_pushed_hold_no_path_of_this_machine(local_hub: LocalHub, tiny: Path, tmp_path: Path,
                                                               cli) -> None:
     import datasets
