@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, get_args
+from urllib.parse import urlsplit
 
 Backend = Literal["transformers", "vllm", "openai"]
 StructuredOutput = Literal["auto", "schema", "json_object", "off"]
@@ -115,6 +116,11 @@ class VlmConfig:
             raise ValueError(f"--vlm.parallel_servers must be >= 1 (got {self.parallel_servers})")
         if self.batch_size < 1:
             raise ValueError(f"--vlm.batch_size must be >= 1 (got {self.batch_size})")
+        for i, base in enumerate(self.api_bases):  # OpenAI clients send the key as a header, never from the URL
+            if "@" in urlsplit(base).netloc:
+                raise ValueError(f"--vlm.api_base: URL {i + 1} holds credentials (user:key@host), which OpenAI-"
+                                 "compatible clients never send and which would be printed in errors; pass the key "
+                                 "with --vlm.api_key or OPENAI_API_KEY")
 
     @property
     def dtype_name(self) -> Literal["auto", "bfloat16", "float16", "float32"]:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from adversarial_helpers import one_error_line
 
 from lerobot_keyframes.vlm.config import VlmConfig
 from lerobot_keyframes.vlm.errors import VlmServeError
@@ -116,3 +117,15 @@ def test_a_server_that_quotes_the_key_in_its_refusal_never_gets_it_into_errors_l
     assert rc == 1, err[-2000:]
     assert "HTTP 401" in err and "Incorrect API key provided: <api_key>" in err  # the refusal, still readable
     assert_no_secret(KEY, texts=[stdout, err], roots=[tmp_path])  # nor in the staged errors beside --out
+
+
+@pytest.mark.parametrize("base", [f"http://user:{KEY}@127.0.0.1:9/v1", f"http://127.0.0.1:9/v1,https://{KEY}@example.org/v1"])
+def test_a_key_written_into_the_api_base_url_is_refused_without_printing_it(tiny: Path, tmp_path: Path, cli,
+                                                                            base: str) -> None:
+    out = tmp_path / "out"
+    rc, stdout, err = cli("annotate", f"--root={tiny}", f"--out={out}", "--vlm.backend=openai",
+                          f"--vlm.api_base={base}")
+    assert rc == 2
+    line = one_error_line(err)
+    assert "--vlm.api_base" in line and "credentials" in line and "--vlm.api_key" in line
+    assert KEY not in err + stdout and not out.exists()
