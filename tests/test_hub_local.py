@@ -15,7 +15,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from lerobot_keyframes.dataset import load_episodes
+from lerobot_keyframes.dataset import DatasetFormatError, load_episodes
 from lerobot_keyframes.hub.push import push_dataset
 from lerobot_keyframes.testing.local_hub import LocalHub, git_blob_oid
 
@@ -129,3 +129,13 @@ def test_reader_loads_a_pushed_dataset_by_repo_id_at_the_v3_tag(local_hub: Local
     assert main_root.name == second.commit_oid
     for cam in on_main[0]["cameras"]:
         assert (main_root / cam["path"]).read_bytes() == (sample_root / cam["path"]).read_bytes()
+
+
+def test_a_dataset_without_the_codebase_tag_is_read_at_main(local_hub, sample_root: Path, tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    shutil.copytree(sample_root, root)
+    pushed = push_dataset(root, "tester/untagged", tag=False)
+    episodes = load_episodes("tester/untagged")
+    assert set(episodes["revision"]) == {"main"} and Path(episodes[0]["root"]).name == pushed.commit_oid
+    with pytest.raises(DatasetFormatError, match="tester/nothing: no such dataset on the Hub"):
+        load_episodes("tester/nothing")

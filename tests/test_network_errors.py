@@ -99,6 +99,14 @@ def test_read_only_commands_name_the_cache_not_a_push(tmp_path: Path) -> None:
         assert "HF_HUB_OFFLINE=1" in line and "push" not in line, line
 
 
+def test_reading_a_dataset_from_a_hub_that_never_answers_is_one_line_not_a_hang(tmp_path: Path,
+                                                                                  silent_hub: str) -> None:
+    line = only_line(run("info", "lerobot/aloha_sim", endpoint=silent_hub, tmp_path=tmp_path, HF_HUB_ETAG_TIMEOUT="1"),
+                     "lerobot-keyframes info: error: reading the dataset's tags on dataset repo lerobot/aloha_sim "
+                     f"failed: the Hub at {silent_hub} did not answer in time")
+    assert "HF_HUB_ETAG_TIMEOUT" in line and "HF_HUB_OFFLINE=1" in line
+
+
 def test_push_with_no_route_says_rerun_not_offline(sample_root: Path, tmp_path: Path) -> None:
     endpoint = f"http://127.0.0.1:{closed_port()}"
     line = only_line(run("push", str(sample_root), "--new_repo_id=tester/x", endpoint=endpoint, tmp_path=tmp_path),

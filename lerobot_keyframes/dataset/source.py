@@ -92,18 +92,21 @@ def resolve_revision(repo_id: str, revision: str | None) -> str:
                 f"{repo_id}: not in the Hugging Face cache and HF_HUB_OFFLINE=1; run once online (or unset "
                 "HF_HUB_OFFLINE) to download it, or pass a local dataset root")
         return cached
+    import huggingface_hub.constants as hf_constants
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import RepositoryNotFoundError
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
+    # one request, with huggingface_hub's metadata timeout: a Hub that accepts and never answers is an error, not a hang
     with hub_errors("reading the dataset's tags", repo_id=repo_id, fix=OFFLINE_FIX):
         try:
-            refs = HfApi().list_repo_refs(repo_id, repo_type="dataset")
+            HfApi().dataset_info(repo_id, revision=CODEBASE_TAG, timeout=hf_constants.HF_HUB_ETAG_TIMEOUT)
+        except RevisionNotFoundError:
+            return "main"
         except RepositoryNotFoundError:
             raise DatasetFormatError(
                 f"{repo_id}: no such dataset on the Hub (or it is private and you are not logged in: hf auth "
                 "login); for a local dataset pass its directory") from None
-    tags = {t.name for t in refs.tags}
-    return CODEBASE_TAG if CODEBASE_TAG in tags else "main"
+    return CODEBASE_TAG
 
 
 def resolve_source(source: str | Path, *, revision: str | None = None) -> ResolvedSource:
