@@ -169,6 +169,8 @@ def _from_json(path: Path) -> Labels:
         first_at[e] = k
         where = f"{path}: episode {e}"
         spans = sorted(_spans(item, where), key=lambda s: s[0])
+        if not spans:  # an empty list would score every prediction as perfect
+            raise LabelsError(f"{where}: no subtasks or phases; give at least one, or leave the episode out")
         duration = item.get("duration")
         episodes[e] = EpisodeLabels(e, tuple(spans), _number(duration, f"{where}, duration") if duration is not None else None)
     return Labels(str(path), episodes, float(fps) if fps else None)

@@ -35,6 +35,12 @@ def test_eval_refuses_a_duplicated_reference_episode(tmp_path: Path, cli) -> Non
     assert "episode 0 appears twice (episodes[0] and episodes[1])" in line
 
 
+@pytest.mark.parametrize("empty", [{"subtasks": []}, {"phases": {}}])
+def test_eval_refuses_a_reference_episode_without_spans(tmp_path: Path, cli, empty: dict) -> None:
+    line = _eval(cli, tmp_path, {"episodes": [{"episode_index": 0, **empty}]})  # it scored every prediction 1.0
+    assert "episode 0: no subtasks or phases" in line
+
+
 @pytest.mark.parametrize("index", ["zero", 1.5, -3, True, None])
 def test_eval_refuses_an_episode_index_that_is_not_an_integer(tmp_path: Path, cli, index: object) -> None:
     line = _eval(cli, tmp_path, {"episodes": [{"episode_index": index, "boundaries": [0.3]}]})
