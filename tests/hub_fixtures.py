@@ -107,3 +107,19 @@ def local_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Local
 def hub_env(local_hub: LocalHub) -> dict[str, str]:
     """Environment variables for a subprocess that must talk to `local_hub` (merge into os.environ)."""
     return dict(local_hub.env)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def hub(local_hub: LocalHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
+    """The local Hub for byte-range reads: this test's own range cache and a fresh per-process remote state."""
+    from lerobot_keyframes.dataset.remote import video as remote
+
+    monkeypatch.setenv("LEROBOT_KEYFRAMES_CACHE", str(tmp_path / "lk-cache"))
+    remote.clear()
+    yield local_hub
+    remote.clear()
+
+
+def video_requests(hub: LocalHub) -> list:
+    """The video range requests the local Hub answered (its `resolve` route, .mp4 files)."""
+    return [r for r in hub.requests if r.route == "resolve" and r.path.endswith(".mp4")]

@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 import torch
 from frames_helpers import FRONT, WRIST, write_dataset
-from test_remote_video import assert_identical, decode_all, publish, video_requests
+from hub_fixtures import video_requests
+from test_remote_video import assert_identical, decode_all, publish
 
 from lerobot_keyframes.dataset import load_episodes
 from lerobot_keyframes.dataset.remote import ranges as rng
 from lerobot_keyframes.dataset.remote import remote_stats
 from lerobot_keyframes.dataset.remote import video as remote
 from lerobot_keyframes.frames import make_frame_provider
-from lerobot_keyframes.testing.local_hub import LocalHub
 
 pytest_plugins = ("hub_fixtures",)
 
@@ -45,13 +45,6 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out["long_faststart"] = long
     return out
 
-
-@pytest.fixture
-def hub(local_hub: LocalHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalHub:
-    monkeypatch.setenv("LEROBOT_KEYFRAMES_CACHE", str(tmp_path / "lk-cache"))
-    remote.clear()
-    yield local_hub
-    remote.clear()
 
 
 def first_samples(stats_files) -> int:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hub_fixtures import video_requests
 from huggingface_hub import HfApi
 from test_annotate_pipeline import oracle
 
@@ -31,13 +32,6 @@ pytest_plugins = ("hub_fixtures",)
 SCRIPTED = VlmConfig(backend="openai", model_id="scripted-qwen2.5-vl")
 
 
-@pytest.fixture
-def hub(local_hub: LocalHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalHub:
-    monkeypatch.setenv("LEROBOT_KEYFRAMES_CACHE", str(tmp_path / "lk-cache"))
-    remote.clear()
-    yield local_hub
-    remote.clear()
-
 
 @pytest.fixture
 def source(hub: LocalHub, sample_root: Path) -> str:
@@ -46,9 +40,6 @@ def source(hub: LocalHub, sample_root: Path) -> str:
     api.upload_folder(folder_path=str(sample_root), repo_id="tester/sample", repo_type="dataset")
     return "tester/sample"
 
-
-def video_requests(hub: LocalHub) -> list:
-    return [r for r in hub.requests if r.route == "resolve" and r.path.endswith(".mp4")]
 
 
 def assert_only_ranges(hub: LocalHub) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from frames_helpers import FRONT, WRIST, write_dataset
+from hub_fixtures import video_requests
 from huggingface_hub import HfApi
 
 from lerobot_keyframes.dataset import load_episodes
@@ -22,7 +23,6 @@ from lerobot_keyframes.dataset.remote import video as remote
 from lerobot_keyframes.frames import make_frame_provider
 from lerobot_keyframes.frames.decoders.index import build_file_index
 from lerobot_keyframes.frames.errors import RemoteReadError
-from lerobot_keyframes.testing.local_hub import LocalHub
 
 pytest_plugins = ("hub_fixtures",)
 
@@ -37,23 +37,12 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "h264_bframes": write_dataset(base / "h264", codec="h264", gop=12, **common)}
 
 
-@pytest.fixture
-def hub(local_hub: LocalHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalHub:
-    """The local Hub, with this test's own range cache and a fresh per-process remote state."""
-    monkeypatch.setenv("LEROBOT_KEYFRAMES_CACHE", str(tmp_path / "lk-cache"))
-    remote.clear()
-    yield local_hub
-    remote.clear()
-
 
 def publish(root: Path, repo_id: str) -> None:
     api = HfApi()
     api.create_repo(repo_id, repo_type="dataset")
     api.upload_folder(folder_path=str(root), repo_id=repo_id, repo_type="dataset")
 
-
-def video_requests(hub: LocalHub) -> list:
-    return [r for r in hub.requests if r.route == "resolve" and r.path.endswith(".mp4")]
 
 
 def sizes(root: Path) -> int:
