@@ -38,6 +38,7 @@ import logging
 import os
 import threading
 import weakref
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -115,7 +116,7 @@ class RemoteVideo:
         self._errors = threading.local()  # the last fetch that failed under a decoder, per thread
         self._failed: list[tuple[Range, RangeFetchError]] = []  # failed on-demand ranges, until the next prefetch
         self._readers: weakref.WeakSet[RemoteReader] = weakref.WeakSet()  # the open decoders' positions
-        self._holes: dict[Range, int] = {}  # read-through gaps of the active plans (refcounted), see `Plan.holes`
+        self._holes: Counter[Range] = Counter()  # read-through gaps of the active plans (refcounted), see `Plan.holes`
         self._hole_spans: list[Range] = []  # the same, merged and sorted (looked up on every read)
 
     def __repr__(self) -> str:
@@ -274,8 +275,7 @@ class RemoteVideo:
         """Answer `plan`'s read-through gaps with zeros until `release(plan)`."""
         holes = plan.holes
         with self._lock:
-            for hole in holes:
-                self._holes[hole] = self._holes.get(hole, 0) + 1
+            self._holes.update(holes)
             self._hole_spans = rng.merge(self._holes)
             plan.holed = True
 
@@ -335,13 +335,9 @@ class RemoteVideo:
         pinned, plan.pinned = plan.pinned, []
         if plan.holed:
             plan.holed = False
+            holes = Counter(plan.holes)
             with self._lock:
-                for hole in plan.holes:
-                    left = self._holes.get(hole, 0) - 1
-                    if left > 0:
-                        self._holes[hole] = left
-                    else:
-                        self._holes.pop(hole, None)
+                self._holes -= holes  # a gap another active plan still reads through stays
                 self._hole_spans = rng.merge(self._holes)
         self._unpin(pinned)
 
